@@ -1,0 +1,341 @@
+"""On-disk embedding cache keyed by (model fingerprint, sha256 of the text).
+
+Layout: ``<cache_dir>/embeddings/<fingerprint>/`` holds append-only *shards*. A shard is three
+files: ``<name>.keys.npy`` (uint8, shape (n, 32): sha256 digests), ``<name>.vecs.npy`` (float32
+or float16, shape (n, d)) and ``<name>.json``, the manifest with counts and CRC-32 checksums of
+both arrays. The manifest is renamed into place last, so a shard without one is a partial write
+(a crash) and is ignored. A shard whose sizes or checksums do not match its manifest is corrupt:
+it is removed with a warning and its rows are embedded again — a bad vector is never returned.
+
+Lookups are vectorised (sort + ``searchsorted`` on the first 8 bytes of the digest, then a full
+32-byte comparison), so a million keys resolve in about a second; arrays are memory-mapped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import time
+import uuid
+import warnings
+import zlib
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from selector.errors import DataError
+
+__all__ = ["EmbeddingCache", "CachedEmbedder", "text_digests"]
+
+_FORMAT_VERSION = 1
+_CRC_CHUNK = 64 << 20
+
+
+def text_digests(texts: Sequence[str]) -> np.ndarray:
+    """sha256 of each text's UTF-8 bytes.
+
+    Returns
+    -------
+    ndarray of uint8, shape (n, 32)
+    """
+    out = np.empty((len(texts), 32), dtype=np.uint8)
+    for i, t in enumerate(texts):
+        out[i] = np.frombuffer(hashlib.sha256(t.encode("utf-8")).digest(), dtype=np.uint8)
+    return out
+
+
+def _crc(arr: np.ndarray) -> int:
+    flat = np.ascontiguousarray(arr).reshape(-1).view(np.uint8)
+    crc = 0
+    for start in range(0, flat.size, _CRC_CHUNK):
+        crc = zlib.crc32(flat[start : start + _CRC_CHUNK], crc)
+    return crc
+
+
+def _prefix(digests: np.ndarray) -> np.ndarray:
+    """First 8 bytes of each digest as one big-endian uint64 (shape (n,))."""
+    return np.ascontiguousarray(digests[:, :8]).view(">u8").reshape(-1).astype(np.uint64)
+
+
+def _atomic_save_npy(path: Path, arr: np.ndarray) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    with open(tmp, "wb") as fh:
+        np.save(fh, arr)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+class EmbeddingCache:
+    """Sharded, memory-mapped store of embeddings for one model fingerprint.
+
+    Parameters
+    ----------
+    root : path
+        Cache folder (the CLI default is ``.selector/`` beside the data file).
+    fingerprint : str
+        The embedder's fingerprint; each fingerprint has its own sub-folder.
+    dimension : int
+        Embedding length.
+    dtype : {"float32", "float16"}
+        Storage type of new shards; vectors are always returned as float32.
+    """
+
+    def __init__(self, root: str | os.PathLike, fingerprint: str, dimension: int,
+                 dtype: str = "float32") -> None:
+        if dtype not in ("float32", "float16"):
+            raise ValueError(f"cache dtype must be float32 or float16, got {dtype!r}")
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in fingerprint)
+        self.path = Path(root) / "embeddings" / safe
+        self.fingerprint = fingerprint
+        self.dimension = int(dimension)
+        self.dtype = dtype
+        self._shards: list[dict] = []
+        self._verified: set[str] = set()
+        self._sorted_prefix: np.ndarray | None = None
+        self._sorted_pos: np.ndarray | None = None
+        self._load()
+
+    # -- reading -------------------------------------------------------------------------------
+    def _load(self) -> None:
+        self._shards = []
+        if not self.path.is_dir():
+            self._index()
+            return
+        for manifest in sorted(self.path.glob("*.json")):
+            name = manifest.name[: -len(".json")]
+            shard = self._open_shard(name, manifest)
+            if shard is not None:
+                self._shards.append(shard)
+        self._index()
+
+    def _open_shard(self, name: str, manifest: Path) -> dict | None:
+        keys_path = self.path / f"{name}.keys.npy"
+        vecs_path = self.path / f"{name}.vecs.npy"
+        try:
+            meta = json.loads(manifest.read_text())
+            keys = np.load(keys_path, mmap_mode="r")
+            vecs = np.load(vecs_path, mmap_mode="r")
+            ok = (
+                meta.get("version") == _FORMAT_VERSION
+                and keys.shape == (meta["n"], 32)
+                and vecs.shape == (meta["n"], self.dimension)
+                and str(vecs.dtype) == meta["dtype"]
+                and _crc(keys) == meta["keys_crc"]
+            )
+        except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError):
+            ok = False
+        if not ok:
+            self._discard(name, "its files do not match its manifest")
+            return None
+        return {"name": name, "keys": keys, "vecs": vecs, "meta": meta}
+
+    def _discard(self, name: str, why: str) -> None:
+        warnings.warn(
+            f"embedding cache shard {self.path / name} is corrupt ({why}); removing it, "
+            "its rows will be embedded again",
+            stacklevel=3,
+        )
+        for suffix in (".json", ".keys.npy", ".vecs.npy"):
+            try:
+                (self.path / f"{name}{suffix}").unlink()
+            except FileNotFoundError:
+                pass
+
+    def _index(self) -> None:
+        if not self._shards:
+            self._sorted_prefix = np.zeros(0, dtype=np.uint64)
+            self._sorted_pos = np.zeros((0, 2), dtype=np.int64)
+            return
+        prefixes = np.concatenate([_prefix(np.asarray(s["keys"])) for s in self._shards])
+        pos = np.concatenate([
+            np.stack([np.full(s["meta"]["n"], i, dtype=np.int64), np.arange(s["meta"]["n"], dtype=np.int64)], axis=1)
+            for i, s in enumerate(self._shards)
+        ])
+        order = np.argsort(prefixes, kind="stable")
+        self._sorted_prefix = prefixes[order]
+        self._sorted_pos = pos[order]
+
+    def __len__(self) -> int:
+        return int(sum(s["meta"]["n"] for s in self._shards))
+
+    def lookup(self, digests: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Find digests in the cache.
+
+        Parameters
+        ----------
+        digests : ndarray of uint8, shape (m, 32)
+
+        Returns
+        -------
+        found : ndarray of bool, shape (m,)
+        shard : ndarray of int64, shape (m,)   (-1 where not found)
+        row : ndarray of int64, shape (m,)     (-1 where not found)
+        """
+        m = digests.shape[0]
+        shard = np.full(m, -1, dtype=np.int64)
+        row = np.full(m, -1, dtype=np.int64)
+        if m == 0 or self._sorted_prefix.size == 0:
+            return np.zeros(m, dtype=bool), shard, row
+        q = _prefix(digests)
+        lo = np.searchsorted(self._sorted_prefix, q, side="left")
+        hi = np.searchsorted(self._sorted_prefix, q, side="right")
+        for i in np.flatnonzero(hi > lo):
+            # Usually one candidate; a shared 8-byte prefix (vanishingly rare) just means a few.
+            for j in range(lo[i], hi[i]):
+                s, r = self._sorted_pos[j]
+                if np.array_equal(self._shards[s]["keys"][r], digests[i]):
+                    shard[i], row[i] = s, r
+                    break
+        return shard >= 0, shard, row
+
+    def get(self, digests: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Cached vectors for the digests that are present and intact.
+
+        Returns
+        -------
+        found : ndarray of bool, shape (m,)
+        vectors : ndarray of float32, shape (m, dimension)
+            Zero rows where ``found`` is False.
+        """
+        found, shard, row = self.lookup(digests)
+        out = np.zeros((digests.shape[0], self.dimension), dtype=np.float32)
+        bad: list[int] = []
+        for s in np.unique(shard[found]):
+            info = self._shards[s]
+            if info["name"] not in self._verified:
+                if _crc(info["vecs"]) != info["meta"]["vecs_crc"]:
+                    bad.append(int(s))
+                    continue
+                self._verified.add(info["name"])
+            sel = found & (shard == s)
+            vec = np.asarray(info["vecs"][np.sort(row[sel])], dtype=np.float32)
+            # rows were gathered in sorted order for locality; put them back where they belong
+            back = np.argsort(np.argsort(row[sel]))
+            out[sel] = vec[back]
+        if bad:
+            for s in bad:
+                found &= shard != s
+                self._discard(self._shards[s]["name"], "vector checksum mismatch")
+            self._shards = [sh for i, sh in enumerate(self._shards) if i not in set(bad)]
+            self._index()
+        nonfinite = found & ~np.isfinite(out).all(axis=1)
+        found &= ~nonfinite
+        out[nonfinite] = 0.0
+        return found, out
+
+    # -- writing -------------------------------------------------------------------------------
+    def add(self, digests: np.ndarray, vectors: np.ndarray) -> None:
+        """Store new vectors as one shard (written atomically: manifest last).
+
+        Parameters
+        ----------
+        digests : ndarray of uint8, shape (n, 32)
+        vectors : ndarray of float, shape (n, dimension)
+        """
+        if digests.shape[0] == 0:
+            return
+        if vectors.shape != (digests.shape[0], self.dimension):
+            raise ValueError(f"vectors shape {vectors.shape} != ({digests.shape[0]}, {self.dimension})")
+        self.path.mkdir(parents=True, exist_ok=True)
+        keys = np.ascontiguousarray(digests, dtype=np.uint8)
+        vecs = np.ascontiguousarray(vectors, dtype=self.dtype)
+        # Names sort in creation order; pid + random suffix keep concurrent writers apart.
+        name = f"{time.time_ns():020d}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        _atomic_save_npy(self.path / f"{name}.keys.npy", keys)
+        _atomic_save_npy(self.path / f"{name}.vecs.npy", vecs)
+        meta = {"version": _FORMAT_VERSION, "n": int(keys.shape[0]), "dimension": self.dimension,
+                "dtype": self.dtype, "fingerprint": self.fingerprint,
+                "keys_crc": _crc(keys), "vecs_crc": _crc(vecs)}
+        manifest = self.path / f"{name}.json"
+        tmp = manifest.with_name(f".{manifest.name}.{uuid.uuid4().hex}.tmp")
+        tmp.write_text(json.dumps(meta))
+        os.replace(tmp, manifest)
+        shard = {"name": name, "keys": np.load(self.path / f"{name}.keys.npy", mmap_mode="r"),
+                 "vecs": np.load(self.path / f"{name}.vecs.npy", mmap_mode="r"), "meta": meta}
+        self._shards.append(shard)
+        self._verified.add(name)
+        self._index()
+
+
+class CachedEmbedder:
+    """Wraps an embedder with an :class:`EmbeddingCache`: each distinct text is embedded once, ever.
+
+    Within a call, duplicate texts are embedded once; texts missing from the cache are embedded in
+    length-sorted chunks (less padding) with a progress bar, then stored.
+
+    Parameters
+    ----------
+    embedder : Embedder
+    cache_dir : path
+    dtype : {"float32", "float16"}
+        Storage type in the cache.
+    chunk_size : int
+        Texts per call to the model between progress updates and cache writes.
+
+    Attributes
+    ----------
+    last_stats : dict
+        ``n_texts``, ``n_unique``, ``n_cached``, ``n_embedded`` of the last :meth:`encode` call.
+    """
+
+    def __init__(self, embedder, cache_dir: str | os.PathLike, *, dtype: str = "float32",
+                 chunk_size: int = 4096) -> None:
+        self.embedder = embedder
+        self.cache_dir = Path(cache_dir)
+        self.dtype = dtype
+        self.chunk_size = int(chunk_size)
+        self._cache: EmbeddingCache | None = None
+        self.last_stats: dict[str, int] = {}
+
+    @property
+    def fingerprint(self) -> str:
+        return self.embedder.fingerprint
+
+    @property
+    def dimension(self) -> int:
+        return self.embedder.dimension
+
+    @property
+    def cache(self) -> EmbeddingCache:
+        if self._cache is None:
+            try:
+                self._cache = EmbeddingCache(self.cache_dir, self.fingerprint, self.dimension, self.dtype)
+            except OSError as exc:
+                raise DataError(f"cannot use embedding cache folder {self.cache_dir}: {exc.strerror}; "
+                                "pass --cache-dir with a writable folder") from None
+        return self._cache
+
+    def encode(self, texts: Sequence[str], *, show_progress: bool = False) -> np.ndarray:
+        """Embed ``texts`` using the cache.
+
+        Returns
+        -------
+        ndarray of float32, shape (len(texts), dimension)
+        """
+        texts = list(texts)
+        digests = text_digests(texts)
+        uniq, first, inverse = np.unique(digests.view("V32").reshape(-1), return_index=True, return_inverse=True)
+        udig = digests[first]
+        found, vecs = self.cache.get(udig)
+        missing = np.flatnonzero(~found)
+        if missing.size:
+            # Longest first, as sentence-transformers does, so batches hold similar lengths.
+            order = missing[np.argsort([-len(texts[first[i]]) for i in missing], kind="stable")]
+            from tqdm.auto import tqdm
+
+            with tqdm(total=int(order.size), desc="embedding", unit="text", file=sys.stderr,
+                      disable=not show_progress, dynamic_ncols=True) as bar:
+                for start in range(0, order.size, self.chunk_size):
+                    chunk = order[start : start + self.chunk_size]
+                    new = self.embedder.encode([texts[first[i]] for i in chunk])
+                    # Round-trip through the storage type so this run returns what later runs read back.
+                    vecs[chunk] = new.astype(self.dtype).astype(np.float32)
+                    self.cache.add(udig[chunk], new)
+                    bar.update(int(chunk.size))
+        self.last_stats = {"n_texts": len(texts), "n_unique": int(uniq.size),
+                           "n_cached": int(found.sum()), "n_embedded": int(missing.size)}
+        return vecs[inverse.reshape(-1)]

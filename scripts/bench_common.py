@@ -1,0 +1,73 @@
+"""Shared helpers for the benchmark scripts: datasets, splits and cached embeddings.
+
+Scripts only (never imported by the package). Embeddings go through selector's own
+``CachedEmbedder`` so each dataset is embedded once per machine, and every benchmark run
+after the first reads them from the cache.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+DATASETS = Path(os.environ.get("SELECTOR_DATASETS", REPO.parent / "shared" / "datasets"))
+CACHE_DIR = Path(os.environ.get("SELECTOR_BENCH_CACHE", REPO / ".selector" / "bench-cache"))
+
+SINGLE_LABEL = ("ag_news", "trec", "banking77", "sst2", "sms_spam", "emotion")
+MULTI_ANNOTATOR = ("snow2008_rte", "lewidi_hs_brexit", "lewidi_md_agreement")
+
+
+def load_dataset(name: str) -> pd.DataFrame:
+    """The dataset's ``data.csv`` as text columns (no type guessing)."""
+    path = DATASETS / name / "data.csv"
+    if not path.exists():
+        raise SystemExit(f"dataset {name!r} not found at {path}; set SELECTOR_DATASETS")
+    return pd.read_csv(path, dtype=str, keep_default_na=False)
+
+
+def train_test(df: pd.DataFrame, seed: int = 0, test_size: float = 0.2) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of the train pool and the fixed test split.
+
+    The dataset's own ``split`` column is used where present (``test`` is the test set, every
+    other split joins the pool); otherwise a seeded stratified ``test_size`` share.
+    """
+    if "split" in df.columns and (df["split"] == "test").any():
+        test = np.flatnonzero(df["split"].to_numpy() == "test")
+        train = np.flatnonzero(df["split"].to_numpy() != "test")
+        return train, test
+    from sklearn.model_selection import train_test_split
+
+    pos = np.arange(len(df))
+    train, test = train_test_split(pos, test_size=test_size, random_state=seed, stratify=df["label"].to_numpy())
+    return np.sort(train), np.sort(test)
+
+
+def embedder(cache_dir: str | Path | None = None, dtype: str = "float32"):
+    """The bundled all-MiniLM-L6-v2 behind selector's embedding cache."""
+    from selector.models import CachedEmbedder, SentenceTransformerEmbedder
+
+    return CachedEmbedder(SentenceTransformerEmbedder(), cache_dir or CACHE_DIR, dtype=dtype)
+
+
+def embed(texts, cache_dir: str | Path | None = None, show_progress: bool = True) -> np.ndarray:
+    """Embeddings of ``texts`` (float32, shape (n, 384)) through the cache."""
+    return embedder(cache_dir).encode(list(texts), show_progress=show_progress)
+
+
+def dataset_embeddings(name: str, cache_dir: str | Path | None = None) -> tuple[pd.DataFrame, np.ndarray]:
+    """A dataset and the embeddings of its ``text`` column, row-aligned."""
+    df = load_dataset(name)
+    return df, embed(df["text"].tolist(), cache_dir)
+
+
+if __name__ == "__main__":  # warm the cache: python scripts/bench_common.py [names...]
+    import sys
+
+    for name in sys.argv[1:] or (*SINGLE_LABEL, *MULTI_ANNOTATOR):
+        df = load_dataset(name)
+        X = embed(df["text"].unique().tolist())
+        print(f"{name}: {len(df)} rows, {X.shape[0]} unique texts embedded/cached")

@@ -1,0 +1,149 @@
+"""The ``selector`` command line (typer). Commands stay thin: parse, call the API, write, report.
+
+User errors (:class:`SelectorError`) print one line on stderr and exit 1; usage errors exit 2.
+Warnings print as one ``warning:`` line each on stderr.
+"""
+
+from __future__ import annotations
+
+import functools
+import shlex
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Callable, Optional
+
+import typer
+
+from selector.errors import ConfigError, DataError, SelectorError
+
+app = typer.Typer(
+    name="selector",
+    help="Active-learning sample selector: choose what to label next, find what was labeled wrong.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def fail(message: str) -> None:
+    """Print one error line on stderr and exit 1."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(1)
+
+
+def info(message: str, quiet: bool = False) -> None:
+    """One progress/summary line on stderr (silent with --quiet)."""
+    if not quiet:
+        typer.echo(message, err=True)
+
+
+def handle_errors(func: Callable) -> Callable:
+    """Turn SelectorError into one stderr line + exit 1, and warnings into one-line notices."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        def show(message, category, filename, lineno, file=None, line=None):
+            typer.echo(f"warning: {message}", err=True)
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")
+            # Third-party deprecation chatter is not the user's business.
+            warnings.filterwarnings("ignore", category=DeprecationWarning)
+            warnings.filterwarnings("ignore", category=FutureWarning)
+            warnings.showwarning = show
+            try:
+                return func(*args, **kwargs)
+            except SelectorError as exc:
+                fail(str(exc))
+
+    return wrapper
+
+
+def command_line() -> str:
+    return "selector " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
+def default_cache_dir(data: Path) -> Path:
+    """``.selector/`` beside the data file."""
+    return data.resolve().parent / ".selector"
+
+
+@app.command("strategies")
+@handle_errors
+def strategies_command() -> None:
+    """List the query strategies with a one-line description each."""
+    from selector.strategies import available_strategies
+
+    items = available_strategies()
+    width = max(len(n) for n in items)
+    for name, desc in items.items():
+        typer.echo(f"{name.ljust(width)}  {desc}")
+
+
+@app.command("select")
+@handle_errors
+def select_command(
+    data: Optional[Path] = typer.Argument(None, help="Table of texts (CSV, Parquet or JSONL); empty label = unlabeled."),
+    budget: Optional[int] = typer.Option(None, "--budget", "-b", help="Rows to queue for labeling [default: 100]."),
+    strategy: Optional[str] = typer.Option(None, "--strategy", "-s", help="Query strategy (see `selector strategies`)."),
+    out: Path = typer.Option(Path("queue.csv"), "--out", "-o", help="Queue file; format by extension (.csv, .parquet, .jsonl)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed [default: 0]; same data + config + seed = same queue."),
+    config_file: Optional[Path] = typer.Option(None, "--config", help="YAML config (see configs/default.yaml)."),
+    text_col: Optional[str] = typer.Option(None, "--text-col", help="Text column [default: text]."),
+    label_col: Optional[str] = typer.Option(None, "--label-col", help="Label column [default: label]."),
+    id_col: Optional[str] = typer.Option(None, "--id-col", help="Id column [default: id]; generated when absent."),
+    model: Optional[str] = typer.Option(None, "--model", help="Local sentence-transformers folder [default: bundled all-MiniLM-L6-v2]."),
+    device: Optional[str] = typer.Option(None, "--device", help="auto, cpu or cuda [default: auto]."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Texts per forward pass [default: 64]."),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Embedding cache [default: .selector/ beside the data]."),
+    embeddings: Optional[Path] = typer.Option(None, "--embeddings", help=".npy of embeddings aligned with the rows; skips the model."),
+    example: bool = typer.Option(False, "--example", help="Run on the bundled example (a banking77 sample) instead of DATA."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or summary."),
+) -> None:
+    """Choose the next rows to label and write them as a ranked queue."""
+    from selector.config import load_config
+    from selector.io import file_sha256, read_table, write_json, write_table
+    from selector.pipeline import run_round
+    from selector.record import record_path_for, round_record
+
+    if example == (data is not None):
+        raise ConfigError("give either a DATA file or --example (not both, not neither)")
+    if example:
+        from selector.examples import example_path
+
+        data = example_path()
+        if cache_dir is None:
+            cache_dir = Path(".selector")
+    if out.resolve() == data.resolve():
+        raise ConfigError(f"--out {out} is the input file; choose another path (inputs are never modified)")
+    config = load_config(config_file).replace(
+        budget=budget, strategy=strategy, seed=seed, text_col=text_col, label_col=label_col, id_col=id_col,
+        model=model, device=device, batch_size=batch_size,
+        cache_dir=str(cache_dir) if cache_dir is not None else None,
+    )
+    t0 = time.perf_counter()
+    df = read_table(data)
+    input_hash = file_sha256(data)
+    cache = Path(config.cache_dir) if config.cache_dir else default_cache_dir(data)
+    result = run_round(df, config, source=str(data), embeddings=embeddings, cache_dir=cache,
+                       show_progress=not quiet)
+    write_table(result.queue, out)
+    record_file = record_path_for(out)
+    record = round_record(config=config.to_dict(), stats=result.stats, input_path=str(data),
+                          input_sha256=input_hash, outputs={"queue": str(out)}, command=command_line())
+    write_json(record, record_file)
+    s = result.stats
+    info(f"queued {s['n_selected']} of {s['n_unlabeled']} unlabeled rows ({s['n_labeled']} labeled) "
+         f"with {config.strategy!r} -> {out} ; embedded {s['n_embedded']} new texts, {s['n_cached']} from cache; "
+         f"{time.perf_counter() - t0:.1f}s", quiet)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+# Command modules register themselves on ``app`` when imported.
+from selector import commands  # noqa: E402,F401  isort: skip

@@ -1,0 +1,97 @@
+"""Run configuration: a frozen dataclass loaded from YAML, with unknown keys rejected.
+
+Precedence: these defaults, then the YAML file (``--config``), then CLI flags.
+``configs/default.yaml`` documents every key with its default value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from selector.errors import ConfigError
+
+__all__ = ["SelectConfig", "load_config"]
+
+
+@dataclass(frozen=True)
+class SelectConfig:
+    """Resolved settings of one selection round (recorded in the round record)."""
+
+    budget: int = 100
+    strategy: str = "margin"
+    strategy_params: dict = field(default_factory=dict)
+    seed: int | None = 0
+    text_col: str = "text"
+    label_col: str = "label"
+    id_col: str = "id"
+    model: str | None = None
+    device: str = "auto"
+    batch_size: int = 64
+    cache_dir: str | None = None
+    cache_dtype: str = "float32"
+    classifier: str = "logistic_regression"
+    classifier_params: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.budget, bool) or not isinstance(self.budget, int) or self.budget < 1:
+            raise ConfigError(f"budget must be a positive integer, got {self.budget!r}")
+        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
+            raise ConfigError(f"seed must be an integer or null, got {self.seed!r}")
+        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise ConfigError(f"batch_size must be a positive integer, got {self.batch_size!r}")
+        if self.cache_dtype not in ("float32", "float16"):
+            raise ConfigError(f"cache_dtype must be float32 or float16, got {self.cache_dtype!r}")
+        for name in ("strategy_params", "classifier_params"):
+            if not isinstance(getattr(self, name), dict):
+                raise ConfigError(f"{name} must be a mapping, got {getattr(self, name)!r}")
+        for name in ("strategy", "text_col", "label_col", "id_col", "device", "classifier"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise ConfigError(f"{name} must be a non-empty string, got {getattr(self, name)!r}")
+
+    def replace(self, **changes: Any) -> "SelectConfig":
+        """A copy with ``changes`` applied; ``None`` values are ignored (flag not given)."""
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def load_config(path: str | os.PathLike | None = None) -> SelectConfig:
+    """Defaults, overridden by the YAML file at ``path`` when given.
+
+    Raises
+    ------
+    ConfigError
+        Missing or unparsable file, a key that is not a setting, or an invalid value.
+    """
+    if path is None:
+        return SelectConfig()
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of settings")
+    known = {f.name for f in dataclasses.fields(SelectConfig)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        import difflib
+
+        hints = []
+        for key in unknown:
+            close = difflib.get_close_matches(key, sorted(known), n=1)
+            hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        raise ConfigError(f"{path}: unknown setting(s) {', '.join(hints)}; see configs/default.yaml for every key")
+    try:
+        return SelectConfig(**data)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
