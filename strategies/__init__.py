@@ -11,8 +11,14 @@ from selector.strategies.registry import (
     register,
 )
 
-# Built-in strategies register themselves on import.
-from selector.strategies import simple  # noqa: E402,F401  isort: skip
+# Every other module in this package holds built-in strategies that register themselves on
+# import; they are imported in name order, so adding a strategy is adding a file.
+import importlib as _importlib  # noqa: E402
+import pkgutil as _pkgutil  # noqa: E402
+
+for _module in sorted(m.name for m in _pkgutil.iter_modules(__path__)):
+    if _module not in ("base", "registry"):
+        _importlib.import_module(f"{__name__}.{_module}")
 
 __all__ = [
     "Selection",
