@@ -101,6 +101,7 @@ def select_command(
     embeddings: Optional[Path] = typer.Option(None, "--embeddings", help=".npy of embeddings aligned with the rows; skips the model."),
     example: bool = typer.Option(False, "--example", help="Run on the bundled example (a banking77 sample) instead of DATA."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or summary."),
+    bucket_priority: Optional[float] = typer.Option(None, "--bucket-priority", help="Share of the budget (0-1) reserved for unlabeled rows of the rarest failure buckets (`bucket` column, see `selector ingest`)."),
 ) -> None:
     """Choose the next rows to label and write them as a ranked queue."""
     from selector.config import load_config
@@ -129,11 +130,19 @@ def select_command(
     cache = Path(config.cache_dir) if config.cache_dir else default_cache_dir(data)
     result = run_round(df, config, source=str(data), embeddings=embeddings, cache_dir=cache,
                        show_progress=not quiet)
+    if bucket_priority is not None:
+        from selector.ingest import prioritise_buckets
+
+        result = prioritise_buckets(result, df, share=bucket_priority, strategy=config.strategy,
+                                    random_state=config.seed)
     write_table(result.queue, out)
     record_file = record_path_for(out)
     record = round_record(config=config.to_dict(), stats=result.stats, input_path=str(data),
                           input_sha256=input_hash, outputs={"queue": str(out)}, command=command_line())
     write_json(record, record_file)
+    from selector.ledger import record_round
+
+    record_round(data, result, config, queue_path=out, data_sha256=input_hash, command=command_line())
     s = result.stats
     info(f"queued {s['n_selected']} of {s['n_unlabeled']} unlabeled rows ({s['n_labeled']} labeled) "
          f"with {config.strategy!r} -> {out} ; embedded {s['n_embedded']} new texts, {s['n_cached']} from cache; "
