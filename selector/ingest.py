@@ -166,7 +166,7 @@ def ingest_rows(data: pd.DataFrame, new: pd.DataFrame, *, source: str, embed, te
                 for sb, b in zip(s[a], p[a]):
                     if b < a and not near[b] and sb >= threshold:
                         near[a] = True
-                        dup_of[cand[a]], sim[cand[a]] = new_ids[b], sb
+                        dup_of[cand[a]], sim[cand[a]] = new_ids[cand[b]], sb
                         break
         reason[cand[near]] = "near duplicate"
     n_near = int((reason == "near duplicate").sum())
@@ -212,7 +212,8 @@ def prioritise_buckets(result, df: pd.DataFrame, *, share: float, strategy: str,
                        bucket_col: str = BUCKET_COL):
     """Reserve ``share`` of a round's queue for unlabeled rows of the rarest failure buckets.
 
-    The reserved slots go round-robin over buckets from the rarest (fewest rows in the data) up;
+    The reserved slots are spread evenly, round-robin, over the buckets from the rarest (fewest rows
+    in the data) up, so a bucket of 3 rows gets as many slots as one of 3,000;
     inside a bucket rows are taken by the round's classifier margin uncertainty (most uncertain
     first), or in a seeded random order at cold start. The rest of the queue is the strategy's own
     ranking, minus the rows already taken.
@@ -264,7 +265,7 @@ def prioritise_buckets(result, df: pd.DataFrame, *, share: float, strategy: str,
         for name, q in queues:
             if q and len(picked) < n_reserved:
                 picked.append(int(q.pop(0)))
-                reasons.append(f"bucket priority: rare failure bucket {name!r} ({size_of[name]} rows)")
+                reasons.append(f"bucket priority: failure bucket {name!r} ({size_of[name]} rows)")
     taken = set(picked)
     sel = result.selection
     scores = [float(priority[i]) for i in picked]

@@ -97,9 +97,9 @@ def append_record(path: str | os.PathLike, record: dict[str, Any]) -> Path:
         size = os.fstat(fd).st_size
         if size:
             with open(path, "rb") as fh:
-                fh.seek(max(0, size - (1 << 20)))
-                tail = fh.read()
-            if not tail.endswith(b"\n"):
+                fh.seek(size - 1)
+                last = fh.read(1)
+            if last != b"\n":
                 # A torn last line from an interrupted write (every writer holds this lock, so no
                 # one is mid-write): drop it, since it never was a complete record.
                 whole = path.read_bytes()

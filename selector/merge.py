@@ -52,8 +52,6 @@ class MergeResult:
         Rows that were unlabeled and now have a label.
     n_unchanged : int
         Rows that already had the same label.
-    n_skipped : int
-        Export items without a usable label (rejected, ignored, cancelled or empty).
     rounds : dict
         Labels merged per round number.
     """
@@ -62,7 +60,6 @@ class MergeResult:
     n_labels: int
     n_new: int
     n_unchanged: int
-    n_skipped: int
     rounds: dict = field(default_factory=dict)
 
 
@@ -272,7 +269,7 @@ def read_labels(path: str | Path, *, id_col: str = "id", label_col: str = "label
         raise DataError(f"{path}: {len(missing)} labeled item(s) have no id ('selector_id' or 'id'), e.g. item "
                         f"{missing[0]}; export from a queue made by `selector export` so each task carries its id")
     for col in out.columns:
-        out[col] = [normalise_label(v) for v in out[col]]
+        out[col] = pd.Series([normalise_label(v) for v in out[col]], index=out.index, dtype=object)
     return out, int(skipped), kind
 
 
@@ -307,7 +304,8 @@ def merge_labels(data: pd.DataFrame, labels: pd.DataFrame, *, label_col: str = "
                else np.full(len(data), None, dtype=object))
     conflicts = []
     chosen: dict[str, dict] = {}
-    for rec in labels.to_dict("records"):
+    records = [{k: normalise_label(v) for k, v in rec.items()} for rec in labels.to_dict("records")]
+    for rec in records:
         i, lab = rec["id"], rec["label"]
         if i not in pos:
             conflicts.append({"id": i, "label": lab, "existing": None, "problem": "unknown id"})
@@ -339,8 +337,9 @@ def merge_labels(data: pd.DataFrame, labels: pd.DataFrame, *, label_col: str = "
     out[label_col] = out[label_col].astype(object)
     n_new = n_same = 0
     rounds: dict[int, int] = {}
-    extra_cols = [c for c in LABEL_FIELDS if labels[c].notna().any()] if len(labels) else []
-    record_round = round_number is not None or (len(labels) and labels["round"].notna().any()) or bool(round_of_id)
+    extra_cols = [c for c in LABEL_FIELDS if any(r.get(c) is not None for r in records)]
+    record_round = (round_number is not None or any(r.get("round") is not None for r in records)
+                    or bool(round_of_id))
     for col in ([ROUND_COL] if record_round else []) + extra_cols:
         if col not in out.columns:
             out[col] = ""
@@ -359,7 +358,7 @@ def merge_labels(data: pd.DataFrame, labels: pd.DataFrame, *, label_col: str = "
         for col in extra_cols:
             if rec.get(col) is not None:
                 out.iat[k, out.columns.get_loc(col)] = str(rec[col])
-    return MergeResult(data=out, n_labels=len(labels), n_new=n_new, n_unchanged=n_same, n_skipped=0,
+    return MergeResult(data=out, n_labels=len(labels), n_new=n_new, n_unchanged=n_same,
                        rounds=rounds)
 
 

@@ -1,0 +1,163 @@
+"""Exports checked against each tool's documented import format.
+
+label-studio-sdk is not used: installing it would downgrade numpy (pip --dry-run wants numpy 2.2.6).
+Label Studio tasks are checked against the documented task format (labelstud.io/guide/task_format:
+``data`` object; ``predictions[]`` with ``model_version``, ``score`` and ``result[]`` items
+``from_name``/``to_name``/``type``/``value.choices``) and against the labeling config written
+beside them (names and choices must match). Argilla records go through the real ``argilla`` SDK's
+``Record.from_dict`` when it is installed (test extra). Prodigy (JSONL tasks with ``text`` and
+``meta``; choice ``options`` as ``{id, text}``) and doccano (JSONL text classification with
+``text``; ``label`` would import as an annotation) are checked from their documented formats.
+"""
+
+import json
+import math
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from selector.cli import app
+from selector.errors import ConfigError
+from selector.export import export_records, write_export
+from selector.merge import read_labels
+
+runner = CliRunner()
+LABELS = ["finance", "sports", "weather"]
+
+
+@pytest.fixture
+def queue():
+    rng = np.random.default_rng(0)
+    scores = np.sort(rng.random(8))[::-1].round(6)
+    return pd.DataFrame({
+        "rank": np.arange(1, 9), "id": [f"r{i}" for i in (5, 3, 9, 1, 0, 7, 2, 4)],
+        "text": [f"text number {i} \u00e9" for i in range(8)], "score": scores, "strategy": "margin",
+        "reason": "top margin uncertainty", "predicted_label": [LABELS[i % 3] for i in range(8)],
+        "predicted_proba": rng.uniform(0.34, 0.99, 8).round(4),
+    })
+
+
+def _check_number(x):
+    assert isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def test_label_studio_tasks_match_documented_format_and_config(tmp_path, queue):
+    out = tmp_path / "tasks.json"
+    written = write_export(queue, "label-studio", out, labels=LABELS)
+    assert written == [out, tmp_path / "tasks.label_config.xml"]
+    tasks = json.loads(out.read_text(encoding="utf-8"))
+    view = ET.fromstring(written[1].read_text())
+    text_tag = view.find("Text")
+    choices_tag = view.find("Choices")
+    allowed = [c.get("value") for c in choices_tag.findall("Choice")]
+    assert allowed == LABELS and text_tag.get("value") == "$text" and choices_tag.get("choice") == "single"
+    assert isinstance(tasks, list) and len(tasks) == len(queue)
+    for task, row in zip(tasks, queue.itertuples()):
+        assert set(task) == {"data", "predictions"}
+        assert task["data"]["text"] == row.text and task["data"]["selector_id"] == row.id
+        (pred,) = task["predictions"]
+        assert isinstance(pred["model_version"], str) and pred["model_version"] == "selector/margin"
+        _check_number(pred["score"])
+        (res,) = pred["result"]
+        assert res["from_name"] == choices_tag.get("name") and res["to_name"] == text_tag.get("name")
+        assert res["type"] == "choices" and res["value"]["choices"] == [row.predicted_label]
+        assert res["value"]["choices"][0] in allowed
+    # Sorting by prediction score (Data Manager) gives the queue's order.
+    by_score = sorted(tasks, key=lambda t: -t["predictions"][0]["score"])
+    assert [t["data"]["selector_id"] for t in by_score] == queue["id"].tolist()
+
+
+def test_label_studio_cold_start_queue_has_empty_prediction_result(queue):
+    queue = queue.assign(predicted_label=None, predicted_proba=np.nan)
+    tasks = export_records(queue, "label-studio")
+    assert all(t["predictions"][0]["result"] == [] for t in tasks)
+    assert all("predicted_label" not in t["data"] for t in tasks)
+
+
+def test_argilla_records_load_in_the_sdk(tmp_path, queue):
+    out = tmp_path / "records.jsonl"
+    write_export(queue, "argilla", out)
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    for rec, row in zip(records, queue.itertuples()):
+        assert rec["id"] == row.id and rec["fields"] == {"text": row.text}
+        sug = rec["suggestions"]["label"]
+        assert sug["value"] == row.predicted_label and sug["agent"] == "selector/margin"
+        assert 0.0 <= sug["score"] <= 1.0 and sug["score"] == pytest.approx(row.predicted_proba)
+        assert rec["metadata"]["rank"] == row.rank and rec["metadata"]["score"] == pytest.approx(row.score)
+    rg = pytest.importorskip("argilla")
+    for rec, row in zip(records, queue.itertuples()):
+        loaded = rg.Record.from_dict(rec)
+        assert loaded.id == row.id and loaded.fields["text"] == row.text
+        s = loaded.suggestions["label"]
+        assert (s.value, s.agent) == (row.predicted_label, "selector/margin")
+        assert s.score == pytest.approx(row.predicted_proba)
+
+
+def test_prodigy_tasks_have_text_meta_score_and_options(tmp_path, queue):
+    out = tmp_path / "tasks.jsonl"
+    write_export(queue, "prodigy", out, labels=LABELS)
+    tasks = [json.loads(line) for line in out.read_text().splitlines()]
+    for task, row in zip(tasks, queue.itertuples()):
+        assert isinstance(task["text"], str) and task["text"] == row.text
+        _check_number(task["meta"]["score"])
+        assert task["meta"]["score"] == pytest.approx(row.score)
+        assert task["options"] == [{"id": c, "text": c} for c in LABELS]
+        assert task["selector_id"] == row.id
+
+
+def test_doccano_lines_are_text_classification_imports_without_labels(tmp_path, queue):
+    out = tmp_path / "doccano.jsonl"
+    write_export(queue, "doccano", out)
+    lines = out.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == len(queue)
+    for line, row in zip(lines, queue.itertuples()):
+        obj = json.loads(line)
+        assert obj["text"] == row.text and obj["selector_id"] == row.id
+        assert "label" not in obj and "id" not in obj  # doccano owns both keys
+
+
+@pytest.mark.parametrize("fmt", ["label-studio", "argilla", "prodigy", "doccano"])
+def test_each_format_round_trips_through_merge(tmp_path, queue, fmt):
+    suffix = ".json" if fmt == "label-studio" else ".jsonl"
+    out = tmp_path / f"export{suffix}"
+    write_export(queue, fmt, out, labels=LABELS)
+    gold = {i: LABELS[k % 3] for k, i in enumerate(queue["id"])}
+    items = json.loads(out.read_text()) if fmt == "label-studio" else [json.loads(x) for x in out.read_text().splitlines()]
+    # What each tool hands back after annotation.
+    for n, it in enumerate(items):
+        if fmt == "label-studio":
+            it["id"] = n + 1
+            it["annotations"] = [{"id": n, "completed_by": 1, "was_cancelled": False, "result": [
+                {"from_name": "label", "to_name": "text", "type": "choices",
+                 "value": {"choices": [gold[it["data"]["selector_id"]]]}}]}]
+        elif fmt == "argilla":
+            it["responses"] = {"label": [{"value": gold[it["id"]], "user_id": "u", "status": "submitted"}]}
+        elif fmt == "prodigy":
+            it.update(answer="accept", accept=[gold[it["selector_id"]]], _input_hash=n, _task_hash=n)
+        else:
+            it.update(id=100 + n, label=[gold[it["selector_id"]]], Comments=[])
+    back = tmp_path / f"back{suffix}"
+    back.write_text(json.dumps(items) if fmt == "label-studio" else "".join(json.dumps(x) + "\n" for x in items))
+    labels, skipped, kind = read_labels(back)
+    assert kind == fmt and skipped == 0
+    assert dict(zip(labels["id"], labels["label"])) == gold
+
+
+def test_cli_export_and_errors(tmp_path, queue):
+    q = tmp_path / "queue.csv"
+    queue.to_csv(q, index=False)
+    data = tmp_path / "data.csv"
+    pd.DataFrame({"id": ["a", "b", "c"], "text": ["x", "y", "z"], "label": ["sports", "", "finance"]}).to_csv(data, index=False)
+    res = runner.invoke(app, ["export", str(q), "--format", "label-studio", "--out", str(tmp_path / "t.json"),
+                              "--data", str(data)])
+    assert res.exit_code == 0, res.output
+    assert '<Choice value="finance"/>' in (tmp_path / "t.label_config.xml").read_text()
+    res = runner.invoke(app, ["export", str(q), "--format", "labelbox", "--out", str(tmp_path / "t.jsonl")])
+    assert res.exit_code == 1 and "unknown export format 'labelbox'" in res.output
+    res = runner.invoke(app, ["export", str(q), "--format", "prodigy", "--out", str(tmp_path / "t.json")])
+    assert res.exit_code == 1 and "*.jsonl" in res.output
+    with pytest.raises(ConfigError):
+        export_records(queue, "csv")

@@ -1,0 +1,179 @@
+import json
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from loop_helpers import label_studio_export, make_texts
+from selector.cli import app
+from selector.errors import DataError
+from selector.merge import MergeConflictError, merge_labels, read_labels
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def data_file(tmp_path):
+    df = make_texts(12)
+    df["label"] = ""
+    df.loc[0, "label"] = df.loc[0, "gold"]
+    path = tmp_path / "data.csv"
+    df.to_csv(path, index=False)
+    return path, df
+
+
+def _read(path):
+    return pd.read_csv(path, dtype=str, keep_default_na=False)
+
+
+def test_csv_export_merges_into_new_file_with_round_annotator_and_guideline(tmp_path, data_file):
+    path, df = data_file
+    export = tmp_path / "labels.csv"
+    pd.DataFrame({"id": ["r0001", "r0002", "r0000"], "label": [df.gold[1], df.gold[2], df.gold[0]],
+                  "annotator": ["ann1", "ann2", "ann1"], "guideline_version": ["v2", "v2", "v2"]}).to_csv(export, index=False)
+    before = path.read_bytes()
+    out = tmp_path / "merged.csv"
+    res = runner.invoke(app, ["merge", str(path), str(export), "--round", "3", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "merged 2 new label(s)" in res.output and "1 already present" in res.output
+    assert path.read_bytes() == before  # input untouched
+    merged = _read(out)
+    assert merged.loc[1, "label"] == df.gold[1] and merged.loc[2, "label"] == df.gold[2]
+    assert merged.loc[1, "label_round"] == "3" and merged.loc[1, "annotator"] == "ann1"
+    assert merged.loc[2, "guideline_version"] == "v2"
+    assert merged.loc[3, "label"] == "" and merged.loc[0, "label_round"] == ""  # untouched rows
+
+
+def test_conflicts_are_reported_and_nothing_is_written(tmp_path, data_file):
+    path, df = data_file
+    wrong = next(c for c in ("sports", "weather", "finance") if c != df.gold[0])
+    export = tmp_path / "labels.jsonl"
+    rows = [{"id": "r0000", "label": wrong}, {"id": "nope", "label": "sports"}, {"id": "r0003", "label": df.gold[3]},
+            {"id": "r0004", "label": "sports"}, {"id": "r0004", "label": "weather"}]
+    export.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    before = path.read_bytes()
+    res = runner.invoke(app, ["merge", str(path), str(export), "--in-place"])
+    assert res.exit_code == 1
+    assert "3 conflict(s), nothing written" in res.output
+    assert "would overwrite a different existing label" in res.output and "unknown id" in res.output
+    assert "annotators disagree" in res.output
+    assert path.read_bytes() == before and not (tmp_path / "data.csv.bak").exists()
+
+
+def test_in_place_writes_backup_first(tmp_path, data_file):
+    path, df = data_file
+    export = tmp_path / "labels.csv"
+    pd.DataFrame({"id": ["r0005"], "label": [df.gold[5]]}).to_csv(export, index=False)
+    before = path.read_bytes()
+    res = runner.invoke(app, ["merge", str(path), str(export), "--in-place"])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "data.csv.bak").read_bytes() == before
+    assert _read(path).loc[5, "label"] == df.gold[5]
+
+
+def test_needs_a_destination(tmp_path, data_file):
+    path, _ = data_file
+    export = tmp_path / "labels.csv"
+    pd.DataFrame({"id": ["r0005"], "label": ["x"]}).to_csv(export, index=False)
+    res = runner.invoke(app, ["merge", str(path), str(export)])
+    assert res.exit_code == 1 and "--out FILE" in res.output
+
+
+def test_label_studio_export_with_cancelled_annotation(tmp_path):
+    tasks = [{"data": {"text": "a", "selector_id": "r0001"}}, {"data": {"text": "b", "selector_id": "r0002"}}]
+    exported = label_studio_export(tasks, {"r0001": "sports", "r0002": "finance"}, annotator=3)
+    exported[1]["annotations"][0]["was_cancelled"] = True
+    exported[0]["annotations"][0]["completed_by"] = {"id": 3, "email": "ann@example.com"}
+    f = tmp_path / "ls.json"
+    f.write_text(json.dumps(exported))
+    labels, skipped, kind = read_labels(f)
+    assert kind == "label-studio" and skipped == 1
+    assert labels[["id", "label", "annotator"]].values.tolist() == [["r0001", "sports", "ann@example.com"]]
+
+
+def test_prodigy_choice_and_binary_answers(tmp_path):
+    lines = [
+        {"text": "a", "selector_id": "r1", "options": [{"id": "x", "text": "x"}, {"id": "y", "text": "y"}],
+         "accept": ["y"], "answer": "accept", "_input_hash": 1, "_task_hash": 2, "_annotator_id": "s-ann"},
+        {"text": "b", "meta": {"selector_id": "r2"}, "label": "x", "answer": "accept", "_input_hash": 3},
+        {"text": "c", "selector_id": "r3", "label": "x", "answer": "reject", "_input_hash": 4},
+        {"text": "d", "selector_id": "r4", "options": [{"id": "x", "text": "x"}], "accept": [], "answer": "ignore",
+         "_input_hash": 5},
+    ]
+    f = tmp_path / "prodigy.jsonl"
+    f.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    labels, skipped, kind = read_labels(f)
+    assert kind == "prodigy" and skipped == 2
+    assert labels[["id", "label", "annotator"]].values.tolist() == [["r1", "y", "s-ann"], ["r2", "x", None]]
+
+
+def test_doccano_export_uses_selector_id_not_doccano_id(tmp_path):
+    lines = [{"id": 17, "text": "a", "selector_id": "r1", "label": ["sports"], "Comments": []},
+             {"id": 18, "text": "b", "selector_id": "r2", "label": [], "Comments": []}]
+    f = tmp_path / "doccano.jsonl"
+    f.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    labels, skipped, kind = read_labels(f)
+    assert kind == "doccano" and skipped == 1
+    assert labels[["id", "label"]].values.tolist() == [["r1", "sports"]]
+    f.write_text(json.dumps({"id": 1, "text": "a", "selector_id": "r1", "label": ["a", "b"]}) + "\n")
+    with pytest.raises(DataError, match="single-label"):
+        read_labels(f)
+
+
+def test_argilla_records_nested_and_flattened(tmp_path):
+    nested = [{"id": "r1", "fields": {"text": "a"}, "status": "completed",
+               "responses": {"label": [{"value": "sports", "user_id": "u1", "status": "submitted"},
+                                       {"value": "finance", "user_id": "u2", "status": "draft"}]}},
+              {"id": "r2", "fields": {"text": "b"}, "responses": {"label": []}}]
+    f = tmp_path / "argilla.json"
+    f.write_text(json.dumps(nested))
+    labels, skipped, kind = read_labels(f)
+    assert kind == "argilla" and skipped == 1
+    assert labels[["id", "label", "annotator"]].values.tolist() == [["r1", "sports", "u1"]]
+    flat = [{"id": "r3", "text": "c", "label.responses": ["weather"], "label.responses.users": ["u9"],
+             "label.responses.status": ["submitted"]}]
+    f2 = tmp_path / "argilla_flat.jsonl"
+    f2.write_text(json.dumps(flat[0]) + "\n")
+    labels, _, kind = read_labels(f2)
+    assert kind == "argilla" and labels[["id", "label", "annotator"]].values.tolist() == [["r3", "weather", "u9"]]
+
+
+def test_argilla_sdk_record_dict_round_trips():
+    rg = pytest.importorskip("argilla")
+    import uuid
+
+    user = uuid.uuid4()
+    rec = rg.Record(id="r7", fields={"text": "x"}, responses=[rg.Response("label", "sports", user_id=user)])
+    labels, _, _ = read_labels_from_items([rec.to_dict()])
+    assert labels[["id", "label", "annotator"]].values.tolist() == [["r7", "sports", str(user)]]
+
+
+def read_labels_from_items(items, tmp=None):
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as d:
+        f = Path(d) / "x.json"
+        f.write_text(json.dumps(items, default=str))
+        return read_labels(f)
+
+
+def test_same_label_twice_and_existing_same_label_are_not_conflicts():
+    data = pd.DataFrame({"id": ["a", "b"], "text": ["x", "y"], "label": ["pos", ""]})
+    labels = pd.DataFrame({"id": ["a", "b", "b"], "label": ["pos", "neg", "neg"], "annotator": ["u1", "u1", "u2"],
+                           "guideline_version": [None] * 3, "round": [None] * 3})
+    res = merge_labels(data, labels, round_of_id={"b": 2})
+    assert res.n_new == 1 and res.n_unchanged == 1 and res.rounds == {2: 1}
+    assert res.data.loc[1, "label"] == "neg" and res.data.loc[1, "annotator"] == "u1;u2"
+    assert data.loc[1, "label"] == ""  # input not modified
+    labels.loc[2, "label"] = "pos"
+    with pytest.raises(MergeConflictError) as err:
+        merge_labels(data, labels)
+    assert err.value.conflicts["id"].tolist() == ["b"]
+
+
+def test_export_without_ids_is_refused(tmp_path):
+    f = tmp_path / "labels.csv"
+    pd.DataFrame({"text": ["a"], "label": ["x"]}).to_csv(f, index=False)
+    with pytest.raises(DataError, match="no id column"):
+        read_labels(f)
