@@ -185,7 +185,10 @@ def cv_metrics(X: np.ndarray, y: np.ndarray, *, classifier=None, n_splits: int =
         keep = np.sort(rng.choice(y.size, size=max_rows, replace=False))
         X, y = X[keep], y[keep]
     template = classifier if classifier is not None else make_classifier(random_state=random_state)
-    with warnings.catch_warnings():
+    from threadpoolctl import threadpool_limits
+
+    # Five small fits: single-threaded BLAS avoids thread hand-off overhead.
+    with warnings.catch_warnings(), threadpool_limits(limits=1, user_api="blas"):
         # Small classes are expected early in a loop; the record keeps the class counts instead.
         warnings.filterwarnings("ignore", message=".*fewer than.*labeled rows.*")
         proba, classes = out_of_fold_proba(template, X, y, n_splits=n_splits, random_state=random_state)

@@ -183,6 +183,7 @@ def build_status(records: list[dict], ids: np.ndarray, labels: np.ndarray, *, da
     else:
         for row in rows:
             per_round[str(row["round"])] = row["queue_labeled"]
+    per_round = dict(sorted(per_round.items(), key=lambda kv: (not kv[0].isdigit(), int(kv[0]) if kv[0].isdigit() else 0)))
     earlier = int(table["queue_unlabeled"].iloc[:-1].sum()) if len(table) > 1 else 0
     latest = int(table["queue_unlabeled"].iloc[-1]) if len(table) else 0
     return StatusReport(data=data, ledger=ledger, rounds=table, points=points,

@@ -1,0 +1,100 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from loop_helpers import label_studio_export, write_data
+from selector.cli import app
+from selector.ledger import ledger_path, read_ledger
+from selector.loop_status import MeasurePoint, build_status, format_status, kappa, stopping_hint
+
+runner = CliRunner()
+
+
+def test_kappa_matches_definition():
+    a = {"1": "x", "2": "x", "3": "y", "4": "y"}
+    b = {"1": "x", "2": "y", "3": "y", "4": "y", "5": "x"}
+    k, n = kappa(a, b)
+    # p_o = 3/4; p_e = (2/4 * 1/4) + (2/4 * 3/4) = 1/2 -> kappa = 0.5
+    assert n == 4 and k == pytest.approx(0.5)
+    assert kappa(a, a) == (1.0, 4)
+    assert kappa({"1": "x"}, {"2": "x"}) == (None, 0)
+    assert kappa({"1": "x", "2": "x"}, {"1": "x", "2": "x"})[0] == 1.0  # constant and equal
+
+
+def _points(kappas, f1s):
+    pts = [MeasurePoint(f"round {i + 1}", 10 * i, {"accuracy": f, "macro_f1": f}, {}) for i, f in enumerate(f1s)]
+    for p, k in zip(pts[1:], kappas):
+        p.kappa_prev = k
+    return pts
+
+
+def test_stopping_hint_says_flattened_only_with_stable_kappa_and_flat_f1():
+    flat, hint, nums = stopping_hint(_points([0.995, 0.997, 0.999], [0.80, 0.85, 0.851, 0.852]))
+    assert flat and hint.startswith("gains have flattened: kappa 0.997") and "(+0.001)" in hint
+    assert nums["kappa_n"] == 3
+    flat, hint, _ = stopping_hint(_points([0.7, 0.8, 0.9], [0.6, 0.7, 0.75, 0.8]))
+    assert not flat and "keep labeling: predictions still changing (kappa 0.800" in hint and "(+0.050)" in hint
+    flat, hint, _ = stopping_hint(_points([0.995, 0.996, 0.999], [0.6, 0.7, 0.75, 0.8]))
+    assert not flat and "still rising" in hint
+    flat, hint, _ = stopping_hint(_points([1.0], [0.8, 0.8]))
+    assert not flat and "only 1 of the 3 comparisons" in hint
+    flat, hint, _ = stopping_hint(_points([], [0.8]))
+    assert not flat and "too early" in hint
+
+
+def test_build_status_counts_queues_and_classes():
+    records = [
+        {"round": 1, "time": "2026-01-01T00:00:00+00:00", "strategy": "random", "counts": {"n_labeled": 0},
+         "cv": None, "queue": {"ids": ["a", "b"]}, "stop_set": {"ids": ["a", "b", "c", "d"], "predictions": None}},
+        {"round": 2, "time": "2026-01-02T00:00:00+00:00", "strategy": "margin", "counts": {"n_labeled": 2},
+         "cv": {"accuracy": 0.5, "macro_f1": 0.4}, "queue": {"ids": ["c", "d"]},
+         "stop_set": {"ids": ["a", "b", "c", "d"], "predictions": ["x", "x", "y", "y"]}},
+    ]
+    ids = np.array(["a", "b", "c", "d", "e"], dtype=object)
+    labels = np.array(["x", None, "y", None, None], dtype=object)
+    now = MeasurePoint("now", 2, {"accuracy": 0.6, "macro_f1": 0.55}, {"a": "x", "b": "y", "c": "y", "d": "y"})
+    rep = build_status(records, ids, labels, now=now)
+    assert rep.rounds["queue_labeled"].tolist() == [1, 1]
+    assert rep.still_unlabeled_earlier == 1 and rep.still_unlabeled_latest == 1
+    assert rep.class_counts == {"x": 1, "y": 1} and rep.labels_per_round == {"1": 1, "2": 1}
+    assert rep.points[-1].kappa_prev == pytest.approx(0.5)
+    text = format_status(rep)
+    assert "now" in text and "0.550" in text and "stopping hint: keep labeling" in text
+
+
+def test_cli_loop_status_after_each_round(tmp_path):
+    data = tmp_path / "data.csv"
+    df = write_data(data, n=240, n_labeled=0)
+    gold = dict(zip(df["id"], df["gold"]))
+    res = runner.invoke(app, ["status", str(data)])
+    assert res.exit_code == 1 and "no rounds recorded yet" in res.output
+    outputs = []
+    for r in (1, 2, 3):
+        q = tmp_path / f"q{r}.csv"
+        res = runner.invoke(app, ["select", str(data), "--budget", "30", "--model", "hashing", "--out", str(q), "-q"])
+        assert res.exit_code == 0, res.output
+        res = runner.invoke(app, ["export", str(q), "--format", "label-studio", "--out", str(tmp_path / f"t{r}.json")])
+        assert res.exit_code == 0, res.output
+        tasks = json.loads((tmp_path / f"t{r}.json").read_text())
+        (tmp_path / f"ls{r}.json").write_text(json.dumps(label_studio_export(tasks, gold)))
+        res = runner.invoke(app, ["merge", str(data), str(tmp_path / f"ls{r}.json"), "--in-place"])
+        assert res.exit_code == 0, res.output
+        res = runner.invoke(app, ["status", str(data)])
+        assert res.exit_code == 0, res.output
+        outputs.append(res.stdout)
+    records = read_ledger(ledger_path(data))
+    assert [r["round"] for r in records] == [1, 2, 3]
+    merged = pd.read_csv(data, dtype=str, keep_default_na=False)
+    assert (merged["label"] != "").sum() == 90
+    assert merged["label_round"].value_counts().to_dict() == {"": 150, "1": 30, "2": 30, "3": 30}
+    last = outputs[-1]
+    assert "data: " in last and "(90 of 240 rows labeled)" in last and "3 round(s)" in last
+    assert "labels per round: 1: 30, 2: 30, 3: 30" in last
+    assert "queued but still unlabeled: 0 from earlier rounds, 0 from the latest round" in last
+    now_line = next(line for line in last.splitlines() if line.startswith("now"))
+    assert "90" in now_line and now_line.split()[-1] != "-"  # kappa vs round 3's model
+    assert "stopping hint: keep labeling" in last
+    assert records[2]["cv"]["n"] == 60 and records[1]["stop_set"]["predictions"] is not None
