@@ -175,36 +175,47 @@ def _labels_to_reach(n: np.ndarray, acc: np.ndarray, target: float) -> float | N
 
 
 def verdicts(result: SimulationResult, baseline: str = "random") -> dict[str, str]:
-    """One line per strategy: the best mean accuracy it reaches, with how many labels, vs ``baseline``.
+    """One line per strategy: labels needed to reach the baseline's best accuracy, vs the baseline.
 
-    "reaches X% of full-data accuracy with N labels": X is the strategy's best mean (over seeds)
-    accuracy as a share of the full-data accuracy, N the labels at which its mean curve first
-    reaches it; "M fewer than random" compares with the labels random needs (interpolated) to
-    reach the same accuracy.
+    The target is the best mean (over seeds) accuracy the ``baseline`` reaches within the simulated
+    budget, stated as a share of the full-data accuracy. For each strategy, N is the labels at which
+    its mean curve first reaches that target (linear between rounds) and M = the baseline's labels
+    minus N. Each line ends with the strategy's own accuracy at the largest budget. Without the
+    baseline among the strategies, each line states the strategy's best accuracy instead.
     """
     mean = result.curves.groupby(["strategy", "n_labels"], sort=True)["accuracy"].mean().reset_index()
     curves = {s: (g["n_labels"].to_numpy(), g["accuracy"].to_numpy()) for s, g in mean.groupby("strategy")}
+    full = result.full_accuracy
+
+    def pct(a: float) -> str:
+        return f"{100.0 * a / full:.1f}%" if full > 0 else "n/a"
+
     out = {}
-    order = list(dict.fromkeys(result.curves["strategy"]))
-    for name in order:
+    have_base = baseline in curves
+    if have_base:
+        bn, bacc = curves[baseline]
+        target = float(bacc.max())
+        n_base = _labels_to_reach(bn, bacc, target)
+    for name in dict.fromkeys(result.curves["strategy"]):
         n, acc = curves[name]
-        best = float(acc.max())
-        n_best = int(n[int(np.argmax(acc))])
-        share = 100.0 * best / result.full_accuracy if result.full_accuracy > 0 else float("nan")
-        line = (f"{name}: reaches {share:.1f}% of full-data accuracy ({best:.3f} vs {result.full_accuracy:.3f}) "
-                f"with {n_best} labels")
-        if name != baseline and baseline in curves:
-            bn, bacc = curves[baseline]
-            need = _labels_to_reach(bn, bacc, best)
-            if need is None:
-                line += f", a level {baseline} does not reach within {int(bn.max())} labels"
-            else:
-                diff = int(round(need)) - n_best
-                line += (f", {diff} fewer than {baseline} (needs {int(round(need))})" if diff >= 0
-                         else f", {-diff} more than {baseline} (needs {int(round(need))})")
-        elif name == baseline:
-            line += " (baseline)"
-        out[name] = line
+        final = f"at {int(n[-1])} labels: {acc[-1]:.3f} ({pct(acc[-1])})"
+        if not have_base:
+            k = int(np.argmax(acc))
+            out[name] = (f"{name}: reaches {pct(acc[k])} of full-data accuracy ({acc[k]:.3f} vs {full:.3f}) "
+                         f"with {int(n[k])} labels; {final}")
+            continue
+        need = _labels_to_reach(n, acc, target)
+        if name == baseline:
+            out[name] = (f"{name}: reaches {pct(target)} of full-data accuracy ({target:.3f} vs {full:.3f}) "
+                         f"with {int(round(n_base))} labels (baseline)")
+        elif need is None:
+            out[name] = (f"{name}: does not reach {baseline}'s best {pct(target)} of full-data accuracy "
+                         f"({target:.3f}) within {int(n[-1])} labels; {final}")
+        else:
+            diff = int(round(n_base)) - int(round(need))
+            cmp = f"{diff} fewer than {baseline}" if diff >= 0 else f"{-diff} more than {baseline}"
+            out[name] = (f"{name}: reaches {pct(target)} of full-data accuracy ({target:.3f}) with "
+                         f"{int(round(need))} labels, {cmp} ({int(round(n_base))}); {final}")
     return out
 
 

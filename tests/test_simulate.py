@@ -64,10 +64,21 @@ def test_verdict_counts_labels_saved_against_random():
     res = SimulationResult(curves=pd.DataFrame(rows), full_accuracy=0.9, full_macro_f1=0.9, n_train=1000, n_test=100)
     v = verdicts(res)
     assert v["random"] == "random: reaches 88.9% of full-data accuracy (0.800 vs 0.900) with 400 labels (baseline)"
-    assert v["margin"].startswith("margin: reaches 94.4% of full-data accuracy (0.850 vs 0.900) with 300 labels")
-    assert "a level random does not reach within 400 labels" in v["margin"]
-    # slow's best (0.6 at 400) is reached by random at 200 labels: 200 more than random.
-    assert v["slow"].endswith("with 400 labels, 200 more than random (needs 200)")
+    # margin crosses 0.8 at 200 labels: 200 fewer than random.
+    assert v["margin"] == ("margin: reaches 88.9% of full-data accuracy (0.800) with 200 labels, 200 fewer than "
+                           "random (400); at 400 labels: 0.850 (94.4%)")
+    assert v["slow"].startswith("slow: does not reach random's best 88.9% of full-data accuracy (0.800) within 400")
+    rows2 = [dict(r, strategy="margin", accuracy=r["accuracy"]) for r in rows if r["strategy"] == "margin"]
+    rows2 += [{"strategy": "mid", "seed": 0, "round": r, "n_labels": 100 * r, "accuracy": a, "macro_f1": a}
+              for r, a in enumerate([0.5, 0.7, 0.75, 0.8], start=1)]
+    v2 = verdicts(SimulationResult(pd.DataFrame(rows2), 0.9, 0.9, 1000, 100))
+    assert v2["margin"].startswith("margin: reaches 94.4% of full-data accuracy (0.850 vs 0.900) with 300 labels")
+    half = [{"strategy": "random", "seed": 0, "round": r, "n_labels": 100 * r, "accuracy": a, "macro_f1": a}
+            for r, a in enumerate([0.5, 0.6, 0.7, 0.8], start=1)]
+    half += [{"strategy": "x", "seed": 0, "round": r, "n_labels": 100 * r, "accuracy": a, "macro_f1": a}
+             for r, a in enumerate([0.5, 0.7, 0.9, 0.9], start=1)]
+    # x crosses random's best (0.8) halfway between 200 (0.7) and 300 labels (0.9).
+    assert "with 250 labels, 150 fewer than random (400)" in verdicts(SimulationResult(pd.DataFrame(half), 0.9, 0.9, 1, 1))["x"]
 
 
 def test_cli_simulate_writes_csv_png_summary(tmp_path):
@@ -78,7 +89,7 @@ def test_cli_simulate_writes_csv_png_summary(tmp_path):
     res = runner.invoke(app, ["simulate", str(data), "--strategies", "random,margin", "--batch", "10", "--rounds", "3",
                               "--seeds", "1", "--out", str(out), "--model", "hashing", "-q"])
     assert res.exit_code == 0, res.output
-    assert "random: reaches" in res.output and "margin: reaches" in res.output
+    assert "random: reaches" in res.output and "\nmargin: " in res.output
     curves = pd.read_csv(out / "curves.csv")
     assert len(curves) == 6 and set(curves.columns) >= {"strategy", "seed", "round", "n_labels", "accuracy", "macro_f1"}
     assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

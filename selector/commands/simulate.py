@@ -64,7 +64,7 @@ def simulate_command(
     lines = verdicts(result)
     out.mkdir(parents=True, exist_ok=True)
     write_table(result.curves, out / "curves.csv")
-    png = plot_curves(result, out / "curves.png", title=f"{data.name}: batch {batch}, {seeds} seed(s), "
+    png = plot_curves(result, out / "curves.png", title=f"{data.parent.name}/{data.name}: batch {batch}, {seeds} seed(s), "
                       f"test n={result.n_test}")
     write_json({"data": str(data), "strategies": names, "batch": batch, "rounds": rounds, "seeds": seeds,
                 "seed": seed, "n_train": result.n_train, "n_test": result.n_test,
