@@ -16,6 +16,10 @@ from selector.errors import (
     SelectorError,
     UnknownStrategyError,
 )
+from selector.export import export_records
+from selector.ingest import ingest_rows
+from selector.ledger import read_ledger
+from selector.merge import merge_labels, read_labels
 from selector.pipeline import select_batch
 from selector.strategies import Selection, SelectionContext, available_strategies, make_strategy, register
 
@@ -32,8 +36,13 @@ __all__ = [
     "SelectorError",
     "UnknownStrategyError",
     "available_strategies",
+    "export_records",
+    "ingest_rows",
     "load_config",
     "make_strategy",
+    "merge_labels",
+    "read_labels",
+    "read_ledger",
     "register",
     "select",
     "select_batch",

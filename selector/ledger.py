@@ -231,6 +231,7 @@ def round_ledger_record(*, round_number: int, data_path: str, data_sha256: str |
         "seed": config.get("seed"),
         "strategy": config.get("strategy"),
         "model_fingerprint": stats.get("model_fingerprint"),
+        "cold_start": stats.get("cold_start"),
         "counts": counts,
         "class_counts": class_counts,
         "cv": cv,

@@ -157,7 +157,8 @@ def build_status(records: list[dict], ids: np.ndarray, labels: np.ndarray, *, da
         points.append(MeasurePoint(name=f"round {rec.get('round')}", n_labeled=int(counts.get("n_labeled", 0)),
                                    cv=cv, predictions=_predictions(rec)))
         rows.append({"round": rec.get("round"), "time": str(rec.get("time", ""))[:19].replace("T", " "),
-                     "strategy": rec.get("strategy"), "labeled_before": counts.get("n_labeled"),
+                     "strategy": (f"{rec.get('strategy')} (cold start)" if rec.get("cold_start")
+                                  else rec.get("strategy")), "labeled_before": counts.get("n_labeled"),
                      "queued": len(q), "queue_labeled": done, "queue_unlabeled": len(q) - done,
                      "cv_accuracy": cv["accuracy"] if cv else None, "cv_macro_f1": cv["macro_f1"] if cv else None})
     if now is not None:
