@@ -89,15 +89,16 @@ def _missing_column(source: str, kind: str, col: str, df: pd.DataFrame, flag: st
 
 def prepare_pool(df: pd.DataFrame, *, text_col: str = "text", label_col: str = "label",
                  id_col: str = "id", source: str = "<DataFrame>",
-                 require_label_col: bool = True) -> LabeledPool:
+                 require_label_col: bool = True, require_id_col: bool = False) -> LabeledPool:
     """Validate a table and split it into labeled and unlabeled rows.
 
     Parameters
     ----------
     df : DataFrame
     text_col, label_col, id_col : str
-        Column names. A missing id column is allowed (ids are generated); a missing text column is
-        an error; a missing label column is an error unless ``require_label_col`` is False.
+        Column names. A missing id column is allowed (ids are generated) unless ``require_id_col``;
+        a missing text column is an error; a missing label column is an error unless
+        ``require_label_col`` is False.
     source : str
         Name used in error messages (the file path).
 
@@ -112,6 +113,8 @@ def prepare_pool(df: pd.DataFrame, *, text_col: str = "text", label_col: str = "
         raise _missing_column(source, "text", text_col, df, "--text-col")
     if label_col not in df.columns and require_label_col:
         raise _missing_column(source, "label", label_col, df, "--label-col")
+    if id_col not in df.columns and require_id_col:
+        raise _missing_column(source, "id", id_col, df, "--id-col")
 
     raw_texts = df[text_col].to_numpy(dtype=object)
     texts = np.empty(raw_texts.shape[0], dtype=object)
