@@ -183,7 +183,7 @@ def adjudicate(annotations: pd.DataFrame, decisions: pd.DataFrame, *,
     by_ann = (with_first.groupby("first_annotator", sort=True)["changed"].agg(["size", "sum"]).reset_index()
               .rename(columns={"first_annotator": "annotator", "size": "n_first", "sum": "n_overturned"}))
     by_ann["n_overturned"] = by_ann["n_overturned"].astype(int)
-    by_ann["overturn_rate"] = (by_ann["n_overturned"] / by_ann["n_first"]).round(4)
+    by_ann["overturn_rate"] = by_ann["n_overturned"] / by_ann["n_first"]
     by_ann = by_ann.sort_values(["overturn_rate", "n_first", "annotator"], ascending=[False, False, True],
                                 kind="stable").reset_index(drop=True)
     return Adjudication(resolved=resolved, n_adjudicated=int(len(adj)), n_changed=int(with_first["changed"].sum()),

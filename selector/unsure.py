@@ -109,9 +109,9 @@ def _rate_table(keys: pd.Series, unsure: np.ndarray, name: str, max_rate: float)
         "n_ratings": grouped["size"].to_numpy(dtype=int),
         "n_unsure": grouped["sum"].to_numpy(dtype=int),
     })
-    out["unsure_rate"] = (out["n_unsure"] / out["n_ratings"]).round(4)
-    out["ci_low"] = np.round(lo, 4)
-    out["ci_high"] = np.round(hi, 4)
+    out["unsure_rate"] = out["n_unsure"] / out["n_ratings"]
+    out["ci_low"] = lo
+    out["ci_high"] = hi
     out["too_high"] = out["unsure_rate"] > max_rate
     return out.sort_values(["unsure_rate", name], ascending=[False, True]).reset_index(drop=True)
 
