@@ -26,6 +26,7 @@ from selector.gold import (
     inject_gold,
     prepare_gold,
     read_gold,
+    split_gold,
     wilson_interval,
 )
 from selector.pipeline import select_batch
@@ -48,6 +49,7 @@ __all__ = [
     "prepare_decisions",
     "prepare_gold",
     "read_gold",
+    "split_gold",
     "unsure_items",
     "unsure_report",
     "wilson_interval",

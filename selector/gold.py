@@ -32,6 +32,7 @@ __all__ = [
     "GoldInjection",
     "inject_gold",
     "gold_for_round",
+    "split_gold",
     "format_gold_report",
     "format_drift_report",
     "ALL_ANNOTATORS",
@@ -184,7 +185,7 @@ class GoldReport:
     Attributes
     ----------
     annotators : DataFrame
-        One row per annotator who rated at least one gold item: ``annotator, n_gold_seen,
+        One row per annotator (those who saw no gold item have ``n_gold_seen`` 0): ``annotator, n_gold_seen,
         n_unsure, n_scored, n_correct, accuracy, ci_low, ci_high`` (Wilson 95%), ``top_confusion``
         (``gold -> given (count)``), ``flagged`` (accuracy below ``min_accuracy``), ``evidence``.
         Sorted by accuracy, lowest first.
@@ -201,6 +202,11 @@ class GoldReport:
     min_accuracy : float
     """
 
+    @property
+    def n_unchecked(self) -> int:
+        """Annotators who saw no gold item."""
+        return int((self.annotators["n_gold_seen"] == 0).sum())
+
     annotators: pd.DataFrame
     per_class: pd.DataFrame
     confusions: pd.DataFrame
@@ -215,6 +221,8 @@ class GoldReport:
 
 
 def _evidence(row, min_accuracy: float) -> str:
+    if row["n_gold_seen"] == 0:
+        return "saw no gold item: not checked"
     if row["n_scored"] == 0:
         return f"no sure rating on {row['n_gold_seen']} gold item(s) seen (all unsure)"
     text = (f"accuracy {row['accuracy']:.2f} [{row['ci_low']:.2f}, {row['ci_high']:.2f}] on "
@@ -257,6 +265,11 @@ def gold_report(annotations: pd.DataFrame, gold: pd.DataFrame, *, min_accuracy: 
         raise DataError(f"no annotation is of a gold item (gold item ids e.g. {example}); "
                         "check that both files use the same item ids")
     table = _accuracy_table(scored, ["annotator"])
+    unchecked = sorted(set(annotations["annotator"]) - set(table["annotator"]))
+    if unchecked:  # listed so the team sees who is not checked at all
+        table = pd.concat([table, pd.DataFrame({"annotator": unchecked, "n_gold_seen": 0, "n_unsure": 0, "n_scored": 0,
+                                                "n_correct": 0, "accuracy": np.nan, "ci_low": np.nan,
+                                                "ci_high": np.nan})], ignore_index=True)
     conf = _confusions(scored, ["annotator"])
     top = conf.drop_duplicates("annotator").set_index("annotator")
     table["top_confusion"] = [
@@ -535,6 +548,30 @@ def gold_for_round(result, gold: pd.DataFrame, rate: float, *, random_state: int
     return inject_gold(result.queue, gold, rate, random_state=random_state)
 
 
+def split_gold(returned: pd.DataFrame, gold_ids: Iterable[str], *, id_col: str = "id") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split labels that came back from a queue into new training labels and gold answers.
+
+    Gold answers are scored (:func:`gold_report`), never added as training labels, so an item
+    is not counted twice.
+
+    Parameters
+    ----------
+    returned : DataFrame
+        Labeled rows (one per row, or long format with ``id_col`` = ``item_id``).
+    gold_ids : iterable of str
+        The round record's ``gold_ids``.
+
+    Returns
+    -------
+    new_labels, gold_answers : DataFrame
+    """
+    if id_col not in returned.columns:
+        raise DataError(f"returned labels have no {id_col!r} column (columns found: "
+                        f"{', '.join(map(str, returned.columns[:30]))})")
+    is_gold = returned[id_col].map(normalise_label).isin({str(g) for g in gold_ids}).to_numpy()
+    return returned[~is_gold].reset_index(drop=True), returned[is_gold].reset_index(drop=True)
+
+
 # --------------------------------------------------------------------------- text
 
 
@@ -550,7 +587,8 @@ def format_gold_report(report: GoldReport, *, max_rows: int | None = None) -> st
           for a, g in report.per_class.groupby("annotator", sort=False)}
     conf_width = max([len("most confused (gold -> given)"), *map(len, t["top_confusion"])])
     lines = [f"gold set: {report.n_gold_items} items, {report.n_gold_rated} rated; "
-             f"{len(report.annotators)} annotators; flag below accuracy {report.min_accuracy:g}",
+             f"{len(report.annotators)} annotators ({report.n_unchecked} saw no gold item); "
+             f"flag below accuracy {report.min_accuracy:g}",
              f"{'annotator'.ljust(width)}  seen  unsure  right  accuracy  95% interval  flag  "
              f"{'most confused (gold -> given)'.ljust(conf_width)}  per class precision/recall"]
     for _, r in t.iterrows():

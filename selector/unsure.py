@@ -12,7 +12,6 @@ This module imports nothing else from selector at load time, so ``selector.datas
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -29,6 +28,7 @@ __all__ = [
     "unsure_mask",
     "unsure_report",
     "unsure_items",
+    "join_by_group",
 ]
 
 DEFAULT_UNSURE_LABELS: tuple[str, ...] = ("unsure", "needs_review")
@@ -83,18 +83,33 @@ def unsure_mask(labels, unsure_labels: Iterable[str] | str | None = None) -> np.
     return np.array([isinstance(v, str) and v.strip().casefold() in unsure for v in labels], dtype=bool)
 
 
+def join_by_group(keys, strings, sep: str = "; ") -> pd.Series:
+    """``sep``-joined ``strings`` per key, in the given order (fast for 10^6 rows, unlike groupby-agg).
+
+    Parameters
+    ----------
+    keys, strings : array-like, shape (n,)
+
+    Returns
+    -------
+    Series of str indexed by key, keys in order of first appearance.
+    """
+    codes, uniques = pd.factorize(np.asarray(keys, dtype=object))
+    order = np.argsort(codes, kind="stable")
+    values = np.asarray(strings, dtype=object)[order]
+    bounds = np.flatnonzero(np.diff(codes[order])) + 1
+    joined = [sep.join(chunk) for chunk in np.split(values, bounds)] if len(values) else []
+    return pd.Series(joined, index=pd.Index(uniques, dtype=object), dtype=object)
+
+
 def _reference_labels(annotations: pd.DataFrame, sure: np.ndarray, gold: pd.DataFrame | None) -> pd.Series:
     """Class of each item: its gold label, else the most common sure label (ties: alphabetically first)."""
-    ref: dict[str, str] = {}
+    counts = (annotations[sure].groupby(["item_id", "label"], sort=False).size().rename("n").reset_index()
+              .sort_values(["item_id", "n", "label"], ascending=[True, False, True], kind="stable")
+              .drop_duplicates("item_id"))
+    ref = dict(zip(counts["item_id"], counts["label"]))
     if gold is not None:
         ref.update(zip(gold["item_id"], gold["gold_label"]))
-    counts: dict[str, Counter] = {}
-    for item, label in zip(annotations["item_id"].to_numpy()[sure], annotations["label"].to_numpy()[sure]):
-        counts.setdefault(item, Counter())[label] += 1
-    for item, c in counts.items():
-        if item not in ref:
-            top = max(c.values())
-            ref[item] = min(lab for lab, n in c.items() if n == top)
     return annotations["item_id"].map(ref).fillna("(no label)")
 
 
@@ -207,21 +222,21 @@ def unsure_items(annotations: pd.DataFrame, unsure_labels: Iterable[str] | str |
         columns.append("text")
     if not unsure.any():
         return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
-    flagged = set(annotations["item_id"].to_numpy()[unsure])
-    sub = annotations[annotations["item_id"].isin(flagged)].assign(_unsure=unsure[annotations["item_id"].isin(flagged)])
-    rows = []
-    for item, grp in sub.groupby("item_id", sort=True):
-        n_uns = int(grp["_unsure"].sum())
-        n = int(grp.shape[0])
-        who = grp.loc[grp["_unsure"], "annotator"].tolist()
-        votes = "; ".join(f"{a}={lab}" for a, lab in zip(grp["annotator"], grp["label"]))
-        row = {"item_id": item, "priority": round(UNSURE_PRIORITY + n_uns / n, 6),
-               "reason": f"unsure: {n_uns} of {n} rating(s) unsure ({', '.join(who)})",
-               "n_unsure": n_uns, "n_ratings": n, "unsure_by": ", ".join(who), "votes": votes}
-        if "text" in grp.columns:
-            row["text"] = grp["text"].iloc[0]
-        rows.append(row)
-    out = pd.DataFrame(rows, columns=columns)
+    in_flagged = annotations["item_id"].isin(set(annotations["item_id"].to_numpy()[unsure])).to_numpy()
+    sub = annotations[in_flagged].assign(_unsure=unsure[in_flagged])
+    grouped = sub.groupby("item_id", sort=False)
+    out = pd.DataFrame({"n_unsure": grouped["_unsure"].sum().astype(int), "n_ratings": grouped.size().astype(int)})
+    out.index = out.index.astype(object)
+    who = join_by_group(sub.loc[sub["_unsure"], "item_id"], sub.loc[sub["_unsure"], "annotator"].astype(str), ", ")
+    out["unsure_by"] = who.reindex(out.index)
+    out["votes"] = join_by_group(sub["item_id"], sub["annotator"].astype(str) + "=" + sub["label"].astype(str)
+                                 ).reindex(out.index)
+    out["priority"] = (UNSURE_PRIORITY + out["n_unsure"] / out["n_ratings"]).round(6)
+    out["reason"] = ("unsure: " + out["n_unsure"].astype(str) + " of " + out["n_ratings"].astype(str)
+                     + " rating(s) unsure (" + out["unsure_by"] + ")")
+    if "text" in sub.columns:
+        out["text"] = grouped["text"].first()
+    out = out.rename_axis("item_id").reset_index()[columns]
     return out.sort_values(["priority", "item_id"], ascending=[False, True], kind="stable").reset_index(drop=True)
 
 

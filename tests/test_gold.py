@@ -22,6 +22,7 @@ from selector.gold import (
     gold_report,
     inject_gold,
     prepare_gold,
+    split_gold,
     wilson_interval,
 )
 
@@ -106,9 +107,12 @@ def test_unsure_ratings_are_seen_not_scored():
                                             "label": ["unsure", "needs_review", *gold["gold_label"].iloc[2:5], "dog"]}))
     row = gold_report(ann, gold).annotators.iloc[0]
     assert (row["n_gold_seen"], row["n_unsure"], row["n_scored"], row["n_correct"]) == (6, 2, 4, 3)
-    only_unsure = prepare_annotations(pd.DataFrame({"item_id": ["g000"], "annotator": "v", "label": ["unsure"]}))
-    row = gold_report(only_unsure, gold).annotators.iloc[0]
-    assert np.isnan(row["accuracy"]) and not row["flagged"] and "all unsure" in row["evidence"]
+    only_unsure = prepare_annotations(pd.DataFrame({"item_id": ["g000", "other"], "annotator": ["v", "w"],
+                                                    "label": ["unsure", "cat"]}))
+    rep = gold_report(only_unsure, gold)
+    t = rep.annotators.set_index("annotator")
+    assert np.isnan(t.loc["v", "accuracy"]) and not t.loc["v", "flagged"] and "all unsure" in t.loc["v", "evidence"]
+    assert t.loc["w", "n_gold_seen"] == 0 and "not checked" in t.loc["w", "evidence"] and rep.n_unchecked == 1
 
 
 def test_report_refuses_disjoint_ids_and_bad_threshold():
@@ -223,6 +227,14 @@ def test_inject_gold_edge_cases():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert "q0" not in inject_gold(q, already, 0.1, random_state=0).gold_ids
+
+
+def test_split_gold_keeps_gold_answers_out_of_training_labels():
+    returned = pd.DataFrame({"id": ["q1", "g2", "q3", 7.0], "label": ["cat", "dog", "fox", "cat"]})
+    new, answers = split_gold(returned, ["g2", "7"])
+    assert new["id"].tolist() == ["q1", "q3"] and answers["id"].tolist() == ["g2", 7.0]
+    with pytest.raises(DataError, match="no 'item_id' column"):
+        split_gold(returned, ["g2"], id_col="item_id")
 
 
 def test_cli_gold_report_drift_and_json(tmp_path):
