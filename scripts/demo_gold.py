@@ -82,7 +82,7 @@ def main() -> int:
     print(format_drift_report(drift))
     w = drift.windows[drift.windows["annotator"] == target]
     print(f"\n{target} per week (planted copy):")
-    print(w[["period", "n_scored", "n_correct", "accuracy", "ci_low", "ci_high"]].to_string(index=False))
+    print(w[["period", "n_scored", "n_correct", "accuracy", "ci_low", "ci_high"]].round(3).to_string(index=False))
 
     hit = drift.drifts[(drift.drifts["annotator"] == target) & (drift.drifts["to_period"] == "2024-W06")]
     false_control = control.drifts[control.drifts["annotator"] == target]
