@@ -338,11 +338,13 @@ class DriftReport:
     per_class : DataFrame
         ``annotator, period, class, support, n_given, n_correct, precision, recall``.
     drifts : DataFrame
-        One row per drift: ``annotator, from_period, to_period, accuracy_before, ci_before,
-        accuracy_after, ci_after, change, classes, detail``. A change between an annotator's
-        consecutive periods (each with at least ``min_items`` scored gold ratings) is drift when
-        the two Wilson 95% intervals do not overlap. ``classes`` names the classes whose recall
-        intervals do not overlap either (else the class with the largest recall change).
+        One row per drift: ``annotator, from_period, baseline, to_period, accuracy_before,
+        ci_before, accuracy_after, ci_after, change, classes, detail``. Each period is compared
+        with the annotator's baseline: every earlier period pooled (``from_period`` to the one
+        before ``to_period``), restarted after each drift. It is drift when both have at least
+        ``min_items`` scored gold ratings and their Wilson 95% intervals do not overlap.
+        ``classes`` names the classes whose recall intervals do not overlap either (else the
+        class with the largest recall change).
     min_items : int
     """
 
@@ -354,28 +356,51 @@ class DriftReport:
     min_items: int
 
 
-_DRIFT_COLUMNS = ["annotator", "from_period", "to_period", "accuracy_before", "ci_before", "accuracy_after",
+_DRIFT_COLUMNS = ["annotator", "from_period", "baseline", "to_period", "accuracy_before", "ci_before", "accuracy_after",
                   "ci_after", "change", "classes", "detail"]
 
 
-def _drift_classes(pc: pd.DataFrame, annotator: str, before: str, after: str) -> tuple[list[str], str]:
-    a = pc[(pc["annotator"] == annotator) & (pc["period"] == before)].set_index("class")
-    b = pc[(pc["annotator"] == annotator) & (pc["period"] == after)].set_index("class")
+def _drift_classes(pc: pd.DataFrame, annotator: str, before: list, after: str) -> tuple[list[str], str]:
+    """Classes whose recall moved between the pooled ``before`` periods and ``after``."""
+    mine = pc[pc["annotator"] == annotator]
+    a = mine[mine["period"].isin(before)].groupby("class")[["support", "n_correct"]].sum()
+    b = mine[mine["period"] == after].set_index("class")
     changes = []
     for cls in sorted(set(a.index) & set(b.index)):
         sa, sb = int(a.at[cls, "support"]), int(b.at[cls, "support"])
         if sa == 0 or sb == 0:
             continue
         ka, kb = int(a.at[cls, "n_correct"]), int(b.at[cls, "n_correct"])
-        ra, rb = ka / sa, kb / sb
         (la, ha), (lb, hb) = wilson_interval(ka, sa), wilson_interval(kb, sb)
-        separate = bool(ha < lb or hb < la)
-        changes.append((cls, ra, rb, separate))
+        changes.append((cls, ka / sa, kb / sb, bool(ha < lb or hb < la)))
     named = [c for c in changes if c[3]]
     if not named and changes:
         named = [max(changes, key=lambda c: (abs(c[2] - c[1]), c[0]))]
     text = ", ".join(f"{cls} recall {ra:.2f} -> {rb:.2f}" for cls, ra, rb, _ in named)
     return [c[0] for c in named], text
+
+
+def _find_drifts(grp: pd.DataFrame, min_items: int):
+    """Walk one annotator's periods in order; yield (baseline periods, period row) at each drift.
+
+    The baseline pools every period since the start or the last drift, so a step change is
+    measured against many items, not one noisy week; after a drift the baseline restarts at the
+    drifted period, so a lasting change is reported once. A change is drift when the baseline's
+    and the period's Wilson 95% intervals do not overlap -- stricter than a plain 95% test of
+    the change, which with many annotators x periods (and items of varying difficulty) reports
+    drifts that are not there.
+    """
+    base: list = []
+    k = n = 0
+    for _, row in grp.iterrows():
+        if base and n >= min_items and row["n_scored"] >= min_items:
+            lo, hi = (float(v) for v in wilson_interval(k, n))
+            if hi < row["ci_low"] or row["ci_high"] < lo:
+                yield list(base), k, n, row
+                base, k, n = [], 0, 0
+        base.append(row["period"])
+        k += int(row["n_correct"])
+        n += int(row["n_scored"])
 
 
 def gold_drift(annotations: pd.DataFrame, gold: pd.DataFrame, *, by: str = "week", min_items: int = 5,
@@ -393,7 +418,8 @@ def gold_drift(annotations: pd.DataFrame, gold: pd.DataFrame, *, by: str = "week
         ``item_id, gold_label``.
     by : {"week", "month", "guideline_version"}
     min_items : int
-        Periods with fewer scored gold ratings are shown but not compared (too noisy).
+        A period (or baseline) with fewer scored gold ratings is not tested (too noisy); a short
+        period still joins the baseline.
     unsure_labels : iterable of str, optional
     """
     if by not in DRIFT_BY:
@@ -415,25 +441,20 @@ def gold_drift(annotations: pd.DataFrame, gold: pd.DataFrame, *, by: str = "week
     per_class = _per_class(both, ["annotator", "period"])
 
     drifts = []
+    where = "guideline version" if by == "guideline_version" else by
     for annotator, grp in windows.groupby("annotator", sort=True):
-        usable = grp[grp["n_scored"] >= min_items]
-        for (_, prev), (_, cur) in zip(usable.iloc[:-1].iterrows(), usable.iloc[1:].iterrows()):
-            # Non-overlapping 95% intervals, not a plain 95% test of the change: with many annotators
-            # x periods, and items of varying difficulty per period, the plain test cries wolf
-            # (3 false drifts in scripts/demo_gold.py's control copy; none with this rule).
-            if not (prev["ci_high"] < cur["ci_low"] or cur["ci_high"] < prev["ci_low"]):
-                continue
-            classes, class_text = _drift_classes(per_class, annotator, prev["period"], cur["period"])
-            change = round(float(cur["accuracy"] - prev["accuracy"]), 4)
-            where = "guideline version" if by == "guideline_version" else by
-            detail = (f"{annotator}: accuracy {prev['accuracy']:.2f} [{prev['ci_low']:.2f}, {prev['ci_high']:.2f}] "
-                      f"in {where} {prev['period']} -> {cur['accuracy']:.2f} [{cur['ci_low']:.2f}, "
-                      f"{cur['ci_high']:.2f}] in {where} {cur['period']}"
+        for base, k, n, cur in _find_drifts(grp, min_items):
+            lo, hi = (float(v) for v in wilson_interval(k, n))
+            before = k / n
+            span = base[0] if len(base) == 1 else f"{base[0]} to {base[-1]}"
+            classes, class_text = _drift_classes(per_class, annotator, base, cur["period"])
+            detail = (f"{annotator}: accuracy {before:.2f} [{lo:.2f}, {hi:.2f}] in {where} {span} -> "
+                      f"{cur['accuracy']:.2f} [{cur['ci_low']:.2f}, {cur['ci_high']:.2f}] in {where} {cur['period']}"
                       + (f"; {class_text}" if class_text else ""))
-            drifts.append({"annotator": annotator, "from_period": prev["period"], "to_period": cur["period"],
-                           "accuracy_before": prev["accuracy"], "ci_before": f"[{prev['ci_low']:.2f}, {prev['ci_high']:.2f}]",
+            drifts.append({"annotator": annotator, "from_period": base[0], "baseline": span, "to_period": cur["period"],
+                           "accuracy_before": before, "ci_before": f"[{lo:.2f}, {hi:.2f}]",
                            "accuracy_after": cur["accuracy"], "ci_after": f"[{cur['ci_low']:.2f}, {cur['ci_high']:.2f}]",
-                           "change": change, "classes": ", ".join(classes), "detail": detail})
+                           "change": float(cur["accuracy"] - before), "classes": ", ".join(classes), "detail": detail})
     drift_frame = pd.DataFrame(drifts, columns=_DRIFT_COLUMNS)
     return DriftReport(by=by, periods=list(order), windows=windows, per_class=per_class, drifts=drift_frame,
                        min_items=min_items)
@@ -609,8 +630,9 @@ def format_drift_report(report: DriftReport) -> str:
     """The drift findings, one line each (``no drift found`` when none)."""
     where = "guideline version" if report.by == "guideline_version" else report.by
     lines = [f"drift per {where}: {len(report.periods)} period(s) ({', '.join(map(str, report.periods[:12]))}"
-             f"{' ...' if len(report.periods) > 12 else ''}); compared consecutive periods with >= "
-             f"{report.min_items} scored gold ratings; drift = 95% intervals do not overlap"]
+             f"{' ...' if len(report.periods) > 12 else ''}); each period vs the annotator's earlier periods pooled "
+             f"(restarted after a drift), >= {report.min_items} scored gold ratings each; "
+             "drift = 95% intervals do not overlap"]
     if report.drifts.empty:
         lines.append("no drift found")
     for _, d in report.drifts.iterrows():
