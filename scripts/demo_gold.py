@@ -11,7 +11,9 @@ snow2008_rte: 800 RTE-1 items x 10 MTurk workers, with the RTE-1 expert label (`
    2024-02-05. ``gold_drift(by="week")`` must report drift for that annotator in the week the
    flip starts; the unmodified copy (same timestamps) is run as the control.
 
-3. The drift check is repeated for seeds 0..N-1 (``--sweep``, default 10): each a new gold
+3. Adjudication: every contested item (the workers disagree) gets its expert label as the
+   reviewer's final label; the rework rate is printed (first label = file order: no timestamps).
+4. The drift check is repeated for seeds 0..N-1 (``--sweep``, default 10): each a new gold
    sample, new timestamps and possibly another target annotator. False drifts in the control
    copies (no flip) are counted for every annotator.
 
@@ -31,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from selector.adjudicate import adjudicate, format_adjudication, prepare_decisions
 from selector.annotations import prepare_annotations
 from selector.gold import format_drift_report, format_gold_report, gold_drift, gold_report, prepare_gold
 
@@ -119,8 +122,16 @@ def main() -> int:
         print(f"found {n_found} of {len(sweep)}; {n_false} false drift(s) in {len(sweep)} control copies "
               f"({annotations['annotator'].nunique()} annotators x 8 weeks each)")
         ok = ok and n_found == len(sweep) and all(r["false_target"] == 0 for r in sweep)
+    # Adjudication: every contested item (workers disagree) decided by its RTE-1 expert label.
+    contested = raw.groupby("item_id")["label"].nunique()
+    decisions = (raw[raw["item_id"].isin(contested[contested > 1].index)].drop_duplicates("item_id")
+                 [["item_id", "gold_label"]].rename(columns={"gold_label": "final_label"})
+                 .assign(reviewer="rte_expert", note="RTE-1 gold label"))
+    adjudication = adjudicate(annotations, prepare_decisions(decisions))
+    print("\n== adjudication: contested items decided by the RTE-1 expert label (first label = file order) ==")
+    print(format_adjudication(adjudication))
     if args.json:
-        args.json.write_text(json.dumps({
+        args.json.write_text(json.dumps({"rework_rate": adjudication.rework_rate,
             "n_gold": len(gold), "n_annotators": len(report.annotators), "n_flagged": n_flagged,
             "n_flagged_whole_interval": n_sure, "planted_annotator": target, "found": run["found"],
             "drifts_planted": drift.drifts.to_dict(orient="records"),
