@@ -102,6 +102,9 @@ def prepare_pool(df: pd.DataFrame, *, text_col: str = "text", label_col: str = "
         an error; a missing label column is an error unless ``require_label_col`` is False.
     source : str
         Name used in error messages (the file path).
+    unsure_labels : iterable of str
+        Label values that mean "no label yet" (case-insensitive; default ``unsure``,
+        ``needs_review``): such rows are unlabeled. ``()`` makes every value a label.
 
     Raises
     ------
