@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from selector.errors import DataError
+from selector.unsure import DEFAULT_UNSURE_LABELS, unsure_mask
 
 __all__ = ["LabeledPool", "prepare_pool", "normalise_label", "GENERATED_ID_NOTE"]
 
@@ -89,7 +90,8 @@ def _missing_column(source: str, kind: str, col: str, df: pd.DataFrame, flag: st
 
 def prepare_pool(df: pd.DataFrame, *, text_col: str = "text", label_col: str = "label",
                  id_col: str = "id", source: str = "<DataFrame>",
-                 require_label_col: bool = True, require_id_col: bool = False) -> LabeledPool:
+                 require_label_col: bool = True, require_id_col: bool = False,
+                 unsure_labels=DEFAULT_UNSURE_LABELS) -> LabeledPool:
     """Validate a table and split it into labeled and unlabeled rows.
 
     Parameters
@@ -101,6 +103,9 @@ def prepare_pool(df: pd.DataFrame, *, text_col: str = "text", label_col: str = "
         ``require_label_col`` is False.
     source : str
         Name used in error messages (the file path).
+    unsure_labels : iterable of str
+        Label values that mean "no label yet" (case-insensitive; default ``unsure``,
+        ``needs_review``): such rows are unlabeled. ``()`` makes every value a label.
 
     Raises
     ------
@@ -130,6 +135,7 @@ def prepare_pool(df: pd.DataFrame, *, text_col: str = "text", label_col: str = "
 
     if label_col in df.columns:
         labels = np.array([normalise_label(v) for v in df[label_col].to_numpy(dtype=object)], dtype=object)
+        labels[unsure_mask(labels, unsure_labels)] = None
     else:
         labels = np.full(texts.shape[0], None, dtype=object)
     labeled = np.array([lab is not None for lab in labels], dtype=bool)
