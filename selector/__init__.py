@@ -6,6 +6,7 @@ Choose what to label next (:func:`select`, :func:`select_batch`), with a strateg
 
 from __future__ import annotations
 
+from selector.adjudicate import Adjudication, adjudicate, prepare_decisions
 from selector.api import select
 from selector.config import SelectConfig, load_config
 from selector.errors import (
@@ -17,15 +18,45 @@ from selector.errors import (
     UnknownStrategyError,
 )
 from selector.export import export_records
+from selector.gold import (
+    DriftReport,
+    GoldInjection,
+    GoldReport,
+    gold_drift,
+    gold_report,
+    inject_gold,
+    prepare_gold,
+    read_gold,
+    split_gold,
+    wilson_interval,
+)
 from selector.ingest import ingest_rows
 from selector.ledger import read_ledger
 from selector.merge import merge_labels, read_labels
 from selector.pipeline import select_batch
 from selector.strategies import Selection, SelectionContext, available_strategies, make_strategy, register
+from selector.unsure import DEFAULT_UNSURE_LABELS, UnsureReport, unsure_items, unsure_report
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Adjudication",
+    "DEFAULT_UNSURE_LABELS",
+    "DriftReport",
+    "GoldInjection",
+    "GoldReport",
+    "UnsureReport",
+    "adjudicate",
+    "gold_drift",
+    "gold_report",
+    "inject_gold",
+    "prepare_decisions",
+    "prepare_gold",
+    "read_gold",
+    "split_gold",
+    "unsure_items",
+    "unsure_report",
+    "wilson_interval",
     "ConfigError",
     "DataError",
     "EmptyPoolError",

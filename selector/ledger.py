@@ -245,7 +245,7 @@ def round_ledger_record(*, round_number: int, data_path: str, data_sha256: str |
 
 def record_round(data: str | os.PathLike, result, config, *, queue_path: str | os.PathLike,
                  data_sha256: str | None, command: str | None = None, queue=None,
-                 extra: dict | None = None) -> dict[str, Any]:
+                 gold_ids=None, extra: dict | None = None) -> dict[str, Any]:
     """Append the ledger record of a finished ``select`` round and return it.
 
     Parameters
@@ -258,6 +258,9 @@ def record_round(data: str | os.PathLike, result, config, *, queue_path: str | o
         Where the queue was written.
     queue : DataFrame, optional
         The queue as written (default ``result.queue``), e.g. after bucket priority reordered it.
+    gold_ids : sequence of str, optional
+        Ids of gold items mixed into the queue (``--gold``): recorded apart from the queue's ids,
+        so ``merge`` sets their answers aside and ``status`` does not count them as pending.
     """
     from selector.models.classifiers import make_classifier
 
@@ -271,9 +274,13 @@ def record_round(data: str | os.PathLike, result, config, *, queue_path: str | o
     cv = cv_metrics(result.embeddings[lab], labels, classifier=template, random_state=config.seed)
     stop = stop_set_predictions(pool.ids, result.embeddings, result.context.classifier, records)
     queue = result.queue if queue is None else queue
+    gold = {str(i) for i in (gold_ids or [])}
+    queue_ids = [i for i in queue["id"].astype(str).tolist() if i not in gold]
+    if gold:
+        extra = dict(extra or {}, gold_ids=sorted(gold))
     record = round_ledger_record(
         round_number=next_round_number(records), data_path=str(Path(data).resolve()), data_sha256=data_sha256,
-        config=config.to_dict(), stats=result.stats, queue_ids=queue["id"].tolist(),
+        config=config.to_dict(), stats=result.stats, queue_ids=queue_ids,
         queue_path=str(Path(queue_path).resolve()), class_counts={str(k): int(v) for k, v in zip(names, counts)},
         cv=cv, stop_set=stop, command=command, extra=extra)
     append_record(path, record)

@@ -177,3 +177,30 @@ def test_export_without_ids_is_refused(tmp_path):
     pd.DataFrame({"text": ["a"], "label": ["x"]}).to_csv(f, index=False)
     with pytest.raises(DataError, match="no id column"):
         read_labels(f)
+
+
+def test_gold_answers_in_a_queue_are_set_aside_not_merged(tmp_path):
+    from loop_helpers import write_data
+    from selector.ledger import ledger_path, read_ledger
+
+    data = tmp_path / "data.csv"
+    df = write_data(data, n=60, n_labeled=15)
+    gold = tmp_path / "gold.csv"
+    pd.DataFrame({"item_id": ["g1", "g2", "g3"], "gold_label": ["sports", "finance", "weather"],
+                  "text": ["goal team coach", "bank loan stock", "rain storm wind"]}).to_csv(gold, index=False)
+    q = tmp_path / "q.csv"
+    res = runner.invoke(app, ["select", str(data), "--budget", "20", "--gold", str(gold), "--gold-rate", "0.15",
+                              "--model", "hashing", "--out", str(q), "-q"])
+    assert res.exit_code == 0, res.output
+    (rec,) = read_ledger(ledger_path(data))
+    queue = pd.read_csv(q, dtype=str)
+    assert rec["gold_ids"] and set(rec["gold_ids"]) <= set(queue["id"])
+    assert set(rec["queue"]["ids"]) == set(queue["id"]) - set(rec["gold_ids"])
+    truth = dict(zip(df["id"], df["gold"])) | {"g1": "sports", "g2": "finance", "g3": "weather"}
+    export = tmp_path / "labels.csv"
+    pd.DataFrame({"id": queue["id"], "label": queue["id"].map(truth)}).to_csv(export, index=False)
+    res = runner.invoke(app, ["merge", str(data), str(export), "--out", str(tmp_path / "m.csv")])
+    assert res.exit_code == 0, res.output
+    assert f"set aside {len(rec['gold_ids'])} answer(s) to gold items" in res.output
+    merged = _read(tmp_path / "m.csv")
+    assert (merged["label"] != "").sum() == 15 + len(rec["queue"]["ids"])

@@ -34,10 +34,15 @@ def merge_command(
         raise ConfigError(f"--round must be a positive round number, got {round_number}")
     df = read_table(data)
     labels, skipped, kind = read_labels(labeled, id_col=id_col, label_col=label_col, question=question)
-    round_of_id = {}
+    round_of_id, gold_ids = {}, set()
     for rec in read_ledger(ledger_path(data)):
         for i in (rec.get("queue") or {}).get("ids", []):
             round_of_id[str(i)] = int(rec["round"])
+        gold_ids.update(map(str, rec.get("gold_ids") or []))
+    is_gold = labels["id"].isin(gold_ids)
+    n_gold = int(is_gold.sum())
+    # Gold answers score annotators (`selector gold`); they never become training labels.
+    labels = labels[~is_gold].reset_index(drop=True)
     try:
         result = merge_labels(df, labels, label_col=label_col, id_col=id_col, round_number=round_number,
                               round_of_id=round_of_id, source=str(data))
@@ -52,4 +57,5 @@ def merge_command(
     rounds = ", ".join(f"round {k}: {v}" for k, v in sorted(result.rounds.items()))
     info(f"merged {result.n_new} new label(s) from a {kind} export ({result.n_unchanged} already present, "
          f"{skipped} item(s) without a label skipped) -> {written}" + (f" (backup {backup})" if backup else "") +
-         (f"; {rounds}" if rounds else ""), quiet)
+         (f"; {rounds}" if rounds else "") +
+         (f"; set aside {n_gold} answer(s) to gold items (score them with `selector gold`)" if n_gold else ""), quiet)
