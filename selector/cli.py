@@ -164,7 +164,7 @@ def select_command(
     from selector.ledger import record_round
 
     record_round(data, result, config, queue_path=out, data_sha256=input_hash, command=command_line(),
-                 queue=queue, gold_ids=gold_ids)
+                 queue=queue, gold_ids=gold_ids, ledger_file=Path(".selector/rounds.jsonl") if example else None)
     s = result.stats
     info(f"queued {s['n_selected']} of {s['n_unlabeled']} unlabeled rows ({s['n_labeled']} labeled) "
          f"with {config.strategy!r} -> {out} ; embedded {s['n_embedded']} new texts, {s['n_cached']} from cache; "

@@ -245,7 +245,7 @@ def round_ledger_record(*, round_number: int, data_path: str, data_sha256: str |
 
 def record_round(data: str | os.PathLike, result, config, *, queue_path: str | os.PathLike,
                  data_sha256: str | None, command: str | None = None, queue=None,
-                 gold_ids=None, extra: dict | None = None) -> dict[str, Any]:
+                 gold_ids=None, extra: dict | None = None, ledger_file: str | os.PathLike | None = None) -> dict[str, Any]:
     """Append the ledger record of a finished ``select`` round and return it.
 
     Parameters
@@ -261,10 +261,13 @@ def record_round(data: str | os.PathLike, result, config, *, queue_path: str | o
     gold_ids : sequence of str, optional
         Ids of gold items mixed into the queue (``--gold``): recorded apart from the queue's ids,
         so ``merge`` sets their answers aside and ``status`` does not count them as pending.
+    ledger_file : path, optional
+        Where to append (default :func:`ledger_path` of ``data``; the bundled example uses the
+        working folder, since the package folder may be read-only).
     """
     from selector.models.classifiers import make_classifier
 
-    path = ledger_path(data)
+    path = Path(ledger_file) if ledger_file is not None else ledger_path(data)
     records = read_ledger(path)
     pool = result.pool
     lab = pool.labeled_positions
