@@ -70,7 +70,8 @@ def test_bad_new_rows_are_refused():
 
 
 def test_normalise_text():
-    assert normalise_text("  Ｗhere\tIS  paris ") == "where is paris"
+    assert normalise_text("  Ｗhere\tIS  paris ? ") == "where is paris"
+    assert normalise_text("The U.S. isn't big.") == normalise_text("the US isnt big")
 
 
 def test_cli_ingest_then_bucket_priority_reserves_budget(tmp_path):
