@@ -24,12 +24,12 @@ def lookup_embed(table):
 
 def test_exact_and_near_duplicates_are_dropped_and_counted():
     data = pd.DataFrame({"id": ["a", "b"], "text": ["Where is Paris ?", "What is a bond ?"], "label": ["LOC", ""]})
-    new = pd.DataFrame({"text": ["where is   PARIS ?", "Wherever is Paris?", "Who wrote Hamlet ?", "Who wrote Hamlet?!",
+    new = pd.DataFrame({"text": ["where is   PARIS ?", "Wherever is Paris?", "Who wrote Hamlet ?", "Who did write Hamlet ?",
                                  "How tall is K2 ?"],
                         "failure": ["geo", "geo", "lit", "lit", "geo"]})
     e = {"Where is Paris ?": _unit([1, 0, 0, 0]), "What is a bond ?": _unit([0, 1, 0, 0]),
          "Wherever is Paris?": _unit([0.99, 0.05, 0, 0]),  # cos ~0.9987 with row a
-         "Who wrote Hamlet ?": _unit([0, 0, 1, 0]), "Who wrote Hamlet?!": _unit([0, 0.1, 0.99, 0]),  # within batch
+         "Who wrote Hamlet ?": _unit([0, 0, 1, 0]), "Who did write Hamlet ?": _unit([0, 0.1, 0.99, 0]),  # within batch
          "How tall is K2 ?": _unit([0.7, 0, 0, 0.7])}  # cos 0.707: kept
     res = ingest_rows(data, new, source="production", embed=lookup_embed(e), bucket_col="failure")
     assert (res.n_new, res.n_exact_duplicates, res.n_near_duplicates, res.n_added) == (5, 1, 2, 2)
