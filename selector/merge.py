@@ -63,14 +63,14 @@ class MergeResult:
     rounds: dict = field(default_factory=dict)
 
 
-def _id_of(obj: dict, *nested: dict) -> str | None:
-    for src in (*nested, obj):
-        if not isinstance(src, dict):
-            continue
-        for key in ID_KEYS:
-            value = normalise_label(src.get(key))
-            if value is not None:
-                return value
+def _id_of(*sources: dict) -> str | None:
+    """The row id: ``selector_id`` from any source first (tools renumber ``id``), then ``id`` in order."""
+    for key in ID_KEYS:
+        for src in sources:
+            if isinstance(src, dict):
+                value = normalise_label(src.get(key))
+                if value is not None:
+                    return value
     return None
 
 
@@ -84,7 +84,7 @@ def _label_studio(items: list[dict], source: str) -> tuple[list[dict], int]:
     rows, skipped = [], 0
     for n, task in enumerate(items, start=1):
         data = task.get("data") or {}
-        item_id = _id_of({}, data) or _id_of(task)
+        item_id = _id_of(data)  # the top-level "id" is Label Studio's own task number
         got = False
         for ann in task.get("annotations") or []:
             if ann.get("was_cancelled"):
@@ -138,7 +138,7 @@ def _prodigy(items: list[dict], source: str) -> tuple[list[dict], int]:
         if task.get("answer") != "accept":
             skipped += 1
             continue
-        item_id = _id_of(task.get("meta") or {}, task)
+        item_id = _id_of(task, task.get("meta") or {})
         if "accept" in task and task.get("options"):
             accepted = task.get("accept") or []
             if len(accepted) > 1:
