@@ -1,8 +1,10 @@
 """A scripted three-round labeling loop on trec, through the Label Studio format.
 
 select -> export (Label Studio tasks) -> simulated annotation (Label Studio's JSON export, filled
-with trec's true labels) -> merge -> status, three times, then a fourth select. Every step is the
-real ``selector`` CLI; only the annotator is simulated.
+with trec's true labels) -> merge -> status, three times; then the flywheel: 300 trec rows held out
+of the data come back as "production failures" (failure bucket = their fine-grained trec class) with
+20 duplicates of pool rows mixed in, are ingested, and a fourth select gives rare buckets 20% of the
+budget. Every step is the real ``selector`` CLI; only the annotator and production are simulated.
 
 Usage:
     python scripts/demo_loop.py [--workdir DIR] [--budget 100] [--cache-dir /work/emb_cache]
@@ -75,10 +77,13 @@ def main() -> None:
     src = pd.read_csv(DATASETS / "trec" / "data.csv", dtype=str, keep_default_na=False)
     src.insert(0, "id", [f"trec-{i:05d}" for i in range(len(src))])
     gold = dict(zip(src["id"], src["label"]))
+    held_out = src.sample(n=300, random_state=0)
+    pool = src.drop(held_out.index)
     data = work / "trec_unlabeled.csv"
-    src.assign(label="")[["id", "text", "label", "split"]].to_csv(data, index=False)
+    pool.assign(label="")[["id", "text", "label", "split"]].to_csv(data, index=False)
     label_set = ",".join(sorted(set(gold.values())))
-    print(f"trec: {len(src)} rows, labels blanked -> {data}; label set {label_set}")
+    print(f"trec: {len(pool)} rows, labels blanked -> {data} ({len(held_out)} more held out as future "
+          f"production rows); label set {label_set}")
 
     queued: set[str] = set()
     for r in range(1, args.rounds + 1):
@@ -98,9 +103,25 @@ def main() -> None:
         run("merge", str(data), str(ls_export), "--in-place")
         run("status", str(data), "--cache-dir", args.cache_dir)
 
-    print("\n======== next round ========")
+    print("\n======== production failures come back: ingest, then a round with bucket priority ========")
+    dupes = pool.sample(n=20, random_state=1)["text"]
+    dupes = [t.upper() if k % 2 else t.replace(" ?", "").replace(",", "") for k, t in enumerate(dupes)]
+    production = pd.concat([held_out[["text", "label_fine"]].rename(columns={"label_fine": "failure"}),
+                            pd.DataFrame({"text": dupes, "failure": "duplicate-report"})], ignore_index=True)
+    production_path = work / "production_failures.csv"
+    production.to_csv(production_path, index=False)
+    n_before = len(pd.read_csv(data, dtype=str, keep_default_na=False))
+    run("ingest", str(data), str(production_path), "--source", "production", "--bucket", "failure", "--in-place",
+        "--cache-dir", args.cache_dir, "--dropped", str(work / "ingest_dropped.csv"))
+    grown = pd.read_csv(data, dtype=str, keep_default_na=False)
+    final_queue = work / f"queue_r{args.rounds + 1}.csv"
     run("select", str(data), "--budget", str(args.budget), "--strategy", args.strategy, "--seed", "0",
-        "--out", str(work / f"queue_r{args.rounds + 1}.csv"), "--cache-dir", args.cache_dir, "-q")
+        "--bucket-priority", "0.2", "--out", str(final_queue), "--cache-dir", args.cache_dir, "-q")
+    q = pd.read_csv(final_queue, dtype=str, keep_default_na=False)
+    bucket_of = dict(zip(grown["id"], grown["bucket"]))
+    sizes = grown.loc[grown["bucket"] != "", "bucket"].value_counts()
+    picked = [bucket_of.get(i, "") for i in q["id"][: int(0.2 * args.budget)]]
+    print(f"bucket-priority slots went to buckets: {', '.join(f'{b} ({sizes[b]} rows)' for b in picked)}")
     status = run("status", str(data), "--cache-dir", args.cache_dir)
 
     merged = pd.read_csv(data, dtype=str, keep_default_na=False)
@@ -109,18 +130,28 @@ def main() -> None:
     wrong = (merged["label"] != "") & (merged["label"] != merged["id"].map(gold))
     ledger = [json.loads(x) for x in (work / ".selector" / "rounds.jsonl").read_text().splitlines()]
     problems = []
+    per_round = {k: v for k, v in per_round.items() if k}
     if per_round != expected:
         problems.append(f"labels per round {per_round} != {expected}")
     if wrong.any():
         problems.append(f"{int(wrong.sum())} merged labels differ from the true labels")
     if [rec["round"] for rec in ledger] != list(range(1, args.rounds + 2)):
         problems.append(f"ledger rounds {[rec['round'] for rec in ledger]}")
+    added = len(grown) - n_before
+    dropped = pd.read_csv(work / "ingest_dropped.csv", dtype=str, keep_default_na=False)
+    if added != len(production) - len(dropped):
+        problems.append(f"ingest added {added} rows but dropped {len(dropped)} of {len(production)}")
+    if not set(dupes) <= set(dropped["text"]):
+        problems.append(f"{len(set(dupes) - set(dropped['text']))} of the 20 planted duplicates were not dropped")
+    if not all(picked) or len(set(picked)) < len(picked) // 2:
+        problems.append(f"bucket-priority slots not spread over buckets: {picked}")
     if "stopping hint:" not in status:
         problems.append("status printed no stopping hint")
     if problems:
         raise SystemExit("loop check failed: " + "; ".join(problems))
     print(f"\nloop check passed: {per_round} labels per round, {len(ledger)} ledger rounds, "
-          f"backup {data.name}.bak kept, every merged label equals trec's")
+          f"backup {data.name}.bak kept, every merged label equals trec's; ingest dropped all 20 planted "
+          f"duplicates ({len(dropped)} dropped in all), bucket-priority slots over {len(set(picked))} buckets")
 
 
 if __name__ == "__main__":

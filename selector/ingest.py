@@ -183,6 +183,10 @@ def ingest_rows(data: pd.DataFrame, new: pd.DataFrame, *, source: str, embed, te
                         break
         reason[cand[near]] = "near duplicate"
     n_near = int((reason == "near duplicate").sum())
+    # An exact duplicate of a new row that was itself dropped points at what that row duplicated.
+    dropped_to = {new_ids[j]: dup_of[j] for j in np.flatnonzero(reason == "near duplicate")}
+    for j in np.flatnonzero(reason == "exact duplicate"):
+        dup_of[j] = dropped_to.get(dup_of[j], dup_of[j])
 
     keep = np.flatnonzero(reason == "")
     if id_col in data.columns:

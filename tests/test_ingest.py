@@ -44,6 +44,10 @@ def test_exact_and_near_duplicates_are_dropped_and_counted():
     assert d.loc[1, "reason"] == "exact duplicate" and d.loc[1, "duplicate_of"] == "a"
     assert d.loc[2, "reason"] == "near duplicate" and d.loc[2, "duplicate_of"] == "a"
     assert d.loc[4, "duplicate_of"] == out.loc[2, "id"] and d.loc[4, "similarity"] >= 0.95
+    # An exact copy of a row dropped as a near duplicate points at the row that one duplicated.
+    new2 = pd.DataFrame({"text": ["Wherever is Paris?", "wherever is paris"]})
+    res2 = ingest_rows(data, new2, source="production", embed=lookup_embed(e))
+    assert res2.dropped["duplicate_of"].tolist() == ["a", "a"]
 
 
 def test_threshold_is_respected():
