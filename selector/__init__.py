@@ -6,6 +6,7 @@ Choose what to label next (:func:`select`, :func:`select_batch`), with a strateg
 
 from __future__ import annotations
 
+from selector.agreement import AgreementReport, agreement, dawid_skene, majority_vote
 from selector.api import select
 from selector.config import SelectConfig, load_config
 from selector.errors import (
@@ -22,6 +23,7 @@ from selector.strategies import Selection, SelectionContext, available_strategie
 __version__ = "0.1.0"
 
 __all__ = [
+    "AgreementReport",
     "ConfigError",
     "DataError",
     "EmptyPoolError",
@@ -31,8 +33,11 @@ __all__ = [
     "SelectionContext",
     "SelectorError",
     "UnknownStrategyError",
+    "agreement",
     "available_strategies",
+    "dawid_skene",
     "load_config",
+    "majority_vote",
     "make_strategy",
     "register",
     "select",
