@@ -1,7 +1,8 @@
 """One prioritized review queue from three sources of doubt.
 
 - **contested**: items annotators disagreed on (from long-format annotations), scored by how split
-  the vote is: ``split / (1 - 1/min(k, n_ratings))``, 1 for an even split.
+  the vote is: ``split`` (1 - top share) over the largest split ``m`` ratings over ``k`` labels
+  allow, ``1 - ceil(m / min(k, m)) / m``; 1 for the most even split possible.
 - **suspect**: labeled rows whose label the model doubts, scored ``1 - p(given label)`` from
   out-of-fold probabilities (each row scored by a model that never saw it).
 - **uncertain**: unlabeled rows the model is least sure about, scored by ``margin`` uncertainty.
@@ -135,7 +136,8 @@ def review(df: pd.DataFrame, *, annotations: pd.DataFrame | None = None, budget:
         codes = encode_ratings(ann)
         contested = contested_items(codes)
         k = codes.labels.size
-        max_split = 1.0 - 1.0 / np.minimum(k, contested["n_ratings"].to_numpy())
+        m = contested["n_ratings"].to_numpy()
+        max_split = 1.0 - np.ceil(m / np.minimum(k, m)) / m  # the most even split m ratings allow
         s = np.clip(contested["split"].to_numpy() / max_split, 0.0, 1.0)
         texts = ann.drop_duplicates("item_id").set_index("item_id")["text"] if "text" in ann.columns else None
         for rid, sc, votes, top in zip(contested["item_id"], s, contested["votes"], contested["top_label"]):
