@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from selector.agreement import AgreementReport, agreement, dawid_skene, majority_vote
 from selector.api import select
+from selector.card import DataCard, data_card
 from selector.config import SelectConfig, load_config
 from selector.errors import (
     ConfigError,
@@ -18,28 +19,36 @@ from selector.errors import (
     UnknownStrategyError,
 )
 from selector.pipeline import select_batch
+from selector.review import ReviewQueue, review
 from selector.strategies import Selection, SelectionContext, available_strategies, make_strategy, register
+from selector.validate import ValidationReport, validate
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AgreementReport",
     "ConfigError",
+    "DataCard",
     "DataError",
     "EmptyPoolError",
     "ModelError",
+    "ReviewQueue",
     "SelectConfig",
     "Selection",
     "SelectionContext",
     "SelectorError",
     "UnknownStrategyError",
+    "ValidationReport",
     "agreement",
     "available_strategies",
+    "data_card",
     "dawid_skene",
     "load_config",
     "majority_vote",
     "make_strategy",
     "register",
+    "review",
     "select",
     "select_batch",
+    "validate",
 ]
