@@ -803,7 +803,7 @@ def _fmt(x, digits: int = 3) -> str:
     if x is None:
         return "-"
     if isinstance(x, (float, np.floating)):
-        return "nan" if np.isnan(x) else f"{x:.{digits}f}"
+        return "nan" if np.isnan(x) else f"{float(x) + 0.0:.{digits}f}".replace(f"-{0:.{digits}f}", f"{0:.{digits}f}")
     return " ".join(str(x).split())  # one line per row, whatever the text holds
 
 
