@@ -6,6 +6,7 @@ Choose what to label next (:func:`select`, :func:`select_batch`), with a strateg
 
 from __future__ import annotations
 
+from selector.adjudicate import Adjudication, adjudicate, prepare_decisions
 from selector.agreement import AgreementReport, agreement, dawid_skene, majority_vote
 from selector.api import select
 from selector.card import DataCard, data_card
@@ -18,15 +19,45 @@ from selector.errors import (
     SelectorError,
     UnknownStrategyError,
 )
+from selector.gold import (
+    DriftReport,
+    GoldInjection,
+    GoldReport,
+    gold_drift,
+    gold_report,
+    inject_gold,
+    prepare_gold,
+    read_gold,
+    split_gold,
+    wilson_interval,
+)
 from selector.pipeline import select_batch
 from selector.review import ReviewQueue, review
 from selector.strategies import Selection, SelectionContext, available_strategies, make_strategy, register
+from selector.unsure import DEFAULT_UNSURE_LABELS, UnsureReport, unsure_items, unsure_report
 from selector.validate import ValidationReport, validate
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Adjudication",
     "AgreementReport",
+    "DEFAULT_UNSURE_LABELS",
+    "DriftReport",
+    "GoldInjection",
+    "GoldReport",
+    "UnsureReport",
+    "adjudicate",
+    "gold_drift",
+    "gold_report",
+    "inject_gold",
+    "prepare_decisions",
+    "prepare_gold",
+    "read_gold",
+    "split_gold",
+    "unsure_items",
+    "unsure_report",
+    "wilson_interval",
     "ConfigError",
     "DataCard",
     "DataError",

@@ -101,6 +101,8 @@ def select_command(
     embeddings: Optional[Path] = typer.Option(None, "--embeddings", help=".npy of embeddings aligned with the rows; skips the model."),
     example: bool = typer.Option(False, "--example", help="Run on the bundled example (a banking77 sample) instead of DATA."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or summary."),
+    gold_file: Optional[Path] = typer.Option(None, "--gold", help="Gold file (item_id, gold_label[, text]) to mix into the queue."),
+    gold_rate: Optional[float] = typer.Option(None, "--gold-rate", help="Share of the queue that is gold, with --gold [default: 0.05]."),
 ) -> None:
     """Choose the next rows to label and write them as a ranked queue."""
     from selector.config import load_config
@@ -123,16 +125,35 @@ def select_command(
         model=model, device=device, batch_size=batch_size,
         cache_dir=str(cache_dir) if cache_dir is not None else None,
     )
+    gold_table = None
+    if gold_file is not None or gold_rate is not None:
+        from selector.gold import check_gold_rate, read_gold
+
+        if gold_file is None:
+            raise ConfigError("--gold-rate needs --gold GOLD_FILE (item_id, gold_label[, text])")
+        gold_rate = check_gold_rate(0.05 if gold_rate is None else gold_rate)
+        gold_table = read_gold(gold_file)
     t0 = time.perf_counter()
     df = read_table(data)
     input_hash = file_sha256(data)
     cache = Path(config.cache_dir) if config.cache_dir else default_cache_dir(data)
     result = run_round(df, config, source=str(data), embeddings=embeddings, cache_dir=cache,
                        show_progress=not quiet)
-    write_table(result.queue, out)
+    queue, outputs, gold_ids = result.queue, {"queue": str(out)}, None
+    if gold_table is not None:  # gold goes in unmarked; the key file and the round record say which rows
+        from selector.gold import gold_for_round
+
+        mixed = gold_for_round(result, gold_table, gold_rate, random_state=config.seed)
+        queue, gold_ids, outputs["gold_key"] = mixed.queue, mixed.gold_ids, str(out.with_name(f"{out.stem}.key{out.suffix}"))
+        write_table(mixed.key, outputs["gold_key"])
+    write_table(queue, out)
     record_file = record_path_for(out)
     record = round_record(config=config.to_dict(), stats=result.stats, input_path=str(data),
-                          input_sha256=input_hash, outputs={"queue": str(out)}, command=command_line())
+                          input_sha256=input_hash, outputs=outputs, command=command_line())
+    if gold_ids is not None:
+        record["gold_ids"] = gold_ids
+        record["gold"] = {"path": str(gold_file), "sha256": file_sha256(gold_file), "rate": gold_rate}
+        info(f"mixed {len(gold_ids)} gold items into the queue (ids in {record_file}, answer key {outputs['gold_key']})", quiet)
     write_json(record, record_file)
     s = result.stats
     info(f"queued {s['n_selected']} of {s['n_unlabeled']} unlabeled rows ({s['n_labeled']} labeled) "

@@ -35,6 +35,7 @@ class SelectConfig:
     cache_dtype: str = "float32"
     classifier: str = "logistic_regression"
     classifier_params: dict = field(default_factory=dict)
+    unsure_labels: tuple = ("unsure", "needs_review")
 
     def __post_init__(self) -> None:
         if isinstance(self.budget, bool) or not isinstance(self.budget, int) or self.budget < 1:
@@ -48,6 +49,9 @@ class SelectConfig:
         for name in ("strategy_params", "classifier_params"):
             if not isinstance(getattr(self, name), dict):
                 raise ConfigError(f"{name} must be a mapping, got {getattr(self, name)!r}")
+        if not isinstance(self.unsure_labels, (list, tuple)) or not all(isinstance(v, str) and v.strip() for v in self.unsure_labels):
+            raise ConfigError(f"unsure_labels must be a list of non-empty strings, got {self.unsure_labels!r}")
+        object.__setattr__(self, "unsure_labels", tuple(self.unsure_labels))
         for name in ("strategy", "text_col", "label_col", "id_col", "device", "classifier"):
             if not isinstance(getattr(self, name), str) or not getattr(self, name):
                 raise ConfigError(f"{name} must be a non-empty string, got {getattr(self, name)!r}")

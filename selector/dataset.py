@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from selector.errors import DataError
+from selector.unsure import DEFAULT_UNSURE_LABELS, unsure_mask
 
 __all__ = ["LabeledPool", "prepare_pool", "normalise_label", "GENERATED_ID_NOTE"]
 
@@ -89,17 +90,22 @@ def _missing_column(source: str, kind: str, col: str, df: pd.DataFrame, flag: st
 
 def prepare_pool(df: pd.DataFrame, *, text_col: str = "text", label_col: str = "label",
                  id_col: str = "id", source: str = "<DataFrame>",
-                 require_label_col: bool = True) -> LabeledPool:
+                 require_label_col: bool = True, require_id_col: bool = False,
+                 unsure_labels=DEFAULT_UNSURE_LABELS) -> LabeledPool:
     """Validate a table and split it into labeled and unlabeled rows.
 
     Parameters
     ----------
     df : DataFrame
     text_col, label_col, id_col : str
-        Column names. A missing id column is allowed (ids are generated); a missing text column is
-        an error; a missing label column is an error unless ``require_label_col`` is False.
+        Column names. A missing id column is allowed (ids are generated) unless ``require_id_col``;
+        a missing text column is an error; a missing label column is an error unless
+        ``require_label_col`` is False.
     source : str
         Name used in error messages (the file path).
+    unsure_labels : iterable of str
+        Label values that mean "no label yet" (case-insensitive; default ``unsure``,
+        ``needs_review``): such rows are unlabeled. ``()`` makes every value a label.
 
     Raises
     ------
@@ -112,6 +118,8 @@ def prepare_pool(df: pd.DataFrame, *, text_col: str = "text", label_col: str = "
         raise _missing_column(source, "text", text_col, df, "--text-col")
     if label_col not in df.columns and require_label_col:
         raise _missing_column(source, "label", label_col, df, "--label-col")
+    if id_col not in df.columns and require_id_col:
+        raise _missing_column(source, "id", id_col, df, "--id-col")
 
     raw_texts = df[text_col].to_numpy(dtype=object)
     texts = np.empty(raw_texts.shape[0], dtype=object)
@@ -127,6 +135,7 @@ def prepare_pool(df: pd.DataFrame, *, text_col: str = "text", label_col: str = "
 
     if label_col in df.columns:
         labels = np.array([normalise_label(v) for v in df[label_col].to_numpy(dtype=object)], dtype=object)
+        labels[unsure_mask(labels, unsure_labels)] = None
     else:
         labels = np.full(texts.shape[0], None, dtype=object)
     labeled = np.array([lab is not None for lab in labels], dtype=bool)

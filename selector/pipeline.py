@@ -192,8 +192,10 @@ def run_round(df: pd.DataFrame, config: SelectConfig, *, source: str = "<DataFra
     DataError, EmptyPoolError, ConfigError
     """
     t_start = time.perf_counter()
+    # The default "id" column is optional (ids are generated); a column the user named must exist.
     pool = prepare_pool(df, text_col=config.text_col, label_col=config.label_col, id_col=config.id_col,
-                        source=source)
+                        source=source, require_id_col=config.id_col != "id",
+                        unsure_labels=config.unsure_labels)
     n_pool = int((~pool.labeled).sum())
     if n_pool == 0:
         raise EmptyPoolError(f"{source}: every row is labeled, so there is nothing to select; "

@@ -1,0 +1,142 @@
+"""The embedding cache: reuse across runs, only new rows embedded, corruption detected."""
+
+import json
+
+import numpy as np
+import pytest
+
+from selector.models import CachedEmbedder, EmbeddingCache, HashingEmbedder, text_digests
+
+
+class CountingEmbedder(HashingEmbedder):
+    """Hashing embedder that counts how many texts reached the model."""
+
+    def __init__(self):
+        super().__init__(32)
+        self.calls = 0
+
+    def encode(self, texts, *, show_progress=False):
+        self.calls += len(texts)
+        return super().encode(texts)
+
+
+def texts(n, start=0):
+    return [f"text number {i} about topic {i % 7}" for i in range(start, start + n)]
+
+
+def test_second_run_embeds_nothing(tmp_path):
+    model = CountingEmbedder()
+    first = CachedEmbedder(model, tmp_path).encode(texts(50))
+    assert model.calls == 50
+    again = CachedEmbedder(model, tmp_path)  # a new process would build a fresh wrapper
+    second = again.encode(texts(50))
+    assert model.calls == 50
+    assert again.last_stats["n_embedded"] == 0 and again.last_stats["n_cached"] == 50
+    np.testing.assert_array_equal(first, second)
+
+
+def test_new_rows_are_exactly_the_ones_embedded(tmp_path):
+    model = CountingEmbedder()
+    CachedEmbedder(model, tmp_path).encode(texts(200))
+    wrapped = CachedEmbedder(model, tmp_path)
+    wrapped.encode(texts(1200))  # 200 old + 1,000 new
+    assert wrapped.last_stats["n_embedded"] == 1000
+    assert model.calls == 1200
+
+
+def test_duplicate_texts_embedded_once(tmp_path):
+    model = CountingEmbedder()
+    out = CachedEmbedder(model, tmp_path).encode(["a b", "c d", "a b", "a b"])
+    assert model.calls == 2
+    np.testing.assert_array_equal(out[0], out[2])
+
+
+def test_cached_vectors_match_fresh_ones(tmp_path):
+    model = HashingEmbedder(32)
+    fresh = model.encode(texts(20))
+    CachedEmbedder(model, tmp_path).encode(texts(20))
+    cached = CachedEmbedder(model, tmp_path).encode(texts(20))
+    np.testing.assert_allclose(cached, fresh, rtol=0, atol=1e-7)
+
+
+def test_order_of_results_follows_input(tmp_path):
+    model = HashingEmbedder(32)
+    CachedEmbedder(model, tmp_path).encode(texts(30))
+    shuffled = list(reversed(texts(30)))
+    np.testing.assert_allclose(CachedEmbedder(model, tmp_path).encode(shuffled), model.encode(shuffled), atol=1e-7)
+
+
+def _shard_files(tmp_path):
+    return sorted((tmp_path / "embeddings").rglob("*.vecs.npy"))
+
+
+def test_corrupt_vectors_are_recomputed_not_returned(tmp_path):
+    model = CountingEmbedder()
+    good = CachedEmbedder(model, tmp_path).encode(texts(10))
+    (vecs,) = _shard_files(tmp_path)
+    arr = np.load(vecs)
+    arr[3] = 123.0  # flip content, keep the shape: only the checksum can tell
+    np.save(vecs, arr)
+    wrapped = CachedEmbedder(model, tmp_path)
+    with pytest.warns(UserWarning, match="corrupt"):
+        out = wrapped.encode(texts(10))
+    np.testing.assert_allclose(out, good, atol=1e-7)
+    assert wrapped.last_stats["n_embedded"] == 10
+
+
+def test_truncated_shard_is_detected(tmp_path):
+    model = CountingEmbedder()
+    CachedEmbedder(model, tmp_path).encode(texts(10))
+    (vecs,) = _shard_files(tmp_path)
+    np.save(vecs, np.load(vecs)[:5])
+    with pytest.warns(UserWarning, match="corrupt"):
+        wrapped = CachedEmbedder(model, tmp_path)
+        wrapped.encode(texts(10))
+    assert wrapped.last_stats["n_embedded"] == 10
+
+
+def test_partial_write_without_manifest_is_ignored(tmp_path):
+    model = CountingEmbedder()
+    CachedEmbedder(model, tmp_path).encode(texts(10))
+    (manifest,) = sorted((tmp_path / "embeddings").rglob("*.json"))
+    manifest.unlink()  # a crash between writing arrays and committing the manifest
+    wrapped = CachedEmbedder(model, tmp_path)
+    wrapped.encode(texts(10))
+    assert wrapped.last_stats["n_embedded"] == 10
+
+
+def test_manifest_garbage_is_corrupt(tmp_path):
+    model = CountingEmbedder()
+    CachedEmbedder(model, tmp_path).encode(texts(5))
+    (manifest,) = sorted((tmp_path / "embeddings").rglob("*.json"))
+    manifest.write_text("{not json")
+    with pytest.warns(UserWarning, match="corrupt"):
+        CachedEmbedder(model, tmp_path).encode(texts(5))
+
+
+def test_fingerprints_do_not_share_vectors(tmp_path):
+    a, b = HashingEmbedder(32), HashingEmbedder(48)
+    CachedEmbedder(a, tmp_path).encode(texts(5))
+    wrapped = CachedEmbedder(b, tmp_path)
+    out = wrapped.encode(texts(5))
+    assert out.shape == (5, 48) and wrapped.last_stats["n_embedded"] == 5
+
+
+def test_float16_storage_is_consistent_between_runs(tmp_path):
+    model = HashingEmbedder(32)
+    first = CachedEmbedder(model, tmp_path, dtype="float16").encode(texts(20))
+    second = CachedEmbedder(model, tmp_path, dtype="float16").encode(texts(20))
+    np.testing.assert_array_equal(first, second)
+    assert first.dtype == np.float32
+
+
+def test_lookup_finds_keys_across_shards(tmp_path):
+    cache = EmbeddingCache(tmp_path, "fp", 4)
+    d1, d2 = text_digests(["a", "b"]), text_digests(["c"])
+    cache.add(d1, np.ones((2, 4)))
+    cache.add(d2, np.full((1, 4), 2.0))
+    found, vecs = EmbeddingCache(tmp_path, "fp", 4).get(text_digests(["c", "x", "a"]))
+    assert found.tolist() == [True, False, True]
+    assert vecs[0, 0] == 2.0 and vecs[2, 0] == 1.0 and not vecs[1].any()
+    meta = json.loads(next((tmp_path / "embeddings" / "fp").glob("*.json")).read_text())
+    assert meta["n"] in (1, 2)

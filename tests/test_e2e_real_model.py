@@ -1,0 +1,72 @@
+"""End to end with the real bundled model and the real console script, on a slice of trec."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import DATASETS
+
+pytestmark = pytest.mark.slow
+
+TREC = DATASETS / "trec" / "data.csv"
+
+
+def selector_cmd():
+    exe = Path(sys.executable).with_name("selector")
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "selector"]
+
+
+@pytest.fixture(scope="module")
+def trec_slice(tmp_path_factory) -> Path:
+    if not TREC.exists():
+        pytest.skip(f"shared dataset not found at {TREC}")
+    df = pd.read_csv(TREC, dtype=str, keep_default_na=False)
+    df = df[df["split"] == "train"].sample(400, random_state=0).reset_index(drop=True)
+    rng = np.random.default_rng(0)
+    df.loc[rng.random(len(df)) < 0.8, "label"] = ""
+    df.insert(0, "id", [f"q{i}" for i in range(len(df))])
+    path = tmp_path_factory.mktemp("trec") / "trec.csv"
+    df[["id", "text", "label"]].to_csv(path, index=False)
+    return path
+
+
+def run_select(data: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    return subprocess.run([*selector_cmd(), "select", str(data), "--budget", "25", "--out", str(out), *extra],
+                          capture_output=True, text=True, env=env, timeout=600)
+
+
+def test_real_model_round_then_cached_round(trec_slice, tmp_path):
+    out = tmp_path / "queue.csv"
+    first = run_select(trec_slice, out)
+    assert first.returncode == 0, first.stderr
+    record = json.loads(out.with_name("queue.round.json").read_text())
+    assert record["counts"]["n_embedded"] == 400 and record["counts"]["n_cached"] == 0
+    assert record["model_fingerprint"].startswith("st-all-MiniLM-L6-v2")
+    queue = pd.read_csv(out, keep_default_na=False)
+    assert len(queue) == 25 and queue["id"].is_unique
+    assert set(queue["predicted_label"]) <= {"ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM"}
+    assert (trec_slice.parent / ".selector").is_dir()  # default cache beside the data
+
+    second = run_select(trec_slice, out)
+    assert second.returncode == 0, second.stderr
+    record2 = json.loads(out.with_name("queue.round.json").read_text())
+    assert record2["counts"]["n_embedded"] == 0 and record2["counts"]["n_cached"] == 400
+    pd.testing.assert_frame_equal(queue, pd.read_csv(out, keep_default_na=False))
+
+
+def test_real_embeddings_are_normalised_and_meaningful():
+    from selector.models import SentenceTransformerEmbedder
+
+    emb = SentenceTransformerEmbedder(device="cpu")
+    X = emb.encode(["How far is the moon from the earth?", "What is the distance to the moon?",
+                    "Who wrote Hamlet?"])
+    assert X.shape == (3, 384) and X.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(X, axis=1), 1.0, atol=1e-5)
+    assert X[0] @ X[1] > X[0] @ X[2] + 0.2
