@@ -204,6 +204,7 @@ def validate(df: pd.DataFrame, *, text_col: str = "text", label_col: str = "labe
              min_text_chars: int = 3, blockers: Sequence[str] = DEFAULT_BLOCKERS,
              embeddings: np.ndarray | str | Path | None = None, embedder=None, cache_dir: str | Path | None = None,
              config=None, near_duplicates: bool = True, max_groups: int = 200,
+             unsure_labels: Sequence[str] = ("unsure", "needs_review"),
              source: str = "<DataFrame>") -> ValidationReport:
     """Check a labeled table before training.
 
@@ -235,6 +236,8 @@ def validate(df: pd.DataFrame, *, text_col: str = "text", label_col: str = "labe
         False skips the embedding check (no model needed).
     max_groups : int
         Groups/pairs kept in each finding's ``details`` (``row_ids`` always lists every row).
+    unsure_labels : sequence of str
+        Label values meaning "no label yet" (case-insensitive), treated as unlabeled as everywhere else.
 
     Returns
     -------
@@ -255,7 +258,9 @@ def validate(df: pd.DataFrame, *, text_col: str = "text", label_col: str = "labe
                             f"pass {flag} COLUMN")
     texts = np.array(["" if normalise_label(t) is None else str(t) for t in df[text_col].to_numpy(dtype=object)],
                      dtype=object)
-    lab = np.array([normalise_label(v) for v in df[label_col].to_numpy(dtype=object)], dtype=object)
+    unsure = {str(u).strip().casefold() for u in unsure_labels}
+    lab = np.array([None if (v := normalise_label(x)) is not None and v.casefold() in unsure else v
+                    for x in df[label_col].to_numpy(dtype=object)], dtype=object)
     labeled = np.array([v is not None for v in lab])
     if id_col in df.columns:
         ids = np.array([normalise_label(v) or f"<row {i + 1}>" for i, v in enumerate(df[id_col].to_numpy(dtype=object))],

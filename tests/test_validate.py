@@ -123,5 +123,15 @@ def test_cli_validate(tmp_path):
     res = runner.invoke(app, ["validate", str(src), "--no-embed", "--blockers", "", "--json"])
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["passed"] is True
+    # The allowed label set can come from the config file; "unsure" rows count as unlabeled.
+    (tmp_path / "cfg.yaml").write_text("labels: [card_arrival, refund, top_up, transfer, Card_Arrival, chitchat]\n")
+    df.loc[len(df)] = ["r99", "no idea what this is", "UNSURE"]
+    df.to_csv(src, index=False)
+    res = runner.invoke(app, ["validate", str(src), "--no-embed", "--config", str(tmp_path / "cfg.yaml"),
+                              "--blockers", "invalid_label", "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["settings"]["labels"][0] == "Card_Arrival"
+    res = runner.invoke(app, ["validate", str(src), "--no-embed", "--labels", "refund", "--blockers", "invalid_label"])
+    assert res.exit_code == 1 and "[BLOCKER] invalid_label" in res.stdout and "UNSURE" not in res.stdout
     res = runner.invoke(app, ["validate", str(tmp_path / "missing.csv")])
     assert res.exit_code == 1 and "file not found" in res.stderr

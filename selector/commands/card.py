@@ -47,7 +47,9 @@ def card_command(
     ann = read_table(annotations) if annotations is not None else None
     card = data_card(df, annotations=ann, name=name, text_col=config.text_col, label_col=config.label_col,
                      id_col=config.id_col, item_col=item_col, annotator_col=annotator_col,
-                     annotation_label_col=config.label_col, labels=split_list(labels), embeddings=embeddings,
+                     annotation_label_col=config.label_col,
+                     labels=split_list(labels) if labels is not None else config.labels,
+                     validate_options={"unsure_labels": config.unsure_labels}, embeddings=embeddings,
                      cache_dir=cache_for(config, data), config=config, model_agreement=not no_model,
                      n_clusters=clusters, random_state=config.seed, command=command_line(),
                      input_sha256=file_sha256(data), source=str(data))

@@ -16,7 +16,7 @@ from selector.commands._quality_options import cache_for, check_not_input, resol
 @handle_errors
 def validate_command(
     data: Path = typer.Argument(..., help="Labeled table (CSV, Parquet or JSONL)."),
-    labels: Optional[str] = typer.Option(None, "--labels", help="Allowed labels: 'a,b,c' or a file with one per line."),
+    labels: Optional[str] = typer.Option(None, "--labels", help="Allowed labels: 'a,b,c' or a file with one per line [default: config 'labels']."),
     negatives: str = typer.Option("out_of_scope,none,refuse,escalate", "--negatives",
                                   help="Labels of which one should be present; '' skips the check."),
     imbalance: float = typer.Option(0.05, "--imbalance", help="Flag classes below this share of the largest class."),
@@ -47,11 +47,11 @@ def validate_command(
                             device=device, batch_size=batch_size, cache_dir=cache_dir)
     df = read_table(data)
     report = validate(df, text_col=config.text_col, label_col=config.label_col, id_col=config.id_col,
-                      labels=split_list(labels), negatives=split_list(negatives) or None, imbalance_ratio=imbalance,
+                      labels=split_list(labels) if labels is not None else config.labels, negatives=split_list(negatives) or None, imbalance_ratio=imbalance,
                       near_duplicate_threshold=near_dup, min_text_chars=min_chars,
                       blockers=split_list(blockers) or (), embeddings=embeddings,
                       cache_dir=cache_for(config, data), config=config, near_duplicates=not no_embed,
-                      source=str(data))
+                      unsure_labels=config.unsure_labels, source=str(data))
     if json_out:
         typer.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False, default=str))
     else:
