@@ -3,13 +3,14 @@
 - **contested**: items annotators disagreed on (from long-format annotations), scored by how split
   the vote is: ``split`` (1 - top share) over the largest split ``m`` ratings over ``k`` labels
   allow, ``1 - ceil(m / min(k, m)) / m``; 1 for the most even split possible.
-- **suspect**: labeled rows whose label the model doubts, scored ``1 - p(given label)`` from
-  out-of-fold probabilities (each row scored by a model that never saw it).
+- **suspect**: labeled rows whose label the model doubts: out-of-fold probabilities (each row scored
+  by a model that never saw it) prefer another label; scored ``(p_other - p_given) / p_other``.
 - **uncertain**: unlabeled rows the model is least sure about, scored by ``margin`` uncertainty.
 
 Every score lies in [0, 1], higher = review first. A row named by several sources combines them
 as a noisy-or, ``1 - prod(1 - w_s * score_s)``, so agreeing evidence raises it without leaving
-[0, 1]; ``weights`` scales a source (0 drops it).
+[0, 1] (equal priorities: the larger sum of ``w_s * score_s`` first); ``weights`` scales a source
+(0 drops it).
 """
 
 from __future__ import annotations
@@ -51,9 +52,12 @@ def _suspect_scores(X: np.ndarray, y: np.ndarray, *, classifier, random_state: i
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mislabel evidence for labeled rows: (score in [0, 1], reason, suggested label), each shape (n,).
 
-    Model out-of-fold loss for now. When ``selector.suspects.find_suspects`` is available the body
-    becomes ``r = find_suspects(X, y, classifier=classifier, random_state=random_state)`` returning
-    ``r.score, np.array(r.reasons_for(range(len(y)))), r.suggested``.
+    The score is the normalised margin of the best other label over the given one in out-of-fold
+    probabilities, ``max(0, p_other - p_given) / p_other``: 0 when the model prefers the given label,
+    near 1 when it is sure of another. Unlike ``1 - p_given`` it does not call every row suspect
+    when probabilities are flat (many classes, few labels). When ``selector.suspects.find_suspects``
+    is available the body becomes ``r = find_suspects(X, y, classifier=classifier,
+    random_state=random_state)`` returning ``r.score, np.array(r.reasons_for(range(len(y)))), r.suggested``.
     """
     from selector.models.classifiers import make_classifier, out_of_fold_proba
     from selector.scoring import label_loss
@@ -65,9 +69,11 @@ def _suspect_scores(X: np.ndarray, y: np.ndarray, *, classifier, random_state: i
     other = proba.copy()
     other[np.arange(y.size), col] = -1.0
     best = other.argmax(axis=1)
-    reasons = np.array([f"model gives the label {pg:.2f}, {classes[b]} {other[i, b]:.2f} (out-of-fold)"
-                        for i, (pg, b) in enumerate(zip(p_given, best))], dtype=object)
-    return 1.0 - p_given, reasons, classes[best].astype(object)
+    p_other = other[np.arange(y.size), best]
+    score = np.clip(p_other - p_given, 0.0, None) / np.maximum(p_other, 1e-12)
+    reasons = np.array([f"model gives the label {pg:.2f}, {classes[b]} {po:.2f} (out-of-fold)"
+                        for pg, b, po in zip(p_given, best, p_other)], dtype=object)
+    return score, reasons, classes[best].astype(object)
 
 
 def review(df: pd.DataFrame, *, annotations: pd.DataFrame | None = None, budget: int = 100,
@@ -159,9 +165,9 @@ def review(df: pd.DataFrame, *, annotations: pd.DataFrame | None = None, budget:
                       "(suspect, uncertain) need 4+ labeled rows in 2+ classes and are skipped", stacklevel=2)
     if model_ok and w["suspect"] > 0:
         s, why, sugg = _suspect_scores(X[lab], y, classifier=classifier, random_state=random_state)
-        # A row enters as a suspect when the model prefers another label (p(given) < its best other).
+        # A row enters as a suspect when the model prefers another label (score > 0).
         for pos, sc, r, g in zip(lab, s, why, sugg):
-            if sc > 0.5:
+            if sc > 0:
                 note(str(pool.ids[pos]), "suspect", sc, r)
                 suggested[str(pool.ids[pos])] = str(g)
                 candidates["suspect"] += 1
@@ -185,6 +191,7 @@ def review(df: pd.DataFrame, *, annotations: pd.DataFrame | None = None, budget:
     rows = []
     for rid, by_src in scores.items():
         priority = 1.0 - np.prod([1.0 - w[s] * v for s, v in by_src.items()])
+        evidence = sum(w[s] * v for s, v in by_src.items())
         pos = index.get(rid)
         rows.append({
             "id": rid,
@@ -195,10 +202,13 @@ def review(df: pd.DataFrame, *, annotations: pd.DataFrame | None = None, budget:
             "reasons": "; ".join(reasons[rid]),
             "suggested_label": suggested.get(rid),
             "in_data": pos is not None,
+            "_evidence": evidence,
             **{f"score_{s}": round(by_src[s], 6) if s in by_src else np.nan for s in SOURCES},
         })
-    out = pd.DataFrame(rows).sort_values(["priority", "id"], ascending=[False, True], kind="stable")
-    out = out.head(budget).reset_index(drop=True)
+    # Equal priorities (a saturated noisy-or) go to the row with more summed evidence.
+    out = pd.DataFrame(rows).sort_values(["priority", "_evidence", "id"], ascending=[False, False, True],
+                                         kind="stable")
+    out = out.head(budget).drop(columns="_evidence").reset_index(drop=True)
     out.insert(0, "rank", np.arange(1, len(out) + 1))
     stats = {"n_rows": pool.n, "n_labeled": int(lab.size), "n_unlabeled": int(unl.size), "budget": budget,
              "n_queued": int(len(out)), "weights": w, "candidates": candidates,
