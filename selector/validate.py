@@ -14,6 +14,7 @@ check                       default   what it finds
 ``label_variant``           warning   labels that differ only in case/spacing/punctuation
 ``class_imbalance``         warning   a class with < ``imbalance_ratio`` (5%) of the largest's rows
 ``missing_negatives``       warning   none of the negative labels (``out_of_scope``, ``none``, ...)
+                                      and no ``not_*`` / ``non_*`` label
 ``empty_text``              warning   empty or near-empty texts (< ``min_text_chars`` letters/digits)
 ``placeholder_label``       warning   labels like ``-``, ``?``, ``n/a``, ``null``, ``nan``
 ==========================  ========  ===========================================================
@@ -217,8 +218,8 @@ def validate(df: pd.DataFrame, *, text_col: str = "text", label_col: str = "labe
     labels : sequence of str, optional
         The allowed label set; without it ``invalid_label`` is not checked.
     negatives : sequence of str or None
-        Labels of which at least one should be present (compared case/punctuation-insensitively);
-        None or empty skips ``missing_negatives``.
+        Labels of which at least one should be present (compared case/punctuation-insensitively;
+        a label starting with ``not_`` or ``non_`` also counts); None or empty skips ``missing_negatives``.
     imbalance_ratio : float
         A class with fewer than this share of the largest class's rows is flagged.
     near_duplicate_threshold : float
@@ -327,7 +328,9 @@ def validate(df: pd.DataFrame, *, text_col: str = "text", label_col: str = "labe
                 lab_pos[np.isin(label_str, small)], {"small_classes": {str(c): counts[str(c)] for c in small}})
     if negatives and lab_pos.size:
         wanted = {_label_key(str(x)) for x in negatives}
-        if not wanted & {_label_key(str(c)) for c in classes}:
+        keys_seen = {_label_key(str(c)) for c in classes}
+        # "not_hate", "non_offensive": a binary task's negative class counts as one too.
+        if not (wanted & keys_seen or any(k.startswith(("not_", "non_")) for k in keys_seen)):
             add("missing_negatives", f"no negative label present (looked for {', '.join(map(str, negatives))}); "
                 "a model trained without one cannot say 'none of these'", [], {"negatives": list(map(str, negatives))})
     # -- same normalised text

@@ -73,6 +73,9 @@ def test_clean_table_passes_and_negatives_are_recognised():
                        "label": ["open", "close", "Out of Scope", "open"]})
     report = validate(df, near_duplicates=False, imbalance_ratio=0.0)
     assert report.passed and report.findings == []
+    binary = df.assign(label=["hate", "not_hate", "hate", "not_hate"])
+    assert validate(binary, near_duplicates=False).finding("missing_negatives") is None
+    assert validate(df.assign(label=["a", "b", "a", "b"]), near_duplicates=False).finding("missing_negatives")
 
 
 def test_blockers_are_configurable_and_checked():
