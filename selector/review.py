@@ -1,5 +1,9 @@
-"""One prioritized review queue from three sources of doubt.
+"""One prioritized review queue from four sources of doubt.
 
+- **unsure**: items a labeler marked unsure (an unsure value such as ``unsure``/``needs_review`` in
+  the annotations or in the data's label column; see :mod:`selector.unsure`), scored by the share
+  of unsure ratings (1 for an unsure cell in the data). They always come first: a labeler asked
+  for help, so the guideline or the item needs a decision before anything else.
 - **contested**: items annotators disagreed on (from long-format annotations), scored by how split
   the vote is: ``split`` (1 - top share) over the largest split ``m`` ratings over ``k`` labels
   allow, ``1 - ceil(m / min(k, m)) / m``; 1 for the most even split possible.
@@ -26,7 +30,7 @@ from selector.errors import ConfigError, DataError
 
 __all__ = ["ReviewQueue", "review", "REVIEW_COLUMNS", "SOURCES"]
 
-SOURCES = ("contested", "suspect", "uncertain")
+SOURCES = ("unsure", "contested", "suspect", "uncertain")
 REVIEW_COLUMNS = ["rank", "id", "text", "label", "priority", "sources", "reasons", "suggested_label"]
 
 
@@ -81,8 +85,8 @@ def review(df: pd.DataFrame, *, annotations: pd.DataFrame | None = None, budget:
            item_col: str = "item_id", annotator_col: str = "annotator", annotation_label_col: str = "label",
            weights: Mapping[str, float] | None = None, embeddings=None, embedder=None,
            cache_dir: str | Path | None = None, config=None, classifier=None, random_state: int | None = 0,
-           source: str = "<DataFrame>") -> ReviewQueue:
-    """Merge contested items, mislabel suspects and uncertain unlabeled rows into one queue.
+           source: str = "<DataFrame>", unsure_labels=None) -> ReviewQueue:
+    """Merge unsure and contested items, mislabel suspects and uncertain unlabeled rows into one queue.
 
     Parameters
     ----------
@@ -99,6 +103,9 @@ def review(df: pd.DataFrame, *, annotations: pd.DataFrame | None = None, budget:
         As for :func:`selector.pipeline.embed_pool` (the cache is shared with ``select``).
     classifier : scikit-learn estimator with predict_proba, optional
     random_state : int or None
+    unsure_labels : iterable of str, optional
+        Label values meaning "unsure" (default ``unsure``, ``needs_review``); unsure items head
+        the queue.
 
     Returns
     -------
@@ -118,8 +125,12 @@ def review(df: pd.DataFrame, *, annotations: pd.DataFrame | None = None, budget:
         if not 0.0 <= float(value) <= 1.0:
             raise ConfigError(f"weight for {key!r} must be in [0, 1], got {value!r}")
         w[key] = float(value)
+    from selector.unsure import UNSURE_PRIORITY, normalise_unsure_labels, unsure_items, unsure_mask
+
+    unsure_set = normalise_unsure_labels(unsure_labels)
     config = config or SelectConfig()
-    pool = prepare_pool(df, text_col=text_col, label_col=label_col, id_col=id_col, source=source)
+    pool = prepare_pool(df, text_col=text_col, label_col=label_col, id_col=id_col, source=source,
+                        unsure_labels=tuple(unsure_set))
     X, embed_stats = embed_pool(pool, config, embedder=embedder, embeddings=embeddings, cache_dir=cache_dir)
 
     # Per-row evidence, keyed by id; rows outside the data (annotation-only items) come after.
@@ -133,19 +144,42 @@ def review(df: pd.DataFrame, *, annotations: pd.DataFrame | None = None, budget:
         reasons.setdefault(rid, []).append(f"{src}: {reason}")
 
     candidates = {s: 0 for s in SOURCES}
-    if annotations is not None and w["contested"] > 0:
-        from selector.agreement import contested_items, encode_ratings
+    ann = None
+    if annotations is not None:
         from selector.annotations import prepare_annotations
 
         ann = prepare_annotations(annotations, item_col=item_col, annotator_col=annotator_col,
                                   label_col=annotation_label_col, source=f"{source} (annotations)")
-        codes = encode_ratings(ann)
+    if w["unsure"] > 0:
+        if ann is not None:
+            flagged = unsure_items(ann, tuple(unsure_set))
+            share = flagged["priority"].to_numpy(dtype=float) - UNSURE_PRIORITY
+            texts = flagged["text"] if "text" in flagged.columns else [None] * len(flagged)
+            for rid, sh, n_u, n_r, who, text in zip(flagged["item_id"], share, flagged["n_unsure"],
+                                                    flagged["n_ratings"], flagged["unsure_by"], texts):
+                note(str(rid), "unsure", float(sh), f"{n_u} of {n_r} ratings unsure ({who})")
+                if text is not None:
+                    extra_text[str(rid)] = str(text)
+            candidates["unsure"] += int(len(flagged))
+        if label_col in df.columns:
+            raw = df[label_col].to_numpy(dtype=object)
+            for pos in np.flatnonzero(unsure_mask(raw, tuple(unsure_set))):
+                note(str(pool.ids[pos]), "unsure", 1.0, f"labeled {str(raw[pos]).strip()!r} in the data")
+                candidates["unsure"] += 1
+    # An unsure vote is a request for help, not a competing label, so it is left out of the split.
+    decided = None
+    if ann is not None and w["contested"] > 0:
+        decided = ann[~unsure_mask(ann["label"].to_numpy(dtype=object), tuple(unsure_set))]
+    if decided is not None and len(decided):
+        from selector.agreement import contested_items, encode_ratings
+
+        codes = encode_ratings(decided)
         contested = contested_items(codes)
         k = codes.labels.size
         m = contested["n_ratings"].to_numpy()
         max_split = 1.0 - np.ceil(m / np.minimum(k, m)) / m  # the most even split m ratings allow
         s = np.clip(contested["split"].to_numpy() / max_split, 0.0, 1.0)
-        texts = ann.drop_duplicates("item_id").set_index("item_id")["text"] if "text" in ann.columns else None
+        texts = decided.drop_duplicates("item_id").set_index("item_id")["text"] if "text" in decided.columns else None
         for rid, sc, votes, top in zip(contested["item_id"], s, contested["votes"], contested["top_label"]):
             note(str(rid), "contested", sc, f"annotators split ({votes})")
             if top is not None and not pd.isna(top):
@@ -185,7 +219,7 @@ def review(df: pd.DataFrame, *, annotations: pd.DataFrame | None = None, budget:
         candidates["uncertain"] = int(top.size)
 
     if not scores:
-        raise DataError(f"{source}: nothing to review: no contested items, no suspects and no unlabeled rows "
+        raise DataError(f"{source}: nothing to review: no unsure or contested items, no suspects and no unlabeled rows "
                         "(give --annotations, or a table with labeled and unlabeled rows)")
     index = {str(i): p for p, i in enumerate(pool.ids)}
     rows = []
@@ -203,12 +237,13 @@ def review(df: pd.DataFrame, *, annotations: pd.DataFrame | None = None, budget:
             "suggested_label": suggested.get(rid),
             "in_data": pos is not None,
             "_evidence": evidence,
+            "_unsure": "unsure" in by_src,
             **{f"score_{s}": round(by_src[s], 6) if s in by_src else np.nan for s in SOURCES},
         })
-    # Equal priorities (a saturated noisy-or) go to the row with more summed evidence.
-    out = pd.DataFrame(rows).sort_values(["priority", "_evidence", "id"], ascending=[False, False, True],
-                                         kind="stable")
-    out = out.head(budget).drop(columns="_evidence").reset_index(drop=True)
+    # Unsure items first; then equal priorities (a saturated noisy-or) go to the row with more evidence.
+    out = pd.DataFrame(rows).sort_values(["_unsure", "priority", "_evidence", "id"],
+                                         ascending=[False, False, False, True], kind="stable")
+    out = out.head(budget).drop(columns=["_evidence", "_unsure"]).reset_index(drop=True)
     out.insert(0, "rank", np.arange(1, len(out) + 1))
     stats = {"n_rows": pool.n, "n_labeled": int(lab.size), "n_unlabeled": int(unl.size), "budget": budget,
              "n_queued": int(len(out)), "weights": w, "candidates": candidates,

@@ -90,3 +90,27 @@ def test_cli_review(tmp_path):
     assert len(q) == 15 and "queued 15 rows" in res.stderr
     res = runner.invoke(app, ["review", str(tmp_path / "data.csv"), "--out", str(tmp_path / "data.csv")])
     assert res.exit_code == 1 and "input file" in res.stderr
+
+
+def test_unsure_items_head_the_queue_and_are_not_counted_as_votes():
+    from conftest import make_table
+
+    from selector.models import HashingEmbedder
+
+    base = make_table(90, labeled_frac=0.5, seed=3)
+    base.loc[5, "label"] = "needs_review"  # an unsure cell in the data itself
+    ann = pd.DataFrame({
+        "item_id": ["r0010"] * 3 + ["r0011"] * 3 + ["r0012"] * 3,
+        "annotator": ["a", "b", "c"] * 3,
+        "label": ["sports", "unsure", "sports",      # one unsure vote, otherwise unanimous
+                  "finance", "weather", "finance",   # contested
+                  "weather", "weather", "weather"],  # agreed
+    })
+    q = review(base, annotations=ann, budget=200, embedder=HashingEmbedder(64), random_state=0).queue
+    top = q.head(2)
+    assert set(top["id"]) == {"r0005", "r0010"}
+    assert top["sources"].str.contains("unsure").all()
+    # r0010's unsure vote is not a competing label: it is not contested.
+    assert "contested" not in q.loc[q["id"] == "r0010", "sources"].iloc[0]
+    assert "contested" in q.loc[q["id"] == "r0011", "sources"].iloc[0]
+    assert "r0012" not in set(q.loc[q["sources"].str.contains("contested"), "id"])
