@@ -7,7 +7,9 @@ Choose what to label next (:func:`select`, :func:`select_batch`), with a strateg
 from __future__ import annotations
 
 from selector.adjudicate import Adjudication, adjudicate, prepare_decisions
+from selector.agreement import AgreementReport, agreement, dawid_skene, majority_vote
 from selector.api import select
+from selector.card import DataCard, data_card
 from selector.config import SelectConfig, load_config
 from selector.errors import (
     ConfigError,
@@ -34,13 +36,16 @@ from selector.ingest import ingest_rows
 from selector.ledger import read_ledger
 from selector.merge import merge_labels, read_labels
 from selector.pipeline import select_batch
+from selector.review import ReviewQueue, review
 from selector.strategies import Selection, SelectionContext, available_strategies, make_strategy, register
 from selector.unsure import DEFAULT_UNSURE_LABELS, UnsureReport, unsure_items, unsure_report
+from selector.validate import ValidationReport, validate
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Adjudication",
+    "AgreementReport",
     "DEFAULT_UNSURE_LABELS",
     "DriftReport",
     "GoldInjection",
@@ -58,23 +63,32 @@ __all__ = [
     "unsure_report",
     "wilson_interval",
     "ConfigError",
+    "DataCard",
     "DataError",
     "EmptyPoolError",
     "ModelError",
+    "ReviewQueue",
     "SelectConfig",
     "Selection",
     "SelectionContext",
     "SelectorError",
     "UnknownStrategyError",
+    "ValidationReport",
+    "agreement",
     "available_strategies",
+    "data_card",
+    "dawid_skene",
     "export_records",
     "ingest_rows",
     "load_config",
+    "majority_vote",
     "make_strategy",
     "merge_labels",
     "read_labels",
     "read_ledger",
     "register",
+    "review",
     "select",
     "select_batch",
+    "validate",
 ]

@@ -36,6 +36,7 @@ class SelectConfig:
     classifier: str = "logistic_regression"
     classifier_params: dict = field(default_factory=dict)
     unsure_labels: tuple = ("unsure", "needs_review")
+    labels: tuple | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.budget, bool) or not isinstance(self.budget, int) or self.budget < 1:
@@ -52,6 +53,10 @@ class SelectConfig:
         if not isinstance(self.unsure_labels, (list, tuple)) or not all(isinstance(v, str) and v.strip() for v in self.unsure_labels):
             raise ConfigError(f"unsure_labels must be a list of non-empty strings, got {self.unsure_labels!r}")
         object.__setattr__(self, "unsure_labels", tuple(self.unsure_labels))
+        if self.labels is not None:
+            if not isinstance(self.labels, (list, tuple)) or not all(isinstance(v, str) and v.strip() for v in self.labels):
+                raise ConfigError(f"labels must be null or a list of non-empty strings, got {self.labels!r}")
+            object.__setattr__(self, "labels", tuple(self.labels))
         for name in ("strategy", "text_col", "label_col", "id_col", "device", "classifier"):
             if not isinstance(getattr(self, name), str) or not getattr(self, name):
                 raise ConfigError(f"{name} must be a non-empty string, got {getattr(self, name)!r}")

@@ -1,0 +1,41 @@
+"""Options shared by the label-quality commands (validate, review, card): embedding model and cache."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+from selector.errors import ConfigError
+
+
+def resolve_config(config_file: Optional[Path], *, text_col, label_col, id_col, model, device, batch_size,
+                   cache_dir: Optional[Path], seed=None):
+    """The run config: defaults, then ``--config``, then flags (None = flag not given)."""
+    from selector.config import load_config
+
+    return load_config(config_file).replace(
+        text_col=text_col, label_col=label_col, id_col=id_col, model=model, device=device, batch_size=batch_size,
+        cache_dir=str(cache_dir) if cache_dir is not None else None, seed=seed)
+
+
+def cache_for(config, data: Path) -> Path:
+    """The embedding cache: ``--cache-dir`` / config, else ``.selector/`` beside the data (as ``select``)."""
+    from selector.cli import default_cache_dir
+
+    return Path(config.cache_dir) if config.cache_dir else default_cache_dir(data)
+
+
+def check_not_input(out: Optional[Path], *inputs: Optional[Path]) -> None:
+    for src in inputs:
+        if out is not None and src is not None and out.resolve() == src.resolve():
+            raise ConfigError(f"--out {out} is an input file; choose another path (inputs are never modified)")
+
+
+def split_list(value: Optional[str]) -> Optional[list[str]]:
+    """``"a,b, c"`` -> ``["a", "b", "c"]``; a path to an existing file -> one item per non-empty line."""
+    if value is None:
+        return None
+    path = Path(value)
+    if path.is_file():
+        return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [v.strip() for v in value.split(",") if v.strip()]

@@ -1,0 +1,56 @@
+"""``selector review DATA``: one prioritized queue of rows a person should look at."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from selector.cli import app, handle_errors, info
+from selector.commands._quality_options import cache_for, check_not_input, resolve_config
+
+
+@app.command("review")
+@handle_errors
+def review_command(
+    data: Path = typer.Argument(..., help="Table of texts (labeled and unlabeled rows)."),
+    annotations: Optional[Path] = typer.Option(None, "--annotations", help="Long-format ratings (item_id, annotator, label)."),
+    budget: int = typer.Option(100, "--budget", "-b", min=1, help="Rows in the queue."),
+    out: Path = typer.Option(Path("review.csv"), "--out", "-o", help="Queue file (.csv, .parquet, .jsonl)."),
+    w_contested: float = typer.Option(1.0, "--weight-contested", help="Weight of annotator disagreement, 0..1."),
+    w_suspect: float = typer.Option(1.0, "--weight-suspect", help="Weight of mislabel suspicion, 0..1."),
+    w_uncertain: float = typer.Option(1.0, "--weight-uncertain", help="Weight of model uncertainty on unlabeled rows, 0..1."),
+    item_col: str = typer.Option("item_id", "--item-col", help="Item id column of the annotations."),
+    annotator_col: str = typer.Option("annotator", "--annotator-col", help="Annotator column of the annotations."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed [default: 0]."),
+    config_file: Optional[Path] = typer.Option(None, "--config", help="YAML config (columns, model)."),
+    text_col: Optional[str] = typer.Option(None, "--text-col", help="Text column [default: text]."),
+    label_col: Optional[str] = typer.Option(None, "--label-col", help="Label column [default: label] (also of the annotations)."),
+    id_col: Optional[str] = typer.Option(None, "--id-col", help="Id column [default: id]; matched to the annotations' item ids."),
+    model: Optional[str] = typer.Option(None, "--model", help="Embedding model folder, or 'hashing' [default: bundled]."),
+    device: Optional[str] = typer.Option(None, "--device", help="auto, cpu or cuda."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Texts per forward pass."),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Embedding cache [default: .selector/ beside the data]."),
+    embeddings: Optional[Path] = typer.Option(None, "--embeddings", help=".npy of embeddings aligned with the rows."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No summary line on stderr."),
+) -> None:
+    """Merge contested items, mislabel suspects and uncertain unlabeled rows into one ranked queue."""
+    from selector.io import read_table, write_table
+    from selector.review import review
+
+    check_not_input(out, data, annotations)
+    config = resolve_config(config_file, text_col=text_col, label_col=label_col, id_col=id_col, model=model,
+                            device=device, batch_size=batch_size, cache_dir=cache_dir, seed=seed)
+    df = read_table(data)
+    ann = read_table(annotations) if annotations is not None else None
+    result = review(df, annotations=ann, budget=budget, text_col=config.text_col, label_col=config.label_col,
+                    id_col=config.id_col, item_col=item_col, annotator_col=annotator_col,
+                    annotation_label_col=config.label_col,
+                    weights={"contested": w_contested, "suspect": w_suspect, "uncertain": w_uncertain},
+                    embeddings=embeddings, cache_dir=cache_for(config, data), config=config,
+                    random_state=config.seed, source=str(data))
+    write_table(result.queue, out)
+    q = result.stats["queued_by_source"]
+    info(f"queued {len(result.queue)} rows for review -> {out} (contested {q['contested']}, suspect {q['suspect']}, "
+         f"uncertain {q['uncertain']}; candidates {result.candidates})", quiet)
