@@ -101,8 +101,9 @@ def select_command(
     embeddings: Optional[Path] = typer.Option(None, "--embeddings", help=".npy of embeddings aligned with the rows; skips the model."),
     example: bool = typer.Option(False, "--example", help="Run on the bundled example (a banking77 sample) instead of DATA."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or summary."),
+    no_suspects: bool = typer.Option(False, "--no-suspects", help="Skip the mislabel-suspect list beside the queue."),
 ) -> None:
-    """Choose the next rows to label and write them as a ranked queue."""
+    """Choose the next rows to label and write them as a ranked queue (+ a mislabel-suspect list)."""
     from selector.config import load_config
     from selector.io import file_sha256, read_table, write_json, write_table
     from selector.pipeline import run_round
@@ -130,9 +131,17 @@ def select_command(
     result = run_round(df, config, source=str(data), embeddings=embeddings, cache_dir=cache,
                        show_progress=not quiet)
     write_table(result.queue, out)
+    outputs = {"queue": str(out)}
+    if not no_suspects:
+        from selector.suspects import write_round_suspects
+
+        suspects_file, note = write_round_suspects(result, out, random_state=config.seed)
+        if suspects_file is not None:
+            outputs["suspects"] = str(suspects_file)
+        info(note, quiet)
     record_file = record_path_for(out)
     record = round_record(config=config.to_dict(), stats=result.stats, input_path=str(data),
-                          input_sha256=input_hash, outputs={"queue": str(out)}, command=command_line())
+                          input_sha256=input_hash, outputs=outputs, command=command_line())
     write_json(record, record_file)
     s = result.stats
     info(f"queued {s['n_selected']} of {s['n_unlabeled']} unlabeled rows ({s['n_labeled']} labeled) "

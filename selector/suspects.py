@@ -41,6 +41,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -52,7 +53,7 @@ from selector.neighbors import nearest_neighbors
 from selector.textnorm import normalise_text
 
 __all__ = ["find_suspects", "suspects", "suspects_frame", "select_suspects", "pool_suspects",
-           "check_enough_labels", "rank_ensemble", "signal_scores", "knn_label_votes", "contradiction_groups", "SuspectResult",
+           "check_enough_labels", "suspects_path_for", "write_round_suspects", "rank_ensemble", "signal_scores", "knn_label_votes", "contradiction_groups", "SuspectResult",
            "SIGNALS", "DEFAULT_SIGNALS", "KINDS", "SUSPECT_COLUMNS"]
 
 SIGNALS = ("self_confidence", "normalized_margin", "confident_learning", "knn")
@@ -516,3 +517,40 @@ def pool_suspects(pool, X: np.ndarray, *, top: int | None = None, threshold: flo
                            **options)
     rows = select_suspects(result, top=top, threshold=threshold)
     return suspects_frame(result, rows, ids=pool.ids[lab], texts=pool.texts[lab])
+
+
+def suspects_path_for(queue: str | Path) -> Path:
+    """``queue.csv`` -> ``queue.suspects.csv`` (beside the queue, same format)."""
+    queue = Path(queue)
+    return queue.with_name(f"{queue.stem}.suspects{queue.suffix}")
+
+
+def write_round_suspects(result, queue: str | Path, *, random_state: int | None = 0) -> tuple[Path | None, str]:
+    """Write the suspect list of a selection round beside its queue (no re-embedding).
+
+    Parameters
+    ----------
+    result : selector.pipeline.RoundResult
+        Its ``pool`` and ``embeddings`` are reused.
+    queue : path
+        The queue file; the list goes to :func:`suspects_path_for` of it, atomically.
+
+    Returns
+    -------
+    path : Path or None
+        None when skipped (fewer than two labeled classes or three labeled rows).
+    message : str
+        One line for the user: what was written, or why it was skipped.
+    """
+    from selector.io import write_table
+
+    pool = result.pool
+    labels = pool.labels[pool.labeled]
+    n_classes = np.unique(labels.astype(str)).size if labels.size else 0
+    if n_classes < 2 or labels.size < 3:
+        return None, (f"suspect list skipped: {labels.size} labeled row(s) of {n_classes} class(es); "
+                      "it needs at least 3 labeled rows of 2 classes")
+    table = pool_suspects(pool, result.embeddings, random_state=random_state)
+    path = suspects_path_for(queue)
+    write_table(table, path)
+    return path, f"{len(table)} mislabel suspects of {labels.size} labeled rows -> {path}"
