@@ -18,6 +18,8 @@ from selector.errors import (
 )
 from selector.pipeline import select_batch
 from selector.strategies import Selection, SelectionContext, available_strategies, make_strategy, register
+from selector.suspects import SuspectResult, find_suspects, suspects
+from selector.textnorm import normalise_text
 
 __version__ = "0.1.0"
 
@@ -30,11 +32,15 @@ __all__ = [
     "Selection",
     "SelectionContext",
     "SelectorError",
+    "SuspectResult",
     "UnknownStrategyError",
     "available_strategies",
+    "find_suspects",
     "load_config",
     "make_strategy",
+    "normalise_text",
     "register",
     "select",
     "select_batch",
+    "suspects",
 ]

@@ -130,7 +130,7 @@ def test_kind_rule_likely_wrong_vs_ambiguous():
     proba[20:40] = [0.0, 0.0, 1.0]
     proba[40] = [0.02, 0.96, 0.02]   # labeled c0, evidence says c1
     proba[41] = [0.04, 0.48, 0.48]   # labeled c0, evidence split c1 / c2
-    res = find_suspects(X, y, oof_proba=proba, knn_weight=0.0, random_state=0)
+    res = find_suspects(X, y, oof_proba=proba, suggest_knn_weight=0.0, random_state=0)
     assert res.kind[40] == "likely_wrong" and res.suggested[40] == "c1"
     assert res.kind[41] == "ambiguous"
     assert res.kind[0] == "ok"
