@@ -79,7 +79,7 @@ def _assign(X: np.ndarray, centroids: np.ndarray) -> np.ndarray:
     return out
 
 
-def nearest_neighbors(X: np.ndarray, k: int, *, exact_max: int = EXACT_MAX, n_probe: int = 8,
+def nearest_neighbors(X: np.ndarray, k: int, *, exact_max: int = EXACT_MAX, n_probe: int = 16,
                       random_state: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` most similar other rows of every row (cosine similarity).
 

@@ -54,7 +54,7 @@ import pandas as pd
 from scipy.stats import rankdata
 
 from selector.errors import ConfigError, DataError
-from selector.neighbors import nearest_neighbors
+from selector.neighbors import EXACT_MAX, nearest_neighbors
 from selector.textnorm import normalise_text
 
 __all__ = ["find_suspects", "suspects", "suspects_frame", "select_suspects", "pool_suspects",
@@ -63,7 +63,7 @@ __all__ = ["find_suspects", "suspects", "suspects_frame", "select_suspects", "po
 
 SIGNALS = ("self_confidence", "normalized_margin", "confident_learning", "knn")
 #: Chosen by ``scripts/bench_suspects.py`` (see README, "Mislabel suspects").
-DEFAULT_SIGNALS: Mapping[str, float] = {"normalized_margin": 0.75, "self_confidence": 0.25}
+DEFAULT_SIGNALS: Mapping[str, float] = {"normalized_margin": 2 / 3, "self_confidence": 1 / 3}
 #: Share of neighbour votes blended into the out-of-fold probabilities before the signals.
 DEFAULT_KNN_WEIGHT = 0.3
 KINDS = ("likely_wrong", "ambiguous", "contradiction", "ok")
@@ -247,7 +247,7 @@ def signal_scores(proba: np.ndarray, y_idx: np.ndarray, knn_votes: np.ndarray | 
 
 
 def knn_label_votes(X: np.ndarray, y_idx: np.ndarray, n_classes: int, n_neighbors: int, *,
-                    random_state: int | None = None) -> np.ndarray:
+                    random_state: int | None = None, exact_max: int = EXACT_MAX) -> np.ndarray:
     """Similarity-weighted label shares of each row's nearest other rows.
 
     Returns
@@ -255,7 +255,7 @@ def knn_label_votes(X: np.ndarray, y_idx: np.ndarray, n_classes: int, n_neighbor
     ndarray of float64, shape (n, n_classes)
         Rows sum to 1.
     """
-    idx, sim = nearest_neighbors(X, n_neighbors, random_state=random_state)
+    idx, sim = nearest_neighbors(X, n_neighbors, random_state=random_state, exact_max=exact_max)
     # Weights: cosine similarity floored at a small positive value so that far-but-only
     # neighbours still vote instead of dividing by zero.
     w = np.maximum(sim.astype(np.float64), 1e-3)
@@ -287,7 +287,7 @@ def contradiction_groups(texts: Sequence[str], labels: np.ndarray) -> np.ndarray
 
 def find_suspects(X, y, *, classifier=None, random_state: int | None = None, signals=None,
                   n_splits: int = 5, n_neighbors: int = 10, knn_weight: float = DEFAULT_KNN_WEIGHT,
-                  suggest_knn_weight: float = 0.1, dominance: float = 2.0, texts: Sequence[str] | None = None,
+                  suggest_knn_weight: float = 0.1, dominance: float = 2.0, exact_neighbors_max: int = EXACT_MAX, texts: Sequence[str] | None = None,
                   oof_proba: np.ndarray | None = None) -> SuspectResult:
     """Score every labeled row for being mislabeled and suggest its label.
 
@@ -314,6 +314,9 @@ def find_suspects(X, y, *, classifier=None, random_state: int | None = None, sig
         Share of the neighbour votes in the evidence behind the suggestion and the kind.
     dominance : float >= 1
         How many times the evidence of every other label a label needs to be "the" answer.
+    exact_neighbors_max : int
+        Exact neighbour search up to this many rows; above it an approximate inverted-file
+        search (:func:`selector.neighbors.nearest_neighbors`).
     texts : sequence of str, optional
         The rows' texts; enables contradiction detection.
     oof_proba : ndarray, shape (n, k), optional
@@ -367,7 +370,7 @@ def find_suspects(X, y, *, classifier=None, random_state: int | None = None, sig
             raise DataError(f"oof_proba must have shape (n, k) = ({n}, {k}), got {proba.shape}")
 
     n_nb = int(min(n_neighbors, n - 1))
-    votes = knn_label_votes(X, y_idx, k, n_nb, random_state=random_state)
+    votes = knn_label_votes(X, y_idx, k, n_nb, random_state=random_state, exact_max=exact_neighbors_max)
     sig, cl_flag = signal_scores((1.0 - knn_weight) * proba + knn_weight * votes, y_idx, votes)
     score = rank_ensemble(sig, weights)
 
