@@ -58,7 +58,8 @@ from selector.neighbors import EXACT_MAX, nearest_neighbors
 from selector.textnorm import normalise_text
 
 __all__ = ["find_suspects", "suspects", "suspects_frame", "select_suspects", "pool_suspects",
-           "check_enough_labels", "suspects_path_for", "write_round_suspects", "rank_ensemble", "signal_scores", "knn_label_votes", "contradiction_groups", "SuspectResult",
+           "check_enough_labels", "suspects_path_for", "write_round_suspects", "rank_ensemble",
+           "signal_scores", "knn_label_votes", "contradiction_groups", "SuspectResult",
            "SIGNALS", "DEFAULT_SIGNALS", "DEFAULT_KNN_WEIGHT", "KINDS", "SUSPECT_COLUMNS"]
 
 SIGNALS = ("self_confidence", "normalized_margin", "confident_learning", "knn")
@@ -287,7 +288,8 @@ def contradiction_groups(texts: Sequence[str], labels: np.ndarray) -> np.ndarray
 
 def find_suspects(X, y, *, classifier=None, random_state: int | None = None, signals=None,
                   n_splits: int = 5, n_neighbors: int = 10, knn_weight: float = DEFAULT_KNN_WEIGHT,
-                  suggest_knn_weight: float = 0.1, dominance: float = 2.0, exact_neighbors_max: int = EXACT_MAX, texts: Sequence[str] | None = None,
+                  suggest_knn_weight: float = 0.1, dominance: float = 2.0,
+                  exact_neighbors_max: int = EXACT_MAX, texts: Sequence[str] | None = None,
                   oof_proba: np.ndarray | None = None) -> SuspectResult:
     """Score every labeled row for being mislabeled and suggest its label.
 
