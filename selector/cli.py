@@ -104,8 +104,9 @@ def select_command(
     gold_file: Optional[Path] = typer.Option(None, "--gold", help="Gold file (item_id, gold_label[, text]) to mix into the queue."),
     gold_rate: Optional[float] = typer.Option(None, "--gold-rate", help="Share of the queue that is gold, with --gold [default: 0.05]."),
     bucket_priority: Optional[float] = typer.Option(None, "--bucket-priority", help="Share of the budget (0-1) reserved for unlabeled rows of the rarest failure buckets (`bucket` column, see `selector ingest`)."),
+    no_suspects: bool = typer.Option(False, "--no-suspects", help="Skip the mislabel-suspect list beside the queue."),
 ) -> None:
-    """Choose the next rows to label and write them as a ranked queue."""
+    """Choose the next rows to label and write them as a ranked queue (+ a mislabel-suspect list)."""
     from selector.config import load_config
     from selector.io import file_sha256, read_table, write_json, write_table
     from selector.pipeline import run_round
@@ -153,6 +154,13 @@ def select_command(
         queue, gold_ids, outputs["gold_key"] = mixed.queue, mixed.gold_ids, str(out.with_name(f"{out.stem}.key{out.suffix}"))
         write_table(mixed.key, outputs["gold_key"])
     write_table(queue, out)
+    if not no_suspects:
+        from selector.suspects import write_round_suspects
+
+        suspects_file, note = write_round_suspects(result, out, random_state=config.seed)
+        if suspects_file is not None:
+            outputs["suspects"] = str(suspects_file)
+        info(note, quiet)
     record_file = record_path_for(out)
     record = round_record(config=config.to_dict(), stats=result.stats, input_path=str(data),
                           input_sha256=input_hash, outputs=outputs, command=command_line())
