@@ -25,6 +25,21 @@ __all__ = ["select_batch", "build_context", "run_round", "RoundResult", "load_em
 
 QUEUE_COLUMNS = ["rank", "id", "text", "score", "strategy", "reason", "predicted_label", "predicted_proba"]
 
+# Pool rows scored per classifier call. Scoring is row-wise, so chunks give the same probabilities
+# as one call, while the float64 copies scikit-learn makes stay ~100 MB instead of O(pool).
+SCORE_CHUNK_ROWS = 65_536
+
+
+def _chunked_proba(model, X: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """``aligned_proba`` over ``X`` (shape (n, d)) in ``SCORE_CHUNK_ROWS`` blocks; returns (n, n_classes)."""
+    n = X.shape[0]
+    if n <= SCORE_CHUNK_ROWS:
+        return aligned_proba(model, X, classes)
+    out = np.empty((n, classes.size), dtype=np.float64)
+    for start in range(0, n, SCORE_CHUNK_ROWS):
+        out[start : start + SCORE_CHUNK_ROWS] = aligned_proba(model, X[start : start + SCORE_CHUNK_ROWS], classes)
+    return out
+
 
 def _as_embeddings(X, name: str) -> np.ndarray:
     X = np.asarray(X)
@@ -66,7 +81,7 @@ def build_context(X_labeled: np.ndarray, y_labeled: np.ndarray, X_pool: np.ndarr
     template = classifier if classifier is not None else make_classifier(random_state=random_state)
     model = fit_classifier(template, X_labeled, y_labeled.astype(str))
     classes = np.asarray(model.classes_, dtype=object)
-    proba = aligned_proba(model, X_pool, classes) if X_pool.shape[0] else np.zeros((0, classes.size))
+    proba = _chunked_proba(model, X_pool, classes) if X_pool.shape[0] else np.zeros((0, classes.size))
     return SelectionContext(X_pool, X_labeled, y_labeled, proba_pool=proba, classes=classes, classifier=model)
 
 
