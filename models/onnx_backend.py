@@ -208,6 +208,9 @@ class OnnxEncoder:
             providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
         opts = ort.SessionOptions()
         opts.log_severity_level = 3
+        # Idle worker threads sleep instead of spinning: measured ~10% faster on a shared,
+        # oversubscribed CPU, and it leaves cores to the other processes of the pipeline.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(self.onnx_path), sess_options=opts, providers=providers)
         self._inputs = {i.name for i in self.session.get_inputs()}
 

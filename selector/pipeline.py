@@ -17,7 +17,7 @@ import pandas as pd
 
 from selector.config import SelectConfig
 from selector.dataset import LabeledPool, prepare_pool
-from selector.errors import DataError, EmptyPoolError
+from selector.errors import ConfigError, DataError, EmptyPoolError
 from selector.models.classifiers import aligned_proba, fit_classifier, make_classifier
 from selector.strategies import Selection, SelectionContext, make_strategy
 
@@ -186,7 +186,16 @@ def embed_pool(pool: LabeledPool, config: SelectConfig, *, embedder=None, embedd
             "model_fingerprint": "user-supplied", "n_embedded": 0, "n_cached": 0,
             "embed_seconds": time.perf_counter() - t0}
     if embedder is None:
-        embedder = make_embedder(config.model, device=config.device, batch_size=config.batch_size)
+        embedder = make_embedder(config.model, device=config.device, batch_size=config.batch_size,
+                                 backend=config.backend)
+    if config.engine == "ray":
+        if cache_dir is None:
+            raise ConfigError("engine 'ray' writes into the embedding cache; pass a cache folder (--cache-dir)")
+        from selector.ray_engine import embed_with_ray
+
+        inner = embedder.embedder if isinstance(embedder, CachedEmbedder) else embedder
+        embed_with_ray(pool.texts, inner, cache_dir, model=config.model, backend=config.backend,
+                       batch_size=config.batch_size, cache_dtype=config.cache_dtype, address=config.ray_address)
     if cache_dir is not None and not isinstance(embedder, CachedEmbedder):
         embedder = CachedEmbedder(embedder, cache_dir, dtype=config.cache_dtype)
     X = embedder.encode(list(pool.texts), show_progress=show_progress)
