@@ -144,14 +144,26 @@ def main() -> int:
     ap.add_argument("--datasets", nargs="+", default=["ag_news", "banking77"])
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--max-test", type=int, default=None, help="cap on test-split rows (default: all)")
+    ap.add_argument("--report", nargs="+", default=None, metavar="JSON",
+                    help="only print the combined table of earlier runs' JSON files (one per dataset)")
     ap.add_argument("--out", type=Path, default=bench_common.REPO / "scripts" / "results" / "bench_embed.json")
     args = ap.parse_args()
 
-    with tempfile.TemporaryDirectory(prefix="bench-onnx-") as onnx_cache:
-        results = [run_dataset(d, args.n, args.rounds, args.batch_size, Path(onnx_cache), args.seed,
-                               args.max_test)
-                   for d in args.datasets]
+    if args.report:
+        # Combine per-dataset runs (e.g. run in parallel, one dataset each) into one table.
+        runs = [json.loads(Path(f).read_text()) for f in args.report]
+        results = [r for run in runs for r in run["results"]]
+        args.n, args.rounds, args.batch_size = runs[0]["n"], runs[0]["rounds"], runs[0]["batch_size"]
+    else:
+        with tempfile.TemporaryDirectory(prefix="bench-onnx-") as onnx_cache:
+            results = [run_dataset(d, args.n, args.rounds, args.batch_size, Path(onnx_cache), args.seed,
+                                   args.max_test)
+                       for d in args.datasets]
+    return report(results, args)
 
+
+def report(results: list[dict], args) -> int:
+    """Print the table, write the JSON, and return the exit status (1 when a target is missed)."""
     header = (f"{'dataset':<10} {'method':<16} {'texts/s':>8} {'x st':>6} {'cos mean':>9} {'cos min':>8} "
               f"{'max|diff|':>9} {'LR acc':>7} {'d acc':>6}")
     print(header)
