@@ -321,12 +321,13 @@ class HashingEmbedder:
 
 
 def make_embedder(model: str | None = None, *, device: str | None = "auto", batch_size: int | None = 64,
-                  backend: str | None = None, onnx_cache: str | os.PathLike | None = None):
+                  backend: str | None = None, onnx_cache: str | os.PathLike | None = None,
+                  precision: str | None = "auto"):
     """Build an embedder from a CLI/config spec.
 
     ``None`` -> the bundled all-MiniLM-L6-v2; ``"hashing"`` or ``"hashing:DIM"`` -> :class:`HashingEmbedder`;
     anything else -> a local sentence-transformers folder or cached model name. ``backend`` (None =
-    the default for the device) and ``onnx_cache`` go to :class:`SentenceTransformerEmbedder`.
+    the default for the device), ``onnx_cache`` and ``precision`` go to :class:`SentenceTransformerEmbedder`.
     """
     if backend is not None and backend not in BACKENDS:
         raise ModelError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
@@ -339,7 +340,7 @@ def make_embedder(model: str | None = None, *, device: str | None = "auto", batc
     if model is not None and not Path(model).exists() and ("/" in model or model.startswith(".")) and not _in_hf_cache(model):
         raise ModelError(f"embedding model folder {model!r} does not exist; pass a local sentence-transformers folder")
     return SentenceTransformerEmbedder(model, device=device, batch_size=batch_size, backend=backend,
-                                       onnx_cache=onnx_cache)
+                                       onnx_cache=onnx_cache, precision=precision)
 
 
 def _in_hf_cache(name: str) -> bool:

@@ -38,11 +38,15 @@ class _EmbedActor:
     """One model per Ray actor: builds the embedder once, then embeds every batch it is given."""
 
     def __init__(self, model: str | None, backend: str | None, device: str, batch_size: int | None,
-                 onnx_cache: str | None) -> None:
+                 onnx_cache: str | None, precision: str, fingerprint: str) -> None:
         from selector.models.embedders import make_embedder
 
         self.embedder = make_embedder(model, device=device, batch_size=batch_size, backend=backend,
-                                      onnx_cache=onnx_cache)
+                                      onnx_cache=onnx_cache, precision=precision)
+        # The vectors go into the driver's cache under the driver's fingerprint: they must be the same function.
+        if self.embedder.fingerprint != fingerprint:
+            raise ModelError(f"Ray actor built embedder {self.embedder.fingerprint!r}, but the cache expects "
+                             f"{fingerprint!r}; the cluster has a different model or settings")
 
     def __call__(self, batch: dict) -> dict:
         texts = [str(t) for t in batch["text"]]
@@ -105,15 +109,19 @@ def embed_with_ray(texts: Sequence[str], embedder, cache_dir: str | os.PathLike,
         num_actors = n_gpus if n_gpus else max(1, int(resources.get("CPU", 1)) // 2)
     num_actors = max(1, min(int(num_actors), -(-todo.size // _BLOCK_ROWS)))
     device = "cuda" if n_gpus else "cpu"
-    if n_gpus == 0 and embedder.fingerprint.endswith("-fp16"):
-        raise ModelError("the embedder is fp16 (a CUDA setting) but the Ray cluster has no GPU; "
-                         "pass --device cpu")
+    # Actors compute what the driver's embedder would (same fingerprint): on GPU actors an fp32
+    # ONNX driver becomes fp32 torch (the same function, and no onnxruntime-gpu needed).
+    precision = getattr(embedder, "precision", "fp32")
+    actor_backend = backend if backend is not None else getattr(embedder, "backend", None)
+    if n_gpus and actor_backend == "onnx":
+        actor_backend = "torch"
 
     items = [{"row": int(i), "text": texts[i]} for i in todo]
     ds = ray.data.from_items(items, override_num_blocks=max(1, -(-len(items) // _BLOCK_ROWS)))
     ds = ds.map_batches(
         _EmbedActor,
-        fn_constructor_kwargs={"model": model, "backend": backend, "device": device, "batch_size": batch_size,
+        fn_constructor_kwargs={"model": model, "backend": actor_backend, "device": device,
+                               "batch_size": batch_size, "precision": precision, "fingerprint": embedder.fingerprint,
                                "onnx_cache": str(onnx_cache) if onnx_cache is not None else None},
         batch_size=_BLOCK_ROWS,
         batch_format="numpy",
