@@ -68,7 +68,10 @@ def embed_with_ray(texts: Sequence[str], embedder, cache_dir: str | os.PathLike,
     cache_dir : path
         The embedding cache folder the local engine uses.
     model, backend, batch_size, onnx_cache
-        The spec each actor builds its embedder from (as :func:`~selector.models.make_embedder`).
+        The spec each actor builds its embedder from (as :func:`~selector.models.make_embedder`);
+        each actor checks that its embedder has the driver's fingerprint.
+    cache_dtype : {"float32", "float16"}
+        Storage type of the new cache shards.
     address : str, optional
         Ray cluster address (``ray://host:10001`` or ``auto``); None starts or joins a local Ray.
     num_actors : int, optional
