@@ -1,6 +1,6 @@
 """Embedders (with their on-disk cache) and classifiers (installed as ``selector.models``)."""
 
-from selector.models.cache import CachedEmbedder, EmbeddingCache, text_digests
+from selector.models.cache import CachedEmbedder, EmbeddingCache, text_digests, unique_digests
 from selector.models.classifiers import (
     aligned_proba,
     fit_classifier,
@@ -8,17 +8,22 @@ from selector.models.classifiers import (
     out_of_fold_proba,
 )
 from selector.models.embedders import (
+    BACKENDS,
+    DEFAULT_BACKEND,
     DEFAULT_MODEL,
     Embedder,
     HashingEmbedder,
     SentenceTransformerEmbedder,
     default_model_path,
     make_embedder,
+    pick_batch_size,
     resolve_device,
 )
 
 __all__ = [
+    "BACKENDS",
     "CachedEmbedder",
+    "DEFAULT_BACKEND",
     "DEFAULT_MODEL",
     "Embedder",
     "EmbeddingCache",
@@ -30,6 +35,8 @@ __all__ = [
     "make_classifier",
     "make_embedder",
     "out_of_fold_proba",
+    "pick_batch_size",
     "resolve_device",
     "text_digests",
+    "unique_digests",
 ]

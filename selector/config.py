@@ -30,7 +30,10 @@ class SelectConfig:
     id_col: str = "id"
     model: str | None = None
     device: str = "auto"
-    batch_size: int = 64
+    batch_size: int | None = None
+    backend: str | None = None
+    engine: str = "local"
+    ray_address: str | None = None
     cache_dir: str | None = None
     cache_dtype: str = "float32"
     classifier: str = "logistic_regression"
@@ -43,8 +46,13 @@ class SelectConfig:
             raise ConfigError(f"budget must be a positive integer, got {self.budget!r}")
         if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
             raise ConfigError(f"seed must be an integer or null, got {self.seed!r}")
-        if not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise ConfigError(f"batch_size must be a positive integer, got {self.batch_size!r}")
+        if self.batch_size is not None and (isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int)
+                                            or self.batch_size < 1):
+            raise ConfigError(f"batch_size must be a positive integer or null, got {self.batch_size!r}")
+        if self.backend is not None and self.backend not in ("torch", "onnx", "onnx-int8"):
+            raise ConfigError(f"backend must be torch, onnx, onnx-int8 or null, got {self.backend!r}")
+        if self.engine not in ("local", "ray"):
+            raise ConfigError(f"engine must be local or ray, got {self.engine!r}")
         if self.cache_dtype not in ("float32", "float16"):
             raise ConfigError(f"cache_dtype must be float32 or float16, got {self.cache_dtype!r}")
         for name in ("strategy_params", "classifier_params"):

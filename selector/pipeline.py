@@ -17,13 +17,28 @@ import pandas as pd
 
 from selector.config import SelectConfig
 from selector.dataset import LabeledPool, prepare_pool
-from selector.errors import DataError, EmptyPoolError
+from selector.errors import ConfigError, DataError, EmptyPoolError
 from selector.models.classifiers import aligned_proba, fit_classifier, make_classifier
 from selector.strategies import Selection, SelectionContext, make_strategy
 
 __all__ = ["select_batch", "build_context", "run_round", "RoundResult", "load_embeddings", "QUEUE_COLUMNS"]
 
 QUEUE_COLUMNS = ["rank", "id", "text", "score", "strategy", "reason", "predicted_label", "predicted_proba"]
+
+# Pool rows scored per classifier call. Scoring is row-wise, so chunks give the same probabilities
+# as one call, while the float64 copies scikit-learn makes stay ~100 MB instead of O(pool).
+SCORE_CHUNK_ROWS = 65_536
+
+
+def _chunked_proba(model, X: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """``aligned_proba`` over ``X`` (shape (n, d)) in ``SCORE_CHUNK_ROWS`` blocks; returns (n, n_classes)."""
+    n = X.shape[0]
+    if n <= SCORE_CHUNK_ROWS:
+        return aligned_proba(model, X, classes)
+    out = np.empty((n, classes.size), dtype=np.float64)
+    for start in range(0, n, SCORE_CHUNK_ROWS):
+        out[start : start + SCORE_CHUNK_ROWS] = aligned_proba(model, X[start : start + SCORE_CHUNK_ROWS], classes)
+    return out
 
 
 def _as_embeddings(X, name: str) -> np.ndarray:
@@ -66,7 +81,7 @@ def build_context(X_labeled: np.ndarray, y_labeled: np.ndarray, X_pool: np.ndarr
     template = classifier if classifier is not None else make_classifier(random_state=random_state)
     model = fit_classifier(template, X_labeled, y_labeled.astype(str))
     classes = np.asarray(model.classes_, dtype=object)
-    proba = aligned_proba(model, X_pool, classes) if X_pool.shape[0] else np.zeros((0, classes.size))
+    proba = _chunked_proba(model, X_pool, classes) if X_pool.shape[0] else np.zeros((0, classes.size))
     return SelectionContext(X_pool, X_labeled, y_labeled, proba_pool=proba, classes=classes, classifier=model)
 
 
@@ -171,7 +186,16 @@ def embed_pool(pool: LabeledPool, config: SelectConfig, *, embedder=None, embedd
             "model_fingerprint": "user-supplied", "n_embedded": 0, "n_cached": 0,
             "embed_seconds": time.perf_counter() - t0}
     if embedder is None:
-        embedder = make_embedder(config.model, device=config.device, batch_size=config.batch_size)
+        embedder = make_embedder(config.model, device=config.device, batch_size=config.batch_size,
+                                 backend=config.backend)
+    if config.engine == "ray":
+        if cache_dir is None:
+            raise ConfigError("engine 'ray' writes into the embedding cache; pass a cache folder (--cache-dir)")
+        from selector.ray_engine import embed_with_ray
+
+        inner = embedder.embedder if isinstance(embedder, CachedEmbedder) else embedder
+        embed_with_ray(pool.texts, inner, cache_dir, model=config.model, backend=config.backend,
+                       batch_size=config.batch_size, cache_dtype=config.cache_dtype, address=config.ray_address)
     if cache_dir is not None and not isinstance(embedder, CachedEmbedder):
         embedder = CachedEmbedder(embedder, cache_dir, dtype=config.cache_dtype)
     X = embedder.encode(list(pool.texts), show_progress=show_progress)

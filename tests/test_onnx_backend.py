@@ -1,0 +1,132 @@
+"""Backends of the sentence-transformers embedder: torch, onnx, onnx-int8; device, precision, batch size."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from selector.cli import app
+from selector.config import SelectConfig
+from selector.errors import ConfigError, ModelError
+from selector.models import SentenceTransformerEmbedder, default_model_path, make_embedder
+from selector.models.embedders import DEFAULT_BACKEND, pick_batch_size, resolve_precision
+from selector.models.onnx_backend import exportable
+
+TEXTS = [
+    "I am still waiting on my card?",
+    "What can I do if my card still hasn't arrived after 2 weeks?",
+    "Stocks fell sharply on Wall Street after the central bank raised interest rates again.",
+    "ok",
+    "The quick brown fox jumps over the lazy dog " * 12,  # long: gets truncated at max_seq_length
+    "Why was my transfer declined?",
+]
+
+
+def test_batch_size_is_picked_for_the_device():
+    assert pick_batch_size("cpu") == 64
+    assert pick_batch_size("cuda", 8 << 30) == 128
+    assert pick_batch_size("cuda:1", 24 << 30) == 256
+    assert pick_batch_size("cuda", 80 << 30) == 512
+    assert SentenceTransformerEmbedder(device="cpu", batch_size=None).batch_size == 64
+    assert SentenceTransformerEmbedder(device="cpu", batch_size=7).batch_size == 7
+
+
+def test_precision_is_fp16_only_on_cuda_by_default():
+    assert resolve_precision("auto", "cuda") == "fp16"
+    assert resolve_precision(None, "cuda:0") == "fp16"
+    assert resolve_precision("auto", "cpu") == "fp32"
+    assert resolve_precision("fp32", "cuda") == "fp32"
+    with pytest.raises(ModelError, match="precision"):
+        resolve_precision("int4", "cpu")
+
+
+def test_fingerprints_differ_exactly_where_vectors_differ():
+    torch_fp = SentenceTransformerEmbedder(device="cpu", backend="torch").fingerprint
+    assert SentenceTransformerEmbedder(device="cpu", backend="onnx").fingerprint == torch_fp  # same function
+    assert SentenceTransformerEmbedder(device="cpu", backend="onnx-int8").fingerprint == torch_fp + "-onnx-int8"
+    assert SentenceTransformerEmbedder(device="cpu", backend="torch", precision="fp16").fingerprint == torch_fp + "-fp16"
+    # the default embedder keeps the fingerprint of existing caches
+    assert SentenceTransformerEmbedder().fingerprint in (torch_fp, torch_fp + "-fp16")
+
+
+def test_default_backend_on_cpu():
+    emb = SentenceTransformerEmbedder(device="cpu")
+    assert emb.backend == DEFAULT_BACKEND
+    assert make_embedder(None, device="cpu", backend="torch").backend == "torch"
+
+
+def test_unknown_backend_is_refused():
+    with pytest.raises(ModelError, match="unknown backend 'tensorrt'"):
+        SentenceTransformerEmbedder(device="cpu", backend="tensorrt")
+    with pytest.raises(ConfigError, match="backend must be"):
+        SelectConfig(backend="tensorrt")
+    with pytest.raises(ConfigError, match="engine must be"):
+        SelectConfig(engine="spark")
+
+
+def _cls_pooling_copy(tmp_path: Path) -> Path:
+    """A model folder whose pooling the ONNX backend does not reproduce (CLS instead of mean)."""
+    src = default_model_path()
+    dst = tmp_path / "cls-model"
+    dst.mkdir()
+    for f in src.iterdir():
+        if f.is_file():
+            (dst / f.name).symlink_to(f)
+    (dst / "1_Pooling").mkdir()
+    cfg = json.loads((src / "1_Pooling" / "config.json").read_text())
+    cfg.update(pooling_mode_mean_tokens=False, pooling_mode_cls_token=True)
+    (dst / "1_Pooling" / "config.json").write_text(json.dumps(cfg))
+    return dst
+
+
+def test_models_onnx_cannot_reproduce_use_torch_or_are_refused(tmp_path):
+    assert exportable(default_model_path())
+    cls_model = _cls_pooling_copy(tmp_path)
+    assert not exportable(cls_model)
+    assert SentenceTransformerEmbedder(cls_model, device="cpu").backend == "torch"
+    with pytest.raises(ModelError, match="not mean pooling"):
+        SentenceTransformerEmbedder(cls_model, device="cpu", backend="onnx", onnx_cache=tmp_path).encode(["hi"])
+
+
+def test_cli_rejects_unknown_backend(tmp_path):
+    data = tmp_path / "d.csv"
+    data.write_text("text,label\nhello,a\nworld,\n")
+    res = CliRunner().invoke(app, ["select", str(data), "--backend", "fast", "--model", "hashing",
+                                   "--out", str(tmp_path / "q.csv")])
+    assert res.exit_code == 1
+    assert "backend must be torch, onnx, onnx-int8" in res.output
+    assert not (tmp_path / "q.csv").exists()
+
+
+@pytest.mark.slow
+def test_onnx_exports_once_and_matches_sentence_transformers(tmp_path):
+    reference = SentenceTransformerEmbedder(device="cpu", backend="torch").encode(TEXTS)
+    onnx = SentenceTransformerEmbedder(device="cpu", backend="onnx", onnx_cache=tmp_path, batch_size=4)
+    got = onnx.encode(TEXTS)
+    assert got.dtype == np.float32 and got.shape == (len(TEXTS), 384)
+    assert np.abs(got - reference).max() < 1e-4
+    np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+    exported = onnx.onnx.onnx_path
+    assert exported.parent.parent == tmp_path and exported.exists()
+    mtime = exported.stat().st_mtime_ns
+    again = SentenceTransformerEmbedder(device="cpu", backend="onnx", onnx_cache=tmp_path)
+    np.testing.assert_allclose(again.encode(TEXTS[:2]), got[:2], atol=1e-5)
+    assert again.onnx.onnx_path == exported and exported.stat().st_mtime_ns == mtime  # not exported again
+
+    int8 = SentenceTransformerEmbedder(device="cpu", backend="onnx-int8", onnx_cache=tmp_path).encode(TEXTS)
+    cos = (int8 * reference).sum(axis=1)
+    assert cos.min() > 0.8 and 0.9 < cos.mean() < 0.9999  # close, but a different function: its own fingerprint
+
+
+@pytest.mark.slow
+def test_fp16_code_path_runs_on_cpu():
+    # fp16 is what CUDA gets by default; the same .half() path is exercised here on the CPU.
+    emb = SentenceTransformerEmbedder(device="cpu", backend="torch", precision="fp16")
+    got = emb.encode(TEXTS[:4])
+    ref = SentenceTransformerEmbedder(device="cpu", backend="torch").encode(TEXTS[:4])
+    assert got.dtype == np.float32
+    assert (got * ref).sum(axis=1).min() > 0.99
