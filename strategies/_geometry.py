@@ -1,14 +1,13 @@
 """Scalable geometry helpers shared by the diversity strategies.
 
 Nothing here builds a pool × pool matrix: distances are computed in row chunks against a small
-set of centres, k-means is fitted on a seeded subsample with mini-batches, and per-cluster work is
+set of centres, k-means is fitted on a seeded subsample (float32 Lloyd steps), and per-cluster work is
 capped. Everything stays float32 so a 1,000,000 × 384 pool fits in a few GB.
 """
 
 from __future__ import annotations
 
 import hashlib
-import warnings
 from collections import OrderedDict
 
 import numpy as np
@@ -17,6 +16,7 @@ __all__ = [
     "CHUNK_ROWS",
     "chunked_nearest",
     "fit_kmeans",
+    "kmeans_plusplus",
     "cluster_pool",
     "subsample",
     "round_robin",
@@ -70,8 +70,46 @@ def chunked_nearest(X: np.ndarray, C: np.ndarray, chunk: int = CHUNK_ROWS) -> tu
     return labels, dist
 
 
-def fit_kmeans(X: np.ndarray, k: int, rng: np.random.Generator, *, max_fit: int = 50_000) -> np.ndarray:
-    """Centres of a mini-batch k-means on a seeded subsample of ``X``.
+def kmeans_plusplus(X: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """k-means++ seeding (Arthur & Vassilvitskii 2007): positions of ``k`` distinct rows of ``X``.
+
+    Each next centre is drawn with probability proportional to its squared distance to the
+    nearest centre chosen so far; only an (n,) distance vector is kept.
+
+    Parameters
+    ----------
+    X : ndarray of float32, shape (n, d), with n >= k
+
+    Returns
+    -------
+    ndarray of int64, shape (k,)
+    """
+    n = X.shape[0]
+    x_sq = np.einsum("ij,ij->i", X, X)
+    chosen = [int(rng.integers(n))]
+    d2 = np.maximum(x_sq - 2.0 * (X @ X[chosen[0]]) + x_sq[chosen[0]], 0.0)
+    d2[chosen[0]] = 0.0
+    for _ in range(1, k):
+        cum = np.cumsum(d2, dtype=np.float64)
+        if cum[-1] > 0:
+            j = int(min(np.searchsorted(cum, rng.random() * cum[-1], side="right"), n - 1))
+            if d2[j] <= 0:
+                j = int(np.argmax(d2))
+        else:  # duplicates only: any row not chosen yet
+            j = int(rng.choice(np.setdiff1d(np.arange(n), chosen)))
+        chosen.append(j)
+        np.minimum(d2, np.maximum(x_sq - 2.0 * (X @ X[j]) + x_sq[j], 0.0), out=d2)
+        d2[j] = 0.0
+    return np.asarray(chosen, dtype=np.int64)
+
+
+def fit_kmeans(X: np.ndarray, k: int, rng: np.random.Generator, *, max_fit: int = 20_000,
+               n_iter: int = 10) -> np.ndarray:
+    """Centres of k-means (k-means++ seeding, then Lloyd steps) on a seeded subsample of ``X``.
+
+    Everything is float32 BLAS in row chunks (scikit-learn's k-means upcasts float32 distances
+    to float64, which made it several times slower here). Empty clusters are re-seeded at the
+    rows farthest from their centres.
 
     Parameters
     ----------
@@ -79,41 +117,47 @@ def fit_kmeans(X: np.ndarray, k: int, rng: np.random.Generator, *, max_fit: int 
     k : int
         Number of clusters; when ``k >= n`` every row is its own centre.
     max_fit : int
-        Largest subsample the centres are fitted on (at least ``20 * k`` rows are used when the
-        pool has them, so each centre sees enough points).
+        Rows the centres are fitted on (at least ``10 * k`` when the pool has them).
+    n_iter : int
+        Most Lloyd iterations (stops early when no assignment changes).
 
     Returns
     -------
     ndarray of float32, shape (min(k, n), d)
     """
-    from sklearn.cluster import MiniBatchKMeans
+    from scipy import sparse
 
     n = X.shape[0]
     if k >= n:
         return np.array(X, dtype=np.float32, copy=True)
-    fit_rows = subsample(n, max(max_fit, 20 * k), rng)
-    X_fit = np.asarray(X[fit_rows], dtype=np.float32)
-    km = MiniBatchKMeans(
-        n_clusters=k,
-        random_state=_seed(rng),
-        batch_size=max(2048, 2 * k),
-        n_init=1,
-        max_iter=20,
-        max_no_improvement=5,
-        init_size=min(X_fit.shape[0], max(3 * k, 3 * 2048)),
-        reassignment_ratio=0.0,
-    )
-    with warnings.catch_warnings():
-        # Duplicate rows can leave fewer distinct points than clusters; the assignment step
-        # below copes with empty clusters, so sklearn's warning is not actionable.
-        warnings.filterwarnings("ignore", message=".*[Nn]umber of distinct clusters.*")
-        km.fit(X_fit)
-    return km.cluster_centers_.astype(np.float32)
+    fit_rows = subsample(n, max(max_fit, 10 * k), rng)
+    X_fit = np.ascontiguousarray(X[fit_rows], dtype=np.float32)
+    m = X_fit.shape[0]
+    # Seeding is sequential (k passes over its rows), so it runs on a smaller seeded sample;
+    # the Lloyd steps on all fitted rows then move the centres where they belong.
+    seed_rows = subsample(m, max(3 * k, 4096), rng)
+    C = X_fit[seed_rows[kmeans_plusplus(X_fit[seed_rows], k, rng)]].copy()
+    labels = None
+    for _ in range(n_iter):
+        new_labels, d2 = chunked_nearest(X_fit, C)
+        if labels is not None and np.array_equal(new_labels, labels):
+            break
+        labels = new_labels
+        member = sparse.csr_matrix((np.ones(m, dtype=np.float32), (labels, np.arange(m))), shape=(k, m))
+        counts = np.bincount(labels, minlength=k)
+        sums = np.asarray(member @ X_fit, dtype=np.float32)
+        full = counts > 0
+        C[full] = sums[full] / counts[full, None]
+        empty = np.flatnonzero(~full)
+        if empty.size:
+            far = np.argsort(-d2, kind="stable")[: empty.size]
+            C[empty] = X_fit[far]
+    return C
 
 
-def cluster_pool(X: np.ndarray, k: int, rng: np.random.Generator, *, max_fit: int = 50_000
+def cluster_pool(X: np.ndarray, k: int, rng: np.random.Generator, *, max_fit: int = 20_000
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mini-batch k-means on ``X`` and the assignment of every row.
+    """k-means (fitted on a subsample) on ``X`` and the assignment of every row.
 
     Returns
     -------

@@ -2,7 +2,7 @@
 
 They work from embeddings alone, so they run at cold start (zero labels) and are what the
 uncertainty strategies fall back to there. None builds a pool × pool matrix: k-means is fitted on
-a subsample with mini-batches and distances are taken to centres or chosen points, chunk by chunk.
+a subsample and distances are taken to centres or chosen points, chunk by chunk.
 """
 
 from __future__ import annotations
@@ -31,12 +31,12 @@ def _positive_int(name: str, value) -> int:
 
 @register
 class KMeansStrategy(Strategy):
-    """Diversity only: mini-batch k-means with ``budget`` clusters, the pool row nearest each centre.
+    """Diversity only: k-means with ``budget`` clusters, the pool row nearest each centre.
 
     Representative sampling by clustering goes back to Nguyen & Smeulders (2004), "Active learning
     using pre-clustering" (ICML), and is the k-means baseline of Zhdanov (2019), "Diverse
-    mini-batch active learning". Centres are fitted on a seeded subsample of at most
-    ``max(max_fit, 20 × budget)`` rows; every pool row is then assigned in chunks, and the row
+    mini-batch active learning". Centres (k-means++ seeding, then Lloyd steps) are fitted on a
+    seeded subsample of ``max(max_fit, 10 × budget)`` rows; every pool row is then assigned in chunks, and the row
     nearest each centre is picked, largest clusters first. Clusters left empty are topped up with
     the next-nearest members of the largest clusters, so the batch is always exactly ``budget``.
 
@@ -47,9 +47,9 @@ class KMeansStrategy(Strategy):
     """
 
     name = "kmeans"
-    description = "diversity: mini-batch k-means with budget clusters, the row nearest each centre"
+    description = "diversity: k-means with budget clusters, the row nearest each centre"
 
-    def __init__(self, max_fit: int = 50_000) -> None:
+    def __init__(self, max_fit: int = 20_000) -> None:
         self.max_fit = _positive_int("max_fit", max_fit)
 
     def _select(self, context: SelectionContext, budget: int, *, random_state: int | None) -> Selection:
@@ -73,7 +73,7 @@ class TypiclustStrategy(Strategy):
 
     Hacohen, Dekel & Weinshall (2022), "Active Learning on a Budget: Opposite Strategies Suit
     High and Low Budgets" (ICML). The pool is clustered into ``min(n_labeled + budget,
-    max_clusters)`` clusters (mini-batch k-means); each pick goes to the cluster with the fewest
+    max_clusters)`` clusters (k-means on a subsample); each pick goes to the cluster with the fewest
     labeled rows (labeled rows are assigned to the nearest centre), ties broken by size, skipping
     clusters with fewer than ``min_cluster_size`` rows while larger ones remain. Within the cluster
     the most typical row is taken: the highest inverse mean distance to its ``n_neighbors``

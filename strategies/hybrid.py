@@ -58,7 +58,7 @@ class MarginKMeansStrategy(UncertaintyStrategy):
 
     Zhdanov (2019), "Diverse mini-batch Active Learning" (arXiv:1901.05954): keep the
     ``factor × budget`` rows with the smallest margin between the two most probable classes,
-    cluster them into ``budget`` clusters (mini-batch k-means here), and take from each cluster the
+    cluster them into ``budget`` clusters (k-means), and take from each cluster the
     row with the smallest margin (the paper takes the row nearest the centre; the most uncertain
     member measured better on our text benchmarks). The batch is uncertain but not redundant.
 
@@ -113,7 +113,7 @@ class ClusterMarginStrategy(UncertaintyStrategy):
     """Cluster-Margin: cluster once, take the lowest-margin rows round-robin over clusters.
 
     Citovsky et al. (2021), "Batch Active Learning at Scale" (NeurIPS). The whole data (pool and
-    labeled rows together) is clustered once — mini-batch k-means into ``n_clusters`` clusters
+    labeled rows together) is clustered once — k-means on a subsample into ``n_clusters`` clusters
     instead of the paper's hierarchical agglomerative clustering, which does not scale — and the
     centres are cached in-process, keyed by the data, so later rounds on the same data reuse them.
     Each round keeps the ``factor × budget`` lowest-margin pool rows, groups them by cluster and
@@ -146,7 +146,7 @@ class ClusterMarginStrategy(UncertaintyStrategy):
 
         def compute() -> np.ndarray:
             rng = np.random.default_rng(random_state)
-            rows = _union_rows(context, subsample(n_total, max(50_000, 20 * k), rng))
+            rows = _union_rows(context, subsample(n_total, max(20_000, 10 * k), rng))
             return fit_kmeans(rows, k, rng)
 
         return cached(key, compute)
@@ -217,7 +217,7 @@ class BadgeStrategy(UncertaintyStrategy):
     name = "badge"
     description = "uncertainty x diversity: k-means++ on exact (factorised) logistic-regression gradient embeddings"
 
-    def __init__(self, max_candidates: int = 50_000, cold_start: str = DEFAULT_COLD_START) -> None:
+    def __init__(self, max_candidates: int = 20_000, cold_start: str = DEFAULT_COLD_START) -> None:
         super().__init__(cold_start=cold_start)
         self.max_candidates = _positive_int("max_candidates", max_candidates)
 
