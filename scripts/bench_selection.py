@@ -209,8 +209,36 @@ def summarise(name, d, runs_by_spec, rounds, seeds):
     return out
 
 
-def run_all(datasets, strategies, seeds, rounds, max_pool, cache_dir, jobs, deadline_s):
-    """Every (dataset, strategy, seed) in ``jobs`` worker processes; unfinished runs at the deadline are dropped."""
+def _run_file(runs_dir, name, spec, seed):
+    safe = spec.replace(":", "_").replace("=", "-").replace(",", "_")
+    return Path(runs_dir) / f"{name}__{safe}__{seed}.json"
+
+
+def import_results(path, runs_dir, rounds):
+    """Seed the per-run store from an earlier results.json (runs with every seed finished).
+
+    Only per-round accuracy/F1 per seed and the median selection time were kept there, so the
+    imported runs carry that median as their selection time.
+    """
+    payload = json.loads(Path(path).read_text())
+    n = 0
+    for name, res in payload["datasets"].items():
+        for spec, st in res["strategies"].items():
+            for seed, (acc, f1) in enumerate(zip(st["acc_per_seed"], st["f1_per_seed"])):
+                f = _run_file(runs_dir, name, spec, res["seeds"][seed])
+                if not f.exists() and len(acc) == rounds:
+                    f.write_text(json.dumps({"acc": acc, "f1": f1, "select_s": [st["median_select_s"]] * rounds,
+                                             "seed": res["seeds"][seed], "wall_s": st["wall_s"] / len(res["seeds"]),
+                                             "imported_from": str(path)}))
+                    n += 1
+    return payload.get("speed_100k"), n
+
+
+def run_all(datasets, strategies, seeds, rounds, max_pool, cache_dir, jobs, deadline_s, runs_dir):
+    """Every (dataset, strategy, seed) in ``jobs`` worker processes; unfinished runs at the deadline are dropped.
+
+    Each finished run is stored in ``runs_dir``; a later call reuses the stored runs.
+    """
     import concurrent.futures as cf
     import os
 
@@ -221,18 +249,30 @@ def run_all(datasets, strategies, seeds, rounds, max_pool, cache_dir, jobs, dead
     for name in datasets:  # embed (or read from the cache) once, before the workers start
         dataset_embeddings(name, cache_dir)
     runs = {name: {spec: [] for spec in strategies} for name in datasets}
-    todo = [(n, sp, s) for sp in strategies for n in datasets for s in seeds]
+    todo = []
+    for n, sp, s in [(n, sp, s) for sp in strategies for n in datasets for s in seeds]:
+        f = _run_file(runs_dir, n, sp, s)
+        if f.exists():
+            runs[n][sp].append(json.loads(f.read_text()))
+        else:
+            todo.append((n, sp, s))
     # The slowest (modAL, then the large-batch sets) first, so the deadline cuts the cheap ones least.
     todo.sort(key=lambda t: (t[1] != "modal_ranked", t[0] != "banking77"))
     ex = cf.ProcessPoolExecutor(max_workers=jobs)
     futures = [ex.submit(task, n, sp, s, rounds, max_pool, cache_dir) for n, sp, s in todo]
-    done, pending = cf.wait(futures, timeout=deadline_s)
-    for f in done:
-        name, spec, seed, res = f.result()
-        if res is None:  # too expensive to run here (see modal_flops)
-            continue
-        runs[name][spec].append(res)
-        print(f"  done {name:10s} {spec:28s} seed {seed}: AULC {np.mean(res['acc']):.4f} ({res['wall_s']:.0f}s)")
+    pending = set(futures)
+    try:
+        for f in cf.as_completed(futures, timeout=deadline_s):
+            pending.discard(f)
+            name, spec, seed, res = f.result()
+            if res is None:  # too expensive to run here (see modal_flops)
+                continue
+            runs[name][spec].append(res)
+            _run_file(runs_dir, name, spec, seed).write_text(json.dumps(res))
+            print(f"  done {name:10s} {spec:28s} seed {seed}: AULC {np.mean(res['acc']):.4f} ({res['wall_s']:.0f}s)",
+                  flush=True)
+    except cf.TimeoutError:
+        pass
     if pending:
         print(f"deadline of {deadline_s:.0f} s reached: {len(pending)} runs not finished", file=sys.stderr)
         for p in list(ex._processes.values()):  # scripts only: stop the workers still running
@@ -309,6 +349,9 @@ def main(argv=None) -> int:
     ap.add_argument("--jobs", type=int, default=1, help="worker processes")
     ap.add_argument("--deadline", type=float, default=None,
                     help="seconds; runs unfinished by then are dropped and reported")
+    ap.add_argument("--import-results", nargs="*", default=None,
+                    help="earlier results.json files whose finished runs are reused (and their 100k timing, "
+                         "with --skip-speed)")
     ap.add_argument("--skip-speed", action="store_true", help="skip the 100k-pool timing (then it is not a target)")
     args = ap.parse_args(argv)
     out = Path(args.out)
@@ -324,8 +367,15 @@ def main(argv=None) -> int:
 
     seeds = list(range(args.seeds))
     t0 = time.perf_counter()
+    runs_dir = out / "runs"
+    runs_dir.mkdir(exist_ok=True)
+    imported_speed = None
+    for path in args.import_results or []:
+        speed_here, n_imported = import_results(path, runs_dir, args.rounds)
+        imported_speed = imported_speed or speed_here
+        print(f"imported {n_imported} finished runs from {path}")
     runs = run_all(args.datasets, args.strategies, seeds, args.rounds, args.max_pool, args.cache_dir,
-                   args.jobs, args.deadline)
+                   args.jobs, args.deadline, runs_dir)
     print(f"simulations: {time.perf_counter() - t0:.0f} s with {args.jobs} worker(s)")
     results = {}
     for ds in args.datasets:
@@ -377,9 +427,8 @@ def main(argv=None) -> int:
             failures.append(f"mean first-round accuracy gain over random {np.mean(cold):.4f} < 0.05")
     else:
         failures.append("auto and every baseline must be in --strategies to check the targets")
-    speed = None
-    if not args.skip_speed:
-        speed = speed_100k()
+    speed = imported_speed if args.skip_speed else speed_100k()
+    if speed is not None:
         print(f"\nselection time, one round, synthetic pool {speed['n_pool']} x {speed['d']}, "
               f"{speed['n_labeled']} labeled, budget {speed['budget']} "
               f"(load average {speed['load_average'][0]:.1f} on {os.cpu_count()} cores):")
