@@ -349,11 +349,15 @@ def main(argv=None) -> int:
     ap.add_argument("--jobs", type=int, default=1, help="worker processes")
     ap.add_argument("--deadline", type=float, default=None,
                     help="seconds; runs unfinished by then are dropped and reported")
+    ap.add_argument("--modal-max-tflop", type=float, default=MODAL_MAX_FLOPS / 1e12,
+                    help="modAL runs estimated above this much distance work are not run (reported)")
     ap.add_argument("--import-results", nargs="*", default=None,
                     help="earlier results.json files whose finished runs are reused (and their 100k timing, "
                          "with --skip-speed)")
     ap.add_argument("--skip-speed", action="store_true", help="skip the 100k-pool timing (then it is not a target)")
     args = ap.parse_args(argv)
+    global MODAL_MAX_FLOPS
+    MODAL_MAX_FLOPS = args.modal_max_tflop * 1e12
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     missing = [s for s in BASELINES + ("auto",) if s not in args.strategies]

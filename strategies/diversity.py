@@ -171,7 +171,7 @@ class CoresetStrategy(Strategy):
     name = "coreset"
     description = "diversity: greedy k-center (core-set) on a candidate subset"
 
-    def __init__(self, max_candidates: int = 100_000) -> None:
+    def __init__(self, max_candidates: int = 20_000) -> None:
         self.max_candidates = _positive_int("max_candidates", max_candidates)
 
     def _select(self, context: SelectionContext, budget: int, *, random_state: int | None) -> Selection:
