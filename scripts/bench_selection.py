@@ -356,8 +356,7 @@ def main(argv=None) -> int:
                          "with --skip-speed)")
     ap.add_argument("--skip-speed", action="store_true", help="skip the 100k-pool timing (then it is not a target)")
     args = ap.parse_args(argv)
-    global MODAL_MAX_FLOPS
-    MODAL_MAX_FLOPS = args.modal_max_tflop * 1e12
+    globals()["MODAL_MAX_FLOPS"] = args.modal_max_tflop * 1e12  # read by task() in the forked workers
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     missing = [s for s in BASELINES + ("auto",) if s not in args.strategies]
