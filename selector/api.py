@@ -14,7 +14,7 @@ from selector.errors import DataError
 __all__ = ["select"]
 
 
-def select(df: pd.DataFrame, budget: int, *, strategy: str = "margin", text_col: str = "text",
+def select(df: pd.DataFrame, budget: int, *, strategy: str = "auto", text_col: str = "text",
            label_col: str = "label", id_col: str = "id", random_state: int | None = None,
            strategy_params: dict[str, Any] | None = None, embedder=None, model: str | None = None,
            embeddings: np.ndarray | None = None, classifier=None, cache_dir: str | Path | None = None,

@@ -22,7 +22,7 @@ class SelectConfig:
     """Resolved settings of one selection round (recorded in the round record)."""
 
     budget: int = 100
-    strategy: str = "margin"
+    strategy: str = "auto"
     strategy_params: dict = field(default_factory=dict)
     seed: int | None = 0
     text_col: str = "text"

@@ -86,7 +86,7 @@ def build_context(X_labeled: np.ndarray, y_labeled: np.ndarray, X_pool: np.ndarr
 
 
 def select_batch(X_labeled: np.ndarray, y_labeled: np.ndarray, X_pool: np.ndarray, budget: int, *,
-                 strategy: str = "margin", classifier=None, random_state: int | None = None,
+                 strategy: str = "auto", classifier=None, random_state: int | None = None,
                  strategy_params: dict[str, Any] | None = None) -> Selection:
     """Pick ``budget`` rows of ``X_pool`` to label next.
 

@@ -1,0 +1,128 @@
+"""A wrapper that keeps any predicted class from flooding the batch and gives rare classes a floor."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from selector.scoring import margin
+from selector.strategies.base import Selection, SelectionContext, Strategy
+from selector.strategies.diversity import _positive_int
+from selector.strategies.registry import make_strategy, register
+
+__all__ = ["ClassBalancedStrategy"]
+
+
+@register
+class ClassBalancedStrategy(Strategy):
+    """Class-balanced wrapper: cap each predicted class's share, guarantee rare classes a minimum.
+
+    Imbalanced pools make uncertainty sampling pile a batch onto one or two confusable classes
+    while rare classes go unseen; balancing the batch over predicted classes is the remedy of
+    Aggarwal et al. (2020), "Active Learning for Imbalanced Datasets" (WACV), and of Kothawade et
+    al. (2021), "SIMILAR" (NeurIPS) for rare classes. The ``base`` strategy ranks
+    ``pool_factor × budget`` rows; first every class the classifier predicts in the pool gets at
+    least ``min_per_class`` rows (classes with the fewest labels first; from the base ranking, else
+    the class's lowest-margin rows), then the ranking fills the batch while no predicted class
+    exceeds ``max(ceil(max_share × budget), ceil(budget / n_classes))`` rows; only if that cannot
+    fill the batch is the cap lifted. At cold start there are no predictions and the base strategy
+    runs unchanged.
+
+    Parameters
+    ----------
+    base : str
+        Registered strategy that ranks the rows.
+    max_share : float
+        Largest share of the batch any one predicted class may take, in (0, 1].
+    min_per_class : int
+        Rows guaranteed to every predicted class (budget permitting), 0 to disable.
+    pool_factor : int
+        How many rows per batch slot the base strategy ranks.
+    """
+
+    name = "class_balanced"
+    description = "wrapper: caps any predicted class's share of the batch, guarantees rare classes a minimum"
+    uses_model = True
+
+    def __init__(self, base: str = "margin", max_share: float = 0.5, min_per_class: int = 1,
+                 pool_factor: int = 3) -> None:
+        if base == self.name:
+            raise ValueError("class_balanced cannot wrap itself")
+        make_strategy(base)  # unknown names fail here, with suggestions
+        if isinstance(max_share, bool) or not isinstance(max_share, (int, float)) or not 0 < max_share <= 1:
+            raise ValueError(f"max_share must be in (0, 1], got {max_share!r}")
+        if isinstance(min_per_class, bool) or not isinstance(min_per_class, int) or min_per_class < 0:
+            raise ValueError(f"min_per_class must be a non-negative integer, got {min_per_class!r}")
+        self.base = base
+        self.max_share = float(max_share)
+        self.min_per_class = min_per_class
+        self.pool_factor = _positive_int("pool_factor", pool_factor)
+
+    def _select(self, context: SelectionContext, budget: int, *, random_state: int | None) -> Selection:
+        base = make_strategy(self.base)
+        if not context.has_model:
+            picked = base.select(context, budget, random_state=random_state)
+            reasons = np.array([f"{r}; class_balanced: no classifier yet, nothing to balance"
+                                for r in picked.reasons], dtype=object)
+            return Selection(picked.indices, picked.scores, reasons, dict(picked.info, balanced=False))
+        ranked = base.select(context, min(context.n_pool, self.pool_factor * budget), random_state=random_state)
+        pred = context.proba_pool.argmax(axis=1)
+        k = context.proba_pool.shape[1]
+        cap = max(math.ceil(self.max_share * budget), math.ceil(budget / k))
+        counts = np.zeros(k, dtype=np.int64)
+        taken: dict[int, str] = {}  # pool position -> why (insertion order = pick order)
+
+        def take(pos: int, why: str) -> None:
+            taken[pos] = why
+            counts[pred[pos]] += 1
+
+        base_reason = dict(zip(ranked.indices.tolist(), ranked.reasons))
+        base_rank = {int(p): r for r, p in enumerate(ranked.indices)}
+        present = np.bincount(pred, minlength=k)
+        if self.min_per_class:
+            labeled_counts = np.zeros(k, dtype=np.int64)
+            if context.n_labeled and context.classes is not None:
+                lab = np.asarray(context.y_labeled).astype(str)
+                for c, name in enumerate(np.asarray(context.classes).astype(str)):
+                    labeled_counts[c] = int((lab == name).sum())
+            unc = margin(context.proba_pool)
+            for c in np.lexsort((np.arange(k), labeled_counts)):
+                if present[c] == 0:
+                    continue
+                need = min(self.min_per_class, int(present[c]))
+                in_ranking = [int(p) for p in ranked.indices if pred[p] == c]
+                members = np.flatnonzero(pred == c)
+                extra = members[np.lexsort((members, -unc[members]))].tolist()
+                for pos in in_ranking + extra:
+                    if need == 0 or len(taken) == budget:
+                        break
+                    if pos not in taken:
+                        why = base_reason.get(pos, f"lowest margin among rows predicted {context.classes[c]}")
+                        take(pos, f"{why}; class_balanced: minimum for rare class {context.classes[c]} "
+                                  f"({labeled_counts[c]} labeled)")
+                        need -= 1
+        for pos in ranked.indices.tolist():
+            if len(taken) == budget:
+                break
+            if pos not in taken and counts[pred[pos]] < cap:
+                take(pos, f"{base_reason[pos]}; class_balanced: within the {cap}-row cap of class "
+                          f"{context.classes[pred[pos]]}")
+        if len(taken) < budget:  # the cap cannot be met from the ranking: fill, over the cap
+            rest = [int(p) for p in ranked.indices if int(p) not in taken]
+            if len(rest) < budget - len(taken):
+                seen = set(taken) | set(rest)
+                rest += [p for p in range(context.n_pool) if p not in seen][: budget - len(taken) - len(rest)]
+            for pos in rest[: budget - len(taken)]:
+                take(pos, f"{base_reason.get(pos, 'filler')}; class_balanced: over the cap (nothing else ranked)")
+        order = sorted(taken, key=lambda p: base_rank.get(p, len(base_rank) + p))
+        idx = np.asarray(order, dtype=np.int64)
+        score_of = dict(zip(ranked.indices.tolist(), ranked.scores.tolist()))
+        scores = np.array([score_of.get(p, 0.0) for p in order], dtype=np.float64)
+        reasons = np.array([taken[p] for p in order], dtype=object)
+        info = {"balanced": True, "cap": int(cap), "base": self.base,
+                "per_class": {str(context.classes[c]): int(counts[c]) for c in range(k) if counts[c]}}
+        if "cluster" in ranked.info:
+            cl = dict(zip(ranked.indices.tolist(), np.asarray(ranked.info["cluster"]).tolist()))
+            info["cluster"] = np.array([cl.get(p, -1) for p in order], dtype=np.int64)
+        return Selection(idx, scores, reasons, info)

@@ -1,0 +1,194 @@
+"""Behaviour of individual strategies (the shared contract is in test_strategies_contract.py)."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from selector.errors import ConfigError
+from selector.pipeline import build_context, select_batch
+from selector.scoring import margin
+from selector.strategies import SelectionContext, make_strategy
+from selector.strategies._geometry import chunked_nearest, round_robin
+from selector.strategies.hybrid import gradient_sq_distances, top_by_score
+
+
+def _blobs(n: int, k: int = 5, d: int = 24, spread: float = 0.15, seed: int = 0):
+    """Well-separated clusters: centre ``c`` owns rows with label ``c``."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(k, d)) * 3
+    y = np.arange(n) % k
+    X = centres[y] + spread * rng.normal(size=(n, d))
+    return X.astype(np.float32), y
+
+
+def _cold(X):
+    return build_context(X[:0], np.array([], dtype=object), X, random_state=0)
+
+
+def test_chunked_nearest_matches_dense():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(1000, 8)).astype(np.float32)
+    C = rng.normal(size=(7, 8)).astype(np.float32)
+    labels, d2 = chunked_nearest(X, C, chunk=128)
+    dense = ((X[:, None, :] - C[None]) ** 2).sum(-1)
+    np.testing.assert_array_equal(labels, dense.argmin(1))
+    np.testing.assert_allclose(d2, dense.min(1), rtol=1e-4, atol=1e-4)
+
+
+def test_round_robin_takes_one_per_cluster_per_pass():
+    clusters = np.array([0, 0, 0, 1, 1, 2])
+    priority = np.array([1.0, 3.0, 2.0, 5.0, 4.0, 0.0])
+    picks, pass_no = round_robin(clusters, priority, np.array([2, 0, 1]), 5)
+    assert picks.tolist() == [5, 1, 3, 2, 4]
+    assert pass_no.tolist() == [0, 0, 0, 1, 1]
+
+
+@pytest.mark.parametrize("name", ["kmeans", "typiclust"])
+def test_diversity_cold_start_covers_every_cluster(name):
+    X, y = _blobs(500)
+    sel = make_strategy(name).select(_cold(X), 5, random_state=0)
+    assert sorted(y[sel.indices].tolist()) == [0, 1, 2, 3, 4]
+    assert len(sel.info["cluster"]) == 5
+
+
+def test_random_cold_start_misses_clusters_sometimes():
+    # The check above is not trivially true: random sampling of 5 misses a cluster most of the time.
+    X, y = _blobs(500)
+    misses = sum(len(set(y[make_strategy("random").select(_cold(X), 5, random_state=s).indices])) < 5
+                 for s in range(20))
+    assert misses >= 10
+
+
+def test_typiclust_prefers_uncovered_clusters_and_typical_rows():
+    X, y = _blobs(600, k=4)
+    covered = np.flatnonzero(y == 0)[:40]
+    rest = np.setdiff1d(np.arange(600), covered)
+    context = build_context(X[covered], y[covered].astype(str), X[rest], random_state=0)
+    sel = make_strategy("typiclust").select(context, 3, random_state=0)
+    assert 0 not in y[rest][sel.indices]
+    # The typical row of a blob sits near its centre, not on its edge.
+    blob = rest[y[rest] == y[rest][sel.indices[0]]]
+    dist = np.linalg.norm(X[blob] - X[blob].mean(0), axis=1)
+    picked = np.linalg.norm(X[rest][sel.indices[0]] - X[blob].mean(0))
+    assert picked <= np.quantile(dist, 0.25)
+
+
+def test_coreset_picks_far_from_labeled():
+    X, y = _blobs(400, k=4)
+    lab = np.flatnonzero(y <= 1)[:50]
+    rest = np.setdiff1d(np.arange(400), lab)
+    context = build_context(X[lab], y[lab].astype(str), X[rest], random_state=0)
+    sel = make_strategy("coreset").select(context, 2, random_state=0)
+    assert set(y[rest][sel.indices].tolist()) == {2, 3}
+
+
+def _warm(n=800, k=5, n_lab=50, seed=0, spread=1.2):
+    X, y = _blobs(n, k=k, spread=spread, seed=seed)
+    return build_context(X[:n_lab], y[:n_lab].astype(str), X[n_lab:], random_state=0), y[n_lab:]
+
+
+@pytest.mark.parametrize("name", ["margin_kmeans", "cluster_margin"])
+def test_hybrids_pick_among_lowest_margin_rows(name):
+    context, _ = _warm()
+    budget, factor = 10, 4
+    sel = make_strategy(name, factor=factor).select(context, budget, random_state=0)
+    allowed = set(top_by_score(margin(context.proba_pool), budget * factor).tolist())
+    assert set(sel.indices.tolist()) <= allowed
+    # Diverse: the picks are not simply the top-10 by margin.
+    assert set(sel.indices.tolist()) != set(top_by_score(margin(context.proba_pool), budget).tolist())
+
+
+def test_margin_kmeans_one_pick_per_cluster():
+    context, _ = _warm()
+    sel = make_strategy("margin_kmeans").select(context, 12, random_state=0)
+    assert np.unique(sel.info["cluster"]).size == 12
+
+
+def test_cluster_margin_reuses_its_clustering_across_rounds():
+    from selector.strategies import _geometry
+
+    X, y = _blobs(700, spread=1.0, seed=2)
+    strat = make_strategy("cluster_margin", n_clusters=20)
+    ctx1 = build_context(X[:50], y[:50].astype(str), X[50:], random_state=0)
+    strat.select(ctx1, 10, random_state=0)
+    keys = set(_geometry._CACHE)
+    # Next round: 10 rows moved from the pool to the labeled set; same data, same clustering.
+    ctx2 = build_context(X[:60], y[:60].astype(str), X[60:], random_state=0)
+    strat.select(ctx2, 10, random_state=0)
+    assert set(_geometry._CACHE) == keys
+
+
+def test_badge_factorised_distances_equal_explicit_gradient_embeddings():
+    rng = np.random.default_rng(0)
+    P = rng.dirichlet(np.ones(4), size=30)
+    X = rng.normal(size=(30, 6)).astype(np.float32)
+    A = P.astype(np.float32)
+    A[np.arange(30), P.argmax(1)] -= 1
+    G = np.einsum("ik,id->ikd", A, np.hstack([X, np.ones((30, 1), np.float32)])).reshape(30, -1)
+    g_sq = np.einsum("ij,ij->i", A, A) * (np.einsum("ij,ij->i", X, X) + 1)
+    np.testing.assert_allclose(g_sq, (G ** 2).sum(1), rtol=1e-5)
+    for j in (0, 7, 29):
+        np.testing.assert_allclose(gradient_sq_distances(A, X, g_sq, j), ((G - G[j]) ** 2).sum(1),
+                                   rtol=1e-4, atol=1e-4)
+
+
+def test_badge_first_pick_is_largest_gradient():
+    context, _ = _warm()
+    P = context.proba_pool
+    a = P.copy()
+    a[np.arange(len(P)), P.argmax(1)] -= 1
+    norms = (a ** 2).sum(1) * ((context.X_pool.astype(np.float64) ** 2).sum(1) + 1)
+    sel = make_strategy("badge").select(context, 5, random_state=0)
+    assert sel.indices[0] == int(np.argmax(norms))
+
+
+def test_class_balanced_caps_and_guarantees():
+    context, _ = _warm(k=4, spread=2.0)
+    pred = context.proba_pool.argmax(1)
+    budget = 20
+    sel = make_strategy("class_balanced", base="margin", max_share=0.3).select(context, budget, random_state=0)
+    counts = np.bincount(pred[sel.indices], minlength=4)
+    assert counts.max() <= int(np.ceil(0.3 * budget))
+    assert (counts[np.bincount(pred, minlength=4) > 0] >= 1).all()
+    assert all("class_balanced" in r for r in sel.reasons)
+
+
+def test_class_balanced_rejects_bad_params():
+    with pytest.raises(ConfigError):
+        make_strategy("class_balanced", max_share=0)
+    with pytest.raises(ConfigError, match="unknown strategy"):
+        make_strategy("class_balanced", base="margn")
+
+
+def test_auto_branches_and_reasons():
+    X, y = _blobs(600, k=4, spread=1.0)
+    cold = make_strategy("auto").select(_cold(X), 8, random_state=0)
+    assert all(r.startswith("auto[diverse: 0 labeled rows]") for r in cold.reasons)
+    few = build_context(X[:4], y[:4].astype(str), X[4:], random_state=0)  # 1 label per class
+    assert make_strategy("auto").branch(few)[0] == "cold"
+    many = build_context(X[:80], y[:80].astype(str), X[80:], random_state=0)
+    sel = make_strategy("auto", explore=0.25).select(many, 8, random_state=0)
+    assert sum(r.startswith("auto[uncertain+diverse") for r in sel.reasons) == 6
+    assert sum(r.startswith("auto[explore") for r in sel.reasons) == 2
+    assert np.unique(sel.indices).size == 8
+
+
+def test_auto_rejects_a_cold_branch_that_needs_a_model():
+    with pytest.raises(ConfigError, match="needs a classifier"):
+        make_strategy("auto", cold="margin")
+
+
+def test_uncertainty_cold_start_warns_and_says_so():
+    X, _ = _blobs(200)
+    with pytest.warns(UserWarning, match="cold start"):
+        sel = make_strategy("margin_kmeans").select(_cold(X), 5, random_state=0)
+    assert all("cold start" in r and "typiclust" in r for r in sel.reasons)
+
+
+def test_select_batch_with_new_strategy():
+    X, y = _blobs(300, spread=1.0)
+    sel = select_batch(X[:30], y[:30].astype(str), X[30:], 10, strategy="cluster_margin", random_state=0)
+    assert len(sel) == 10
