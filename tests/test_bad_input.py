@@ -163,7 +163,7 @@ def test_single_class_falls_back(tmp_path):
     df = make_table()
     df.loc[df["label"] != "", "label"] = "sports"
     df.to_csv(path, index=False)
-    result, out = run([path, "--budget", 4], tmp_path)
+    result, out = run([path, "--budget", 4, "--strategy", "margin"], tmp_path)
     assert result.exit_code == 0, result.output
     assert "only one class labeled" in result.stderr
     assert pd.read_csv(out)["reason"].str.contains("cold start").all()

@@ -23,8 +23,17 @@ def select(csv_file, tmp_path, *extra, out_name="queue.csv"):
     return out, result
 
 
-def test_queue_has_columns_and_exact_budget(tmp_path, csv_file, table):
+def test_default_strategy_is_auto_and_says_why(tmp_path, csv_file, table):
     out, _ = select(csv_file, tmp_path)
+    queue = pd.read_csv(out, keep_default_na=False)
+    assert len(queue) == 10 and queue["id"].is_unique
+    assert (queue["strategy"] == "auto").all()
+    assert set(queue["id"]) <= set(table.loc[table["label"] == "", "id"])
+    assert (queue["reason"].str.len() > 0).all()
+
+
+def test_queue_has_columns_and_exact_budget(tmp_path, csv_file, table):
+    out, _ = select(csv_file, tmp_path, "--strategy", "margin")
     queue = pd.read_csv(out, keep_default_na=False)
     assert list(queue.columns[: len(QUEUE_COLUMNS)]) == QUEUE_COLUMNS
     assert len(queue) == 10 and queue["id"].is_unique

@@ -109,7 +109,7 @@ def test_select_appends_a_ledger_record_per_round(tmp_path):
     assert rec["queue"]["ids"] == queue["id"].tolist()
     assert rec["queue"]["path"] == str((tmp_path / "q2.csv").resolve())
     assert rec["data"]["sha256"] == file_sha256(data)
-    assert rec["seed"] == 2 and rec["config"]["budget"] == 10 and rec["strategy"] == "margin"
+    assert rec["seed"] == 2 and rec["config"]["budget"] == 10 and rec["strategy"] == "auto"
     assert rec["model_fingerprint"] == "hashing-v1-256"
     assert rec["counts"]["n_labeled"] == 30 and rec["counts"]["n_selected"] == 10
     assert rec["class_counts"] == {"finance": 10, "sports": 10, "weather": 10}
