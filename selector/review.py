@@ -7,8 +7,9 @@
 - **contested**: items annotators disagreed on (from long-format annotations), scored by how split
   the vote is: ``split`` (1 - top share) over the largest split ``m`` ratings over ``k`` labels
   allow, ``1 - ceil(m / min(k, m)) / m``; 1 for the most even split possible.
-- **suspect**: labeled rows whose label the model doubts: out-of-fold probabilities (each row scored
-  by a model that never saw it) prefer another label; scored ``(p_other - p_given) / p_other``.
+- **suspect**: labeled rows :func:`selector.suspects.find_suspects` flags (out-of-fold probabilities,
+  nearest labeled neighbours and contradictions point to another label), scored by its rank-ensemble
+  suspect score.
 - **uncertain**: unlabeled rows the model is least sure about, scored by ``margin`` uncertainty.
 
 Every score lies in [0, 1], higher = review first. A row named by several sources combines them
@@ -52,32 +53,23 @@ class ReviewQueue:
     stats: dict = field(default_factory=dict)
 
 
-def _suspect_scores(X: np.ndarray, y: np.ndarray, *, classifier, random_state: int | None
+def _suspect_scores(X: np.ndarray, y: np.ndarray, texts: np.ndarray, *, classifier, random_state: int | None
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mislabel evidence for labeled rows: (score in [0, 1], reason, suggested label), each shape (n,).
 
-    The score is the normalised margin of the best other label over the given one in out-of-fold
-    probabilities, ``max(0, p_other - p_given) / p_other``: 0 when the model prefers the given label,
-    near 1 when it is sure of another. Unlike ``1 - p_given`` it does not call every row suspect
-    when probabilities are flat (many classes, few labels). When ``selector.suspects.find_suspects``
-    is available the body becomes ``r = find_suspects(X, y, classifier=classifier,
-    random_state=random_state)`` returning ``r.score, np.array(r.reasons_for(range(len(y)))), r.suggested``.
+    From :func:`selector.suspects.find_suspects` (out-of-fold probabilities, neighbour votes and
+    contradictions): the rank-ensemble score of each row it flags, 0 for rows it does not flag
+    (the given label still has the most evidence), so flat probabilities do not make every row
+    a suspect.
     """
-    from selector.models.classifiers import make_classifier, out_of_fold_proba
-    from selector.scoring import label_loss
+    from selector.suspects import find_suspects
 
-    template = classifier if classifier is not None else make_classifier(random_state=random_state)
-    proba, classes = out_of_fold_proba(template, X, y, random_state=random_state)
-    col = np.searchsorted(classes, y)
-    p_given = np.exp(-label_loss(proba, col))
-    other = proba.copy()
-    other[np.arange(y.size), col] = -1.0
-    best = other.argmax(axis=1)
-    p_other = other[np.arange(y.size), best]
-    score = np.clip(p_other - p_given, 0.0, None) / np.maximum(p_other, 1e-12)
-    reasons = np.array([f"model gives the label {pg:.2f}, {classes[b]} {po:.2f} (out-of-fold)"
-                        for pg, b, po in zip(p_given, best, p_other)], dtype=object)
-    return score, reasons, classes[best].astype(object)
+    r = find_suspects(X, y, classifier=classifier, random_state=random_state, texts=list(texts))
+    score = np.where(r.flagged, r.score, 0.0)
+    reasons = np.full(y.size, "", dtype=object)
+    flagged = np.flatnonzero(r.flagged)
+    reasons[flagged] = r.reasons_for(flagged)
+    return score, reasons, np.asarray(r.suggested, dtype=object)
 
 
 def review(df: pd.DataFrame, *, annotations: pd.DataFrame | None = None, budget: int = 100,
@@ -198,7 +190,8 @@ def review(df: pd.DataFrame, *, annotations: pd.DataFrame | None = None, budget:
         warnings.warn(f"{source}: {lab.size} labeled row(s) in {n_classes} class(es); the model-based sources "
                       "(suspect, uncertain) need 4+ labeled rows in 2+ classes and are skipped", stacklevel=2)
     if model_ok and w["suspect"] > 0:
-        s, why, sugg = _suspect_scores(X[lab], y, classifier=classifier, random_state=random_state)
+        s, why, sugg = _suspect_scores(X[lab], y, pool.texts[lab], classifier=classifier,
+                                       random_state=random_state)
         # A row enters as a suspect when the model prefers another label (score > 0).
         for pos, sc, r, g in zip(lab, s, why, sugg):
             if sc > 0:

@@ -114,3 +114,19 @@ def test_unsure_items_head_the_queue_and_are_not_counted_as_votes():
     assert "contested" not in q.loc[q["id"] == "r0010", "sources"].iloc[0]
     assert "contested" in q.loc[q["id"] == "r0011", "sources"].iloc[0]
     assert "r0012" not in set(q.loc[q["sources"].str.contains("contested"), "id"])
+
+
+def test_cli_review_puts_unsure_rows_first(tmp_path):
+    from conftest import make_table
+
+    data = tmp_path / "data.csv"
+    df = make_table(60, labeled_frac=0.5, seed=4)
+    df.loc[7, "label"] = "unsure"
+    df.to_csv(data, index=False)
+    out = tmp_path / "review.csv"
+    res = CliRunner().invoke(app, ["review", str(data), "--budget", "10", "--out", str(out), "--model", "hashing",
+                                   "--cache-dir", str(tmp_path / "c")])
+    assert res.exit_code == 0, res.output
+    assert "unsure 1" in res.stderr
+    queue = pd.read_csv(out)
+    assert queue.loc[0, "id"] == "r0007" and queue.loc[0, "sources"].startswith("unsure")

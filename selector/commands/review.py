@@ -18,6 +18,7 @@ def review_command(
     annotations: Optional[Path] = typer.Option(None, "--annotations", help="Long-format ratings (item_id, annotator, label)."),
     budget: int = typer.Option(100, "--budget", "-b", min=1, help="Rows in the queue."),
     out: Path = typer.Option(Path("review.csv"), "--out", "-o", help="Queue file (.csv, .parquet, .jsonl)."),
+    w_unsure: float = typer.Option(1.0, "--weight-unsure", help="Weight of items labelers marked unsure (they head the queue), 0..1."),
     w_contested: float = typer.Option(1.0, "--weight-contested", help="Weight of annotator disagreement, 0..1."),
     w_suspect: float = typer.Option(1.0, "--weight-suspect", help="Weight of mislabel suspicion, 0..1."),
     w_uncertain: float = typer.Option(1.0, "--weight-uncertain", help="Weight of model uncertainty on unlabeled rows, 0..1."),
@@ -35,7 +36,7 @@ def review_command(
     embeddings: Optional[Path] = typer.Option(None, "--embeddings", help=".npy of embeddings aligned with the rows."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No summary line on stderr."),
 ) -> None:
-    """Merge contested items, mislabel suspects and uncertain unlabeled rows into one ranked queue."""
+    """Merge unsure and contested items, mislabel suspects and uncertain unlabeled rows into one ranked queue."""
     from selector.io import read_table, write_table
     from selector.review import review
 
@@ -47,10 +48,10 @@ def review_command(
     result = review(df, annotations=ann, budget=budget, text_col=config.text_col, label_col=config.label_col,
                     id_col=config.id_col, item_col=item_col, annotator_col=annotator_col,
                     annotation_label_col=config.label_col,
-                    weights={"contested": w_contested, "suspect": w_suspect, "uncertain": w_uncertain},
+                    weights={"unsure": w_unsure, "contested": w_contested, "suspect": w_suspect, "uncertain": w_uncertain},
                     embeddings=embeddings, cache_dir=cache_for(config, data), config=config,
                     random_state=config.seed, source=str(data))
     write_table(result.queue, out)
     q = result.stats["queued_by_source"]
-    info(f"queued {len(result.queue)} rows for review -> {out} (contested {q['contested']}, suspect {q['suspect']}, "
+    info(f"queued {len(result.queue)} rows for review -> {out} (unsure {q['unsure']}, contested {q['contested']}, suspect {q['suspect']}, "
          f"uncertain {q['uncertain']}; candidates {result.candidates})", quiet)
