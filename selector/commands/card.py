@@ -8,7 +8,25 @@ from typing import Optional
 import typer
 
 from selector.cli import app, command_line, handle_errors, info
-from selector.commands._quality_options import cache_for, check_not_input, resolve_config, split_list
+from selector.commands._quality_options import (
+    AnnotatorColOption,
+    BatchSizeOption,
+    CacheDirOption,
+    ConfigFileOption,
+    DeviceOption,
+    EmbeddingsOption,
+    IdColOption,
+    ItemColOption,
+    LabelColOption,
+    ModelOption,
+    QuietOption,
+    SeedOption,
+    TextColOption,
+    cache_for,
+    check_not_input,
+    resolve_config,
+    split_list,
+)
 
 
 @app.command("card")
@@ -22,19 +40,19 @@ def card_command(
     labels: Optional[str] = typer.Option(None, "--labels", help="Allowed labels for the validator: 'a,b' or a file."),
     no_model: bool = typer.Option(False, "--no-model", help="Skip the out-of-fold label-vs-model agreement."),
     clusters: Optional[int] = typer.Option(None, "--clusters", min=2, help="k-means clusters for coverage."),
-    item_col: str = typer.Option("item_id", "--item-col", help="Item id column of the annotations."),
-    annotator_col: str = typer.Option("annotator", "--annotator-col", help="Annotator column of the annotations."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed [default: 0]."),
-    config_file: Optional[Path] = typer.Option(None, "--config", help="YAML config (columns, model)."),
-    text_col: Optional[str] = typer.Option(None, "--text-col", help="Text column [default: text]."),
-    label_col: Optional[str] = typer.Option(None, "--label-col", help="Label column [default: label] (also of the annotations)."),
-    id_col: Optional[str] = typer.Option(None, "--id-col", help="Id column [default: id]; generated when absent."),
-    model: Optional[str] = typer.Option(None, "--model", help="Embedding model folder, or 'hashing' [default: bundled]."),
-    device: Optional[str] = typer.Option(None, "--device", help="auto, cpu or cuda."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Texts per forward pass."),
-    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Embedding cache [default: .selector/ beside the data]."),
-    embeddings: Optional[Path] = typer.Option(None, "--embeddings", help=".npy of embeddings aligned with the rows."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No summary line on stderr."),
+    item_col: ItemColOption = "item_id",
+    annotator_col: AnnotatorColOption = "annotator",
+    seed: SeedOption = None,
+    config_file: ConfigFileOption = None,
+    text_col: TextColOption = None,
+    label_col: LabelColOption = None,
+    id_col: IdColOption = None,
+    model: ModelOption = None,
+    device: DeviceOption = None,
+    batch_size: BatchSizeOption = None,
+    cache_dir: CacheDirOption = None,
+    embeddings: EmbeddingsOption = None,
+    quiet: QuietOption = False,
 ) -> None:
     """Counts, class balance, agreement, validator findings, coverage, limitations and provenance."""
     from selector.card import data_card

@@ -9,7 +9,22 @@ from typing import Optional
 import typer
 
 from selector.cli import app, handle_errors, info
-from selector.commands._quality_options import cache_for, check_not_input, resolve_config, split_list
+from selector.commands._quality_options import (
+    BatchSizeOption,
+    CacheDirOption,
+    ConfigFileOption,
+    DeviceOption,
+    EmbeddingsOption,
+    IdColOption,
+    LabelColOption,
+    ModelOption,
+    QuietOption,
+    TextColOption,
+    cache_for,
+    check_not_input,
+    resolve_config,
+    split_list,
+)
 
 
 @app.command("validate")
@@ -27,16 +42,16 @@ def validate_command(
                                  help="Checks that fail the gate (exit 1); '' never fails."),
     json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write one row per (finding, row id) to this table."),
-    config_file: Optional[Path] = typer.Option(None, "--config", help="YAML config (columns, model)."),
-    text_col: Optional[str] = typer.Option(None, "--text-col", help="Text column [default: text]."),
-    label_col: Optional[str] = typer.Option(None, "--label-col", help="Label column [default: label]."),
-    id_col: Optional[str] = typer.Option(None, "--id-col", help="Id column [default: id]; generated when absent."),
-    model: Optional[str] = typer.Option(None, "--model", help="Embedding model folder, or 'hashing' [default: bundled]."),
-    device: Optional[str] = typer.Option(None, "--device", help="auto, cpu or cuda."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Texts per forward pass."),
-    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Embedding cache [default: .selector/ beside the data]."),
-    embeddings: Optional[Path] = typer.Option(None, "--embeddings", help=".npy of embeddings aligned with the rows."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No summary line on stderr."),
+    config_file: ConfigFileOption = None,
+    text_col: TextColOption = None,
+    label_col: LabelColOption = None,
+    id_col: IdColOption = None,
+    model: ModelOption = None,
+    device: DeviceOption = None,
+    batch_size: BatchSizeOption = None,
+    cache_dir: CacheDirOption = None,
+    embeddings: EmbeddingsOption = None,
+    quiet: QuietOption = False,
 ) -> None:
     """Duplicates, contradictions, near-duplicates across labels, invalid labels, imbalance, missing negatives, empty texts."""
     from selector.io import read_table, write_table
