@@ -24,6 +24,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Help texts say "[default: ...]" literally; rich markup would swallow the brackets.
+    rich_markup_mode=None,
 )
 
 
