@@ -35,8 +35,14 @@ def main() -> int:
     from sklearn.metrics import cohen_kappa_score
     from statsmodels.stats.inter_rater import fleiss_kappa as sm_fleiss
 
-    from selector.agreement import agreement, encode_ratings, fleiss_kappa, krippendorff_alpha, pairwise_agreement
-    from selector.annotations import prepare_annotations
+    from selector.quality.agreement import (
+        agreement,
+        encode_ratings,
+        fleiss_kappa,
+        krippendorff_alpha,
+        pairwise_agreement,
+    )
+    from selector.quality.annotations import prepare_annotations
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", default=str(REPO / "bench_out" / "agreement_bench.json"))

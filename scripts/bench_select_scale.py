@@ -46,7 +46,7 @@ SHARD_ROWS = 100_000
 TARGET_SECONDS = 120.0
 TARGET_PEAK_GB = 6.0
 SELECTOR = [str(Path(sys.executable).parent / "selector")]
-UNCHUNKED = ("import sys; import selector.pipeline as p; p.SCORE_CHUNK_ROWS = 1 << 62; "
+UNCHUNKED = ("import sys; import selector.round.compute as p; p.SCORE_CHUNK_ROWS = 1 << 62; "
              "from selector.cli import main; sys.argv[0] = 'selector'; main()")
 
 

@@ -57,7 +57,7 @@ import bench_common  # noqa: E402
 
 from selector.models.classifiers import make_classifier, out_of_fold_proba  # noqa: E402
 from selector.neighbors import nearest_neighbors  # noqa: E402
-from selector.suspects import (  # noqa: E402
+from selector.round.suspects import (  # noqa: E402
     DEFAULT_KNN_WEIGHT,
     DEFAULT_SIGNALS,
     SIGNALS,

@@ -33,9 +33,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from selector.adjudicate import adjudicate, format_adjudication, prepare_decisions
-from selector.annotations import prepare_annotations
-from selector.gold import format_drift_report, format_gold_report, gold_drift, gold_report, prepare_gold
+from selector.quality.adjudicate import adjudicate, format_adjudication, prepare_decisions
+from selector.quality.annotations import prepare_annotations
+from selector.quality.gold import (
+    format_drift_report,
+    format_gold_report,
+    gold_drift,
+    gold_report,
+    prepare_gold,
+)
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "snow2008_rte" / "data.csv"
 FLIP = {"entailment": "not_entailment", "not_entailment": "entailment"}

@@ -2,7 +2,7 @@
 
 For a seeded sample of a dataset's texts, builds variants a duplicate detector should catch (a
 one-letter typo, dropped punctuation, an inserted filler word) and ingests them into the dataset
-with :func:`selector.ingest.ingest_rows` (the real pipeline: exact match after normalisation, then
+with :func:`selector.loop.ingest.ingest_rows` (the real pipeline: exact match after normalisation, then
 nearest-neighbour cosine with the bundled all-MiniLM-L6-v2) at several thresholds, counting how
 many are dropped. For contrast it reports the share of the dataset's distinct texts whose nearest
 *different* text is at or above each threshold, and prints sample pairs from just above and just
@@ -29,7 +29,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import REPO, embed, load_dataset  # noqa: E402
 
-from selector.ingest import NEAR_DUPLICATE_THRESHOLD, _nearest, normalise_text  # noqa: E402
+from selector.loop.ingest import NEAR_DUPLICATE_THRESHOLD, _nearest, normalise_text  # noqa: E402
 
 FILLERS = ("please", "exactly", "actually", "really")
 
@@ -60,7 +60,7 @@ def filler(text: str, rng) -> str:
 def main() -> None:
     import pandas as pd
 
-    from selector.ingest import ingest_rows
+    from selector.loop.ingest import ingest_rows
 
     ap = argparse.ArgumentParser()
     ap.add_argument("name", nargs="?", default="trec")

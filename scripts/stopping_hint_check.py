@@ -24,10 +24,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import REPO, dataset_embeddings, train_test  # noqa: E402
 
-from selector.ledger import cv_metrics, stop_set_ids  # noqa: E402
-from selector.loop_status import MeasurePoint, kappa, stopping_hint  # noqa: E402
+from selector.loop.ledger import cv_metrics, stop_set_ids  # noqa: E402
+from selector.loop.status import MeasurePoint, kappa, stopping_hint  # noqa: E402
 from selector.models.classifiers import fit_classifier, make_classifier  # noqa: E402
-from selector.pipeline import select_batch  # noqa: E402
+from selector.round.compute import select_batch  # noqa: E402
 
 
 def main() -> None:

@@ -6,10 +6,10 @@ Choose what to label next (:func:`select`, :func:`select_batch`), with a strateg
 
 from __future__ import annotations
 
-from selector.adjudicate import Adjudication, adjudicate, prepare_decisions
-from selector.agreement import AgreementReport, agreement, dawid_skene, majority_vote
-from selector.api import select
-from selector.card import DataCard, data_card
+from selector.quality.adjudicate import Adjudication, adjudicate, prepare_decisions
+from selector.quality.agreement import AgreementReport, agreement, dawid_skene, majority_vote
+from selector.round.api import select
+from selector.quality.card import DataCard, data_card
 from selector.config import SelectConfig, load_config
 from selector.errors import (
     ConfigError,
@@ -19,8 +19,8 @@ from selector.errors import (
     SelectorError,
     UnknownStrategyError,
 )
-from selector.export import export_records
-from selector.gold import (
+from selector.loop.export import export_records
+from selector.quality.gold import (
     DriftReport,
     GoldInjection,
     GoldReport,
@@ -30,17 +30,18 @@ from selector.gold import (
     prepare_gold,
     read_gold,
     split_gold,
-    wilson_interval,
 )
-from selector.ingest import ingest_rows
-from selector.ledger import read_ledger
-from selector.merge import merge_labels, read_labels
-from selector.pipeline import select_batch
-from selector.review import ReviewQueue, review
+from selector.quality.stats import wilson_interval
+from selector.loop.ingest import ingest_rows
+from selector.loop.ledger import read_ledger
+from selector.loop.merge import merge_labels, read_labels
+from selector.round.compute import select_batch
+from selector.quality.review import ReviewQueue, review
 from selector.strategies import Selection, SelectionContext, available_strategies, make_strategy, register
-from selector.unsure import DEFAULT_UNSURE_LABELS, UnsureReport, unsure_items, unsure_report
-from selector.validate import ValidationReport, validate
-from selector.suspects import SuspectResult, find_suspects, suspects
+from selector.labels import DEFAULT_UNSURE_LABELS
+from selector.quality.unsure import UnsureReport, unsure_items, unsure_report
+from selector.quality.validate import ValidationReport, validate
+from selector.round.suspects import SuspectResult, find_suspects, suspects
 from selector.textnorm import normalise_text
 
 __version__ = "0.1.0"

@@ -1,5 +1,5 @@
 """``python -m selector`` runs the CLI."""
 
-from selector.cli import main
+from selector.cli.app import main
 
 main()

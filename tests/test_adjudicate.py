@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from selector.adjudicate import adjudicate, format_adjudication, prepare_decisions
-from selector.annotations import prepare_annotations
-from selector.cli import app
+from selector.quality.adjudicate import adjudicate, format_adjudication, prepare_decisions
+from selector.quality.annotations import prepare_annotations
+from selector.cli.app import app
 from selector.errors import DataError
 
 runner = CliRunner()

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from selector.agreement import (
+from selector.quality.agreement import (
     agreement,
     dawid_skene,
     encode_ratings,
@@ -20,8 +20,8 @@ from selector.agreement import (
     majority_vote,
     pairwise_agreement,
 )
-from selector.annotations import prepare_annotations
-from selector.cli import app
+from selector.quality.annotations import prepare_annotations
+from selector.cli.app import app
 from selector.errors import DataError
 
 krippendorff = pytest.importorskip("krippendorff")

@@ -36,7 +36,7 @@ def test_select_batch_indices_and_scores():
 def test_select_batch_picks_the_boundary():
     X_lab, y, X_pool = blobs()
     sel = select_batch(X_lab, y, X_pool, 20, strategy="margin", random_state=0)
-    from selector.pipeline import build_context
+    from selector.round.compute import build_context
     from selector.scoring import margin
 
     ctx = build_context(X_lab, y, X_pool, random_state=0)

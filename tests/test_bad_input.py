@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from selector.cli import app
+from selector.cli.app import app
 
 from conftest import make_table
 

@@ -11,7 +11,7 @@ import pytest
 from selector.config import SelectConfig
 from selector.models import CachedEmbedder, EmbeddingCache, HashingEmbedder, text_digests
 from selector.models.cache import unique_digests
-import selector.pipeline as pipeline
+import selector.round.compute as pipeline
 
 
 class CountingEmbedder(HashingEmbedder):

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from selector.card import coverage, data_card
-from selector.cli import app
+from selector.quality.card import coverage, data_card
+from selector.cli.app import app
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from selector.cli import app
-from selector.pipeline import QUEUE_COLUMNS
+from selector.cli.app import app
+from selector.round.compute import QUEUE_COLUMNS
 
 from conftest import make_table
 

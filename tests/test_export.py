@@ -19,10 +19,10 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from selector.cli import app
+from selector.cli.app import app
 from selector.errors import ConfigError
-from selector.export import export_records, write_export
-from selector.merge import read_labels
+from selector.loop.export import export_records, write_export
+from selector.loop.merge import read_labels
 
 runner = CliRunner()
 LABELS = ["finance", "sports", "weather"]

@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from selector.annotations import prepare_annotations
-from selector.cli import app
+from selector.quality.annotations import prepare_annotations
+from selector.cli.app import app
 from selector.errors import ConfigError, DataError
-from selector.gold import (
+from selector.quality.gold import (
     ALL_ANNOTATORS,
     format_drift_report,
     format_gold_report,
@@ -23,8 +23,8 @@ from selector.gold import (
     inject_gold,
     prepare_gold,
     split_gold,
-    wilson_interval,
 )
+from selector.quality.stats import wilson_interval
 
 runner = CliRunner()
 DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"

@@ -7,10 +7,10 @@ import pytest
 from typer.testing import CliRunner
 
 from loop_helpers import write_data
-from selector.cli import app
+from selector.cli.app import app
 from selector.errors import DataError
 from selector.io import file_sha256
-from selector.ledger import (
+from selector.loop.ledger import (
     append_record,
     cv_metrics,
     ledger_path,

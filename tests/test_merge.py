@@ -5,9 +5,9 @@ import pytest
 from typer.testing import CliRunner
 
 from loop_helpers import label_studio_export, make_texts
-from selector.cli import app
+from selector.cli.app import app
 from selector.errors import DataError
-from selector.merge import MergeConflictError, merge_labels, read_labels
+from selector.loop.merge import MergeConflictError, merge_labels, read_labels
 
 runner = CliRunner()
 
@@ -181,7 +181,7 @@ def test_export_without_ids_is_refused(tmp_path):
 
 def test_gold_answers_in_a_queue_are_set_aside_not_merged(tmp_path):
     from loop_helpers import write_data
-    from selector.ledger import ledger_path, read_ledger
+    from selector.loop.ledger import ledger_path, read_ledger
 
     data = tmp_path / "data.csv"
     df = write_data(data, n=60, n_labeled=15)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from selector.cli import app
+from selector.cli.app import app
 from selector.config import SelectConfig
 from selector.errors import ConfigError, ModelError
 from selector.models import SentenceTransformerEmbedder, default_model_path, make_embedder

@@ -1,4 +1,4 @@
-"""The merged review queue of selector.review and the ``selector review`` command."""
+"""The merged review queue of selector.quality.review and the ``selector review`` command."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from selector.cli import app
+from selector.cli.app import app
 from selector.errors import ConfigError
-from selector.review import REVIEW_COLUMNS, review
+from selector.quality.review import REVIEW_COLUMNS, review
 
 
 def _data(seed=0, n=120):

@@ -6,9 +6,9 @@ import pytest
 from typer.testing import CliRunner
 
 from loop_helpers import make_texts
-from selector.cli import app
+from selector.cli.app import app
 from selector.errors import ConfigError, UnknownStrategyError
-from selector.simulate import SimulationResult, held_out_split, simulate, verdicts
+from selector.loop.simulate import SimulationResult, held_out_split, simulate, verdicts
 
 runner = CliRunner()
 

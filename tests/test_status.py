@@ -6,9 +6,9 @@ import pytest
 from typer.testing import CliRunner
 
 from loop_helpers import label_studio_export, write_data
-from selector.cli import app
-from selector.ledger import ledger_path, read_ledger
-from selector.loop_status import MeasurePoint, build_status, format_status, kappa, stopping_hint
+from selector.cli.app import app
+from selector.loop.ledger import ledger_path, read_ledger
+from selector.loop.status import MeasurePoint, build_status, format_status, kappa, stopping_hint
 
 runner = CliRunner()
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from selector.errors import ConfigError
-from selector.pipeline import build_context, select_batch
+from selector.round.compute import build_context, select_batch
 from selector.scoring import margin
 from selector.strategies import SelectionContext, make_strategy
 from selector.strategies._geometry import chunked_nearest, round_robin

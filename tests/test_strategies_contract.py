@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from selector.errors import ConfigError, EmptyPoolError, SelectorError
-from selector.pipeline import build_context
+from selector.round.compute import build_context
 from selector.strategies import SelectionContext, available_strategies, make_strategy
 
 STRATEGIES = sorted(available_strategies())

@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from selector.cli import app
+from selector.cli.app import app
 from selector.errors import ConfigError, DataError
 from selector.neighbors import nearest_neighbors
-from selector.suspects import (
+from selector.round.suspects import (
     DEFAULT_SIGNALS,
     SIGNALS,
     SUSPECT_COLUMNS,

@@ -7,21 +7,15 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from selector.annotations import prepare_annotations
-from selector.cli import app
+from selector.quality.annotations import prepare_annotations
+from selector.cli.app import app
 from selector.config import SelectConfig, load_config
-from selector.dataset import prepare_pool
+from selector.round.pool import prepare_pool
 from selector.errors import ConfigError, DataError
 from selector.models import HashingEmbedder
-from selector.pipeline import run_round
-from selector.unsure import (
-    DEFAULT_UNSURE_LABELS,
-    UNSURE_PRIORITY,
-    normalise_unsure_labels,
-    unsure_items,
-    unsure_mask,
-    unsure_report,
-)
+from selector.round.compute import run_round
+from selector.labels import DEFAULT_UNSURE_LABELS, normalise_unsure_labels, unsure_mask
+from selector.quality.unsure import UNSURE_PRIORITY, unsure_items, unsure_report
 
 runner = CliRunner()
 

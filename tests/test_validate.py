@@ -1,4 +1,4 @@
-"""The release-gate checks of selector.validate and the ``selector validate`` command."""
+"""The release-gate checks of selector.quality.validate and the ``selector validate`` command."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from selector.cli import app
+from selector.cli.app import app
 from selector.errors import ConfigError, DataError
 from selector.models import HashingEmbedder
-from selector.validate import near_duplicate_pairs, validate
+from selector.quality.validate import near_duplicate_pairs, validate
 
 DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 

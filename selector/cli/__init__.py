@@ -1,0 +1,26 @@
+"""The ``selector`` command line: one thin module per command, registered on one typer app.
+
+Each command module parses its options, builds a plan of its inputs and outputs
+(:func:`selector.outputs.OutputPlan`), calls the library, and reports; no logic beyond that.
+"""
+
+from selector.cli.app import app, main
+from selector.cli import (  # noqa: F401  each module registers its command on ``app``
+    adjudicate,
+    agreement,
+    card,
+    export,
+    gold,
+    ingest,
+    merge,
+    review,
+    select,
+    simulate,
+    status,
+    strategies,
+    suspects,
+    unsure,
+    validate,
+)
+
+__all__ = ["app", "main"]

@@ -1,0 +1,42 @@
+"""``selector adjudicate``: apply reviewers' final labels, keep the votes, report the rework rate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from selector.cli.app import app, handle_errors, info
+
+
+@app.command("adjudicate")
+@handle_errors
+def adjudicate_command(
+    annotations_file: Path = typer.Argument(..., help="Long-format annotations: item_id, annotator, label [, timestamp]."),
+    decisions_file: Path = typer.Argument(..., help="Decisions: item_id, final_label, reviewer [, note]."),
+    out: Path = typer.Option(Path("resolved.csv"), "--out", "-o", help="Resolved label set (one row per item, votes kept)."),
+    unsure_labels: str = typer.Option("unsure,needs_review", "--unsure-labels", help="Comma-separated values meaning 'no label'."),
+    item_col: str = typer.Option("item_id", "--item-col", help="Item id column of the annotations."),
+    annotator_col: str = typer.Option("annotator", "--annotator-col", help="Annotator column of the annotations."),
+    label_col: str = typer.Option("label", "--label-col", help="Label column of the annotations."),
+    rework_out: Optional[Path] = typer.Option(None, "--rework-out", help="Also write how often each first annotator was overturned."),
+) -> None:
+    """Record reviewers' final labels for contested items and write the resolved label set."""
+    from selector.quality.adjudicate import adjudicate, format_adjudication, prepare_decisions
+    from selector.quality.annotations import prepare_annotations
+    from selector.errors import ConfigError
+    from selector.io import read_table, write_table
+
+    for given in (annotations_file, decisions_file):
+        if out.resolve() == given.resolve():
+            raise ConfigError(f"--out {out} is an input file; choose another path (inputs are never modified)")
+    annotations = prepare_annotations(read_table(annotations_file), item_col=item_col, annotator_col=annotator_col,
+                                      label_col=label_col, source=str(annotations_file))
+    decisions = prepare_decisions(read_table(decisions_file), source=str(decisions_file), unsure_labels=unsure_labels)
+    result = adjudicate(annotations, decisions, unsure_labels=unsure_labels)
+    write_table(result.resolved, out)
+    typer.echo(format_adjudication(result))
+    if rework_out is not None:
+        write_table(result.rework_by_annotator, rework_out)
+    info(f"wrote {out}" + (f" and {rework_out}" if rework_out is not None else ""))

@@ -1,0 +1,45 @@
+"""``selector agreement ANNOTATIONS``: inter-annotator agreement and consensus labels."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from selector.cli.app import app, handle_errors, info
+
+
+@app.command("agreement")
+@handle_errors
+def agreement_command(
+    annotations: Path = typer.Argument(..., help="Long-format ratings: one row per (item, annotator, label)."),
+    item_col: str = typer.Option("item_id", "--item-col", help="Item id column."),
+    annotator_col: str = typer.Option("annotator", "--annotator-col", help="Annotator column."),
+    label_col: str = typer.Option("label", "--label-col", help="Label column."),
+    gold_col: Optional[str] = typer.Option(None, "--gold-col", help="Reference label column: adds consensus accuracy."),
+    min_shared: int = typer.Option(5, "--min-shared", min=1, help="Annotator pairs sharing fewer items are left out."),
+    json_out: bool = typer.Option(False, "--json", help="Print the report as JSON instead of tables."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write consensus labels per item (.csv/.parquet/.jsonl)."),
+    rows: int = typer.Option(10, "--rows", min=1, help="Rows per table in the text report."),
+    seed: int = typer.Option(0, "--seed", help="Seed for breaking majority-vote ties (ties stay flagged)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No summary line on stderr."),
+) -> None:
+    """Pairwise/Fleiss/Krippendorff agreement, contested items and consensus labels (majority, Dawid-Skene)."""
+    from selector.quality.agreement import agreement
+    from selector.errors import ConfigError
+    from selector.io import read_table, write_table
+
+    if out is not None and out.resolve() == annotations.resolve():
+        raise ConfigError(f"--out {out} is the input file; choose another path (inputs are never modified)")
+    df = read_table(annotations)
+    report = agreement(df, item_col=item_col, annotator_col=annotator_col, label_col=label_col, gold_col=gold_col,
+                       min_shared=min_shared, random_state=seed, source=str(annotations))
+    if json_out:
+        typer.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False, default=str))
+    else:
+        typer.echo(report.to_text(max_rows=rows))
+    if out is not None:
+        write_table(report.consensus, out)
+        info(f"wrote consensus labels for {report.n_items} items -> {out}", quiet)

@@ -1,0 +1,75 @@
+"""``selector card DATA``: a data card (Markdown + JSON) with class-balance and agreement plots."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from selector.cli.app import app, command_line, handle_errors, info
+from selector.cli.options import (
+    AnnotatorColOption,
+    BatchSizeOption,
+    CacheDirOption,
+    ConfigFileOption,
+    DeviceOption,
+    EmbeddingsOption,
+    IdColOption,
+    ItemColOption,
+    LabelColOption,
+    ModelOption,
+    QuietOption,
+    SeedOption,
+    TextColOption,
+    cache_for,
+    check_not_input,
+    resolve_config,
+    split_list,
+)
+
+
+@app.command("card")
+@handle_errors
+def card_command(
+    data: Path = typer.Argument(..., help="Table of texts (CSV, Parquet or JSONL); empty label = unlabeled."),
+    annotations: Optional[Path] = typer.Option(None, "--annotations", help="Long-format ratings (item_id, annotator, label)."),
+    out: Path = typer.Option(Path("data_card.md"), "--out", "-o",
+                             help="Card path; writes .md and .json plus .class_balance.png / .agreement.png beside it."),
+    name: Optional[str] = typer.Option(None, "--name", help="Dataset name in the title [default: the file path]."),
+    labels: Optional[str] = typer.Option(None, "--labels", help="Allowed labels for the validator: 'a,b' or a file."),
+    no_model: bool = typer.Option(False, "--no-model", help="Skip the out-of-fold label-vs-model agreement."),
+    clusters: Optional[int] = typer.Option(None, "--clusters", min=2, help="k-means clusters for coverage."),
+    item_col: ItemColOption = "item_id",
+    annotator_col: AnnotatorColOption = "annotator",
+    seed: SeedOption = None,
+    config_file: ConfigFileOption = None,
+    text_col: TextColOption = None,
+    label_col: LabelColOption = None,
+    id_col: IdColOption = None,
+    model: ModelOption = None,
+    device: DeviceOption = None,
+    batch_size: BatchSizeOption = None,
+    cache_dir: CacheDirOption = None,
+    embeddings: EmbeddingsOption = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Counts, class balance, agreement, validator findings, coverage, limitations and provenance."""
+    from selector.quality.card import data_card
+    from selector.io import file_sha256, read_table
+
+    check_not_input(out, data, annotations)
+    config = resolve_config(config_file, text_col=text_col, label_col=label_col, id_col=id_col, model=model,
+                            device=device, batch_size=batch_size, cache_dir=cache_dir, seed=seed)
+    df = read_table(data)
+    ann = read_table(annotations) if annotations is not None else None
+    card = data_card(df, annotations=ann, name=name, text_col=config.text_col, label_col=config.label_col,
+                     id_col=config.id_col, item_col=item_col, annotator_col=annotator_col,
+                     annotation_label_col=config.label_col,
+                     labels=split_list(labels) if labels is not None else config.labels,
+                     validate_options={"unsure_labels": config.unsure_labels}, embeddings=embeddings,
+                     cache_dir=cache_for(config, data), config=config, model_agreement=not no_model,
+                     n_clusters=clusters, random_state=config.seed, command=command_line(),
+                     input_sha256=file_sha256(data), source=str(data))
+    paths = card.write(out)
+    info("wrote data card: " + ", ".join(str(p) for p in paths.values()), quiet)

@@ -1,0 +1,74 @@
+"""``selector review DATA``: one prioritized queue of rows a person should look at."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from selector.cli.app import app, handle_errors, info
+from selector.cli.options import (
+    AnnotatorColOption,
+    BatchSizeOption,
+    CacheDirOption,
+    ConfigFileOption,
+    DeviceOption,
+    EmbeddingsOption,
+    IdColOption,
+    ItemColOption,
+    LabelColOption,
+    ModelOption,
+    QuietOption,
+    SeedOption,
+    TextColOption,
+    cache_for,
+    check_not_input,
+    resolve_config,
+)
+
+
+@app.command("review")
+@handle_errors
+def review_command(
+    data: Path = typer.Argument(..., help="Table of texts (labeled and unlabeled rows)."),
+    annotations: Optional[Path] = typer.Option(None, "--annotations", help="Long-format ratings (item_id, annotator, label)."),
+    budget: int = typer.Option(100, "--budget", "-b", min=1, help="Rows in the queue."),
+    out: Path = typer.Option(Path("review.csv"), "--out", "-o", help="Queue file (.csv, .parquet, .jsonl)."),
+    w_unsure: float = typer.Option(1.0, "--weight-unsure", help="Weight of items labelers marked unsure (they head the queue), 0..1."),
+    w_contested: float = typer.Option(1.0, "--weight-contested", help="Weight of annotator disagreement, 0..1."),
+    w_suspect: float = typer.Option(1.0, "--weight-suspect", help="Weight of mislabel suspicion, 0..1."),
+    w_uncertain: float = typer.Option(1.0, "--weight-uncertain", help="Weight of model uncertainty on unlabeled rows, 0..1."),
+    item_col: ItemColOption = "item_id",
+    annotator_col: AnnotatorColOption = "annotator",
+    seed: SeedOption = None,
+    config_file: ConfigFileOption = None,
+    text_col: TextColOption = None,
+    label_col: LabelColOption = None,
+    id_col: IdColOption = None,
+    model: ModelOption = None,
+    device: DeviceOption = None,
+    batch_size: BatchSizeOption = None,
+    cache_dir: CacheDirOption = None,
+    embeddings: EmbeddingsOption = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Merge unsure and contested items, mislabel suspects and uncertain unlabeled rows into one ranked queue."""
+    from selector.io import read_table, write_table
+    from selector.quality.review import review
+
+    check_not_input(out, data, annotations)
+    config = resolve_config(config_file, text_col=text_col, label_col=label_col, id_col=id_col, model=model,
+                            device=device, batch_size=batch_size, cache_dir=cache_dir, seed=seed)
+    df = read_table(data)
+    ann = read_table(annotations) if annotations is not None else None
+    result = review(df, annotations=ann, budget=budget, text_col=config.text_col, label_col=config.label_col,
+                    id_col=config.id_col, item_col=item_col, annotator_col=annotator_col,
+                    annotation_label_col=config.label_col,
+                    weights={"unsure": w_unsure, "contested": w_contested, "suspect": w_suspect, "uncertain": w_uncertain},
+                    embeddings=embeddings, cache_dir=cache_for(config, data), config=config,
+                    random_state=config.seed, source=str(data))
+    write_table(result.queue, out)
+    q = result.stats["queued_by_source"]
+    info(f"queued {len(result.queue)} rows for review -> {out} (unsure {q['unsure']}, contested {q['contested']}, suspect {q['suspect']}, "
+         f"uncertain {q['uncertain']}; candidates {result.candidates})", quiet)

@@ -1,0 +1,54 @@
+"""``selector unsure``: how often annotators answer "unsure", per annotator, class and guideline version."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from selector.cli.app import app, handle_errors, info
+
+
+def _table(frame, key: str) -> list[str]:
+    width = max([len(key), *map(len, frame[key].astype(str))])
+    lines = [f"{key.ljust(width)}  ratings  unsure  rate   95% interval"]
+    for _, r in frame.iterrows():
+        lines.append(f"{str(r[key]).ljust(width)}  {r['n_ratings']:>7}  {r['n_unsure']:>6}  {r['unsure_rate']:.3f}  "
+                     f"[{r['ci_low']:.3f}, {r['ci_high']:.3f}]{'  TOO HIGH' if r['too_high'] else ''}")
+    return lines
+
+
+@app.command("unsure")
+@handle_errors
+def unsure_command(
+    annotations_file: Path = typer.Argument(..., help="Long-format annotations: item_id, annotator, label [, guideline_version]."),
+    unsure_labels: str = typer.Option("unsure,needs_review", "--unsure-labels", help="Comma-separated values meaning 'no label'."),
+    gold_file: Optional[Path] = typer.Option(None, "--gold", help="Gold file: its labels define each item's class."),
+    max_rate: float = typer.Option(0.2, "--max-rate", help="Mark rates above this as too high (guideline unclear)."),
+    items_out: Optional[Path] = typer.Option(None, "--items-out", help="Write every unsure item (for review, top priority)."),
+    item_col: str = typer.Option("item_id", "--item-col"),
+    annotator_col: str = typer.Option("annotator", "--annotator-col"),
+    label_col: str = typer.Option("label", "--label-col"),
+) -> None:
+    """Unsure rate per annotator, class and guideline version (too high = the guideline is unclear there)."""
+    from selector.quality.annotations import prepare_annotations
+    from selector.quality.gold import read_gold
+    from selector.io import read_table, write_table
+    from selector.quality.unsure import unsure_items, unsure_report
+
+    annotations = prepare_annotations(read_table(annotations_file), item_col=item_col, annotator_col=annotator_col,
+                                      label_col=label_col, source=str(annotations_file))
+    gold = read_gold(gold_file) if gold_file is not None else None
+    rep = unsure_report(annotations, unsure_labels, gold=gold, max_rate=max_rate)
+    typer.echo(f"{rep.n_unsure} of {rep.n_ratings} ratings unsure ({rep.unsure_rate:.3f}); "
+               f"unsure values: {', '.join(rep.unsure_labels)}")
+    for title, frame, key in (("per annotator", rep.by_annotator, "annotator"), ("per class", rep.by_class, "class"),
+                              ("per guideline version", rep.by_guideline_version, "guideline_version")):
+        if frame is not None:
+            typer.echo(f"\n{title}:")
+            typer.echo("\n".join(_table(frame, key)))
+    if items_out is not None:
+        items = unsure_items(annotations, unsure_labels)
+        write_table(items, items_out)
+        info(f"wrote {len(items)} unsure item(s) to {items_out}")

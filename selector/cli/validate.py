@@ -1,0 +1,79 @@
+"""``selector validate DATA``: a release gate run before training (exit 1 on a blocker)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from selector.cli.app import app, handle_errors, info
+from selector.cli.options import (
+    BatchSizeOption,
+    CacheDirOption,
+    ConfigFileOption,
+    DeviceOption,
+    EmbeddingsOption,
+    IdColOption,
+    LabelColOption,
+    ModelOption,
+    QuietOption,
+    TextColOption,
+    cache_for,
+    check_not_input,
+    resolve_config,
+    split_list,
+)
+
+
+@app.command("validate")
+@handle_errors
+def validate_command(
+    data: Path = typer.Argument(..., help="Labeled table (CSV, Parquet or JSONL)."),
+    labels: Optional[str] = typer.Option(None, "--labels", help="Allowed labels: 'a,b,c' or a file with one per line [default: config 'labels']."),
+    negatives: str = typer.Option("out_of_scope,none,refuse,escalate", "--negatives",
+                                  help="Labels of which one should be present; '' skips the check."),
+    imbalance: float = typer.Option(0.05, "--imbalance", help="Flag classes below this share of the largest class."),
+    near_dup: float = typer.Option(0.95, "--near-dup-threshold", help="Cosine at/above which cross-label texts are near-duplicates."),
+    no_embed: bool = typer.Option(False, "--no-embed", help="Skip the near-duplicate check (no embedding model)."),
+    min_chars: int = typer.Option(3, "--min-chars", help="Texts with fewer letters/digits are near-empty."),
+    blockers: str = typer.Option("duplicate_id,contradiction,invalid_label", "--blockers",
+                                 help="Checks that fail the gate (exit 1); '' never fails."),
+    json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write one row per (finding, row id) to this table."),
+    config_file: ConfigFileOption = None,
+    text_col: TextColOption = None,
+    label_col: LabelColOption = None,
+    id_col: IdColOption = None,
+    model: ModelOption = None,
+    device: DeviceOption = None,
+    batch_size: BatchSizeOption = None,
+    cache_dir: CacheDirOption = None,
+    embeddings: EmbeddingsOption = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Duplicates, contradictions, near-duplicates across labels, invalid labels, imbalance, missing negatives, empty texts."""
+    from selector.io import read_table, write_table
+    from selector.quality.validate import validate
+
+    check_not_input(out, data)
+    config = resolve_config(config_file, text_col=text_col, label_col=label_col, id_col=id_col, model=model,
+                            device=device, batch_size=batch_size, cache_dir=cache_dir)
+    df = read_table(data)
+    report = validate(df, text_col=config.text_col, label_col=config.label_col, id_col=config.id_col,
+                      labels=split_list(labels) if labels is not None else config.labels, negatives=split_list(negatives) or None, imbalance_ratio=imbalance,
+                      near_duplicate_threshold=near_dup, min_text_chars=min_chars,
+                      blockers=split_list(blockers) or (), embeddings=embeddings,
+                      cache_dir=cache_for(config, data), config=config, near_duplicates=not no_embed,
+                      unsure_labels=config.unsure_labels, source=str(data))
+    if json_out:
+        typer.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False, default=str))
+    else:
+        typer.echo(report.to_text())
+    if out is not None:
+        write_table(report.rows(), out)
+        info(f"wrote {len(report.rows())} finding rows -> {out}", quiet)
+    if not report.passed:
+        info(f"validation failed: {', '.join(f.check for f in report.blockers)}", quiet)
+        raise typer.Exit(1)

@@ -1,0 +1,1 @@
+"""The labeling loop: the round ledger, status, merge, export, ingest and simulation."""

@@ -1,0 +1,390 @@
+"""Bring labels back from a labeling tool's export into the data file, by id.
+
+:func:`read_labels` turns an export into one table ``id, label[, annotator, guideline_version,
+round]`` whatever the tool: a plain CSV/JSONL/Parquet with an id and a label column, a Label Studio
+JSON export (``annotations[].result[].value.choices``), an Argilla export (``responses`` per
+question, v2 nested or flattened, or v1 ``annotation``), a Prodigy JSONL (``answer`` ==
+``"accept"``; the label from ``accept`` (choice) or ``label`` (binary)), or a doccano JSONL
+(``label`` list). The id comes from ``selector_id`` (written by ``selector export``) or ``id``.
+
+:func:`merge_labels` writes them into the label column and refuses, with every conflict listed and
+nothing written, ids the data does not know and labels that would overwrite a different one.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from selector.labels import normalise_label
+from selector.errors import DataError
+
+__all__ = ["MergeConflictError", "MergeResult", "read_labels", "merge_labels", "ROUND_COL", "LABEL_FIELDS"]
+
+ROUND_COL = "label_round"
+ID_KEYS = ("selector_id", "id")
+#: Export columns carried into the data when present.
+LABEL_FIELDS = ("annotator", "guideline_version")
+
+
+class MergeConflictError(DataError):
+    """Some exported labels cannot be merged; ``conflicts`` lists them (nothing was written)."""
+
+    def __init__(self, message: str, conflicts: pd.DataFrame) -> None:
+        super().__init__(message)
+        self.conflicts = conflicts
+
+
+@dataclass
+class MergeResult:
+    """The data with labels merged in, and what changed.
+
+    Attributes
+    ----------
+    data : DataFrame
+    n_labels : int
+        Labels in the export (after skipping rejected/ignored/empty ones).
+    n_new : int
+        Rows that were unlabeled and now have a label.
+    n_unchanged : int
+        Rows that already had the same label.
+    rounds : dict
+        Labels merged per round number.
+    """
+
+    data: pd.DataFrame
+    n_labels: int
+    n_new: int
+    n_unchanged: int
+    rounds: dict = field(default_factory=dict)
+
+
+def _id_of(*sources: dict) -> str | None:
+    """The row id: ``selector_id`` from any source first (tools renumber ``id``), then ``id`` in order."""
+    for key in ID_KEYS:
+        for src in sources:
+            if isinstance(src, dict):
+                value = normalise_label(src.get(key))
+                if value is not None:
+                    return value
+    return None
+
+
+def _annotator_name(value):
+    if isinstance(value, dict):
+        return value.get("email") or value.get("username") or value.get("id")
+    return value
+
+
+def _label_studio(items: list[dict], source: str) -> tuple[list[dict], int]:
+    rows, skipped = [], 0
+    for n, task in enumerate(items, start=1):
+        data = task.get("data") or {}
+        item_id = _id_of(data)  # the top-level "id" is Label Studio's own task number
+        got = False
+        for ann in task.get("annotations") or []:
+            if ann.get("was_cancelled"):
+                continue
+            choices = [c for res in ann.get("result") or [] if res.get("type") in (None, "choices")
+                       for c in (res.get("value") or {}).get("choices") or []]
+            if len(choices) > 1:
+                raise DataError(f"{source}: task {n} (id {item_id}) has {len(choices)} choices in one annotation "
+                                f"({', '.join(map(str, choices))}); selector merges single-label classification")
+            if choices:
+                rows.append({"id": item_id, "label": choices[0], "annotator": _annotator_name(ann.get("completed_by")),
+                             "guideline_version": data.get("guideline_version")})
+                got = True
+        skipped += not got
+    return rows, skipped
+
+
+def _argilla(items: list[dict], question: str) -> tuple[list[dict], int]:
+    rows, skipped = [], 0
+    for rec in items:
+        item_id = _id_of(rec.get("metadata") or {}, rec)
+        meta = rec.get("metadata") or {}
+        got = False
+        responses = rec.get("responses")
+        if isinstance(responses, dict) and question in responses:
+            for resp in responses[question] or []:
+                if resp.get("status", "submitted") == "submitted" and normalise_label(resp.get("value")) is not None:
+                    rows.append({"id": item_id, "label": resp["value"], "annotator": resp.get("user_id"),
+                                 "guideline_version": meta.get("guideline_version")})
+                    got = True
+        elif f"{question}.responses" in rec:
+            values = rec.get(f"{question}.responses") or []
+            users = rec.get(f"{question}.responses.users") or [None] * len(values)
+            status = rec.get(f"{question}.responses.status") or ["submitted"] * len(values)
+            for v, u, s in zip(values, users, status):
+                if s == "submitted" and normalise_label(v) is not None:
+                    rows.append({"id": item_id, "label": v, "annotator": u,
+                                 "guideline_version": meta.get("guideline_version")})
+                    got = True
+        elif normalise_label(rec.get("annotation")) is not None:  # Argilla 1.x TextClassificationRecord
+            rows.append({"id": item_id, "label": rec["annotation"], "annotator": rec.get("annotation_agent"),
+                         "guideline_version": meta.get("guideline_version")})
+            got = True
+        skipped += not got
+    return rows, skipped
+
+
+def _prodigy(items: list[dict], source: str) -> tuple[list[dict], int]:
+    rows, skipped = [], 0
+    for n, task in enumerate(items, start=1):
+        if task.get("answer") != "accept":
+            skipped += 1
+            continue
+        item_id = _id_of(task, task.get("meta") or {})
+        if "accept" in task and task.get("options"):
+            accepted = task.get("accept") or []
+            if len(accepted) > 1:
+                raise DataError(f"{source}: line {n} (id {item_id}) accepts {len(accepted)} options; "
+                                "selector merges single-label classification (use choice_style single)")
+            label = accepted[0] if accepted else None
+        else:
+            label = task.get("label")
+        if normalise_label(label) is None:
+            skipped += 1
+            continue
+        rows.append({"id": item_id, "label": label, "annotator": task.get("_annotator_id") or task.get("_session_id"),
+                     "guideline_version": (task.get("meta") or {}).get("guideline_version")})
+    return rows, skipped
+
+
+def _doccano(items: list[dict], source: str) -> tuple[list[dict], int]:
+    rows, skipped = [], 0
+    for n, task in enumerate(items, start=1):
+        labels = task.get("label", task.get("labels")) or []
+        labels = [labels] if isinstance(labels, str) else list(labels)
+        if len(labels) > 1:
+            raise DataError(f"{source}: line {n} has {len(labels)} labels ({', '.join(map(str, labels))}); "
+                            "selector merges single-label classification")
+        if not labels:
+            skipped += 1
+            continue
+        # doccano replaces ``id`` with its own number, so only ``selector_id`` identifies the row.
+        rows.append({"id": normalise_label(task.get("selector_id")), "label": labels[0],
+                     "annotator": task.get("annotator"), "guideline_version": task.get("guideline_version")})
+    return rows, skipped
+
+
+def _load_json_items(path: Path) -> list[dict] | None:
+    """A JSON array or JSONL file as a list of dicts; None for a tabular file."""
+    suffix = path.suffix.lower()
+    if suffix not in (".json", ".jsonl", ".ndjson"):
+        return None
+    text = path.read_text(encoding="utf-8-sig")
+    if suffix == ".json":
+        try:
+            items = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}); re-export the file") from None
+        if isinstance(items, dict):
+            items = items.get("records") or items.get("tasks") or [items]
+    else:
+        items = []
+        for lineno, line in enumerate(text.splitlines(), start=1):
+            if line.strip():
+                try:
+                    items.append(json.loads(line))
+                except json.JSONDecodeError as exc:
+                    raise DataError(f"{path}: line {lineno} is not valid JSON ({exc.msg}); fix that line") from None
+    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+        raise DataError(f"{path}: expected a list of JSON objects (one per task or record)")
+    return items
+
+
+def _detect(items: list[dict]) -> str:
+    first = items[0] if items else {}
+    if "annotations" in first and "data" in first:
+        return "label-studio"
+    if "responses" in first or any(k.endswith(".responses") for k in first) or "annotation_agent" in first:
+        return "argilla"
+    if "answer" in first and ("_input_hash" in first or "_task_hash" in first or "text" in first):
+        return "prodigy"
+    if isinstance(first.get("label", first.get("labels")), list):
+        return "doccano"
+    return "table"
+
+
+def read_labels(path: str | Path, *, id_col: str = "id", label_col: str = "label",
+                question: str = "label") -> tuple[pd.DataFrame, int, str]:
+    """Read a labeling tool's export as one row per label.
+
+    Parameters
+    ----------
+    path : path
+        CSV/Parquet/JSONL table, or a tool export (detected from its structure).
+    id_col, label_col : str
+        Column names in a plain table export.
+    question : str
+        Argilla question name holding the label.
+
+    Returns
+    -------
+    labels : DataFrame
+        ``id, label, annotator, guideline_version, round`` (the last three may be empty), as text.
+    n_skipped : int
+        Items without a usable label (rejected, ignored, cancelled, unanswered).
+    kind : str
+        ``label-studio``, ``argilla``, ``prodigy``, ``doccano`` or ``table``.
+    """
+    from selector.io import read_table
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found; check the path")
+    items = _load_json_items(path)
+    kind = _detect(items) if items is not None else "table"
+    source = str(path)
+    if kind == "label-studio":
+        rows, skipped = _label_studio(items, source)
+    elif kind == "argilla":
+        rows, skipped = _argilla(items, question)
+    elif kind == "prodigy":
+        rows, skipped = _prodigy(items, source)
+    elif kind == "doccano":
+        rows, skipped = _doccano(items, source)
+    else:
+        df = read_table(path) if items is None or path.suffix.lower() != ".json" else pd.DataFrame(items)
+        key = next((k for k in ("selector_id", id_col) if k in df.columns), None)
+        if key is None:
+            raise DataError(f"{path}: no id column ({id_col!r} or 'selector_id'; columns found: "
+                            f"{', '.join(map(str, df.columns[:20]))}); pass --id-col COLUMN")
+        if label_col not in df.columns:
+            raise DataError(f"{path}: no label column {label_col!r} (columns found: "
+                            f"{', '.join(map(str, df.columns[:20]))}); pass --label-col COLUMN")
+        rows = [{"id": r[key], "label": r[label_col], "annotator": r.get("annotator"),
+                 "guideline_version": r.get("guideline_version"), "round": r.get("round")}
+                for r in df.to_dict("records")]
+        kept = [r for r in rows if normalise_label(r["label"]) is not None]
+        skipped, rows = len(rows) - len(kept), kept
+    out = pd.DataFrame(rows, columns=["id", "label", "annotator", "guideline_version", "round"])
+    missing = [i + 1 for i, v in enumerate(out["id"]) if normalise_label(v) is None]
+    if missing:
+        raise DataError(f"{path}: {len(missing)} labeled item(s) have no id ('selector_id' or 'id'), e.g. item "
+                        f"{missing[0]}; export from a queue made by `selector export` so each task carries its id")
+    for col in out.columns:
+        out[col] = pd.Series([normalise_label(v) for v in out[col]], index=out.index, dtype=object)
+    return out, int(skipped), kind
+
+
+def merge_labels(data: pd.DataFrame, labels: pd.DataFrame, *, label_col: str = "label", id_col: str = "id",
+                 round_number: int | None = None, round_of_id: dict[str, int] | None = None,
+                 source: str = "<data>") -> MergeResult:
+    """Write exported labels into ``data``'s label column by id.
+
+    Parameters
+    ----------
+    data : DataFrame
+        Not modified. Needs ``id_col`` (the ids the queue carried).
+    labels : DataFrame
+        ``id, label[, annotator, guideline_version, round]`` from :func:`read_labels`.
+    round_number : int, optional
+        Round to record for every label (``--round``); else the export's ``round`` column, else
+        ``round_of_id`` (the ledger round whose queue held the id).
+
+    Raises
+    ------
+    MergeConflictError
+        Unknown ids, two different labels for one id in the export, or a label that differs from
+        the one the data already has. Lists every conflict; nothing is merged.
+    """
+    if id_col not in data.columns:
+        raise DataError(f"{source}: no id column {id_col!r}; merging needs the ids the queue was made with "
+                        "(pass --id-col, or give the data an id column before the first round)")
+    # Comprehensions, not Series.map: map turns None back into NaN.
+    ids = np.array([normalise_label(v) for v in data[id_col]], dtype=object)
+    pos = {i: k for k, i in enumerate(ids)}
+    current = (np.array([normalise_label(v) for v in data[label_col]], dtype=object) if label_col in data.columns
+               else np.full(len(data), None, dtype=object))
+    conflicts = []
+    chosen: dict[str, dict] = {}
+    records = [{k: normalise_label(v) for k, v in rec.items()} for rec in labels.to_dict("records")]
+    for rec in records:
+        i, lab = rec["id"], rec["label"]
+        if i not in pos:
+            conflicts.append({"id": i, "label": lab, "existing": None, "problem": "unknown id"})
+            continue
+        prev = chosen.get(i)
+        if prev is not None and prev["label"] != lab:
+            conflicts.append({"id": i, "label": lab, "existing": prev["label"],
+                              "problem": "the export has different labels for this id (annotators disagree)"})
+            continue
+        if current[pos[i]] is not None and current[pos[i]] != lab:
+            conflicts.append({"id": i, "label": lab, "existing": current[pos[i]],
+                              "problem": "would overwrite a different existing label"})
+            continue
+        if prev is None:
+            chosen[i] = rec
+        elif rec.get("annotator") and prev.get("annotator") and rec["annotator"] not in str(prev["annotator"]).split(";"):
+            prev["annotator"] = f"{prev['annotator']};{rec['annotator']}"
+    if conflicts:
+        table = pd.DataFrame(conflicts, columns=["id", "label", "existing", "problem"])
+        first = table.iloc[0]
+        raise MergeConflictError(
+            f"{len(table)} conflict(s), nothing written; first: id {first['id']!r}: {first['problem']} "
+            f"(export says {first['label']!r}" + (f", data has {first['existing']!r}" if first['existing'] else "") +
+            "); fix the export or the data and merge again", table)
+
+    out = data.copy()
+    if label_col not in out.columns:
+        out[label_col] = ""
+    out[label_col] = out[label_col].astype(object)
+    n_new = n_same = 0
+    rounds: dict[int, int] = {}
+    extra_cols = [c for c in LABEL_FIELDS if any(r.get(c) is not None for r in records)]
+    record_round = (round_number is not None or any(r.get("round") is not None for r in records)
+                    or bool(round_of_id))
+    for col in ([ROUND_COL] if record_round else []) + extra_cols:
+        if col not in out.columns:
+            out[col] = ""
+        out[col] = out[col].astype(object)
+    for i, rec in chosen.items():
+        k = pos[i]
+        if current[k] == rec["label"]:
+            n_same += 1
+            continue
+        n_new += 1
+        out.iat[k, out.columns.get_loc(label_col)] = rec["label"]
+        r = round_number if round_number is not None else rec.get("round") or (round_of_id or {}).get(i)
+        if record_round and r is not None:
+            out.iat[k, out.columns.get_loc(ROUND_COL)] = str(r)
+            rounds[int(r)] = rounds.get(int(r), 0) + 1
+        for col in extra_cols:
+            if rec.get(col) is not None:
+                out.iat[k, out.columns.get_loc(col)] = str(rec[col])
+    return MergeResult(data=out, n_labels=len(labels), n_new=n_new, n_unchanged=n_same,
+                       rounds=rounds)
+
+
+def write_data(df: pd.DataFrame, data: str | Path, *, out: str | Path | None, in_place: bool) -> tuple[Path, Path | None]:
+    """Write an updated data table as a new file, or over ``data`` after a backup.
+
+    ``in_place`` copies ``data`` to ``DATA.bak`` first (atomically), then atomically replaces
+    ``data``; otherwise ``out`` is written and ``data`` is left untouched.
+
+    Returns
+    -------
+    written : Path
+    backup : Path or None
+    """
+    from selector.errors import ConfigError
+    from selector.io import atomic_write, write_table
+
+    data = Path(data)
+    if in_place == (out is not None):
+        raise ConfigError("choose where to write: --out FILE (a new file) or --in-place (DATA, after a DATA.bak backup)")
+    if in_place:
+        backup = data.with_name(data.name + ".bak")
+        with atomic_write(backup, "wb") as fh:
+            fh.write(data.read_bytes())
+        return write_table(df, data), backup
+    out = Path(out)
+    if out.resolve() == data.resolve():
+        raise ConfigError(f"--out {out} is the input file; use --in-place to replace it (with a backup)")
+    return write_table(df, out), None

@@ -1,0 +1,230 @@
+"""Where a labeling loop stands: rounds so far, labels, model quality, and when to stop.
+
+The report is built from the round ledger (``selector.loop.ledger``) and the data as it is now. Each
+ledger record is a measurement point taken when that round selected (labels available then, the
+classifier's cross-validated accuracy and macro-F1, and its predictions on the fixed stop set);
+a final ``now`` point measures the current labels when they changed since the last round.
+
+Stopping hint (Bloodgood & Vijay-Shanker 2009, "A method for stopping active learning based on
+stabilizing predictions and the need for user-adjustable stopping"): when Cohen's kappa between
+successive models' predictions on a fixed held-aside sample stays at or above 0.99 (mean over the
+last three comparisons), further labels barely change the model. Here it is combined with the
+change in cross-validated macro-F1: both must have flattened before the hint says so.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["MeasurePoint", "StatusReport", "kappa", "stopping_hint", "build_status", "format_status",
+           "KAPPA_THRESHOLD", "F1_TOLERANCE", "KAPPA_WINDOW"]
+
+KAPPA_THRESHOLD = 0.99
+F1_TOLERANCE = 0.01
+KAPPA_WINDOW = 3
+
+
+@dataclass
+class MeasurePoint:
+    """The model at one point of the loop (a round's select, or now)."""
+
+    name: str
+    n_labeled: int
+    cv: dict | None
+    predictions: dict[str, str] | None
+    kappa_prev: float | None = None
+
+
+@dataclass
+class StatusReport:
+    """Everything ``selector status`` prints (see :func:`format_status`)."""
+
+    data: str
+    ledger: str
+    rounds: pd.DataFrame
+    points: list[MeasurePoint]
+    class_counts: dict[str, int]
+    labels_per_round: dict[str, int]
+    n_labeled: int
+    n_rows: int
+    still_unlabeled_earlier: int
+    still_unlabeled_latest: int
+    hint: str
+    flattened: bool
+    hint_numbers: dict = field(default_factory=dict)
+
+
+def kappa(a: dict[str, str], b: dict[str, str]) -> tuple[float | None, int]:
+    """Cohen's kappa between two id -> prediction maps on their common ids.
+
+    Returns
+    -------
+    kappa : float or None
+        1.0 when both predict one identical constant (perfect, chance-corrected agreement is
+        undefined there); None without common ids.
+    n : int
+        Common ids compared.
+    """
+    from sklearn.metrics import cohen_kappa_score
+
+    common = [i for i in a if i in b]
+    if not common:
+        return None, 0
+    x = np.array([a[i] for i in common], dtype=object).astype(str)
+    y = np.array([b[i] for i in common], dtype=object).astype(str)
+    if (x == y).all():
+        return 1.0, len(common)
+    value = float(cohen_kappa_score(x, y))
+    return (0.0 if math.isnan(value) else value), len(common)
+
+
+def stopping_hint(points: list[MeasurePoint], *, kappa_threshold: float = KAPPA_THRESHOLD,
+                  f1_tolerance: float = F1_TOLERANCE, window: int = KAPPA_WINDOW) -> tuple[bool, str, dict]:
+    """``(flattened, one-line hint, numbers)`` from the measurement points, oldest first."""
+    kappas = [(p.name, p.kappa_prev) for p in points if p.kappa_prev is not None]
+    f1s = [(p.name, p.cv["macro_f1"]) for p in points if p.cv]
+    numbers: dict[str, Any] = {"kappa_threshold": kappa_threshold, "f1_tolerance": f1_tolerance}
+    if len(f1s) >= 2:
+        numbers["f1_prev"], numbers["f1_last"] = f1s[-2][1], f1s[-1][1]
+        numbers["f1_delta"] = f1s[-1][1] - f1s[-2][1]
+    if kappas:
+        last = [k for _, k in kappas[-window:]]
+        numbers["kappa_mean"] = float(np.mean(last))
+        numbers["kappa_n"] = len(last)
+    if not kappas or "f1_delta" not in numbers:
+        have = f"{len(kappas)} model-to-model comparison(s), {len(f1s)} CV score(s)"
+        return False, (f"keep labeling: too early to judge ({have}; the hint needs two rounds with a "
+                       "fitted model)"), numbers
+    k, n, d = numbers["kappa_mean"], numbers["kappa_n"], numbers["f1_delta"]
+    kappa_txt = (f"kappa {k:.3f} between successive models on the stop set"
+                 f"{f' (mean of last {n})' if n > 1 else ''}")
+    f1_txt = f"CV macro-F1 {numbers['f1_prev']:.3f} -> {numbers['f1_last']:.3f} ({d:+.3f})"
+    # Bloodgood & Vijay-Shanker average the last three kappas; fewer comparisons never count as stable.
+    stable = k >= kappa_threshold and n >= window
+    flat = d <= f1_tolerance
+    if stable and flat:
+        return True, (f"gains have flattened: {kappa_txt} >= {kappa_threshold} and {f1_txt}, "
+                      f"within {f1_tolerance}; more labels are unlikely to pay"), numbers
+    why = []
+    if stable:
+        why.append(f"predictions stable ({kappa_txt})")
+    elif k >= kappa_threshold:
+        why.append(f"predictions agree ({kappa_txt}) but only {n} of the {window} comparisons the rule needs")
+    else:
+        why.append(f"predictions still changing ({kappa_txt} < {kappa_threshold})")
+    why.append(f"{f1_txt} still rising by more than {f1_tolerance}" if not flat else f1_txt)
+    return False, "keep labeling: " + "; ".join(why), numbers
+
+
+def _predictions(record: dict) -> dict[str, str] | None:
+    stop = record.get("stop_set") or {}
+    if not stop.get("predictions"):
+        return None
+    return dict(zip(stop["ids"], stop["predictions"]))
+
+
+def build_status(records: list[dict], ids: np.ndarray, labels: np.ndarray, *, data: str = "<data>",
+                 ledger: str = "<ledger>", now: MeasurePoint | None = None,
+                 round_col: np.ndarray | None = None, kappa_threshold: float = KAPPA_THRESHOLD,
+                 f1_tolerance: float = F1_TOLERANCE) -> StatusReport:
+    """Assemble the status report.
+
+    Parameters
+    ----------
+    records : list of dict
+        Ledger records, oldest first.
+    ids : ndarray of str, shape (n,)
+    labels : ndarray of object, shape (n,)
+        Current labels (None = unlabeled).
+    now : MeasurePoint, optional
+        The current model when labels changed since the last round (``predictions`` keyed by id).
+    round_col : ndarray, shape (n,), optional
+        The data's ``label_round`` column (which round each label came from).
+    """
+    labeled_now = {str(i) for i, lab in zip(ids, labels) if lab is not None}
+    rows = []
+    points = []
+    for rec in records:
+        q = [str(i) for i in (rec.get("queue") or {}).get("ids", [])]
+        done = sum(i in labeled_now for i in q)
+        cv = rec.get("cv")
+        counts = rec.get("counts") or {}
+        points.append(MeasurePoint(name=f"round {rec.get('round')}", n_labeled=int(counts.get("n_labeled", 0)),
+                                   cv=cv, predictions=_predictions(rec)))
+        rows.append({"round": rec.get("round"), "time": str(rec.get("time", ""))[:19].replace("T", " "),
+                     "strategy": (f"{rec.get('strategy')} (cold start)" if rec.get("cold_start")
+                                  else rec.get("strategy")), "labeled_before": counts.get("n_labeled"),
+                     "queued": len(q), "queue_labeled": done, "queue_unlabeled": len(q) - done,
+                     "cv_accuracy": cv["accuracy"] if cv else None, "cv_macro_f1": cv["macro_f1"] if cv else None})
+    if now is not None:
+        points.append(now)
+    prev = None
+    for p in points:
+        if p.predictions is not None and prev is not None:
+            p.kappa_prev, _ = kappa(prev, p.predictions)
+        if p.predictions is not None:
+            prev = p.predictions
+    table = pd.DataFrame(rows)
+    if len(table):
+        table["kappa_vs_prev"] = [p.kappa_prev for p in points[:len(rows)]]
+    flattened, hint, numbers = stopping_hint(points, kappa_threshold=kappa_threshold, f1_tolerance=f1_tolerance)
+    lab = np.array([x for x in labels if x is not None], dtype=object).astype(str)
+    names, counts = np.unique(lab, return_counts=True)
+    per_round: dict[str, int] = {}
+    if round_col is not None:
+        for r, x in zip(round_col, labels):
+            if x is not None:
+                key = str(r) if r not in (None, "") else "before the ledger"
+                per_round[key] = per_round.get(key, 0) + 1
+    else:
+        for row in rows:
+            per_round[str(row["round"])] = row["queue_labeled"]
+    per_round = dict(sorted(per_round.items(), key=lambda kv: (not kv[0].isdigit(), int(kv[0]) if kv[0].isdigit() else 0)))
+    earlier = int(table["queue_unlabeled"].iloc[:-1].sum()) if len(table) > 1 else 0
+    latest = int(table["queue_unlabeled"].iloc[-1]) if len(table) else 0
+    return StatusReport(data=data, ledger=ledger, rounds=table, points=points,
+                        class_counts={str(k): int(v) for k, v in zip(names, counts)}, labels_per_round=per_round,
+                        n_labeled=int(lab.size), n_rows=int(len(ids)), still_unlabeled_earlier=earlier,
+                        still_unlabeled_latest=latest, hint=hint, flattened=flattened, hint_numbers=numbers)
+
+
+def _fmt(value, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def format_status(report: StatusReport) -> str:
+    """The report as the text ``selector status`` prints."""
+    lines = [f"data: {report.data}  ({report.n_labeled} of {report.n_rows} rows labeled)",
+             f"ledger: {report.ledger}  ({len(report.rounds)} round(s))", ""]
+    header = ["round", "time (UTC)", "strategy", "labeled", "queued", "q.labeled", "q.unlabeled",
+              "cv_acc", "cv_macroF1", "kappa"]
+    body = []
+    for r in report.rounds.to_dict("records"):
+        body.append([str(r["round"]), r["time"], str(r["strategy"]), _fmt(r["labeled_before"]), str(r["queued"]),
+                     str(r["queue_labeled"]), str(r["queue_unlabeled"]), _fmt(r["cv_accuracy"]),
+                     _fmt(r["cv_macro_f1"]), _fmt(r["kappa_vs_prev"])])
+    if len(report.points) > len(report.rounds):
+        p = report.points[-1]
+        body.append(["now", "", "", str(p.n_labeled), "", "", "", _fmt(p.cv["accuracy"] if p.cv else None),
+                     _fmt(p.cv["macro_f1"] if p.cv else None), _fmt(p.kappa_prev)])
+    widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(header)]
+    lines.append("  ".join(h.ljust(w) for h, w in zip(header, widths)))
+    lines.extend("  ".join(c.ljust(w) for c, w in zip(b, widths)) for b in body)
+    lines.append("(labeled = labels when the round selected; cv_* = 5-fold cross-validated logistic regression "
+                 "on those labels; kappa = agreement with the previous model on the fixed stop set)")
+    lines.append("")
+    lines.append("labels per round: " + (", ".join(f"{k}: {v}" for k, v in report.labels_per_round.items()) or "-"))
+    lines.append("labels per class: " + (", ".join(f"{k} {v}" for k, v in report.class_counts.items()) or "-"))
+    lines.append(f"queued but still unlabeled: {report.still_unlabeled_earlier} from earlier rounds, "
+                 f"{report.still_unlabeled_latest} from the latest round")
+    lines.append(f"stopping hint: {report.hint}")
+    return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""Label quality: agreement, consensus, validation, review, data card, gold, unsure, adjudication."""

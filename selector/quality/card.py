@@ -1,0 +1,397 @@
+"""A data card: what a labeled set holds and how far its labels can be trusted.
+
+:func:`data_card` gathers counts, class balance, annotator agreement (when annotations are given),
+agreement between the labels and an out-of-fold model per class, validator findings, embedding
+coverage, guideline versions, known limitations and the commands/versions that produced it.
+:meth:`DataCard.write` renders Markdown + JSON and two PNG plots beside them.
+
+Coverage: the rows' embeddings are clustered with mini-batch k-means (``n_clusters``, default
+``clip(round(sqrt(n_rows) / 2), 2, 100)``); a cluster with no labeled row is a region of the data
+the model has never been shown a label for. The card reports how many clusters that is and the
+share of the unlabeled pool inside them.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from selector.errors import ConfigError
+
+__all__ = ["DataCard", "data_card", "coverage"]
+
+# Krippendorff (2004): alpha >= 0.8 reliable, 0.667-0.8 tentative conclusions only.
+_ALPHA_TENTATIVE = 0.667
+
+
+def coverage(X: np.ndarray, labeled: np.ndarray, *, n_clusters: int | None = None,
+             random_state: int | None = 0) -> dict[str, Any]:
+    """Clusters of the embeddings that hold no labeled row.
+
+    Parameters
+    ----------
+    X : ndarray of float32, shape (n, d)
+    labeled : ndarray of bool, shape (n,)
+    n_clusters : int, optional
+        Default ``clip(round(sqrt(n) / 2), 2, 100)``.
+    random_state : int or None
+
+    Returns
+    -------
+    dict
+        ``n_clusters``, ``n_uncovered`` (clusters without a labeled row), ``pool_share_uncovered``
+        (share of unlabeled rows in them), ``rows_share_uncovered``, ``uncovered_sizes``, ``cluster``
+        (ndarray (n,) of cluster ids; not JSON).
+    """
+    from sklearn.cluster import MiniBatchKMeans
+
+    n = X.shape[0]
+    k = n_clusters if n_clusters is not None else int(np.clip(round(np.sqrt(n) / 2), 2, 100))
+    k = int(min(k, n))
+    if k < 2:
+        raise ConfigError(f"coverage needs at least 2 rows and 2 clusters, got {n} rows")
+    km = MiniBatchKMeans(n_clusters=k, random_state=random_state, n_init=1, batch_size=2048)
+    cluster = km.fit_predict(X)
+    size = np.bincount(cluster, minlength=k)
+    lab_in = np.bincount(cluster[labeled], minlength=k)
+    uncovered = (lab_in == 0) & (size > 0)
+    pool = ~labeled
+    in_unc = uncovered[cluster]
+    return {"n_clusters": k, "n_uncovered": int(uncovered.sum()),
+            "pool_share_uncovered": float(in_unc[pool].mean()) if pool.any() else 0.0,
+            "rows_share_uncovered": float(in_unc.mean()),
+            "uncovered_sizes": sorted(size[uncovered].tolist(), reverse=True), "cluster": cluster}
+
+
+def _model_agreement(X: np.ndarray, y: np.ndarray, *, classifier, random_state) -> pd.DataFrame:
+    """Per class: share of labeled rows whose out-of-fold prediction equals their label."""
+    from selector.models.classifiers import make_classifier, out_of_fold_proba
+
+    template = classifier if classifier is not None else make_classifier(random_state=random_state)
+    proba, classes = out_of_fold_proba(template, X, y, random_state=random_state)
+    pred = classes[proba.argmax(axis=1)]
+    hit = pred == y
+    frame = pd.DataFrame({"label": y, "hit": hit}).groupby("label")["hit"].agg(["size", "mean"]).reset_index()
+    return frame.rename(columns={"size": "n_rows", "mean": "model_agreement"})
+
+
+@dataclass
+class DataCard:
+    """Everything on the card (see :meth:`to_dict` for the JSON layout)."""
+
+    name: str
+    counts: dict
+    class_balance: pd.DataFrame
+    validation: Any
+    coverage: dict
+    guideline_versions: dict
+    limitations: list
+    provenance: dict
+    agreement: Any = None
+    model_agreement: pd.DataFrame | None = None
+    files: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        from selector.quality.agreement import _records
+
+        return {
+            "name": self.name, "counts": self.counts, "class_balance": _records(self.class_balance),
+            "agreement": None if self.agreement is None else self.agreement.to_dict(max_rows=20),
+            "model_agreement": None if self.model_agreement is None else _records(self.model_agreement),
+            "validation": self.validation.to_dict() if self.validation is not None else None,
+            "coverage": {k: v for k, v in self.coverage.items() if k != "cluster"},
+            "guideline_versions": self.guideline_versions, "limitations": self.limitations,
+            "provenance": self.provenance, "files": self.files,
+        }
+
+    def to_markdown(self) -> str:
+        return _markdown(self)
+
+    def write(self, out: str | Path) -> dict[str, Path]:
+        """Write ``<out>.md``, ``<out>.json``, ``<out>.class_balance.png`` and ``<out>.agreement.png``.
+
+        ``out`` is a path without extension or ending in ``.md``. Returns the written paths.
+        """
+        from selector.io import atomic_write, write_json
+
+        out = Path(out)
+        base = out.with_suffix("") if out.suffix.lower() in (".md", ".json") else out
+        paths = {"markdown": base.with_name(base.name + ".md"), "json": base.with_name(base.name + ".json"),
+                 "class_balance_png": base.with_name(base.name + ".class_balance.png")}
+        per_class = _per_class_agreement(self)
+        if per_class is not None:
+            paths["agreement_png"] = base.with_name(base.name + ".agreement.png")
+        self.files = {k: p.name for k, p in paths.items()}
+        _plot_class_balance(self.class_balance, paths["class_balance_png"])
+        if per_class is not None:
+            _plot_agreement(per_class, paths["agreement_png"])
+        with atomic_write(paths["markdown"]) as fh:
+            fh.write(self.to_markdown())
+        write_json(self.to_dict(), paths["json"])
+        return paths
+
+
+def data_card(df: pd.DataFrame, *, annotations: pd.DataFrame | None = None, name: str | None = None,
+              text_col: str = "text", label_col: str = "label", id_col: str = "id",
+              item_col: str = "item_id", annotator_col: str = "annotator", annotation_label_col: str = "label",
+              labels: Sequence[str] | None = None, validate_options: dict | None = None,
+              embeddings=None, embedder=None, cache_dir=None, config=None, classifier=None,
+              model_agreement: bool = True, n_clusters: int | None = None, random_state: int | None = 0,
+              command: str | None = None, input_sha256: str | None = None,
+              source: str = "<DataFrame>") -> DataCard:
+    """Build a data card for a labeled table (and, optionally, its raw annotations).
+
+    Parameters
+    ----------
+    df : DataFrame
+        The data table; an empty label = unlabeled.
+    annotations : DataFrame, optional
+        Long-format ratings (``item_id, annotator, label``, optional ``guideline_version``).
+    labels : sequence of str, optional
+        The allowed label set, for the validator.
+    validate_options : dict, optional
+        Extra keyword arguments for :func:`selector.quality.validate.validate`.
+    embeddings, embedder, cache_dir, config
+        As for :func:`selector.round.compute.embed_pool`; embedded once, shared by every section.
+    model_agreement : bool
+        Also fit out-of-fold models and report, per class, how often the model agrees with the label.
+    n_clusters : int, optional
+        k-means clusters for coverage.
+    command, input_sha256 : str, optional
+        Recorded under ``provenance``.
+
+    Returns
+    -------
+    DataCard
+    """
+    from selector.config import SelectConfig
+    from selector.round.pool import prepare_pool
+    from selector.round.compute import embed_pool
+    from selector.round.record import package_versions
+    from selector.quality.validate import validate
+
+    config = config or SelectConfig()
+    pool = prepare_pool(df, text_col=text_col, label_col=label_col, id_col=id_col, source=source)
+    X, embed_stats = embed_pool(pool, config, embedder=embedder, embeddings=embeddings, cache_dir=cache_dir)
+    lab = pool.labeled_positions
+    y = pool.labels[lab].astype(str)
+    classes, counts = np.unique(y, return_counts=True)
+    order = np.argsort(-counts, kind="stable")
+    balance = pd.DataFrame({"label": classes[order], "n_rows": counts[order],
+                            "share": counts[order] / max(counts.sum(), 1)})
+    balance["ratio_to_largest"] = balance["n_rows"] / max(int(counts.max()) if counts.size else 1, 1)
+
+    report = validate(df, text_col=text_col, label_col=label_col, id_col=id_col, labels=labels, embeddings=X,
+                      source=source, **(validate_options or {}))
+    cov = coverage(X, pool.labeled, n_clusters=n_clusters, random_state=random_state)
+    agree = None
+    versions: dict[str, Any] = {}
+    if annotations is not None:
+        from selector.quality.agreement import agreement
+
+        agree = agreement(annotations, item_col=item_col, annotator_col=annotator_col,
+                          label_col=annotation_label_col, random_state=random_state, source=f"{source} (annotations)")
+        if "guideline_version" in annotations.columns:
+            gv = annotations["guideline_version"].astype(str).str.strip().replace("", "(none)")
+            versions["annotations"] = {str(k): int(v) for k, v in gv.value_counts().sort_index().items()}
+    if "guideline_version" in df.columns:
+        gv = df["guideline_version"].astype(str).str.strip().replace("", "(none)")
+        versions["data"] = {str(k): int(v) for k, v in gv.value_counts().sort_index().items()}
+    model_frame = None
+    if model_agreement and classes.size >= 2 and lab.size >= 10:
+        model_frame = _model_agreement(X[lab], y, classifier=classifier, random_state=random_state)
+
+    counts_d = {"n_rows": pool.n, "n_labeled": int(lab.size), "n_unlabeled": int(pool.n - lab.size),
+                "n_labels": int(classes.size), "ids_generated": pool.ids_generated}
+    card = DataCard(
+        name=name or source, counts=counts_d, class_balance=balance, validation=report, coverage=cov,
+        guideline_versions=versions, limitations=[], agreement=agree, model_agreement=model_frame,
+        provenance={"created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                    "command": command, "input": {"path": source, "sha256": input_sha256},
+                    "model_fingerprint": embed_stats["model_fingerprint"], "versions": package_versions(),
+                    "seed": random_state, "n_clusters": cov["n_clusters"]},
+    )
+    card.limitations = _limitations(card)
+    return card
+
+
+def _limitations(card: DataCard) -> list[str]:
+    """Known limitations, derived from the figures (each one a sentence a reader can act on)."""
+    out = []
+    c = card.counts
+    if card.agreement is None:
+        out.append("No annotator-level ratings were given: label reliability (agreement) is unmeasured; "
+                   "pass --annotations to measure it.")
+    else:
+        a = card.agreement.krippendorff_alpha
+        if np.isfinite(a) and a < _ALPHA_TENTATIVE:
+            out.append(f"Krippendorff's alpha is {a:.3f} (< {_ALPHA_TENTATIVE}, Krippendorff's floor for tentative "
+                       "conclusions): labels are noisy; prefer consensus labels and soft targets.")
+        if card.agreement.n_ties:
+            out.append(f"{card.agreement.n_ties} item(s) have a majority-vote tie; their consensus label is a coin flip.")
+    v = card.validation
+    for f in v.findings:
+        if f.check in ("contradiction", "invalid_label", "duplicate_id", "missing_negatives", "class_imbalance",
+                       "near_duplicate"):
+            out.append(f"Validator ({f.severity}): {f.check}: {f.message}.")
+    cov = card.coverage
+    if cov["n_uncovered"]:
+        out.append(f"{cov['n_uncovered']} of {cov['n_clusters']} embedding clusters hold no labeled row "
+                   f"({cov['pool_share_uncovered']:.1%} of the unlabeled pool): a model has seen no label there.")
+    if card.model_agreement is not None:
+        weak = card.model_agreement[card.model_agreement["model_agreement"] < 0.5]
+        if len(weak):
+            out.append(f"{len(weak)} class(es) where an out-of-fold model agrees with the label on < 50% of rows "
+                       f"({', '.join(weak.sort_values('model_agreement')['label'].astype(str).head(5))}): "
+                       "overlapping definitions or too few examples.")
+    if c["ids_generated"]:
+        out.append("No id column: ids were generated from text hash and row number, so they change if rows move.")
+    out.append("Embedding-based figures (coverage, near-duplicates, model agreement) depend on the embedding "
+               f"model ({card.provenance['model_fingerprint']}) and the k-means seed.")
+    return out
+
+
+def _per_class_agreement(card: DataCard) -> pd.DataFrame | None:
+    frames = []
+    if card.agreement is not None:
+        pc = card.agreement.per_class[["label", "specific_agreement"]].rename(
+            columns={"specific_agreement": "annotators (specific agreement)"})
+        frames.append(pc.set_index("label"))
+    if card.model_agreement is not None:
+        frames.append(card.model_agreement.set_index("label")[["model_agreement"]].rename(
+            columns={"model_agreement": "label vs out-of-fold model"}))
+    if not frames:
+        return None
+    return pd.concat(frames, axis=1)
+
+
+def _figure(n_bars: int):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(8, max(2.5, 0.18 * n_bars + 1.2)), dpi=110)
+    FigureCanvasAgg(fig)  # the Agg canvas: no display, no global backend switch
+    return fig
+
+
+def _save(fig, path: Path) -> None:
+    from selector.io import atomic_write
+
+    fig.tight_layout()
+    with atomic_write(path, "wb") as fh:
+        fig.savefig(fh, format="png")
+
+
+def _plot_class_balance(balance: pd.DataFrame, path: Path) -> None:
+    fig = _figure(len(balance))
+    ax = fig.add_subplot(1, 1, 1)
+    b = balance.iloc[::-1]
+    ax.barh(b["label"].astype(str), b["n_rows"], color="#4C72B0")
+    ax.set_xlabel("labeled rows")
+    ax.set_title(f"Class balance ({int(balance['n_rows'].sum())} labeled rows, {len(balance)} labels)")
+    ax.tick_params(axis="y", labelsize=7 if len(balance) > 30 else 9)
+    _save(fig, path)
+
+
+def _plot_agreement(per_class: pd.DataFrame, path: Path) -> None:
+    fig = _figure(len(per_class) * max(1, per_class.shape[1]) // 1)
+    ax = fig.add_subplot(1, 1, 1)
+    data = per_class.sort_values(per_class.columns[0], na_position="first")
+    pos = np.arange(len(data))
+    height = 0.8 / data.shape[1]
+    for j, col in enumerate(data.columns):
+        ax.barh(pos + j * height, data[col].to_numpy(dtype=float), height=height, label=col)
+    ax.set_yticks(pos + height * (data.shape[1] - 1) / 2)
+    ax.set_yticklabels(data.index.astype(str), fontsize=7 if len(data) > 30 else 9)
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("agreement")
+    ax.set_title("Agreement per class")
+    ax.legend(loc="lower right", fontsize=8)
+    _save(fig, path)
+
+
+def _md_table(df: pd.DataFrame, max_rows: int | None = None) -> str:
+    from selector.quality.agreement import _fmt
+
+    d = df if max_rows is None else df.head(max_rows)
+    lines = ["| " + " | ".join(map(str, d.columns)) + " |", "|" + "---|" * d.shape[1]]
+    for row in d.itertuples(index=False):
+        lines.append("| " + " | ".join(_fmt(v).replace("|", "\\|") for v in row) + " |")
+    if max_rows is not None and len(df) > max_rows:
+        lines.append(f"\n... {len(df) - max_rows} more rows in the JSON card.")
+    return "\n".join(lines)
+
+
+def _markdown(card: DataCard) -> str:
+    c = card.counts
+    L = [f"# Data card: {card.name}", "",
+         f"Created {card.provenance['created']} by selector {card.provenance['versions'].get('selector')}.", "",
+         "## Counts", "",
+         f"- rows: {c['n_rows']} ({c['n_labeled']} labeled, {c['n_unlabeled']} unlabeled)",
+         f"- labels: {c['n_labels']}",
+         f"- ids: {'generated (no id column)' if c['ids_generated'] else 'from the id column'}", "",
+         "## Class balance", ""]
+    if card.files.get("class_balance_png"):
+        L += [f"![class balance]({card.files['class_balance_png']})", ""]
+    cb = card.class_balance.copy()
+    L += [_md_table(cb, 100), ""]
+    L += ["## Agreement", ""]
+    if card.agreement is None:
+        L += ["No annotator-level ratings given (`--annotations`): agreement is unmeasured.", ""]
+    else:
+        s = card.agreement.summary()
+        L += [f"- ratings: {s['n_ratings']} of {s['n_items']} items by {s['n_annotators']} annotators",
+              f"- percent agreement: {_f(s['percent_agreement'])}",
+              f"- Fleiss' kappa: {_f(s['fleiss']['kappa'])} ({s['fleiss']['n_items_used']} items, "
+              f"{s['fleiss']['n_items_dropped']} dropped for unequal rater counts)",
+              f"- Krippendorff's alpha (nominal): {_f(s['krippendorff_alpha'])}",
+              f"- mean pairwise Cohen's kappa: {_f(s['mean_pairwise_cohen_kappa'])} over {s['n_pairs_compared']} pairs",
+              f"- contested items: {s['n_contested']}; majority-vote ties: {s['n_majority_ties']}", ""]
+        L += ["Most confused label pairs:", "", _md_table(card.agreement.confused_pairs, 10), ""]
+        for version, sub in card.agreement.by_version.items():
+            L.append(f"- guideline {version}: {sub.n_items} items, Krippendorff's alpha {_f(sub.krippendorff_alpha)}, "
+                     f"Fleiss' kappa {_f(sub.fleiss.kappa)}")
+        if card.agreement.by_version:
+            L.append("")
+    if card.model_agreement is not None:
+        L += ["Label vs out-of-fold model, per class (share of rows where a model trained without the row "
+              "predicts its label; lowest first):", "",
+              _md_table(card.model_agreement.sort_values("model_agreement"), 20), ""]
+    if card.files.get("agreement_png"):
+        L += [f"![agreement per class]({card.files['agreement_png']})", ""]
+    v = card.validation
+    L += ["## Validator findings", "",
+          f"Result: **{'PASS' if v.passed else 'FAIL'}** ({len(v.blockers)} blocker(s), "
+          f"{len(v.findings) - len(v.blockers)} warning(s)).", ""]
+    if v.findings:
+        L += ["| check | severity | rows | finding |", "|---|---|---|---|"]
+        L += [f"| {f.check} | {f.severity} | {len(f.row_ids)} | {f.message.replace('|', '/')} |" for f in v.findings]
+        L.append("")
+    cov = card.coverage
+    L += ["## Coverage", "",
+          f"Mini-batch k-means with {cov['n_clusters']} clusters on the embeddings: **{cov['n_uncovered']}** "
+          f"cluster(s) hold no labeled row; they contain {cov['pool_share_uncovered']:.1%} of the unlabeled pool "
+          f"({cov['rows_share_uncovered']:.1%} of all rows).", ""]
+    L += ["## Guideline versions", ""]
+    if card.guideline_versions:
+        for where, counts in card.guideline_versions.items():
+            L.append(f"- {where}: " + ", ".join(f"{k} ({n} rows)" for k, n in counts.items()))
+    else:
+        L.append("- none recorded (no `guideline_version` column)")
+    L += ["", "## Known limitations", ""] + [f"- {x}" for x in card.limitations]
+    p = card.provenance
+    L += ["", "## How this card was made", "",
+          f"- command: `{p['command'] or 'Python API (selector.data_card)'}`",
+          f"- input: `{p['input']['path']}`" + (f" (sha256 {p['input']['sha256']})" if p['input']['sha256'] else ""),
+          f"- embedding model: {p['model_fingerprint']}; seed {p['seed']}",
+          "- versions: " + ", ".join(f"{k} {v}" for k, v in p["versions"].items()), ""]
+    return "\n".join(L)
+
+
+def _f(x) -> str:
+    return "n/a" if x is None else f"{x:.3f}"

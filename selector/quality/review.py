@@ -1,0 +1,247 @@
+"""One prioritized review queue from four sources of doubt.
+
+- **unsure**: items a labeler marked unsure (an unsure value such as ``unsure``/``needs_review`` in
+  the annotations or in the data's label column; see :mod:`selector.quality.unsure`), scored by the share
+  of unsure ratings (1 for an unsure cell in the data). They always come first: a labeler asked
+  for help, so the guideline or the item needs a decision before anything else.
+- **contested**: items annotators disagreed on (from long-format annotations), scored by how split
+  the vote is: ``split`` (1 - top share) over the largest split ``m`` ratings over ``k`` labels
+  allow, ``1 - ceil(m / min(k, m)) / m``; 1 for the most even split possible.
+- **suspect**: labeled rows :func:`selector.round.suspects.find_suspects` flags (out-of-fold probabilities,
+  nearest labeled neighbours and contradictions point to another label), scored by its rank-ensemble
+  suspect score.
+- **uncertain**: unlabeled rows the model is least sure about, scored by ``margin`` uncertainty.
+
+Every score lies in [0, 1], higher = review first. A row named by several sources combines them
+as a noisy-or, ``1 - prod(1 - w_s * score_s)``, so agreeing evidence raises it without leaving
+[0, 1] (equal priorities: the larger sum of ``w_s * score_s`` first); ``weights`` scales a source
+(0 drops it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+import pandas as pd
+
+from selector.errors import ConfigError, DataError
+
+__all__ = ["ReviewQueue", "review", "REVIEW_COLUMNS", "SOURCES"]
+
+SOURCES = ("unsure", "contested", "suspect", "uncertain")
+REVIEW_COLUMNS = ["rank", "id", "text", "label", "priority", "sources", "reasons", "suggested_label"]
+
+
+@dataclass
+class ReviewQueue:
+    """The review queue and how it was built.
+
+    Attributes
+    ----------
+    queue : DataFrame
+        ``REVIEW_COLUMNS`` (+ one ``score_<source>`` column per source), best first, at most ``budget`` rows.
+    candidates : dict of str -> int
+        Rows each source offered before the budget cut.
+    stats : dict
+    """
+
+    queue: pd.DataFrame
+    candidates: dict
+    stats: dict = field(default_factory=dict)
+
+
+def _suspect_scores(X: np.ndarray, y: np.ndarray, texts: np.ndarray, *, classifier, random_state: int | None
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mislabel evidence for labeled rows: (score in [0, 1], reason, suggested label), each shape (n,).
+
+    From :func:`selector.round.suspects.find_suspects` (out-of-fold probabilities, neighbour votes and
+    contradictions): the rank-ensemble score of each row it flags, 0 for rows it does not flag
+    (the given label still has the most evidence), so flat probabilities do not make every row
+    a suspect.
+    """
+    from selector.round.suspects import find_suspects
+
+    r = find_suspects(X, y, classifier=classifier, random_state=random_state, texts=list(texts))
+    score = np.where(r.flagged, r.score, 0.0)
+    reasons = np.full(y.size, "", dtype=object)
+    flagged = np.flatnonzero(r.flagged)
+    reasons[flagged] = r.reasons_for(flagged)
+    return score, reasons, np.asarray(r.suggested, dtype=object)
+
+
+def review(df: pd.DataFrame, *, annotations: pd.DataFrame | None = None, budget: int = 100,
+           text_col: str = "text", label_col: str = "label", id_col: str = "id",
+           item_col: str = "item_id", annotator_col: str = "annotator", annotation_label_col: str = "label",
+           weights: Mapping[str, float] | None = None, embeddings=None, embedder=None,
+           cache_dir: str | Path | None = None, config=None, classifier=None, random_state: int | None = 0,
+           source: str = "<DataFrame>", unsure_labels=None) -> ReviewQueue:
+    """Merge unsure and contested items, mislabel suspects and uncertain unlabeled rows into one queue.
+
+    Parameters
+    ----------
+    df : DataFrame
+        The data table (labeled and unlabeled rows).
+    annotations : DataFrame, optional
+        Long-format ratings; their item ids are matched against the data's ids. Contested items
+        not in the data still enter the queue (with the annotation text when there is one).
+    budget : int
+        Queue length.
+    weights : dict, optional
+        Per-source multiplier in [0, 1] (keys of :data:`SOURCES`); default 1 each.
+    embeddings, embedder, cache_dir, config
+        As for :func:`selector.round.compute.embed_pool` (the cache is shared with ``select``).
+    classifier : scikit-learn estimator with predict_proba, optional
+    random_state : int or None
+    unsure_labels : iterable of str, optional
+        Label values meaning "unsure" (default ``unsure``, ``needs_review``); unsure items head
+        the queue.
+
+    Returns
+    -------
+    ReviewQueue
+    """
+    from selector.config import SelectConfig
+    from selector.round.pool import prepare_pool
+    from selector.round.compute import build_context, embed_pool
+    from selector.scoring import margin
+
+    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
+        raise ConfigError(f"budget must be a positive integer, got {budget!r}")
+    w = {s: 1.0 for s in SOURCES}
+    for key, value in (weights or {}).items():
+        if key not in w:
+            raise ConfigError(f"unknown review source {key!r}; choose from {', '.join(SOURCES)}")
+        if not 0.0 <= float(value) <= 1.0:
+            raise ConfigError(f"weight for {key!r} must be in [0, 1], got {value!r}")
+        w[key] = float(value)
+    from selector.quality.unsure import UNSURE_PRIORITY, unsure_items
+    from selector.labels import normalise_unsure_labels, unsure_mask
+
+    unsure_set = normalise_unsure_labels(unsure_labels)
+    config = config or SelectConfig()
+    pool = prepare_pool(df, text_col=text_col, label_col=label_col, id_col=id_col, source=source,
+                        unsure_labels=tuple(unsure_set))
+    X, embed_stats = embed_pool(pool, config, embedder=embedder, embeddings=embeddings, cache_dir=cache_dir)
+
+    # Per-row evidence, keyed by id; rows outside the data (annotation-only items) come after.
+    scores: dict[str, dict[str, float]] = {}
+    reasons: dict[str, list[str]] = {}
+    suggested: dict[str, str] = {}
+    extra_text: dict[str, str] = {}
+
+    def note(rid: str, src: str, score: float, reason: str) -> None:
+        scores.setdefault(rid, {})[src] = float(score)
+        reasons.setdefault(rid, []).append(f"{src}: {reason}")
+
+    candidates = {s: 0 for s in SOURCES}
+    ann = None
+    if annotations is not None:
+        from selector.quality.annotations import prepare_annotations
+
+        ann = prepare_annotations(annotations, item_col=item_col, annotator_col=annotator_col,
+                                  label_col=annotation_label_col, source=f"{source} (annotations)")
+    if w["unsure"] > 0:
+        if ann is not None:
+            flagged = unsure_items(ann, tuple(unsure_set))
+            share = flagged["priority"].to_numpy(dtype=float) - UNSURE_PRIORITY
+            texts = flagged["text"] if "text" in flagged.columns else [None] * len(flagged)
+            for rid, sh, n_u, n_r, who, text in zip(flagged["item_id"], share, flagged["n_unsure"],
+                                                    flagged["n_ratings"], flagged["unsure_by"], texts):
+                note(str(rid), "unsure", float(sh), f"{n_u} of {n_r} ratings unsure ({who})")
+                if text is not None:
+                    extra_text[str(rid)] = str(text)
+            candidates["unsure"] += int(len(flagged))
+        if label_col in df.columns:
+            raw = df[label_col].to_numpy(dtype=object)
+            for pos in np.flatnonzero(unsure_mask(raw, tuple(unsure_set))):
+                note(str(pool.ids[pos]), "unsure", 1.0, f"labeled {str(raw[pos]).strip()!r} in the data")
+                candidates["unsure"] += 1
+    # An unsure vote is a request for help, not a competing label, so it is left out of the split.
+    decided = None
+    if ann is not None and w["contested"] > 0:
+        decided = ann[~unsure_mask(ann["label"].to_numpy(dtype=object), tuple(unsure_set))]
+    if decided is not None and len(decided):
+        from selector.quality.agreement import contested_items, encode_ratings
+
+        codes = encode_ratings(decided)
+        contested = contested_items(codes)
+        k = codes.labels.size
+        m = contested["n_ratings"].to_numpy()
+        max_split = 1.0 - np.ceil(m / np.minimum(k, m)) / m  # the most even split m ratings allow
+        s = np.clip(contested["split"].to_numpy() / max_split, 0.0, 1.0)
+        texts = decided.drop_duplicates("item_id").set_index("item_id")["text"] if "text" in decided.columns else None
+        for rid, sc, votes, top in zip(contested["item_id"], s, contested["votes"], contested["top_label"]):
+            note(str(rid), "contested", sc, f"annotators split ({votes})")
+            if top is not None and not pd.isna(top):
+                suggested.setdefault(str(rid), str(top))
+            if texts is not None:
+                extra_text[str(rid)] = str(texts.get(rid, ""))
+        candidates["contested"] = int(len(contested))
+
+    lab, unl = pool.labeled_positions, pool.pool_positions
+    y = pool.labels[lab].astype(str)
+    n_classes = np.unique(y).size
+    model_ok = lab.size >= 4 and n_classes >= 2
+    if not model_ok and (w["suspect"] > 0 or w["uncertain"] > 0):
+        import warnings
+
+        warnings.warn(f"{source}: {lab.size} labeled row(s) in {n_classes} class(es); the model-based sources "
+                      "(suspect, uncertain) need 4+ labeled rows in 2+ classes and are skipped", stacklevel=2)
+    if model_ok and w["suspect"] > 0:
+        s, why, sugg = _suspect_scores(X[lab], y, pool.texts[lab], classifier=classifier,
+                                       random_state=random_state)
+        # A row enters as a suspect when the model prefers another label (score > 0).
+        for pos, sc, r, g in zip(lab, s, why, sugg):
+            if sc > 0:
+                note(str(pool.ids[pos]), "suspect", sc, r)
+                suggested[str(pool.ids[pos])] = str(g)
+                candidates["suspect"] += 1
+    if model_ok and w["uncertain"] > 0 and unl.size:
+        ctx = build_context(X[lab], y, X[unl], classifier=classifier, random_state=random_state)
+        u = margin(ctx.proba_pool)
+        # Only the most uncertain unlabeled rows compete for the budget: enough to fill it alone.
+        top = np.argsort(-u, kind="stable")[:budget]
+        for t in top:
+            p = ctx.proba_pool[t]
+            a, b = np.argsort(-p, kind="stable")[:2]
+            note(str(pool.ids[unl[t]]), "uncertain", u[t],
+                 f"unlabeled; model unsure: {ctx.classes[a]} {p[a]:.2f} vs {ctx.classes[b]} {p[b]:.2f}")
+            suggested.setdefault(str(pool.ids[unl[t]]), str(ctx.classes[a]))
+        candidates["uncertain"] = int(top.size)
+
+    if not scores:
+        raise DataError(f"{source}: nothing to review: no unsure or contested items, no suspects and no unlabeled rows "
+                        "(give --annotations, or a table with labeled and unlabeled rows)")
+    index = {str(i): p for p, i in enumerate(pool.ids)}
+    rows = []
+    for rid, by_src in scores.items():
+        priority = 1.0 - np.prod([1.0 - w[s] * v for s, v in by_src.items()])
+        evidence = sum(w[s] * v for s, v in by_src.items())
+        pos = index.get(rid)
+        rows.append({
+            "id": rid,
+            "text": pool.texts[pos] if pos is not None else extra_text.get(rid, ""),
+            "label": (pool.labels[pos] if pos is not None else None),
+            "priority": round(float(priority), 6),
+            "sources": "+".join(s for s in SOURCES if s in by_src),
+            "reasons": "; ".join(reasons[rid]),
+            "suggested_label": suggested.get(rid),
+            "in_data": pos is not None,
+            "_evidence": evidence,
+            "_unsure": "unsure" in by_src,
+            **{f"score_{s}": round(by_src[s], 6) if s in by_src else np.nan for s in SOURCES},
+        })
+    # Unsure items first; then equal priorities (a saturated noisy-or) go to the row with more evidence.
+    out = pd.DataFrame(rows).sort_values(["_unsure", "priority", "_evidence", "id"],
+                                         ascending=[False, False, False, True], kind="stable")
+    out = out.head(budget).drop(columns=["_evidence", "_unsure"]).reset_index(drop=True)
+    out.insert(0, "rank", np.arange(1, len(out) + 1))
+    stats = {"n_rows": pool.n, "n_labeled": int(lab.size), "n_unlabeled": int(unl.size), "budget": budget,
+             "n_queued": int(len(out)), "weights": w, "candidates": candidates,
+             "queued_by_source": {s: int(out["sources"].str.contains(s).sum()) for s in SOURCES},
+             "model_fingerprint": embed_stats["model_fingerprint"], "n_embedded": embed_stats["n_embedded"],
+             "n_cached": embed_stats["n_cached"]}
+    return ReviewQueue(queue=out, candidates=candidates, stats=stats)

@@ -1,0 +1,1 @@
+"""One selection round as a library call: pool, embeddings, scoring, suspects, the round record."""

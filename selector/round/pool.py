@@ -1,0 +1,142 @@
+"""Turning a table into the pipeline's one index space: ids, texts and labels by position.
+
+Row ids exist only here and at output; inside, everything is a position in the table.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from selector.errors import DataError
+from selector.labels import DEFAULT_UNSURE_LABELS, normalise_label, unsure_mask
+
+__all__ = ["LabeledPool", "prepare_pool", "GENERATED_ID_NOTE"]
+
+GENERATED_ID_NOTE = "id generated from the sha256 of the text and the row number (no id column)"
+
+
+@dataclass(frozen=True)
+class LabeledPool:
+    """A table split into labeled and unlabeled positions.
+
+    Attributes
+    ----------
+    ids : ndarray of object (str), shape (n,)
+    texts : ndarray of object (str), shape (n,)
+    labels : ndarray of object, shape (n,)
+        The label as text, or None where the row is unlabeled.
+    labeled : ndarray of bool, shape (n,)
+    ids_generated : bool
+        True when ids were generated because the table had no id column.
+    source : str
+        Where the table came from (a file path or "<DataFrame>"), for messages.
+    """
+
+    ids: np.ndarray
+    texts: np.ndarray
+    labels: np.ndarray
+    labeled: np.ndarray
+    ids_generated: bool
+    source: str
+
+    @property
+    def n(self) -> int:
+        return int(self.ids.shape[0])
+
+    @property
+    def labeled_positions(self) -> np.ndarray:
+        return np.flatnonzero(self.labeled)
+
+    @property
+    def pool_positions(self) -> np.ndarray:
+        return np.flatnonzero(~self.labeled)
+
+
+def _generated_ids(texts: np.ndarray) -> np.ndarray:
+    return np.array(
+        [f"{hashlib.sha256(t.encode('utf-8')).hexdigest()[:12]}-{i}" for i, t in enumerate(texts)],
+        dtype=object,
+    )
+
+
+def _missing_column(source: str, kind: str, col: str, df: pd.DataFrame, flag: str) -> DataError:
+    found = ", ".join(map(str, df.columns[:30])) + (" ..." if df.shape[1] > 30 else "")
+    return DataError(f"{source}: no {kind} column {col!r} (columns found: {found}); pass {flag} COLUMN")
+
+
+def prepare_pool(df: pd.DataFrame, *, text_col: str = "text", label_col: str = "label",
+                 id_col: str = "id", source: str = "<DataFrame>",
+                 require_label_col: bool = True, require_id_col: bool = False,
+                 unsure_labels=DEFAULT_UNSURE_LABELS) -> LabeledPool:
+    """Validate a table and split it into labeled and unlabeled rows.
+
+    Parameters
+    ----------
+    df : DataFrame
+    text_col, label_col, id_col : str
+        Column names. A missing id column is allowed (ids are generated) unless ``require_id_col``;
+        a missing text column is an error; a missing label column is an error unless
+        ``require_label_col`` is False.
+    source : str
+        Name used in error messages (the file path).
+    unsure_labels : iterable of str
+        Label values that mean "no label yet" (case-insensitive; default ``unsure``,
+        ``needs_review``): such rows are unlabeled. ``()`` makes every value a label.
+
+    Raises
+    ------
+    DataError
+        Missing columns, non-text cells in the text column, empty texts or duplicate ids.
+    """
+    if df.shape[0] == 0:
+        raise DataError(f"{source}: has no data rows")
+    if text_col not in df.columns:
+        raise _missing_column(source, "text", text_col, df, "--text-col")
+    if label_col not in df.columns and require_label_col:
+        raise _missing_column(source, "label", label_col, df, "--label-col")
+    if id_col not in df.columns and require_id_col:
+        raise _missing_column(source, "id", id_col, df, "--id-col")
+
+    raw_texts = df[text_col].to_numpy(dtype=object)
+    texts = np.empty(raw_texts.shape[0], dtype=object)
+    for i, t in enumerate(raw_texts):
+        if t is None or (isinstance(t, float) and math.isnan(t)):
+            raise DataError(f"{source}: row {i + 1} has no text in column {text_col!r}; fill it in or drop the row")
+        texts[i] = t if isinstance(t, str) else str(t)
+    blank = [i for i, t in enumerate(texts) if not t.strip()]
+    if blank:
+        rows = ", ".join(str(i + 1) for i in blank[:10])
+        raise DataError(f"{source}: {len(blank)} row(s) have an empty text in column {text_col!r} "
+                        f"(data rows {rows}{' ...' if len(blank) > 10 else ''}); fill them in or drop them")
+
+    if label_col in df.columns:
+        labels = np.array([normalise_label(v) for v in df[label_col].to_numpy(dtype=object)], dtype=object)
+        labels[unsure_mask(labels, unsure_labels)] = None
+    else:
+        labels = np.full(texts.shape[0], None, dtype=object)
+    labeled = np.array([lab is not None for lab in labels], dtype=bool)
+
+    if id_col in df.columns:
+        ids = np.array([normalise_label(v) for v in df[id_col].to_numpy(dtype=object)], dtype=object)
+        empty = np.flatnonzero([v is None for v in ids])
+        if empty.size:
+            raise DataError(f"{source}: row {empty[0] + 1} has an empty id in column {id_col!r}; every row needs an id")
+        uniq, first, counts = np.unique(ids.astype(str), return_index=True, return_counts=True)
+        if (counts > 1).any():
+            dup = uniq[counts > 1]
+            rows = np.flatnonzero(ids.astype(str) == dup[0])[:5] + 1
+            raise DataError(
+                f"{source}: {dup.size} duplicate id(s) in column {id_col!r}, e.g. {dup[0]!r} on data rows "
+                f"{', '.join(map(str, rows))}; ids must be unique"
+            )
+        generated = False
+    else:
+        ids = _generated_ids(texts)
+        generated = True
+    return LabeledPool(ids=ids, texts=texts, labels=labels, labeled=labeled,
+                       ids_generated=generated, source=source)

@@ -1,0 +1,575 @@
+"""Mislabel suspects: labeled rows whose label is probably wrong, and what it should be.
+
+Evidence per labeled row comes from two independent views of the data:
+
+* **out-of-fold probabilities** ``P`` (n, k): a classifier trained on the other folds of a seeded
+  stratified K-fold scores each row, so a row never grades its own label;
+* **neighbour votes** ``V`` (n, k): the similarity-weighted label shares of the row's
+  ``n_neighbors`` nearest *other* labeled rows in embedding space.
+
+Both are blended before the probability signals are computed: ``Q = (1 - a) * P + a * V`` with
+``a = knn_weight`` (:data:`DEFAULT_KNN_WEIGHT`; ``a = 0`` gives the plain out-of-fold signals, the
+same as cleanlab's on the same ``P``). Signals (each available alone; every one oriented higher =
+more suspect):
+
+``self_confidence``      ``1 - Q[i, y_i]``.
+``normalized_margin``    ``(max_{j != y_i} Q[i, j] - Q[i, y_i] + 1) / 2`` (cleanlab's margin, flipped).
+``confident_learning``   per-class thresholds ``t_j`` = mean ``Q[:, j]`` over rows labeled ``j``
+                         (Northcutt et al. 2021); score ``max_{j != y_i} (Q[i, j] - t_j) -
+                         (Q[i, y_i] - t_{y_i})`` rescaled to [0, 1]. The row *fails the test*
+                         (``.cl_flag``) when the most probable class among those at or above their
+                         threshold is not its given label.
+``knn``                  ``(max_{j != y_i} V[i, j] - V[i, y_i] + 1) / 2``: neighbours voting for
+                         another label (neighbours only, no model).
+
+**Rank ensemble**: each chosen signal is turned into its percentile rank over the rows (ties get
+their average rank) and the ranks are averaged with the given weights, so signals on different
+scales count by their weight only. ``suspect_score`` is that average, in (0, 1]. The default
+(:data:`DEFAULT_SIGNALS` on :data:`DEFAULT_KNN_WEIGHT`) is the combination
+``scripts/bench_suspects.py`` picked: the best mean average precision over 11 noisy settings among
+candidates never more than 0.01 below cleanlab's best ranking in any setting.
+
+**Suggested label and kind** use the evidence ``E = (1 - b) * P + b * V`` with ``b =
+suggest_knn_weight`` (0.1; the benchmark found larger shares help ranking but not suggestions):
+the suggestion is the label other than the given one with the most evidence. ``kind`` is
+
+``likely_wrong``   the suggested label holds at least ``dominance`` (2) times the evidence of every
+                   other label, the given one included: the evidence points to one other label;
+``ok``             the given label holds that dominance: the evidence agrees with the label;
+``ambiguous``      neither: the evidence is split between labels;
+``contradiction``  the row's normalised text (:func:`selector.textnorm.normalise_text`) is
+                   identical to another labeled row's but the labels differ. Always reported,
+                   whatever the model thinks; the suggestion is the group's majority label.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy.stats import rankdata
+
+from selector.errors import ConfigError, DataError
+from selector.neighbors import EXACT_MAX, nearest_neighbors
+from selector.textnorm import normalise_text
+
+__all__ = ["find_suspects", "suspects", "suspects_frame", "select_suspects", "pool_suspects",
+           "check_enough_labels", "suspects_path_for", "write_round_suspects", "rank_ensemble",
+           "signal_scores", "knn_label_votes", "contradiction_groups", "SuspectResult",
+           "SIGNALS", "DEFAULT_SIGNALS", "DEFAULT_KNN_WEIGHT", "KINDS", "SUSPECT_COLUMNS"]
+
+SIGNALS = ("self_confidence", "normalized_margin", "confident_learning", "knn")
+#: Chosen by ``scripts/bench_suspects.py`` (see README, "Mislabel suspects").
+DEFAULT_SIGNALS: Mapping[str, float] = {"normalized_margin": 2 / 3, "self_confidence": 1 / 3}
+#: Share of neighbour votes blended into the out-of-fold probabilities before the signals.
+DEFAULT_KNN_WEIGHT = 0.3
+KINDS = ("likely_wrong", "ambiguous", "contradiction", "ok")
+SUSPECT_COLUMNS = ["id", "text", "given_label", "suggested_label", "suggested_proba", "suspect_score",
+                   "kind", "reasons"]
+
+
+@dataclass
+class SuspectResult:
+    """Suspect scores, suggestions and kinds for labeled rows (all arrays aligned with ``y``).
+
+    Attributes
+    ----------
+    score : ndarray of float64, shape (n,)
+        Rank-ensemble suspect score in (0, 1]; higher = more suspect.
+    suggested : ndarray of object, shape (n,)
+        The most likely label other than the given one (for contradictions: the group's majority).
+    suggested_proba : ndarray of float64, shape (n,)
+        Evidence for ``suggested`` (blend of out-of-fold probability and neighbour vote).
+    kind : ndarray of object, shape (n,)
+        One of :data:`KINDS`.
+    flagged : ndarray of bool, shape (n,)
+        Rows reported by default: a label other than the given one has the most evidence, or a
+        contradiction.
+    signals : dict of str -> ndarray, shape (n,)
+        Every signal of :data:`SIGNALS` (higher = more suspect), on the blend of ``proba`` and
+        ``knn_votes`` with share ``knn_weight``.
+    cl_flag : ndarray of bool, shape (n,)
+        The confident-learning threshold test failed.
+    proba : ndarray of float64, shape (n, k)
+        Out-of-fold probabilities, columns in ``classes`` order.
+    knn_votes : ndarray of float64, shape (n, k)
+        Similarity-weighted label shares of the nearest labeled neighbours.
+    evidence : ndarray of float64, shape (n, k)
+        The blend behind ``suggested`` and ``kind``.
+    classes : ndarray, shape (k,)
+    given : ndarray of object, shape (n,)
+    contradiction_group : ndarray of int64, shape (n,)
+        Group number of rows in a contradiction, -1 elsewhere.
+    weights : dict of str -> float
+        The signal combination behind ``score``.
+    """
+
+    score: np.ndarray
+    suggested: np.ndarray
+    suggested_proba: np.ndarray
+    kind: np.ndarray
+    flagged: np.ndarray
+    signals: dict
+    cl_flag: np.ndarray
+    proba: np.ndarray
+    knn_votes: np.ndarray
+    evidence: np.ndarray
+    classes: np.ndarray
+    given: np.ndarray
+    contradiction_group: np.ndarray
+    weights: dict = field(default_factory=dict)
+    n_neighbors: int = 0
+    knn_weight: float = 0.0
+
+    def __len__(self) -> int:
+        return int(self.score.shape[0])
+
+    def reasons_for(self, rows: Sequence[int] | np.ndarray) -> list[str]:
+        """One human-readable reason string per row position in ``rows``."""
+        return [self._reason(int(i)) for i in rows]
+
+    @cached_property
+    def reasons(self) -> np.ndarray:
+        """Reason strings for every row, shape (n,) (built on first access)."""
+        return np.array(self.reasons_for(range(len(self))), dtype=object)
+
+    def _reason(self, i: int) -> str:
+        cls = self.classes
+        col = {c: j for j, c in enumerate(cls)}
+        g = col[self.given[i]]
+        p = self.proba[i]
+        parts = []
+        if self.contradiction_group[i] >= 0:
+            same = np.flatnonzero(self.contradiction_group == self.contradiction_group[i])
+            labels, counts = np.unique(self.given[same].astype(str), return_counts=True)
+            tally = ", ".join(f"{c} x{n}" for c, n in zip(labels, counts))
+            parts.append(f"same text as {same.size - 1} other row(s) with different labels ({tally})")
+        best_other = int(np.argmax(np.where(np.arange(cls.size) == g, -np.inf, p)))
+        parts.append(f"model gives the label {p[g]:.2f}, {cls[best_other]!s} {p[best_other]:.2f}")
+        if self.n_neighbors:
+            v = self.knn_votes[i]
+            top = int(np.argmax(v))
+            parts.append(f"{v[g]:.0%} of {self.n_neighbors} nearest labeled rows agree"
+                         + ("" if top == g else f", {v[top]:.0%} say {cls[top]!s}"))
+        if self.cl_flag[i]:
+            parts.append("fails the confident-learning threshold test")
+        return "; ".join(parts)
+
+
+def rank_ensemble(signals: Mapping[str, np.ndarray], weights: Mapping[str, float]) -> np.ndarray:
+    """Weighted mean of the signals' percentile ranks (ties share their average rank).
+
+    Parameters
+    ----------
+    signals : dict of str -> ndarray, shape (n,)
+        Higher = more suspect.
+    weights : dict of str -> float
+        Non-negative, positive sum; keys must be in ``signals``.
+
+    Returns
+    -------
+    ndarray of float64, shape (n,)
+        In (0, 1]; higher = more suspect.
+    """
+    total = float(sum(weights.values()))
+    n = next(iter(signals.values())).shape[0]
+    score = np.zeros(n)
+    for name, w in weights.items():
+        score += w * rankdata(signals[name], method="average") / n
+    return score / total
+
+
+def _check_weights(signals) -> dict[str, float]:
+    if signals is None:
+        return dict(DEFAULT_SIGNALS)
+    if isinstance(signals, str):
+        signals = [signals]
+    weights = dict(signals) if isinstance(signals, Mapping) else {s: 1.0 for s in signals}
+    unknown = [s for s in weights if s not in SIGNALS]
+    if unknown:
+        raise ConfigError(f"unknown suspect signal(s) {', '.join(map(repr, unknown))}; "
+                          f"choose from {', '.join(SIGNALS)}")
+    if not weights or any(not np.isfinite(w) or w < 0 for w in weights.values()) or sum(weights.values()) <= 0:
+        raise ConfigError(f"signal weights must be non-negative with a positive sum, got {weights}")
+    return {k: float(v) for k, v in weights.items()}
+
+
+def _other_max(M: np.ndarray, y_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Column and value of each row's largest entry outside its given column."""
+    masked = M.copy()
+    masked[np.arange(M.shape[0]), y_idx] = -np.inf
+    j = masked.argmax(axis=1)
+    return j, masked[np.arange(M.shape[0]), j]
+
+
+def signal_scores(proba: np.ndarray, y_idx: np.ndarray, knn_votes: np.ndarray | None) -> tuple[dict, np.ndarray]:
+    """Every signal of :data:`SIGNALS` (higher = more suspect) and the confident-learning flag.
+
+    Parameters
+    ----------
+    proba : ndarray, shape (n, k)
+        Out-of-fold probabilities.
+    y_idx : ndarray of int, shape (n,)
+        Given label as a column of ``proba``.
+    knn_votes : ndarray, shape (n, k), or None
+
+    Returns
+    -------
+    signals : dict of str -> ndarray, shape (n,)
+    cl_flag : ndarray of bool, shape (n,)
+    """
+    n, k = proba.shape
+    rows = np.arange(n)
+    p_given = proba[rows, y_idx]
+    _, p_other = _other_max(proba, y_idx)
+    # Per-class thresholds: the mean self-confidence of each class (cleanlab's t_j).
+    sums = np.zeros(k)
+    np.add.at(sums, y_idx, p_given)
+    counts = np.bincount(y_idx, minlength=k)
+    thresholds = np.where(counts > 0, sums / np.maximum(counts, 1), 1.0)
+    above = proba - thresholds[None, :]
+    _, above_other = _other_max(above, y_idx)
+    confident = np.where(proba >= thresholds[None, :] - 1e-12, proba, -np.inf)
+    has_confident = np.isfinite(confident).any(axis=1)
+    cl_flag = has_confident & (confident.argmax(axis=1) != y_idx)
+    out = {
+        "self_confidence": 1.0 - p_given,
+        "normalized_margin": (p_other - p_given + 1.0) / 2.0,
+        "confident_learning": (above_other - above[rows, y_idx] + 2.0) / 4.0,
+    }
+    if knn_votes is not None:
+        _, v_other = _other_max(knn_votes, y_idx)
+        out["knn"] = (v_other - knn_votes[rows, y_idx] + 1.0) / 2.0
+    return out, cl_flag
+
+
+def knn_label_votes(X: np.ndarray, y_idx: np.ndarray, n_classes: int, n_neighbors: int, *,
+                    random_state: int | None = None, exact_max: int = EXACT_MAX) -> np.ndarray:
+    """Similarity-weighted label shares of each row's nearest other rows.
+
+    Returns
+    -------
+    ndarray of float64, shape (n, n_classes)
+        Rows sum to 1.
+    """
+    idx, sim = nearest_neighbors(X, n_neighbors, random_state=random_state, exact_max=exact_max)
+    # Weights: cosine similarity floored at a small positive value so that far-but-only
+    # neighbours still vote instead of dividing by zero.
+    w = np.maximum(sim.astype(np.float64), 1e-3)
+    votes = np.zeros((X.shape[0], n_classes))
+    rows = np.repeat(np.arange(X.shape[0]), n_neighbors)
+    np.add.at(votes, (rows, y_idx[idx].ravel()), w.ravel())
+    return votes / votes.sum(axis=1, keepdims=True)
+
+
+def contradiction_groups(texts: Sequence[str], labels: np.ndarray) -> np.ndarray:
+    """Group number for rows whose normalised text recurs with different labels, -1 elsewhere.
+
+    Returns
+    -------
+    ndarray of int64, shape (n,)
+    """
+    keys = [normalise_text(str(t)) for t in texts]
+    by_key: dict[str, list[int]] = {}
+    for i, key in enumerate(keys):
+        by_key.setdefault(key, []).append(i)
+    group = np.full(len(keys), -1, dtype=np.int64)
+    g = 0
+    for members in by_key.values():
+        if len(members) > 1 and len({labels[i] for i in members}) > 1:
+            group[members] = g
+            g += 1
+    return group
+
+
+def find_suspects(X, y, *, classifier=None, random_state: int | None = None, signals=None,
+                  n_splits: int = 5, n_neighbors: int = 10, knn_weight: float = DEFAULT_KNN_WEIGHT,
+                  suggest_knn_weight: float = 0.1, dominance: float = 2.0,
+                  exact_neighbors_max: int = EXACT_MAX, texts: Sequence[str] | None = None,
+                  oof_proba: np.ndarray | None = None) -> SuspectResult:
+    """Score every labeled row for being mislabeled and suggest its label.
+
+    Parameters
+    ----------
+    X : array-like, shape (n, d)
+        Embeddings of the labeled rows (L2-normalised, as the embedders return them).
+    y : array-like, shape (n,)
+        Given labels (any hashable; compared as text).
+    classifier : scikit-learn estimator with predict_proba, optional
+        Unfitted template for the out-of-fold fits; default logistic regression.
+    random_state : int or None
+        Seeds the folds, the classifier and the neighbour index.
+    signals : str, sequence of str or dict of str -> float, optional
+        Signals of :data:`SIGNALS` to combine (dict: with weights); default :data:`DEFAULT_SIGNALS`.
+    n_splits : int
+        Folds for the out-of-fold probabilities (classes smaller than that: a warning).
+    n_neighbors : int
+        Labeled neighbours that vote (clipped to n - 1).
+    knn_weight : float in [0, 1]
+        Share of the neighbour votes blended into the probabilities the signals are computed on
+        (0: plain out-of-fold signals).
+    suggest_knn_weight : float in [0, 1]
+        Share of the neighbour votes in the evidence behind the suggestion and the kind.
+    dominance : float >= 1
+        How many times the evidence of every other label a label needs to be "the" answer.
+    exact_neighbors_max : int
+        Exact neighbour search up to this many rows; above it an approximate inverted-file
+        search (:func:`selector.neighbors.nearest_neighbors`).
+    texts : sequence of str, optional
+        The rows' texts; enables contradiction detection.
+    oof_proba : ndarray, shape (n, k), optional
+        Precomputed out-of-fold probabilities with columns in ``np.unique(y)`` order (skips the
+        fits; the benchmark uses it to give every detector the same probabilities).
+
+    Returns
+    -------
+    SuspectResult
+
+    Raises
+    ------
+    DataError
+        Shapes disagree, non-finite embeddings, fewer than two classes or three rows.
+    ConfigError
+        Unknown signal or invalid parameter.
+    """
+    from selector.models.classifiers import make_classifier, out_of_fold_proba
+
+    weights = _check_weights(signals)
+    X = np.asarray(X, dtype=np.float32)
+    y = np.asarray(y).astype(str).astype(object)
+    if X.ndim != 2 or X.shape[0] != y.shape[0]:
+        raise DataError(f"X must be (n, d) with one row per label; got X {X.shape} and y {y.shape}")
+    if not np.isfinite(X).all():
+        raise DataError(f"X row {int(np.flatnonzero(~np.isfinite(X).all(axis=1))[0]) + 1} has NaN or "
+                        "infinite values")
+    classes, y_idx = np.unique(y, return_inverse=True)
+    n, k = y.shape[0], classes.size
+    if k < 2:
+        raise DataError(f"suspects need labels of at least two classes; got {k} ({', '.join(classes[:1])})")
+    if n < 3:
+        raise DataError(f"suspects need at least 3 labeled rows, got {n}")
+    for name, value in (("knn_weight", knn_weight), ("suggest_knn_weight", suggest_knn_weight)):
+        if not 0.0 <= value <= 1.0:
+            raise ConfigError(f"{name} must be in [0, 1], got {value}")
+    if dominance < 1.0:
+        raise ConfigError(f"dominance must be >= 1, got {dominance}")
+    if isinstance(n_neighbors, bool) or not isinstance(n_neighbors, (int, np.integer)) or n_neighbors < 1:
+        raise ConfigError(f"n_neighbors must be a positive integer, got {n_neighbors!r}")
+    if texts is not None and len(texts) != n:
+        raise DataError(f"texts has {len(texts)} entries but y has {n}")
+
+    if oof_proba is None:
+        template = classifier if classifier is not None else make_classifier(random_state=random_state)
+        # Classes too small for n_splits folds get a warning from out_of_fold_proba, not an error.
+        proba, _ = out_of_fold_proba(template, X, y, n_splits=n_splits, random_state=random_state)
+    else:
+        proba = np.asarray(oof_proba, dtype=np.float64)
+        if proba.shape != (n, k):
+            raise DataError(f"oof_proba must have shape (n, k) = ({n}, {k}), got {proba.shape}")
+
+    n_nb = int(min(n_neighbors, n - 1))
+    votes = knn_label_votes(X, y_idx, k, n_nb, random_state=random_state, exact_max=exact_neighbors_max)
+    sig, cl_flag = signal_scores((1.0 - knn_weight) * proba + knn_weight * votes, y_idx, votes)
+    score = rank_ensemble(sig, weights)
+
+    evidence = (1.0 - suggest_knn_weight) * proba + suggest_knn_weight * votes
+    rows = np.arange(n)
+    sugg_idx, sugg_ev = _other_max(evidence, y_idx)
+    ev_given = evidence[rows, y_idx]
+    # Runner-up to the suggestion, the given label included: the given label itself, or the best
+    # label that is neither given nor suggested.
+    rest = evidence.copy()
+    rest[rows, sugg_idx] = -np.inf
+    runner_up = rest.max(axis=1)
+    rest[rows, y_idx] = -np.inf
+    third = rest.max(axis=1) if k > 2 else np.zeros(n)
+    kind = np.full(n, "ambiguous", dtype=object)
+    kind[sugg_ev >= dominance * runner_up] = "likely_wrong"
+    kind[ev_given >= dominance * np.maximum(sugg_ev, third)] = "ok"
+    flagged = sugg_ev > ev_given
+    suggested = classes[sugg_idx].astype(object)
+    suggested_proba = sugg_ev.copy()
+
+    group = np.full(n, -1, dtype=np.int64)
+    if texts is not None:
+        group = contradiction_groups(texts, y)
+        for g in np.unique(group[group >= 0]):
+            members = np.flatnonzero(group == g)
+            # Majority label of the group; ties broken by the members' summed evidence.
+            tally = np.bincount(y_idx[members], minlength=k).astype(np.float64)
+            tally += 1e-6 * evidence[members].sum(axis=0)
+            best = int(np.argmax(tally))
+            suggested[members] = classes[best]
+            suggested_proba[members] = evidence[members, best]
+            kind[members] = "contradiction"
+            flagged[members] = True
+
+    return SuspectResult(score=score, suggested=suggested, suggested_proba=suggested_proba, kind=kind,
+                         flagged=flagged, signals=sig, cl_flag=cl_flag, proba=proba, knn_votes=votes,
+                         evidence=evidence, classes=classes, given=y, contradiction_group=group,
+                         weights=weights, n_neighbors=n_nb, knn_weight=float(knn_weight))
+
+
+def select_suspects(result: SuspectResult, *, top: int | None = None,
+                    threshold: float | None = None) -> np.ndarray:
+    """Row positions to report, most suspect first; contradictions are always included.
+
+    Parameters
+    ----------
+    top : int, optional
+        The ``top`` highest scores.
+    threshold : float, optional
+        Every row with ``score >= threshold``.
+        Neither given: the flagged rows (``result.flagged``).
+
+    Returns
+    -------
+    ndarray of int64
+    """
+    if top is not None and threshold is not None:
+        raise ConfigError("give --top or --threshold, not both")
+    order = np.argsort(-result.score, kind="stable")
+    if top is not None:
+        if isinstance(top, bool) or int(top) != top or top < 1:
+            raise ConfigError(f"top must be a positive integer, got {top!r}")
+        chosen = np.zeros(len(result), dtype=bool)
+        chosen[order[:int(top)]] = True
+    elif threshold is not None:
+        if not 0.0 <= threshold <= 1.0:
+            raise ConfigError(f"threshold must be in [0, 1] (suspect scores are rank averages), got {threshold}")
+        chosen = result.score >= threshold
+    else:
+        chosen = result.flagged.copy()
+    chosen |= result.contradiction_group >= 0
+    return order[chosen[order]]
+
+
+def suspects_frame(result: SuspectResult, rows: np.ndarray, *, ids: np.ndarray,
+                   texts: np.ndarray) -> pd.DataFrame:
+    """The suspect table (columns :data:`SUSPECT_COLUMNS`) for row positions ``rows``.
+
+    ``ids`` and ``texts`` are aligned with the result's rows.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    return pd.DataFrame({
+        "id": np.asarray(ids, dtype=object)[rows],
+        "text": np.asarray(texts, dtype=object)[rows],
+        "given_label": result.given[rows],
+        "suggested_label": result.suggested[rows],
+        "suggested_proba": np.round(result.suggested_proba[rows], 6),
+        "suspect_score": np.round(result.score[rows], 6),
+        "kind": result.kind[rows],
+        "reasons": result.reasons_for(rows),
+    }, columns=SUSPECT_COLUMNS)
+
+
+def suspects(df: pd.DataFrame, *, text_col: str = "text", label_col: str = "label", id_col: str = "id",
+             top: int | None = None, threshold: float | None = None, random_state: int | None = 0,
+             signals=None, classifier=None, embeddings: np.ndarray | None = None, embedder=None,
+             model: str | None = None, cache_dir=None, show_progress: bool = False,
+             **options) -> pd.DataFrame:
+    """Labeled rows of ``df`` that are probably mislabeled, most suspect first.
+
+    Parameters
+    ----------
+    df : DataFrame
+        One row per text; rows with an empty label are ignored. Not modified.
+    text_col, label_col, id_col : str
+    top, threshold : optional
+        Report the ``top`` most suspect rows, or those scoring at least ``threshold``; neither: the
+        rows whose evidence favours another label. Contradictions are always reported.
+    random_state : int or None
+    signals : optional
+        See :func:`find_suspects`.
+    classifier : scikit-learn estimator with predict_proba, optional
+    embeddings : ndarray of shape (len(df), d), optional
+        Precomputed embeddings aligned with the rows; skips the model.
+    embedder : object with ``encode`` and ``fingerprint``, optional
+    model : str, optional
+        Local sentence-transformers folder.
+    cache_dir : path, optional
+        Embedding cache folder.
+    **options
+        Passed to :func:`find_suspects` (``n_splits``, ``n_neighbors``, ...).
+
+    Returns
+    -------
+    DataFrame
+        Columns :data:`SUSPECT_COLUMNS`.
+    """
+    from selector.config import SelectConfig
+    from selector.round.pool import prepare_pool
+    from selector.round.compute import embed_pool
+
+    if not isinstance(df, pd.DataFrame):
+        raise DataError(f"suspects() needs a pandas DataFrame, got {type(df).__name__}")
+    config = SelectConfig(seed=random_state, text_col=text_col, label_col=label_col, id_col=id_col, model=model)
+    pool = prepare_pool(df, text_col=text_col, label_col=label_col, id_col=id_col)
+    lab = pool.labeled_positions
+    check_enough_labels(pool.labels[lab], "<DataFrame>", label_col)
+    X, _ = embed_pool(pool, config, embedder=embedder, embeddings=embeddings, cache_dir=cache_dir,
+                      show_progress=show_progress)
+    return pool_suspects(pool, X, top=top, threshold=threshold, random_state=random_state,
+                         signals=signals, classifier=classifier, **options)
+
+
+def check_enough_labels(labels: np.ndarray, source: str, label_col: str) -> None:
+    """Raise DataError unless ``labels`` has at least two classes and three rows."""
+    classes = np.unique(np.asarray(labels).astype(str)) if len(labels) else np.array([])
+    if classes.size < 2 or len(labels) < 3:
+        raise DataError(f"{source}: suspects need at least 3 labeled rows of at least 2 classes in column "
+                        f"{label_col!r}; found {len(labels)} labeled row(s) of {classes.size} class(es)")
+
+
+def pool_suspects(pool, X: np.ndarray, *, top: int | None = None, threshold: float | None = None,
+                  random_state: int | None = 0, **options) -> pd.DataFrame:
+    """Suspect table for the labeled rows of a :class:`~selector.round.pool.LabeledPool`.
+
+    ``X`` (pool.n, d) holds the embeddings of every pool row (labeled and not).
+    """
+    lab = pool.labeled_positions
+    result = find_suspects(X[lab], pool.labels[lab], random_state=random_state, texts=pool.texts[lab],
+                           **options)
+    rows = select_suspects(result, top=top, threshold=threshold)
+    return suspects_frame(result, rows, ids=pool.ids[lab], texts=pool.texts[lab])
+
+
+def suspects_path_for(queue: str | Path) -> Path:
+    """``queue.csv`` -> ``queue.suspects.csv`` (beside the queue, same format)."""
+    queue = Path(queue)
+    return queue.with_name(f"{queue.stem}.suspects{queue.suffix}")
+
+
+def write_round_suspects(result, queue: str | Path, *, random_state: int | None = 0) -> tuple[Path | None, str]:
+    """Write the suspect list of a selection round beside its queue (no re-embedding).
+
+    Parameters
+    ----------
+    result : selector.round.compute.RoundResult
+        Its ``pool`` and ``embeddings`` are reused.
+    queue : path
+        The queue file; the list goes to :func:`suspects_path_for` of it, atomically.
+
+    Returns
+    -------
+    path : Path or None
+        None when skipped (fewer than two labeled classes or three labeled rows).
+    message : str
+        One line for the user: what was written, or why it was skipped.
+    """
+    from selector.io import write_table
+
+    pool = result.pool
+    labels = pool.labels[pool.labeled]
+    n_classes = np.unique(labels.astype(str)).size if labels.size else 0
+    if n_classes < 2 or labels.size < 3:
+        return None, (f"suspect list skipped: {labels.size} labeled row(s) of {n_classes} class(es); "
+                      "it needs at least 3 labeled rows of 2 classes")
+    table = pool_suspects(pool, result.embeddings, random_state=random_state)
+    path = suspects_path_for(queue)
+    write_table(table, path)
+    return path, f"{len(table)} mislabel suspects of {labels.size} labeled rows -> {path}"
