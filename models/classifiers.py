@@ -10,14 +10,19 @@ from typing import Any
 
 import numpy as np
 from sklearn.base import clone
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 
 from selector.errors import ConfigError
 
-__all__ = ["make_classifier", "fit_classifier", "aligned_proba", "out_of_fold_proba", "CLASSIFIERS"]
+__all__ = ["SmallClassWarning", "make_classifier", "fit_classifier", "aligned_proba", "out_of_fold_proba", "CLASSIFIERS"]
 
 CLASSIFIERS = ("logistic_regression",)
+
+
+class SmallClassWarning(UserWarning):
+    """Some classes have fewer labeled rows than there are folds; their out-of-fold figures are shaky."""
 
 
 def make_classifier(name: str = "logistic_regression", *, random_state: int | None = None,
@@ -53,8 +58,7 @@ def fit_classifier(estimator, X: np.ndarray, y: np.ndarray):
     model = clone(estimator)
     with warnings.catch_warnings():
         # lbfgs convergence chatter on tiny labeled sets is not actionable for the user.
-        warnings.filterwarnings("ignore", message=".*did not converge.*")
-        warnings.filterwarnings("ignore", message=".*max_iter.*")
+        warnings.simplefilter("ignore", ConvergenceWarning)
         model.fit(X, y)
     return model
 
@@ -108,6 +112,7 @@ def out_of_fold_proba(estimator, X: np.ndarray, y: np.ndarray, *, n_splits: int 
             f"{small.size} class(es) have fewer than {n_splits} labeled rows "
             f"({', '.join(map(str, small[:5]))}{'...' if small.size > 5 else ''}); "
             "their out-of-fold probabilities are less reliable",
+            SmallClassWarning,
             stacklevel=2,
         )
     fold = np.empty(n, dtype=np.int64)

@@ -10,12 +10,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 from typing import Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
 from selector.errors import ModelError
+from selector.models.onnx_backend import default_onnx_cache, exportable, OnnxEncoder
 
 __all__ = [
     "Embedder",
@@ -69,11 +71,25 @@ def default_model_path() -> Path:
 
 
 def resolve_device(device: str | None) -> str:
-    """``None``/``"auto"`` -> ``"cuda"`` when a CUDA GPU is visible, else ``"cpu"``."""
+    """``None``/``"auto"`` -> ``"cuda"`` when a CUDA GPU is visible, else ``"cpu"``.
+
+    Raises
+    ------
+    ModelError
+        An unknown device, or ``cuda`` asked for where no CUDA GPU is visible.
+    """
     if device in (None, "auto"):
         import torch
 
         return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cpu":
+        return device
+    if not re.fullmatch(r"cuda(:\d+)?", str(device)):
+        raise ModelError(f"--device must be auto, cpu, cuda or cuda:N, got {device!r}")
+    import torch
+
+    if not torch.cuda.is_available():
+        raise ModelError(f"--device {device}: no CUDA GPU is visible to torch here; use --device cpu (or auto)")
     return device
 
 
@@ -122,7 +138,6 @@ def _default_backend(device: str, model_path: Path) -> str:
     """
     if device.startswith("cuda") or DEFAULT_BACKEND == "torch" or not model_path.is_dir():
         return "torch"
-    from selector.models.onnx_backend import exportable
 
     return DEFAULT_BACKEND if exportable(model_path) else "torch"
 
@@ -221,17 +236,12 @@ class SentenceTransformerEmbedder:
     def model(self):
         """The loaded ``SentenceTransformer`` (loaded on first use)."""
         if self._model is None:
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
             from sentence_transformers import SentenceTransformer
-            from transformers.utils import logging as hf_logging
-
-            # Our own progress bar covers embedding; the weight-loading bar is noise.
-            hf_logging.disable_progress_bar()
 
             source = str(self.model_path) if self.model_path.is_dir() else self.model_name
             try:
-                self._model = SentenceTransformer(source, device=self.device)
+                # local_files_only: models come from a folder or the user's cache, never the network.
+                self._model = SentenceTransformer(source, device=self.device, local_files_only=True)
             except (OSError, ValueError) as exc:
                 raise ModelError(
                     f"could not load embedding model {self.model_name!r} ({exc.__class__.__name__}: "
@@ -246,7 +256,6 @@ class SentenceTransformerEmbedder:
     def onnx(self):
         """The :class:`~selector.models.onnx_backend.OnnxEncoder` (exported/loaded on first use)."""
         if self._onnx is None:
-            from selector.models.onnx_backend import OnnxEncoder, default_onnx_cache
 
             folder = (self._onnx_cache or default_onnx_cache()) / self.weights_fingerprint
             self._onnx = OnnxEncoder(self.model_path, folder, quantize=self.backend == "onnx-int8",

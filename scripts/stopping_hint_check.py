@@ -24,7 +24,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import REPO, dataset_embeddings, train_test  # noqa: E402
 
-from selector.loop.ledger import cv_metrics, stop_set_ids  # noqa: E402
+from selector.loop.ledger import stop_set_ids  # noqa: E402
+from selector.round.model import cv_metrics  # noqa: E402
 from selector.loop.status import MeasurePoint, kappa, stopping_hint  # noqa: E402
 from selector.models.classifiers import fit_classifier, make_classifier  # noqa: E402
 from selector.round.compute import select_batch  # noqa: E402

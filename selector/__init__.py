@@ -1,6 +1,7 @@
 """selector: active-learning sample selection with a model in the loop.
 
-Choose what to label next (:func:`select`, :func:`select_batch`), with a strategy registry
+One labeling round is :func:`run_round` (plan, compute, commit; :func:`select` returns its queue,
+:func:`select_batch` works on arrays). Choose what to label next with a strategy registry
 (:mod:`selector.strategies`) and embedders/classifiers (:mod:`selector.models`).
 """
 
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 from selector.quality.adjudicate import Adjudication, adjudicate, prepare_decisions
 from selector.quality.agreement import AgreementReport, agreement, dawid_skene, majority_vote
-from selector.round.api import select
+from selector.round.run import RoundResult, run_round, select
 from selector.quality.card import DataCard, data_card
 from selector.config import SelectConfig, load_config
 from selector.errors import (
@@ -82,6 +83,8 @@ __all__ = [
     "register",
     "review",
     "ReviewQueue",
+    "RoundResult",
+    "run_round",
     "select",
     "select_batch",
     "SelectConfig",

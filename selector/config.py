@@ -14,7 +14,10 @@ from typing import Any
 
 from selector.errors import ConfigError
 
-__all__ = ["SelectConfig", "load_config"]
+__all__ = ["SelectConfig", "load_config", "cache_dir_for", "config_from_record", "DEFAULT_CACHE_NAME"]
+
+#: The embedding cache and the round ledger live in this folder beside the data file.
+DEFAULT_CACHE_NAME = ".selector"
 
 
 @dataclass(frozen=True)
@@ -112,3 +115,22 @@ def load_config(path: str | os.PathLike | None = None) -> SelectConfig:
         return SelectConfig(**data)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
+
+
+def cache_dir_for(data: str | os.PathLike | None, config: SelectConfig) -> Path | None:
+    """The embedding cache folder: ``config.cache_dir`` (``--cache-dir``), else ``.selector/`` beside ``data``.
+
+    The one place that decides where embeddings are cached; None when there is neither.
+    """
+    if config.cache_dir:
+        return Path(config.cache_dir)
+    if data is None:
+        return None
+    return Path(data).resolve().parent / DEFAULT_CACHE_NAME
+
+
+def config_from_record(record: dict | None, **overrides: Any) -> SelectConfig:
+    """The config a ledger record ran with (keys this version knows), with ``overrides`` (None = keep) applied."""
+    known = {f.name for f in dataclasses.fields(SelectConfig)}
+    base = {k: v for k, v in ((record or {}).get("config") or {}).items() if k in known}
+    return SelectConfig(**base).replace(**overrides)

@@ -3,6 +3,13 @@
 Every reader returns a DataFrame with the file's columns; errors name the file, the row or line,
 and what to do. Writers go through a temp file in the target folder and ``os.replace``, so a crash
 never leaves a half-written output. Inputs are opened read-only and never modified.
+
+Temp files are named ``.<target name>.<pid>.<random>.tmp``: the pid lets a later run remove the
+temps of a process that died mid-write (:func:`remove_stale_temps`) without touching a live one's.
+
+CSV outputs are spreadsheet-safe: a text cell starting with ``= + - @``, tab or carriage return is
+written with a leading ``'`` (OWASP's advice against formula injection), and the CSV reader strips
+that one quote again, so ids and labels round-trip unchanged.
 """
 
 from __future__ import annotations
@@ -20,9 +27,15 @@ import pandas as pd
 
 from selector.errors import DataError
 
-__all__ = ["read_table", "write_table", "atomic_write", "write_json", "file_sha256", "FORMATS"]
+__all__ = ["read_table", "write_table", "atomic_write", "write_json", "file_sha256", "FORMATS", "temp_path_for",
+           "remove_stale_temps", "check_table_path", "spreadsheet_safe", "TEMP_SUFFIX", "dump_table"]
 
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+
+
+TEMP_SUFFIX = ".tmp"
+#: First characters that make a spreadsheet read a cell as a formula.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _format_of(path: Path) -> str:
@@ -33,6 +46,78 @@ def _format_of(path: Path) -> str:
             f"use one of {', '.join(sorted(FORMATS))}"
         )
     return fmt
+
+
+def check_table_path(path: str | os.PathLike) -> Path:
+    """``path`` as a Path whose extension is a known table format (else DataError naming it)."""
+    path = Path(path)
+    _format_of(path)
+    return path
+
+
+def temp_path_for(path: str | os.PathLike) -> Path:
+    """A fresh temp file name beside ``path``, tagged with this process id."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:12]}{TEMP_SUFFIX}")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def remove_stale_temps(folder: str | os.PathLike) -> int:
+    """Remove temp files of ours in ``folder`` whose writing process is gone; returns how many.
+
+    Only names of the form :func:`temp_path_for` makes are considered, and only when the pid in the
+    name is not a running process, so a concurrent writer's temps are left alone.
+    """
+    folder = Path(folder)
+    removed = 0
+    if not folder.is_dir():
+        return 0
+    for tmp in folder.glob(f".*{TEMP_SUFFIX}"):
+        parts = tmp.name[: -len(TEMP_SUFFIX)].rsplit(".", 2)
+        if len(parts) != 3 or not parts[1].isdigit() or int(parts[1]) == os.getpid():
+            continue
+        if not _pid_alive(int(parts[1])):
+            try:
+                tmp.unlink()
+                removed += 1
+            except FileNotFoundError:
+                pass
+    return removed
+
+
+def spreadsheet_safe(df: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``df`` whose text cells that start like a formula are prefixed with ``'``."""
+    out = df.copy()
+    for col in out.columns:
+        if out[col].dtype == object or pd.api.types.is_string_dtype(out[col]):
+            values = out[col].to_numpy(dtype=object)
+            risky = [i for i, v in enumerate(values) if isinstance(v, str) and v.startswith(_FORMULA_START)]
+            if risky:
+                values = values.copy()
+                values[risky] = ["'" + values[i] for i in risky]
+                out[col] = pd.Series(values, index=out.index, dtype=object)
+    return out
+
+
+def _unescape_formulas(df: pd.DataFrame) -> pd.DataFrame:
+    """Undo :func:`spreadsheet_safe` on a CSV just read (cells are str)."""
+    for col in df.columns:
+        values = df[col].to_numpy(dtype=object)
+        hits = [i for i, v in enumerate(values) if isinstance(v, str) and v[:1] == "'" and v[1:2] and v[1:].startswith(_FORMULA_START)]
+        if hits:
+            values = values.copy()
+            values[hits] = [values[i][1:] for i in hits]
+            df[col] = pd.Series(values, index=df.index, dtype=object)
+    return df
 
 
 def _decode_utf8(path: Path, raw: bytes) -> str:
@@ -79,6 +164,7 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
                 raise DataError(f"{path}: file is empty; it needs a header row and at least one data row") from None
             except pd.errors.ParserError as exc:
                 raise DataError(f"{path}: malformed CSV ({str(exc).strip()}); fix the quoting on that line") from None
+            df = _unescape_formulas(df)
         else:
             rows = []
             for lineno, line in enumerate(text.splitlines(), start=1):
@@ -103,7 +189,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "w") -> Iterator:
     """Open a temp file beside ``path``; on success rename it over ``path``, on error remove it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    tmp = temp_path_for(path)
     kwargs = {"encoding": "utf-8", "newline": ""} if "b" not in mode else {}
     try:
         with open(tmp, mode, **kwargs) as fh:
@@ -116,19 +202,28 @@ def atomic_write(path: str | os.PathLike, mode: str = "w") -> Iterator:
             tmp.unlink()
 
 
+def dump_table(df: pd.DataFrame, file: str | os.PathLike, fmt_of: str | os.PathLike | None = None) -> None:
+    """Write ``df`` to ``file`` (not atomically) in the format of ``fmt_of``'s extension (default ``file``'s).
+
+    CSV cells that start like a formula are made spreadsheet-safe (:func:`spreadsheet_safe`).
+    """
+    fmt = _format_of(Path(fmt_of if fmt_of is not None else file))
+    if fmt == "parquet":
+        df.to_parquet(file, index=False)
+    elif fmt == "csv":
+        with open(file, "w", encoding="utf-8", newline="") as fh:
+            spreadsheet_safe(df).to_csv(fh, index=False)
+    else:
+        with open(file, "w", encoding="utf-8", newline="") as fh:
+            df.to_json(fh, orient="records", lines=True, force_ascii=False)
+
+
 def write_table(df: pd.DataFrame, path: str | os.PathLike) -> Path:
     """Write ``df`` atomically as CSV, Parquet or JSONL (by extension); returns the path."""
     path = Path(path)
-    fmt = _format_of(path)
-    if fmt == "parquet":
-        with atomic_write(path, "wb") as fh:
-            df.to_parquet(fh, index=False)
-    elif fmt == "csv":
-        with atomic_write(path) as fh:
-            df.to_csv(fh, index=False)
-    else:
-        with atomic_write(path) as fh:
-            df.to_json(fh, orient="records", lines=True, force_ascii=False)
+    _format_of(path)
+    with atomic_write(path, "wb") as fh:
+        dump_table(df, fh.name, path)
     return path
 
 

@@ -17,6 +17,8 @@ from typing import Sequence
 import numpy as np
 
 from selector.errors import ConfigError, ModelError
+from selector.models.cache import CachedEmbedder, text_digests, unique_digests
+from selector.models.embedders import make_embedder
 
 __all__ = ["embed_with_ray", "ray_available"]
 
@@ -39,7 +41,6 @@ class _EmbedActor:
 
     def __init__(self, model: str | None, backend: str | None, device: str, batch_size: int | None,
                  onnx_cache: str | None, precision: str, fingerprint: str) -> None:
-        from selector.models.embedders import make_embedder
 
         self.embedder = make_embedder(model, device=device, batch_size=batch_size, backend=backend,
                                       onnx_cache=onnx_cache, precision=precision)
@@ -86,7 +87,6 @@ def embed_with_ray(texts: Sequence[str], embedder, cache_dir: str | os.PathLike,
         raise ConfigError("--engine ray needs the optional Ray extra; run `pip install 'selector[ray]'`")
     import ray
 
-    from selector.models.cache import CachedEmbedder, text_digests, unique_digests
 
     cached = CachedEmbedder(embedder, cache_dir, dtype=cache_dtype)
     texts = list(texts)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import numpy as np
 
 from selector.strategies._geometry import (
-    CHUNK_ROWS,
     chunked_nearest,
     cluster_pool,
     round_robin,

@@ -12,6 +12,7 @@ from selector.config import SelectConfig
 from selector.models import CachedEmbedder, EmbeddingCache, HashingEmbedder, text_digests
 from selector.models.cache import unique_digests
 import selector.round.compute as pipeline
+from selector.round.run import run_round
 
 
 class CountingEmbedder(HashingEmbedder):
@@ -110,7 +111,7 @@ def test_chunked_scoring_gives_the_unchunked_queue(monkeypatch):
     labels[lab] = [t.split()[0] for t in np.asarray(texts, dtype=object)[lab]]
     df = pd.DataFrame({"id": np.arange(n).astype(str), "text": texts, "label": labels})
     config = SelectConfig(budget=50, model="hashing:64", seed=0)
-    whole = pipeline.run_round(df, config).queue
+    whole = run_round(df, config).queue
     monkeypatch.setattr(pipeline, "SCORE_CHUNK_ROWS", 257)
-    chunked = pipeline.run_round(df, config).queue
+    chunked = run_round(df, config).queue
     pd.testing.assert_frame_equal(whole, chunked)

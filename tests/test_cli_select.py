@@ -51,7 +51,7 @@ def test_round_record_beside_queue(tmp_path, csv_file):
     record = json.loads((tmp_path / "queue.round.json").read_text())
     assert record["config"]["budget"] == 10 and record["seed"] == 0
     assert record["model_fingerprint"].startswith("hashing")
-    assert len(record["input"]["sha256"]) == 64
+    assert len(record["data"]["sha256"]) == 64
     assert record["counts"]["n_selected"] == 10
     assert record["counts"]["n_rows"] == 120
     assert {"embed", "fit", "select", "total"} <= set(record["timings_seconds"])

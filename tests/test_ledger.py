@@ -10,9 +10,9 @@ from loop_helpers import write_data
 from selector.cli.app import app
 from selector.errors import DataError
 from selector.io import file_sha256
+from selector.round.model import cv_metrics
 from selector.loop.ledger import (
     append_record,
-    cv_metrics,
     ledger_path,
     next_round_number,
     read_ledger,

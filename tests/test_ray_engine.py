@@ -12,7 +12,7 @@ ray = pytest.importorskip("ray", reason="ray is not installed (pip install 'sele
 
 from selector.config import SelectConfig  # noqa: E402
 from selector.models import CachedEmbedder, HashingEmbedder  # noqa: E402
-from selector.round.compute import run_round  # noqa: E402
+from selector.round.run import run_round  # noqa: E402
 from selector.ray_engine import embed_with_ray  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "banking77" / "data.csv"

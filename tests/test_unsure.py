@@ -13,7 +13,7 @@ from selector.config import SelectConfig, load_config
 from selector.round.pool import prepare_pool
 from selector.errors import ConfigError, DataError
 from selector.models import HashingEmbedder
-from selector.round.compute import run_round
+from selector.round.run import run_round
 from selector.labels import DEFAULT_UNSURE_LABELS, normalise_unsure_labels, unsure_mask
 from selector.quality.unsure import UNSURE_PRIORITY, unsure_items, unsure_report
 

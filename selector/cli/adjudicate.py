@@ -8,6 +8,11 @@ from typing import Optional
 import typer
 
 from selector.cli.app import app, handle_errors, info
+from selector.cli.options import ConfigFileOption, QuietOption
+from selector.io import read_table
+from selector.outputs import OutputPlan, table
+from selector.quality.adjudicate import adjudicate, format_adjudication, prepare_decisions
+from selector.quality.annotations import prepare_annotations
 
 
 @app.command("adjudicate")
@@ -21,22 +26,23 @@ def adjudicate_command(
     annotator_col: str = typer.Option("annotator", "--annotator-col", help="Annotator column of the annotations."),
     label_col: str = typer.Option("label", "--label-col", help="Label column of the annotations."),
     rework_out: Optional[Path] = typer.Option(None, "--rework-out", help="Also write how often each first annotator was overturned."),
+    config_file: ConfigFileOption = None,
+    quiet: QuietOption = False,
 ) -> None:
     """Record reviewers' final labels for contested items and write the resolved label set."""
-    from selector.quality.adjudicate import adjudicate, format_adjudication, prepare_decisions
-    from selector.quality.annotations import prepare_annotations
-    from selector.errors import ConfigError
-    from selector.io import read_table, write_table
-
-    for given in (annotations_file, decisions_file):
-        if out.resolve() == given.resolve():
-            raise ConfigError(f"--out {out} is an input file; choose another path (inputs are never modified)")
+    plan = OutputPlan()
+    plan.add_input(annotations_file, "ANNOTATIONS")
+    plan.add_input(decisions_file, "DECISIONS")
+    plan.add_output("resolved", out, "--out", table_format=True)
+    plan.add_output("rework", rework_out, "--rework-out", table_format=True)
+    plan.check()
     annotations = prepare_annotations(read_table(annotations_file), item_col=item_col, annotator_col=annotator_col,
                                       label_col=label_col, source=str(annotations_file))
     decisions = prepare_decisions(read_table(decisions_file), source=str(decisions_file), unsure_labels=unsure_labels)
     result = adjudicate(annotations, decisions, unsure_labels=unsure_labels)
-    write_table(result.resolved, out)
-    typer.echo(format_adjudication(result))
+    writers = {"resolved": table(result.resolved, out)}
     if rework_out is not None:
-        write_table(result.rework_by_annotator, rework_out)
-    info(f"wrote {out}" + (f" and {rework_out}" if rework_out is not None else ""))
+        writers["rework"] = table(result.rework_by_annotator, rework_out)
+    plan.commit(writers)
+    typer.echo(format_adjudication(result))
+    info(f"wrote {out}" + (f" and {rework_out}" if rework_out is not None else ""), quiet)

@@ -9,6 +9,10 @@ from typing import Optional
 import typer
 
 from selector.cli.app import app, handle_errors, info
+from selector.cli.options import ConfigFileOption, QuietOption
+from selector.io import read_table
+from selector.outputs import OutputPlan, table
+from selector.quality.agreement import agreement
 
 
 @app.command("agreement")
@@ -23,16 +27,15 @@ def agreement_command(
     json_out: bool = typer.Option(False, "--json", help="Print the report as JSON instead of tables."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write consensus labels per item (.csv/.parquet/.jsonl)."),
     rows: int = typer.Option(10, "--rows", min=1, help="Rows per table in the text report."),
-    seed: int = typer.Option(0, "--seed", help="Seed for breaking majority-vote ties (ties stay flagged)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No summary line on stderr."),
+    seed: int = typer.Option(0, "--seed", help="Seed for breaking majority-vote ties (ties stay flagged) [default: 0]."),
+    config_file: ConfigFileOption = None,
+    quiet: QuietOption = False,
 ) -> None:
     """Pairwise/Fleiss/Krippendorff agreement, contested items and consensus labels (majority, Dawid-Skene)."""
-    from selector.quality.agreement import agreement
-    from selector.errors import ConfigError
-    from selector.io import read_table, write_table
-
-    if out is not None and out.resolve() == annotations.resolve():
-        raise ConfigError(f"--out {out} is the input file; choose another path (inputs are never modified)")
+    plan = OutputPlan()
+    plan.add_input(annotations, "ANNOTATIONS")
+    plan.add_output("consensus", out, "--out", table_format=True)
+    plan.check()
     df = read_table(annotations)
     report = agreement(df, item_col=item_col, annotator_col=annotator_col, label_col=label_col, gold_col=gold_col,
                        min_shared=min_shared, random_state=seed, source=str(annotations))
@@ -41,5 +44,5 @@ def agreement_command(
     else:
         typer.echo(report.to_text(max_rows=rows))
     if out is not None:
-        write_table(report.consensus, out)
+        plan.commit({"consensus": table(report.consensus, out)})
         info(f"wrote consensus labels for {report.n_items} items -> {out}", quiet)

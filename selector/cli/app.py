@@ -10,7 +10,6 @@ import functools
 import shlex
 import sys
 import warnings
-from pathlib import Path
 from typing import Callable
 
 import typer
@@ -64,11 +63,6 @@ def handle_errors(func: Callable) -> Callable:
 
 def command_line() -> str:
     return "selector " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-
-
-def default_cache_dir(data: Path) -> Path:
-    """``.selector/`` beside the data file."""
-    return data.resolve().parent / ".selector"
 
 
 def main() -> None:

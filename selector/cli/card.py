@@ -9,24 +9,15 @@ import typer
 
 from selector.cli.app import app, command_line, handle_errors, info
 from selector.cli.options import (
-    AnnotatorColOption,
-    BatchSizeOption,
-    CacheDirOption,
-    ConfigFileOption,
-    DeviceOption,
-    EmbeddingsOption,
-    IdColOption,
-    ItemColOption,
-    LabelColOption,
-    ModelOption,
-    QuietOption,
-    SeedOption,
-    TextColOption,
-    cache_for,
-    check_not_input,
-    resolve_config,
-    split_list,
+    AnnotatorColOption, BackendOption, BatchSizeOption, CacheDirOption, ConfigFileOption, DeviceOption,
+    EmbeddingsOption, IdColOption, ItemColOption, LabelColOption, ModelOption, QuietOption, SeedOption,
+    TextColOption, resolve_config, split_list,
 )
+from selector.config import cache_dir_for
+from selector.io import file_sha256, read_table
+from selector.outputs import OutputPlan
+from selector.quality.card import card_paths, data_card
+from selector.round.embed import load_embeddings
 
 
 @app.command("card")
@@ -50,26 +41,34 @@ def card_command(
     model: ModelOption = None,
     device: DeviceOption = None,
     batch_size: BatchSizeOption = None,
+    backend: BackendOption = None,
     cache_dir: CacheDirOption = None,
     embeddings: EmbeddingsOption = None,
     quiet: QuietOption = False,
 ) -> None:
     """Counts, class balance, agreement, validator findings, coverage, limitations and provenance."""
-    from selector.quality.card import data_card
-    from selector.io import file_sha256, read_table
-
-    check_not_input(out, data, annotations)
     config = resolve_config(config_file, text_col=text_col, label_col=label_col, id_col=id_col, model=model,
-                            device=device, batch_size=batch_size, cache_dir=cache_dir, seed=seed)
+                            device=device, batch_size=batch_size, backend=backend, cache_dir=cache_dir, seed=seed)
+    plan = OutputPlan()
+    for what, path in (("DATA", data), ("--annotations", annotations), ("--embeddings", embeddings)):
+        plan.add_input(path, what)
+    paths = card_paths(out)
+    if annotations is None:
+        paths.pop("agreement_png")
+    for key, path in paths.items():
+        plan.add_output(key, path, "--out" if key == "markdown" else f"--out ({path.name})")
+    cache = None if embeddings is not None else plan.add_folder(cache_dir_for(data, config), "--cache-dir")
+    plan.check()
     df = read_table(data)
     ann = read_table(annotations) if annotations is not None else None
+    X_given = load_embeddings(embeddings, len(df)) if embeddings is not None else None
     card = data_card(df, annotations=ann, name=name, text_col=config.text_col, label_col=config.label_col,
                      id_col=config.id_col, item_col=item_col, annotator_col=annotator_col,
                      annotation_label_col=config.label_col,
                      labels=split_list(labels) if labels is not None else config.labels,
-                     validate_options={"unsure_labels": config.unsure_labels}, embeddings=embeddings,
-                     cache_dir=cache_for(config, data), config=config, model_agreement=not no_model,
+                     validate_options={"unsure_labels": config.unsure_labels}, embeddings=X_given,
+                     cache_dir=cache, config=config, model_agreement=not no_model,
                      n_clusters=clusters, random_state=config.seed, command=command_line(),
                      input_sha256=file_sha256(data), source=str(data))
-    paths = card.write(out)
-    info("wrote data card: " + ", ".join(str(p) for p in paths.values()), quiet)
+    written = plan.commit(card.writers(card.paths_for(out)))
+    info("wrote data card: " + ", ".join(str(p) for p in written.values()), quiet)

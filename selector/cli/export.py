@@ -8,6 +8,12 @@ from typing import Optional
 import typer
 
 from selector.cli.app import app, handle_errors, info
+from selector.cli.options import ConfigFileOption, LabelColOption, QuietOption, resolve_config
+from selector.errors import ConfigError, DataError
+from selector.io import read_table
+from selector.labels import normalise_label
+from selector.loop.export import EXPORT_FORMATS, export_suffix, export_writers, label_config_path_for
+from selector.outputs import OutputPlan
 
 
 @app.command("export")
@@ -18,24 +24,29 @@ def export_command(
     out: Path = typer.Option(..., "--out", "-o", help="Output file (.json for label-studio, .jsonl otherwise)."),
     labels: Optional[str] = typer.Option(None, "--labels", help="Comma-separated label set (Label Studio config, Prodigy options)."),
     data: Optional[Path] = typer.Option(None, "--data", help="Take the label set from this data file's label column."),
-    label_col: str = typer.Option("label", "--label-col", help="Label column of --data."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No summary line."),
+    config_file: ConfigFileOption = None,
+    label_col: LabelColOption = None,
+    quiet: QuietOption = False,
 ) -> None:
     """Write QUEUE as tasks a labeling tool imports as is (each carries its id for `selector merge`)."""
-    from selector.labels import normalise_label
-    from selector.errors import ConfigError, DataError
-    from selector.loop.export import write_export
-    from selector.io import read_table
-
     if labels is not None and data is not None:
         raise ConfigError("give the label set once: --labels or --data, not both")
+    if fmt not in EXPORT_FORMATS:
+        raise ConfigError(f"unknown export format {fmt!r}; choose one of {', '.join(EXPORT_FORMATS)}")
+    config = resolve_config(config_file, label_col=label_col)
+    plan = OutputPlan()
+    plan.add_input(queue, "QUEUE")
+    plan.add_input(data, "--data")
+    plan.add_output("export", out, "--out", suffixes=(export_suffix(fmt),))
+    plan.add_output("label_config", label_config_path_for(out), "Label Studio config")
+    plan.check()
     label_set = None
     if labels is not None:
         label_set = [x.strip() for x in labels.split(",") if x.strip()]
     elif data is not None:
         df = read_table(data)
-        if label_col not in df.columns:
-            raise DataError(f"{data}: no label column {label_col!r}; pass --label-col COLUMN")
-        label_set = sorted({v for v in map(normalise_label, df[label_col]) if v is not None})
-    written = write_export(read_table(queue), fmt, out, labels=label_set, source=str(queue))
-    info(f"exported {queue} as {fmt} -> {', '.join(map(str, written))}", quiet)
+        if config.label_col not in df.columns:
+            raise DataError(f"{data}: no label column {config.label_col!r}; pass --label-col COLUMN")
+        label_set = sorted({v for v in map(normalise_label, df[config.label_col]) if v is not None})
+    written = plan.commit(export_writers(read_table(queue), fmt, out, labels=label_set, source=str(queue)))
+    info(f"exported {queue} as {fmt} -> {', '.join(map(str, written.values()))}", quiet)

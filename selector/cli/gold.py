@@ -8,6 +8,12 @@ from typing import List, Optional
 import typer
 
 from selector.cli.app import app, handle_errors, info
+from selector.cli.options import ConfigFileOption, QuietOption
+from selector.errors import ConfigError
+from selector.io import FORMATS, read_table
+from selector.outputs import OutputPlan, json_file, table
+from selector.quality.annotations import prepare_annotations
+from selector.quality.gold import DRIFT_BY, format_drift_report, format_gold_report, gold_drift, gold_report, read_gold
 
 
 def _records(frame):
@@ -32,24 +38,20 @@ def gold_command(
     gold_item_col: str = typer.Option("item_id", "--gold-item-col", help="Item id column of the gold file."),
     gold_col: str = typer.Option("gold_label", "--gold-col", help="Gold label column of the gold file."),
     max_rows: Optional[int] = typer.Option(None, "--max-rows", help="Print at most this many annotators (lowest accuracy first)."),
+    config_file: ConfigFileOption = None,
+    quiet: QuietOption = False,
 ) -> None:
     """Score each annotator against gold labels (accuracy + Wilson 95% interval, per-class precision/recall,
     most confused labels), flag those below --min-accuracy, and report drift."""
-    from selector.quality.annotations import prepare_annotations
-    from selector.errors import ConfigError
-    from selector.quality.gold import (
-        DRIFT_BY,
-        format_drift_report,
-        format_gold_report,
-        gold_drift,
-        gold_report,
-        read_gold,
-    )
-    from selector.io import read_table, write_json, write_table
-
     for b in by or []:
         if b not in DRIFT_BY:
             raise ConfigError(f"--by must be one of {', '.join(DRIFT_BY)}, got {b!r}")
+    plan = OutputPlan()
+    plan.add_input(gold_file, "GOLD_FILE")
+    plan.add_input(annotations_file, "ANNOTATIONS")
+    if out is not None:
+        plan.add_output("report", out, "--out", suffixes=(".json", *FORMATS))
+    plan.check()
     gold = read_gold(gold_file, item_col=gold_item_col, label_col=gold_col)
     annotations = prepare_annotations(read_table(annotations_file), item_col=item_col, annotator_col=annotator_col,
                                       label_col=label_col, source=str(annotations_file))
@@ -63,12 +65,13 @@ def gold_command(
         typer.echo(format_drift_report(drifts[b]))
     if out is not None:
         if out.suffix.lower() == ".json":
-            write_json({"min_accuracy": min_accuracy, "n_gold_items": report.n_gold_items,
+            writer = json_file({"min_accuracy": min_accuracy, "n_gold_items": report.n_gold_items,
                         "n_gold_rated": report.n_gold_rated, "annotators": _records(report.annotators),
                         "per_class": _records(report.per_class), "confusions": _records(report.confusions),
                         "drift": {b: {"periods": d.periods, "windows": _records(d.windows),
                                       "per_class": _records(d.per_class), "drifts": _records(d.drifts)}
-                                  for b, d in drifts.items()}}, out)
+                                  for b, d in drifts.items()}})
         else:
-            write_table(report.annotators, out)
-        info(f"wrote {out}")
+            writer = table(report.annotators, out)
+        plan.commit({"report": writer})
+        info(f"wrote {out}", quiet)

@@ -8,6 +8,18 @@ from typing import Optional
 import typer
 
 from selector.cli.app import app, handle_errors, info
+from selector.cli.options import (
+    BackendOption, BatchSizeOption, CacheDirOption, ConfigFileOption, DeviceOption, IdColOption, LabelColOption,
+    ModelOption, QuietOption, TextColOption, resolve_config,
+)
+from selector.config import cache_dir_for
+from selector.io import read_table
+from selector.loop.ingest import NEAR_DUPLICATE_THRESHOLD, ingest_rows
+from selector.loop.merge import data_writers, plan_data_output
+from selector.models.cache import CachedEmbedder
+from selector.models.embedders import make_embedder
+from selector.outputs import OutputPlan, table
+from selector.round.embed import check_cache_dir
 
 
 @app.command("ingest")
@@ -21,37 +33,41 @@ def ingest_command(
     in_place: bool = typer.Option(False, "--in-place", help="Replace DATA, after writing DATA.bak."),
     threshold: Optional[float] = typer.Option(None, "--threshold", help="Near-duplicate cosine similarity [default: 0.95]."),
     dropped_out: Optional[Path] = typer.Option(None, "--dropped", help="Write the dropped duplicates (with what they duplicate) here."),
-    text_col: str = typer.Option("text", "--text-col", help="Text column (both files)."),
-    label_col: str = typer.Option("label", "--label-col", help="Label column of DATA."),
-    id_col: str = typer.Option("id", "--id-col", help="Id column (both files)."),
-    model: Optional[str] = typer.Option(None, "--model", help="Embedding model [default: bundled all-MiniLM-L6-v2]."),
-    device: Optional[str] = typer.Option(None, "--device", help="auto, cpu or cuda."),
-    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Embedding cache [default: .selector/ beside the data]."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No summary line."),
+    config_file: ConfigFileOption = None,
+    text_col: TextColOption = None,
+    label_col: LabelColOption = None,
+    id_col: IdColOption = None,
+    model: ModelOption = None,
+    device: DeviceOption = None,
+    batch_size: BatchSizeOption = None,
+    backend: BackendOption = None,
+    cache_dir: CacheDirOption = None,
+    quiet: QuietOption = False,
 ) -> None:
     """Add NEW_ROWS to DATA as unlabeled pool rows, dropping exact and near duplicates."""
-    from selector.config import SelectConfig
-    from selector.loop.ingest import NEAR_DUPLICATE_THRESHOLD, ingest_rows
-    from selector.io import read_table, write_table
-    from selector.loop.merge import write_data
-    from selector.models.cache import CachedEmbedder
-    from selector.models.embedders import make_embedder
-
-    from selector.cli.loop_common import cache_dir_for
-
-    config = SelectConfig().replace(model=model, device=device)
+    config = resolve_config(config_file, text_col=text_col, label_col=label_col, id_col=id_col, model=model,
+                            device=device, batch_size=batch_size, backend=backend, cache_dir=cache_dir)
+    threshold = NEAR_DUPLICATE_THRESHOLD if threshold is None else threshold
+    plan = OutputPlan()
+    plan.add_input(data, "DATA")
+    plan.add_input(new_rows, "NEW_ROWS")
+    plan_data_output(plan, data, out=out, in_place=in_place)
+    plan.add_output("dropped", dropped_out, "--dropped", table_format=True)
+    cache = plan.add_folder(cache_dir_for(data, config), "--cache-dir")
+    plan.check()
+    check_cache_dir(cache)
     df = read_table(data)
     new = read_table(new_rows)
-    embedder = CachedEmbedder(make_embedder(config.model, device=config.device, batch_size=config.batch_size),
-                              cache_dir_for(data, config, cache_dir), dtype=config.cache_dtype)
+    embedder = CachedEmbedder(make_embedder(config.model, device=config.device, batch_size=config.batch_size,
+                                            backend=config.backend), cache, dtype=config.cache_dtype)
     result = ingest_rows(df, new, source=source, embed=lambda texts: embedder.encode(texts, show_progress=not quiet),
-                         text_col=text_col, label_col=label_col, id_col=id_col, bucket_col=bucket,
-                         threshold=NEAR_DUPLICATE_THRESHOLD if threshold is None else threshold,
-                         new_source=str(new_rows))
-    written, backup = write_data(result.data, data, out=out, in_place=in_place)
+                         text_col=config.text_col, label_col=config.label_col, id_col=config.id_col,
+                         bucket_col=bucket, threshold=threshold, new_source=str(new_rows))
+    writers = data_writers(result.data, plan, data)
     if dropped_out is not None:
-        write_table(result.dropped, dropped_out)
+        writers["dropped"] = table(result.dropped, dropped_out)
+    written = plan.commit(writers)
+    backup = written.get("backup")
     info(f"ingested {result.n_added} of {result.n_new} new rows from {new_rows} (source {source!r}); dropped "
          f"{result.n_exact_duplicates} exact and {result.n_near_duplicates} near duplicates "
-         f"(cosine >= {NEAR_DUPLICATE_THRESHOLD if threshold is None else threshold}) -> {written}"
-         + (f" (backup {backup})" if backup else ""), quiet)
+         f"(cosine >= {threshold}) -> {written['data']}" + (f" (backup {backup})" if backup else ""), quiet)

@@ -8,6 +8,12 @@ from typing import Optional
 import typer
 
 from selector.cli.app import app, handle_errors, info
+from selector.cli.options import ConfigFileOption, IdColOption, LabelColOption, QuietOption, resolve_config
+from selector.errors import ConfigError
+from selector.io import read_table
+from selector.loop.ledger import ledger_path, read_ledger
+from selector.loop.merge import MergeConflictError, data_writers, merge_labels, plan_data_output, read_labels
+from selector.outputs import OutputPlan
 
 
 @app.command("merge")
@@ -18,22 +24,23 @@ def merge_command(
     round_number: Optional[int] = typer.Option(None, "--round", help="Round to record for these labels [default: the ledger round whose queue held each id]."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the merged data here (DATA is left untouched)."),
     in_place: bool = typer.Option(False, "--in-place", help="Replace DATA, after writing DATA.bak."),
-    id_col: str = typer.Option("id", "--id-col", help="Id column of DATA and of a plain table export."),
-    label_col: str = typer.Option("label", "--label-col", help="Label column of DATA and of a plain table export."),
     question: str = typer.Option("label", "--question", help="Argilla question holding the label."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No summary line."),
+    config_file: ConfigFileOption = None,
+    id_col: IdColOption = None,
+    label_col: LabelColOption = None,
+    quiet: QuietOption = False,
 ) -> None:
     """Merge labels from a labeling tool's export into DATA's label column (refuses conflicts)."""
-    from selector.io import read_table
-    from selector.loop.ledger import ledger_path, read_ledger
-    from selector.loop.merge import MergeConflictError, merge_labels, read_labels, write_data
-
     if round_number is not None and round_number < 1:
-        from selector.errors import ConfigError
-
         raise ConfigError(f"--round must be a positive round number, got {round_number}")
+    config = resolve_config(config_file, id_col=id_col, label_col=label_col)
+    plan = OutputPlan()
+    plan.add_input(data, "DATA")
+    plan.add_input(labeled, "LABELED_FILE")
+    plan_data_output(plan, data, out=out, in_place=in_place)
+    plan.check()
     df = read_table(data)
-    labels, skipped, kind = read_labels(labeled, id_col=id_col, label_col=label_col, question=question)
+    labels, skipped, kind = read_labels(labeled, id_col=config.id_col, label_col=config.label_col, question=question)
     round_of_id, gold_ids = {}, set()
     for rec in read_ledger(ledger_path(data)):
         for i in (rec.get("queue") or {}).get("ids", []):
@@ -44,7 +51,7 @@ def merge_command(
     # Gold answers score annotators (`selector gold`); they never become training labels.
     labels = labels[~is_gold].reset_index(drop=True)
     try:
-        result = merge_labels(df, labels, label_col=label_col, id_col=id_col, round_number=round_number,
+        result = merge_labels(df, labels, label_col=config.label_col, id_col=config.id_col, round_number=round_number,
                               round_of_id=round_of_id, source=str(data))
     except MergeConflictError as exc:
         for row in exc.conflicts.head(20).to_dict("records"):
@@ -53,9 +60,10 @@ def merge_command(
         if len(exc.conflicts) > 20:
             typer.echo(f"conflict: ... and {len(exc.conflicts) - 20} more", err=True)
         raise
-    written, backup = write_data(result.data, data, out=out, in_place=in_place)
+    written = plan.commit(data_writers(result.data, plan, data))
+    backup = written.get("backup")
     rounds = ", ".join(f"round {k}: {v}" for k, v in sorted(result.rounds.items()))
     info(f"merged {result.n_new} new label(s) from a {kind} export ({result.n_unchanged} already present, "
-         f"{skipped} item(s) without a label skipped) -> {written}" + (f" (backup {backup})" if backup else "") +
+         f"{skipped} item(s) without a label skipped) -> {written['data']}" + (f" (backup {backup})" if backup else "") +
          (f"; {rounds}" if rounds else "") +
          (f"; set aside {n_gold} answer(s) to gold items (score them with `selector gold`)" if n_gold else ""), quiet)

@@ -9,23 +9,15 @@ import typer
 
 from selector.cli.app import app, handle_errors, info
 from selector.cli.options import (
-    AnnotatorColOption,
-    BatchSizeOption,
-    CacheDirOption,
-    ConfigFileOption,
-    DeviceOption,
-    EmbeddingsOption,
-    IdColOption,
-    ItemColOption,
-    LabelColOption,
-    ModelOption,
-    QuietOption,
-    SeedOption,
-    TextColOption,
-    cache_for,
-    check_not_input,
-    resolve_config,
+    AnnotatorColOption, BackendOption, BatchSizeOption, CacheDirOption, ConfigFileOption, DeviceOption,
+    EmbeddingsOption, IdColOption, ItemColOption, LabelColOption, ModelOption, QuietOption, SeedOption,
+    TextColOption, resolve_config,
 )
+from selector.config import cache_dir_for
+from selector.io import read_table
+from selector.outputs import OutputPlan, table
+from selector.quality.review import review
+from selector.round.embed import load_embeddings
 
 
 @app.command("review")
@@ -49,26 +41,30 @@ def review_command(
     model: ModelOption = None,
     device: DeviceOption = None,
     batch_size: BatchSizeOption = None,
+    backend: BackendOption = None,
     cache_dir: CacheDirOption = None,
     embeddings: EmbeddingsOption = None,
     quiet: QuietOption = False,
 ) -> None:
     """Merge unsure and contested items, mislabel suspects and uncertain unlabeled rows into one ranked queue."""
-    from selector.io import read_table, write_table
-    from selector.quality.review import review
-
-    check_not_input(out, data, annotations)
     config = resolve_config(config_file, text_col=text_col, label_col=label_col, id_col=id_col, model=model,
-                            device=device, batch_size=batch_size, cache_dir=cache_dir, seed=seed)
+                            device=device, batch_size=batch_size, backend=backend, cache_dir=cache_dir, seed=seed)
+    plan = OutputPlan()
+    for what, path in (("DATA", data), ("--annotations", annotations), ("--embeddings", embeddings)):
+        plan.add_input(path, what)
+    plan.add_output("queue", out, "--out", table_format=True)
+    cache = None if embeddings is not None else plan.add_folder(cache_dir_for(data, config), "--cache-dir")
+    plan.check()
     df = read_table(data)
     ann = read_table(annotations) if annotations is not None else None
+    X_given = load_embeddings(embeddings, len(df)) if embeddings is not None else None
     result = review(df, annotations=ann, budget=budget, text_col=config.text_col, label_col=config.label_col,
                     id_col=config.id_col, item_col=item_col, annotator_col=annotator_col,
                     annotation_label_col=config.label_col,
                     weights={"unsure": w_unsure, "contested": w_contested, "suspect": w_suspect, "uncertain": w_uncertain},
-                    embeddings=embeddings, cache_dir=cache_for(config, data), config=config,
+                    embeddings=X_given, cache_dir=cache, config=config,
                     random_state=config.seed, source=str(data))
-    write_table(result.queue, out)
+    plan.commit({"queue": table(result.queue, out)})
     q = result.stats["queued_by_source"]
     info(f"queued {len(result.queue)} rows for review -> {out} (unsure {q['unsure']}, contested {q['contested']}, suspect {q['suspect']}, "
          f"uncertain {q['uncertain']}; candidates {result.candidates})", quiet)

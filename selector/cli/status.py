@@ -3,60 +3,70 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
 from selector.cli.app import app, handle_errors
+from selector.cli.options import (
+    BackendOption, BatchSizeOption, CacheDirOption, ConfigFileOption, DeviceOption, EmbeddingsOption, IdColOption,
+    LabelColOption, ModelOption, QuietOption, TextColOption,
+)
+from selector.config import cache_dir_for, config_from_record, load_config
+from selector.errors import DataError
+from selector.io import file_sha256, read_table
+from selector.loop.ledger import ledger_path, read_ledger, stop_set_predictions
+from selector.loop.merge import ROUND_COL
+from selector.loop.status import MeasurePoint, build_status, format_status
+from selector.models.classifiers import fit_classifier, make_classifier
+from selector.round.embed import embed_pool, load_embeddings
+from selector.round.model import cv_metrics, labels_problem
+from selector.round.pool import prepare_pool
 
 
 @app.command("status")
 @handle_errors
 def status_command(
     data: Path = typer.Argument(..., help="The data file of the loop (its folder holds .selector/rounds.jsonl)."),
-    embeddings: Optional[Path] = typer.Option(None, "--embeddings", help=".npy of embeddings aligned with the rows; skips the model."),
-    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Embedding cache [default: as the last round]."),
-    model: Optional[str] = typer.Option(None, "--model", help="Embedding model [default: as the last round]."),
-    device: Optional[str] = typer.Option(None, "--device", help="auto, cpu or cuda."),
-    text_col: Optional[str] = typer.Option(None, "--text-col", help="Text column [default: as the last round]."),
-    label_col: Optional[str] = typer.Option(None, "--label-col", help="Label column [default: as the last round]."),
-    id_col: Optional[str] = typer.Option(None, "--id-col", help="Id column [default: as the last round]."),
     kappa_threshold: float = typer.Option(0.99, "--kappa-threshold", help="Stop-set kappa at which predictions count as stable (Bloodgood & Vijay-Shanker 2009)."),
     f1_tolerance: float = typer.Option(0.01, "--f1-tolerance", help="CV macro-F1 gain at or below which gains count as flat."),
     live: bool = typer.Option(True, "--live/--no-live", help="Measure labels merged since the last round (embeds from cache)."),
+    config_file: ConfigFileOption = None,
+    text_col: TextColOption = None,
+    label_col: LabelColOption = None,
+    id_col: IdColOption = None,
+    model: ModelOption = None,
+    device: DeviceOption = None,
+    batch_size: BatchSizeOption = None,
+    backend: BackendOption = None,
+    cache_dir: CacheDirOption = None,
+    embeddings: EmbeddingsOption = None,
+    quiet: QuietOption = False,
 ) -> None:
-    """Print the labeling loop's rounds, labels per round and class, model quality and a stopping hint."""
-    import numpy as np
+    """Print the labeling loop's rounds, labels per round and class, model quality and a stopping hint.
 
-    from selector.round.pool import prepare_pool
-    from selector.errors import DataError
-    from selector.io import file_sha256, read_table
-    from selector.loop.ledger import cv_metrics, ledger_path, read_ledger, stop_set_predictions
-    from selector.loop.status import MeasurePoint, build_status, format_status
-    from selector.loop.merge import ROUND_COL
-
-    from selector.cli.loop_common import cache_dir_for, config_from_record
-
+    Settings default to the last round's (from the ledger), then --config, then flags.
+    """
     ledger = ledger_path(data)
     records = read_ledger(ledger)
     if not records:
         raise DataError(f"{ledger}: no rounds recorded yet; run `selector select {data}` first")
-    config = config_from_record(records[-1], text_col=text_col, label_col=label_col, id_col=id_col,
-                                model=model, device=device)
+    config = config_from_record(records[-1]) if config_file is None else load_config(config_file)
+    config = config.replace(text_col=text_col, label_col=label_col, id_col=id_col, model=model, device=device,
+                            batch_size=batch_size, backend=backend,
+                            cache_dir=str(cache_dir) if cache_dir is not None else None)
     df = read_table(data)
     pool = prepare_pool(df, text_col=config.text_col, label_col=config.label_col, id_col=config.id_col,
                         source=str(data), require_label_col=False)
     now = None
     changed = file_sha256(data) != (records[-1].get("data") or {}).get("sha256")
     if live and changed:
-        from selector.models.classifiers import fit_classifier, make_classifier
-        from selector.round.compute import embed_pool
-
-        X, _ = embed_pool(pool, config, embeddings=embeddings, cache_dir=cache_dir_for(data, config, cache_dir))
+        X_given = load_embeddings(embeddings, pool.n) if embeddings is not None else None
+        X, _ = embed_pool(pool, config, embeddings=X_given, cache_dir=cache_dir_for(data, config),
+                          show_progress=not quiet)
         lab = pool.labeled_positions
         y = pool.labels[lab].astype(str)
         template = make_classifier(config.classifier, random_state=config.seed, **config.classifier_params)
-        fitted = fit_classifier(template, X[lab], y) if np.unique(y).size >= 2 else None
+        fitted = fit_classifier(template, X[lab], y) if labels_problem(y) is None else None
         stop = stop_set_predictions(pool.ids, X, fitted, records)
         preds = dict(zip(stop["ids"], stop["predictions"])) if stop["predictions"] else None
         now = MeasurePoint(name="now", n_labeled=int(lab.size),

@@ -8,6 +8,12 @@ from typing import Optional
 import typer
 
 from selector.cli.app import app, handle_errors, info
+from selector.cli.options import ConfigFileOption, QuietOption
+from selector.io import read_table
+from selector.outputs import OutputPlan, table
+from selector.quality.annotations import prepare_annotations
+from selector.quality.gold import read_gold
+from selector.quality.unsure import unsure_items, unsure_report
 
 
 def _table(frame, key: str) -> list[str]:
@@ -30,13 +36,15 @@ def unsure_command(
     item_col: str = typer.Option("item_id", "--item-col"),
     annotator_col: str = typer.Option("annotator", "--annotator-col"),
     label_col: str = typer.Option("label", "--label-col"),
+    config_file: ConfigFileOption = None,
+    quiet: QuietOption = False,
 ) -> None:
     """Unsure rate per annotator, class and guideline version (too high = the guideline is unclear there)."""
-    from selector.quality.annotations import prepare_annotations
-    from selector.quality.gold import read_gold
-    from selector.io import read_table, write_table
-    from selector.quality.unsure import unsure_items, unsure_report
-
+    plan = OutputPlan()
+    plan.add_input(annotations_file, "ANNOTATIONS")
+    plan.add_input(gold_file, "--gold")
+    plan.add_output("items", items_out, "--items-out", table_format=True)
+    plan.check()
     annotations = prepare_annotations(read_table(annotations_file), item_col=item_col, annotator_col=annotator_col,
                                       label_col=label_col, source=str(annotations_file))
     gold = read_gold(gold_file) if gold_file is not None else None
@@ -50,5 +58,5 @@ def unsure_command(
             typer.echo("\n".join(_table(frame, key)))
     if items_out is not None:
         items = unsure_items(annotations, unsure_labels)
-        write_table(items, items_out)
-        info(f"wrote {len(items)} unsure item(s) to {items_out}")
+        plan.commit({"items": table(items, items_out)})
+        info(f"wrote {len(items)} unsure item(s) to {items_out}", quiet)

@@ -10,21 +10,15 @@ import typer
 
 from selector.cli.app import app, handle_errors, info
 from selector.cli.options import (
-    BatchSizeOption,
-    CacheDirOption,
-    ConfigFileOption,
-    DeviceOption,
-    EmbeddingsOption,
-    IdColOption,
-    LabelColOption,
-    ModelOption,
-    QuietOption,
-    TextColOption,
-    cache_for,
-    check_not_input,
-    resolve_config,
-    split_list,
+    BackendOption, BatchSizeOption, CacheDirOption, ConfigFileOption, DeviceOption,
+    EmbeddingsOption, IdColOption, LabelColOption, ModelOption, QuietOption,
+    TextColOption, resolve_config, split_list,
 )
+from selector.config import cache_dir_for
+from selector.io import read_table
+from selector.outputs import OutputPlan, table
+from selector.quality.validate import validate
+from selector.round.embed import load_embeddings
 
 
 @app.command("validate")
@@ -49,30 +43,36 @@ def validate_command(
     model: ModelOption = None,
     device: DeviceOption = None,
     batch_size: BatchSizeOption = None,
+    backend: BackendOption = None,
     cache_dir: CacheDirOption = None,
     embeddings: EmbeddingsOption = None,
     quiet: QuietOption = False,
 ) -> None:
     """Duplicates, contradictions, near-duplicates across labels, invalid labels, imbalance, missing negatives, empty texts."""
-    from selector.io import read_table, write_table
-    from selector.quality.validate import validate
-
-    check_not_input(out, data)
     config = resolve_config(config_file, text_col=text_col, label_col=label_col, id_col=id_col, model=model,
-                            device=device, batch_size=batch_size, cache_dir=cache_dir)
+                            device=device, batch_size=batch_size, backend=backend, cache_dir=cache_dir)
+    plan = OutputPlan()
+    plan.add_input(data, "DATA")
+    plan.add_input(embeddings, "--embeddings")
+    plan.add_output("findings", out, "--out", table_format=True)
+    embeds = not no_embed
+    cache = plan.add_folder(cache_dir_for(data, config), "--cache-dir") if embeds and embeddings is None else None
+    plan.check()
     df = read_table(data)
+    X_given = load_embeddings(embeddings, len(df)) if embeddings is not None else None
     report = validate(df, text_col=config.text_col, label_col=config.label_col, id_col=config.id_col,
-                      labels=split_list(labels) if labels is not None else config.labels, negatives=split_list(negatives) or None, imbalance_ratio=imbalance,
+                      labels=split_list(labels) if labels is not None else config.labels,
+                      negatives=split_list(negatives) or None, imbalance_ratio=imbalance,
                       near_duplicate_threshold=near_dup, min_text_chars=min_chars,
-                      blockers=split_list(blockers) or (), embeddings=embeddings,
-                      cache_dir=cache_for(config, data), config=config, near_duplicates=not no_embed,
+                      blockers=split_list(blockers) or (), embeddings=X_given,
+                      cache_dir=cache, config=config, near_duplicates=embeds,
                       unsure_labels=config.unsure_labels, source=str(data))
     if json_out:
         typer.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False, default=str))
     else:
         typer.echo(report.to_text())
     if out is not None:
-        write_table(report.rows(), out)
+        plan.commit({"findings": table(report.rows(), out)})
         info(f"wrote {len(report.rows())} finding rows -> {out}", quiet)
     if not report.passed:
         info(f"validation failed: {', '.join(f.check for f in report.blockers)}", quiet)

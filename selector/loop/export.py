@@ -26,11 +26,12 @@ from xml.sax.saxutils import quoteattr
 
 import pandas as pd
 
-from selector.labels import normalise_label
 from selector.errors import ConfigError, DataError
-from selector.io import atomic_write
+from selector.labels import normalise_label
+from selector.outputs import OutputPlan, Writer, text_file
 
-__all__ = ["EXPORT_FORMATS", "export_records", "write_export", "label_studio_config"]
+__all__ = ["EXPORT_FORMATS", "export_records", "write_export", "export_writers", "export_suffix",
+           "label_config_path_for", "label_studio_config"]
 
 EXPORT_FORMATS = ("label-studio", "argilla", "prodigy", "doccano")
 QUESTION = "label"
@@ -113,28 +114,44 @@ def export_records(queue: pd.DataFrame, fmt: str, *, labels: Sequence[str] | Non
     return out
 
 
-def write_export(queue: pd.DataFrame, fmt: str, out: str | Path, *, labels: Sequence[str] | None = None,
-                 source: str = "<queue>") -> list[Path]:
-    """Write the export atomically; returns the files written (Label Studio may add a config).
+def export_suffix(fmt: str) -> str:
+    """The file extension ``fmt`` imports: ``.json`` for Label Studio, ``.jsonl`` otherwise."""
+    return ".json" if fmt == "label-studio" else ".jsonl"
+
+
+def label_config_path_for(out: str | Path) -> Path:
+    """``tasks.json`` -> ``tasks.label_config.xml``: the Label Studio labeling config beside the tasks."""
+    out = Path(out)
+    return out.with_name(out.stem + ".label_config.xml")
+
+
+def export_writers(queue: pd.DataFrame, fmt: str, out: str | Path, *, labels: Sequence[str] | None = None,
+                   source: str = "<queue>") -> dict[str, Writer]:
+    """Writers of the export (key ``export``) and, for Label Studio with labels, its config (``label_config``).
 
     Label Studio gets a JSON array (``.json``); the others JSONL (``.jsonl``).
     """
     out = Path(out)
-    want = ".json" if fmt == "label-studio" else ".jsonl"
+    want = export_suffix(fmt)
     if fmt in EXPORT_FORMATS and out.suffix.lower() != want:
         raise ConfigError(f"--out {out}: {fmt} imports {want} files; name the output *{want}")
     records = export_records(queue, fmt, labels=labels, source=source)
-    with atomic_write(out) as fh:
-        if fmt == "label-studio":
-            json.dump(records, fh, ensure_ascii=False, indent=1)
-            fh.write("\n")
-        else:
-            for rec in records:
-                fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
-    written = [out]
+    if fmt == "label-studio":
+        body = json.dumps(records, ensure_ascii=False, indent=1) + "\n"
+    else:
+        body = "".join(json.dumps(rec, ensure_ascii=False) + "\n" for rec in records)
+    writers = {"export": text_file(body)}
     if fmt == "label-studio" and labels:
-        config = out.with_name(out.stem + ".label_config.xml")
-        with atomic_write(config) as fh:
-            fh.write(label_studio_config(labels))
-        written.append(config)
-    return written
+        writers["label_config"] = text_file(label_studio_config(labels))
+    return writers
+
+
+def write_export(queue: pd.DataFrame, fmt: str, out: str | Path, *, labels: Sequence[str] | None = None,
+                 source: str = "<queue>") -> list[Path]:
+    """Write the export (and Label Studio's config) together; returns the files written."""
+    out = Path(out)
+    plan = OutputPlan()
+    plan.add_output("export", out, "--out")
+    plan.add_output("label_config", label_config_path_for(out), "Label Studio config")
+    plan.check()
+    return list(plan.commit(export_writers(queue, fmt, out, labels=labels, source=source)).values())

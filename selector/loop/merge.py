@@ -20,8 +20,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from selector.errors import ConfigError, DataError
+from selector.io import read_table
 from selector.labels import normalise_label
-from selector.errors import DataError
+from selector.outputs import OutputPlan, Writer, bytes_file, same_file, table
 
 __all__ = ["MergeConflictError", "MergeResult", "read_labels", "merge_labels", "ROUND_COL", "LABEL_FIELDS"]
 
@@ -83,13 +85,20 @@ def _annotator_name(value):
 def _label_studio(items: list[dict], source: str) -> tuple[list[dict], int]:
     rows, skipped = [], 0
     for n, task in enumerate(items, start=1):
+        if not isinstance(task, dict):
+            raise DataError(f"{source}: task {n} is not a JSON object; export the project as Label Studio JSON")
         data = task.get("data") or {}
         item_id = _id_of(data)  # the top-level "id" is Label Studio's own task number
         got = False
         for ann in task.get("annotations") or []:
+            result = ann.get("result") if isinstance(ann, dict) else None
+            if not isinstance(ann, dict) or not isinstance(result or [], list) or not all(
+                    isinstance(r, dict) and isinstance(r.get("value") or {}, dict) for r in result or []):
+                raise DataError(f"{source}: task {n} (id {item_id}) has an annotation whose 'result' is not a list of "
+                                "objects with a 'value'; export the project as Label Studio JSON (not JSON-MIN or CSV)")
             if ann.get("was_cancelled"):
                 continue
-            choices = [c for res in ann.get("result") or [] if res.get("type") in (None, "choices")
+            choices = [c for res in result or [] if res.get("type") in (None, "choices")
                        for c in (res.get("value") or {}).get("choices") or []]
             if len(choices) > 1:
                 raise DataError(f"{source}: task {n} (id {item_id}) has {len(choices)} choices in one annotation "
@@ -233,7 +242,6 @@ def read_labels(path: str | Path, *, id_col: str = "id", label_col: str = "label
     kind : str
         ``label-studio``, ``argilla``, ``prodigy``, ``doccano`` or ``table``.
     """
-    from selector.io import read_table
 
     path = Path(path)
     if not path.is_file():
@@ -362,29 +370,25 @@ def merge_labels(data: pd.DataFrame, labels: pd.DataFrame, *, label_col: str = "
                        rounds=rounds)
 
 
-def write_data(df: pd.DataFrame, data: str | Path, *, out: str | Path | None, in_place: bool) -> tuple[Path, Path | None]:
-    """Write an updated data table as a new file, or over ``data`` after a backup.
+def plan_data_output(plan: OutputPlan, data: str | Path, *, out: str | Path | None, in_place: bool) -> Path:
+    """Register where an updated data table goes: ``out`` (a new file) or, with ``in_place``, ``data``
+    itself after a ``DATA.bak`` backup. Returns the path the table will be written to.
 
-    ``in_place`` copies ``data`` to ``DATA.bak`` first (atomically), then atomically replaces
-    ``data``; otherwise ``out`` is written and ``data`` is left untouched.
-
-    Returns
-    -------
-    written : Path
-    backup : Path or None
+    ``data`` must already be registered as an input unless ``in_place`` (then it is the output).
     """
-    from selector.errors import ConfigError
-    from selector.io import atomic_write, write_table
-
     data = Path(data)
     if in_place == (out is not None):
         raise ConfigError("choose where to write: --out FILE (a new file) or --in-place (DATA, after a DATA.bak backup)")
     if in_place:
-        backup = data.with_name(data.name + ".bak")
-        with atomic_write(backup, "wb") as fh:
-            fh.write(data.read_bytes())
-        return write_table(df, data), backup
-    out = Path(out)
-    if out.resolve() == data.resolve():
-        raise ConfigError(f"--out {out} is the input file; use --in-place to replace it (with a backup)")
-    return write_table(df, out), None
+        plan.inputs = [(w, p) for w, p in plan.inputs if not same_file(p, data)]
+        plan.add_output("backup", data.with_name(data.name + ".bak"), "backup of DATA")
+        return plan.add_output("data", data, "--in-place DATA", table_format=True)
+    return plan.add_output("data", out, "--out", table_format=True)
+
+
+def data_writers(df: pd.DataFrame, plan: OutputPlan, data: str | Path) -> dict[str, Writer]:
+    """Writers for :func:`plan_data_output`'s outputs: the table (and the backup of ``data``)."""
+    writers = {"data": table(df, plan.path("data"))}
+    if "backup" in plan.outputs:
+        writers["backup"] = bytes_file(Path(data).read_bytes())
+    return writers

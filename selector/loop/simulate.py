@@ -19,6 +19,9 @@ import numpy as np
 import pandas as pd
 
 from selector.errors import ConfigError, DataError
+from selector.models.classifiers import fit_classifier, make_classifier
+from selector.round.compute import select_batch
+from selector.strategies import get_strategy_class
 
 __all__ = ["SimulationResult", "held_out_split", "simulate", "verdicts", "plot_curves"]
 
@@ -73,7 +76,6 @@ def held_out_split(labels: np.ndarray, split: np.ndarray | None, *, test_size: f
 def _evaluate(template, X_tr, y_tr, X_te, y_te) -> tuple[float, float]:
     from sklearn.metrics import accuracy_score, f1_score
 
-    from selector.models.classifiers import fit_classifier
 
     if np.unique(y_tr).size < 2:
         # One class seen so far: the only possible prediction is that class.
@@ -107,8 +109,6 @@ def simulate(X: np.ndarray, labels: np.ndarray, *, strategies: Sequence[str], ba
     -------
     SimulationResult
     """
-    from selector.models.classifiers import make_classifier
-    from selector.strategies import get_strategy_class
 
     for name in strategies:
         get_strategy_class(name)  # unknown names fail before any work, with a suggestion
@@ -132,7 +132,6 @@ def simulate(X: np.ndarray, labels: np.ndarray, *, strategies: Sequence[str], ba
 
 
 def _simulate(X, labels, train, test, template, strategies, batch, rounds, seeds, random_state, progress):
-    from selector.round.compute import select_batch
 
     X_tr, y_tr, X_te, y_te = X[train], labels[train], X[test], labels[test]
     full_acc, full_f1 = _evaluate(template, X_tr, y_tr, X_te, y_te)
@@ -226,7 +225,6 @@ def plot_curves(result: SimulationResult, path: str | Path, *, title: str = "") 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from selector.io import atomic_write
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     stats = result.curves.groupby(["strategy", "n_labels"], sort=True)[["accuracy", "macro_f1"]].agg(["mean", "std"])
@@ -246,7 +244,7 @@ def plot_curves(result: SimulationResult, path: str | Path, *, title: str = "") 
     fig.suptitle(title or f"learning curves (test n={result.n_test})")
     fig.tight_layout()
     path = Path(path)
-    with atomic_write(path, "wb") as fh:
-        fig.savefig(fh, format="png", dpi=110)
+    # ``path`` may be a commit's temp file: the format is explicit.
+    fig.savefig(path, format="png", dpi=110)
     plt.close(fig)
     return path

@@ -26,8 +26,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from selector.quality.annotations import prepare_annotations
 from selector.errors import ConfigError, DataError
+from selector.labels import normalise_label
+from selector.quality.annotations import prepare_annotations
 
 __all__ = [
     "AgreementReport", "DawidSkeneResult", "FleissResult", "RatingCodes",
@@ -571,7 +572,7 @@ def _num(x) -> float | None:
     return None if np.isnan(x) else x
 
 
-def _records(df: pd.DataFrame, limit: int | None = None) -> list[dict]:
+def frame_records(df: pd.DataFrame, limit: int | None = None) -> list[dict]:
     df = df if limit is None else df.head(limit)
     return [{k: (_num(v) if isinstance(v, (float, np.floating)) else
                  int(v) if isinstance(v, (np.integer,)) else bool(v) if isinstance(v, np.bool_) else v)
@@ -658,11 +659,11 @@ class AgreementReport:
         """JSON-serialisable report; long tables are cut to ``max_rows`` rows (consensus: see ``--out``)."""
         out = self.summary()
         out.update({
-            "pairwise": _records(self.pairwise, max_rows if len(self.pairwise) > 500 else None),
-            "annotators": _records(self.annotators),
-            "confused_pairs": _records(self.confused_pairs, max_rows),
-            "per_class": _records(self.per_class),
-            "contested": _records(self.contested, max_rows),
+            "pairwise": frame_records(self.pairwise, max_rows if len(self.pairwise) > 500 else None),
+            "annotators": frame_records(self.annotators),
+            "confused_pairs": frame_records(self.confused_pairs, max_rows),
+            "per_class": frame_records(self.per_class),
+            "contested": frame_records(self.contested, max_rows),
             "dawid_skene_confusion": {
                 str(a): {str(t): dict(zip(map(str, self.dawid_skene.labels), map(float, row)))
                          for t, row in zip(self.dawid_skene.labels, mat)}
@@ -773,7 +774,6 @@ def agreement(df: pd.DataFrame, *, item_col: str = "item_id", annotator_col: str
     if gold_col is not None:
         if gold_col not in df.columns:
             raise DataError(f"{source}: no gold column {gold_col!r} (columns found: {', '.join(map(str, df.columns))})")
-        from selector.labels import normalise_label
 
         g = pd.DataFrame({"item_id": [normalise_label(v) for v in df[item_col].to_numpy(dtype=object)],
                           "gold": [normalise_label(v) for v in df[gold_col].to_numpy(dtype=object)]}).dropna()
@@ -799,7 +799,7 @@ def agreement(df: pd.DataFrame, *, item_col: str = "item_id", annotator_col: str
 
 # --------------------------------------------------------------------------- text output
 
-def _fmt(x, digits: int = 3) -> str:
+def format_number(x, digits: int = 3) -> str:
     if x is None:
         return "-"
     if isinstance(x, (float, np.floating)):
@@ -810,7 +810,7 @@ def _fmt(x, digits: int = 3) -> str:
 def _table(df: pd.DataFrame, columns: list[str], max_rows: int, width: int = 60) -> list[str]:
     if df.empty:
         return ["  (none)"]
-    rows = [[_fmt(v)[:width] for v in r] for r in df[columns].head(max_rows).itertuples(index=False)]
+    rows = [[format_number(v)[:width] for v in r] for r in df[columns].head(max_rows).itertuples(index=False)]
     widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(columns)]
     lines = ["  " + "  ".join(c.ljust(w) for c, w in zip(columns, widths))]
     lines += ["  " + "  ".join(v.ljust(w) for v, w in zip(r, widths)) for r in rows]
@@ -827,11 +827,11 @@ def _format_report(r: AgreementReport, *, max_rows: int, title: str = "Agreement
         f"labels: {', '.join(r.labels)}",
         f"  ratings per item: min {r.ratings_per_item['min']}, median {r.ratings_per_item['median']:g}, "
         f"max {r.ratings_per_item['max']}",
-        f"  percent agreement (pairs within items): {_fmt(r.percent_agreement)}",
-        f"  Fleiss' kappa: {_fmt(f.kappa)} on {f.n_items_used} items with {f.raters_per_item} raters"
+        f"  percent agreement (pairs within items): {format_number(r.percent_agreement)}",
+        f"  Fleiss' kappa: {format_number(f.kappa)} on {f.n_items_used} items with {f.raters_per_item} raters"
         + (f" ({f.n_items_dropped} items dropped, rater counts {f.dropped})" if f.n_items_dropped else ""),
-        f"  Krippendorff's alpha (nominal): {_fmt(r.krippendorff_alpha)}",
-        f"  mean pairwise Cohen's kappa: {_fmt(s['mean_pairwise_cohen_kappa'])} over {len(r.pairwise)} pairs "
+        f"  Krippendorff's alpha (nominal): {format_number(r.krippendorff_alpha)}",
+        f"  mean pairwise Cohen's kappa: {format_number(s['mean_pairwise_cohen_kappa'])} over {len(r.pairwise)} pairs "
         f"sharing >= {r.min_shared} items",
         f"  contested items: {len(r.contested)} of {r.n_items}; majority-vote ties: {r.n_ties}; "
         f"Dawid-Skene differs from majority on {s['dawid_skene']['n_differs_from_majority']} items "
@@ -839,9 +839,9 @@ def _format_report(r: AgreementReport, *, max_rows: int, title: str = "Agreement
     ]
     if r.gold_accuracy and r.gold_accuracy.get("n_items_with_gold"):
         g = r.gold_accuracy
-        lines.append(f"  accuracy vs gold ({g['n_items_with_gold']} items): majority vote {_fmt(g['majority_vote_random_ties'])} "
-                     f"(ties at random; expected {_fmt(g['majority_vote_expected'])}, {g['n_ties']} ties), "
-                     f"Dawid-Skene {_fmt(g['dawid_skene'])}")
+        lines.append(f"  accuracy vs gold ({g['n_items_with_gold']} items): majority vote {format_number(g['majority_vote_random_ties'])} "
+                     f"(ties at random; expected {format_number(g['majority_vote_expected'])}, {g['n_ties']} ties), "
+                     f"Dawid-Skene {format_number(g['dawid_skene'])}")
     lines += ["", "Pairwise (most shared items first):"]
     lines += _table(r.pairwise, ["annotator_a", "annotator_b", "n_shared", "percent_agreement", "cohen_kappa"], max_rows)
     lines += ["", "Per class (specific agreement):"]

@@ -21,7 +21,15 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from selector.config import SelectConfig
 from selector.errors import ConfigError
+from selector.models.classifiers import make_classifier, out_of_fold_proba
+from selector.outputs import json_file, OutputPlan, text_file, Writer
+from selector.quality.agreement import agreement, format_number, frame_records
+from selector.quality.validate import validate
+from selector.round.embed import embed_pool
+from selector.round.pool import prepare_pool
+from selector.round.record import package_versions
 
 __all__ = ["DataCard", "data_card", "coverage"]
 
@@ -70,7 +78,6 @@ def coverage(X: np.ndarray, labeled: np.ndarray, *, n_clusters: int | None = Non
 
 def _model_agreement(X: np.ndarray, y: np.ndarray, *, classifier, random_state) -> pd.DataFrame:
     """Per class: share of labeled rows whose out-of-fold prediction equals their label."""
-    from selector.models.classifiers import make_classifier, out_of_fold_proba
 
     template = classifier if classifier is not None else make_classifier(random_state=random_state)
     proba, classes = out_of_fold_proba(template, X, y, random_state=random_state)
@@ -97,12 +104,11 @@ class DataCard:
     files: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        from selector.quality.agreement import _records
 
         return {
-            "name": self.name, "counts": self.counts, "class_balance": _records(self.class_balance),
+            "name": self.name, "counts": self.counts, "class_balance": frame_records(self.class_balance),
             "agreement": None if self.agreement is None else self.agreement.to_dict(max_rows=20),
-            "model_agreement": None if self.model_agreement is None else _records(self.model_agreement),
+            "model_agreement": None if self.model_agreement is None else frame_records(self.model_agreement),
             "validation": self.validation.to_dict() if self.validation is not None else None,
             "coverage": {k: v for k, v in self.coverage.items() if k != "cluster"},
             "guideline_versions": self.guideline_versions, "limitations": self.limitations,
@@ -112,28 +118,46 @@ class DataCard:
     def to_markdown(self) -> str:
         return _markdown(self)
 
-    def write(self, out: str | Path) -> dict[str, Path]:
-        """Write ``<out>.md``, ``<out>.json``, ``<out>.class_balance.png`` and ``<out>.agreement.png``.
+    def paths_for(self, out: str | Path) -> dict[str, Path]:
+        """The files :meth:`write` makes for ``out`` (a path without extension or ending in ``.md``).
 
-        ``out`` is a path without extension or ending in ``.md``. Returns the written paths.
+        ``markdown``, ``json``, ``class_balance_png`` and, with per-class agreement, ``agreement_png``.
         """
-        from selector.io import atomic_write, write_json
-
-        out = Path(out)
-        base = out.with_suffix("") if out.suffix.lower() in (".md", ".json") else out
-        paths = {"markdown": base.with_name(base.name + ".md"), "json": base.with_name(base.name + ".json"),
-                 "class_balance_png": base.with_name(base.name + ".class_balance.png")}
-        per_class = _per_class_agreement(self)
-        if per_class is not None:
-            paths["agreement_png"] = base.with_name(base.name + ".agreement.png")
-        self.files = {k: p.name for k, p in paths.items()}
-        _plot_class_balance(self.class_balance, paths["class_balance_png"])
-        if per_class is not None:
-            _plot_agreement(per_class, paths["agreement_png"])
-        with atomic_write(paths["markdown"]) as fh:
-            fh.write(self.to_markdown())
-        write_json(self.to_dict(), paths["json"])
+        paths = card_paths(out)
+        if _per_class_agreement(self) is None:
+            paths.pop("agreement_png")
         return paths
+
+    def writers(self, paths: dict[str, Path]) -> dict[str, Writer]:
+        """One writer per file of :meth:`paths_for` (for :meth:`selector.outputs.OutputPlan.commit`)."""
+        self.files = {k: p.name for k, p in paths.items()}
+        per_class = _per_class_agreement(self)
+        writers = {"markdown": text_file(self.to_markdown()), "json": json_file(self.to_dict()),
+                   "class_balance_png": lambda tmp: _plot_class_balance(self.class_balance, tmp)}
+        if per_class is not None:
+            writers["agreement_png"] = lambda tmp: _plot_agreement(per_class, tmp)
+        return writers
+
+    def write(self, out: str | Path) -> dict[str, Path]:
+        """Write ``<out>.md``, ``<out>.json``, ``<out>.class_balance.png`` and ``<out>.agreement.png`` together.
+
+        Returns the written paths.
+        """
+        plan = OutputPlan()
+        paths = self.paths_for(out)
+        for key, path in paths.items():
+            plan.add_output(key, path, f"data card {key}")
+        plan.check()
+        return plan.commit(self.writers(paths))
+
+
+def card_paths(out: str | Path) -> dict[str, Path]:
+    """Every file a card for ``out`` may write: ``.md``, ``.json``, ``.class_balance.png``, ``.agreement.png``."""
+    out = Path(out)
+    base = out.with_suffix("") if out.suffix.lower() in (".md", ".json") else out
+    return {"markdown": base.with_name(base.name + ".md"), "json": base.with_name(base.name + ".json"),
+            "class_balance_png": base.with_name(base.name + ".class_balance.png"),
+            "agreement_png": base.with_name(base.name + ".agreement.png")}
 
 
 def data_card(df: pd.DataFrame, *, annotations: pd.DataFrame | None = None, name: str | None = None,
@@ -169,11 +193,6 @@ def data_card(df: pd.DataFrame, *, annotations: pd.DataFrame | None = None, name
     -------
     DataCard
     """
-    from selector.config import SelectConfig
-    from selector.round.pool import prepare_pool
-    from selector.round.compute import embed_pool
-    from selector.round.record import package_versions
-    from selector.quality.validate import validate
 
     config = config or SelectConfig()
     pool = prepare_pool(df, text_col=text_col, label_col=label_col, id_col=id_col, source=source)
@@ -192,7 +211,6 @@ def data_card(df: pd.DataFrame, *, annotations: pd.DataFrame | None = None, name
     agree = None
     versions: dict[str, Any] = {}
     if annotations is not None:
-        from selector.quality.agreement import agreement
 
         agree = agreement(annotations, item_col=item_col, annotator_col=annotator_col,
                           label_col=annotation_label_col, random_state=random_state, source=f"{source} (annotations)")
@@ -280,11 +298,9 @@ def _figure(n_bars: int):
 
 
 def _save(fig, path: Path) -> None:
-    from selector.io import atomic_write
-
+    """Save ``fig`` as PNG at ``path`` (a temp file of the commit; the format is explicit)."""
     fig.tight_layout()
-    with atomic_write(path, "wb") as fh:
-        fig.savefig(fh, format="png")
+    fig.savefig(path, format="png")
 
 
 def _plot_class_balance(balance: pd.DataFrame, path: Path) -> None:
@@ -316,12 +332,11 @@ def _plot_agreement(per_class: pd.DataFrame, path: Path) -> None:
 
 
 def _md_table(df: pd.DataFrame, max_rows: int | None = None) -> str:
-    from selector.quality.agreement import _fmt
 
     d = df if max_rows is None else df.head(max_rows)
     lines = ["| " + " | ".join(map(str, d.columns)) + " |", "|" + "---|" * d.shape[1]]
     for row in d.itertuples(index=False):
-        lines.append("| " + " | ".join(_fmt(v).replace("|", "\\|") for v in row) + " |")
+        lines.append("| " + " | ".join(format_number(v).replace("|", "\\|") for v in row) + " |")
     if max_rows is not None and len(df) > max_rows:
         lines.append(f"\n... {len(df) - max_rows} more rows in the JSON card.")
     return "\n".join(lines)

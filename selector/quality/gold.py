@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from selector.labels import normalise_label
 from selector.errors import ConfigError, DataError
+from selector.io import read_table
+from selector.labels import normalise_label, normalise_unsure_labels, unsure_mask
 from selector.quality.stats import wilson_interval
-from selector.labels import normalise_unsure_labels, unsure_mask
 
 __all__ = [
     "prepare_gold",
@@ -80,7 +80,6 @@ def prepare_gold(df: pd.DataFrame, *, item_col: str = "item_id", label_col: str 
 
 def read_gold(path, *, item_col: str = "item_id", label_col: str = "gold_label") -> pd.DataFrame:
     """Read a gold file (CSV, Parquet or JSONL) with :func:`prepare_gold` (keeps a ``text`` column)."""
-    from selector.io import read_table
 
     return prepare_gold(read_table(path), item_col=item_col, label_col=label_col, source=str(path))
 

@@ -27,7 +27,17 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
+from selector.config import SelectConfig
 from selector.errors import ConfigError, DataError
+from selector.labels import normalise_unsure_labels, unsure_mask
+from selector.quality.agreement import contested_items, encode_ratings
+from selector.quality.annotations import prepare_annotations
+from selector.quality.unsure import unsure_items, UNSURE_PRIORITY
+from selector.round.compute import build_context
+from selector.round.embed import embed_pool
+from selector.round.pool import prepare_pool
+from selector.round.suspects import find_suspects
+from selector.scoring import margin
 
 __all__ = ["ReviewQueue", "review", "REVIEW_COLUMNS", "SOURCES"]
 
@@ -62,7 +72,6 @@ def _suspect_scores(X: np.ndarray, y: np.ndarray, texts: np.ndarray, *, classifi
     (the given label still has the most evidence), so flat probabilities do not make every row
     a suspect.
     """
-    from selector.round.suspects import find_suspects
 
     r = find_suspects(X, y, classifier=classifier, random_state=random_state, texts=list(texts))
     score = np.where(r.flagged, r.score, 0.0)
@@ -103,10 +112,6 @@ def review(df: pd.DataFrame, *, annotations: pd.DataFrame | None = None, budget:
     -------
     ReviewQueue
     """
-    from selector.config import SelectConfig
-    from selector.round.pool import prepare_pool
-    from selector.round.compute import build_context, embed_pool
-    from selector.scoring import margin
 
     if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
         raise ConfigError(f"budget must be a positive integer, got {budget!r}")
@@ -117,8 +122,6 @@ def review(df: pd.DataFrame, *, annotations: pd.DataFrame | None = None, budget:
         if not 0.0 <= float(value) <= 1.0:
             raise ConfigError(f"weight for {key!r} must be in [0, 1], got {value!r}")
         w[key] = float(value)
-    from selector.quality.unsure import UNSURE_PRIORITY, unsure_items
-    from selector.labels import normalise_unsure_labels, unsure_mask
 
     unsure_set = normalise_unsure_labels(unsure_labels)
     config = config or SelectConfig()
@@ -139,7 +142,6 @@ def review(df: pd.DataFrame, *, annotations: pd.DataFrame | None = None, budget:
     candidates = {s: 0 for s in SOURCES}
     ann = None
     if annotations is not None:
-        from selector.quality.annotations import prepare_annotations
 
         ann = prepare_annotations(annotations, item_col=item_col, annotator_col=annotator_col,
                                   label_col=annotation_label_col, source=f"{source} (annotations)")
@@ -164,7 +166,6 @@ def review(df: pd.DataFrame, *, annotations: pd.DataFrame | None = None, budget:
     if ann is not None and w["contested"] > 0:
         decided = ann[~unsure_mask(ann["label"].to_numpy(dtype=object), tuple(unsure_set))]
     if decided is not None and len(decided):
-        from selector.quality.agreement import contested_items, encode_ratings
 
         codes = encode_ratings(decided)
         contested = contested_items(codes)

@@ -20,6 +20,7 @@ import pandas as pd
 
 from selector.errors import ConfigError, DataError
 from selector.labels import normalise_unsure_labels, unsure_mask
+from selector.quality.stats import wilson_interval
 
 __all__ = [
     "UNSURE_PRIORITY",
@@ -65,7 +66,6 @@ def _reference_labels(annotations: pd.DataFrame, sure: np.ndarray, gold: pd.Data
 
 
 def _rate_table(keys: pd.Series, unsure: np.ndarray, name: str, max_rate: float) -> pd.DataFrame:
-    from selector.quality.stats import wilson_interval
 
     frame = pd.DataFrame({name: keys.to_numpy(dtype=object), "unsure": unsure})
     grouped = frame.groupby(name, sort=True)["unsure"].agg(["size", "sum"])

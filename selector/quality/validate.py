@@ -36,9 +36,11 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from selector.round.pool import _generated_ids
-from selector.labels import normalise_label
+from selector.config import SelectConfig
 from selector.errors import ConfigError, DataError
+from selector.labels import normalise_label
+from selector.round.embed import embed_pool
+from selector.round.pool import generated_ids, LabeledPool
 from selector.textnorm import normalise_text
 
 __all__ = ["Finding", "ValidationReport", "validate", "near_duplicate_pairs", "CHECKS", "DEFAULT_BLOCKERS",
@@ -268,7 +270,7 @@ def validate(df: pd.DataFrame, *, text_col: str = "text", label_col: str = "labe
         ids = np.array([normalise_label(v) or f"<row {i + 1}>" for i, v in enumerate(df[id_col].to_numpy(dtype=object))],
                        dtype=object)
     else:
-        ids = _generated_ids(texts)
+        ids = generated_ids(texts)
     norm = np.array([normalise_text(t) for t in texts], dtype=object)
     blocking = set(blockers)
     findings: list[Finding] = []
@@ -379,9 +381,6 @@ def validate(df: pd.DataFrame, *, text_col: str = "text", label_col: str = "labe
 
 
 def _embeddings(texts, ids, lab, labeled, embeddings, embedder, cache_dir, config, source) -> np.ndarray:
-    from selector.config import SelectConfig
-    from selector.round.pool import LabeledPool
-    from selector.round.compute import embed_pool
 
     pool = LabeledPool(ids=ids, texts=np.array([t if t else " " for t in texts], dtype=object), labels=lab,
                        labeled=labeled, ids_generated=False, source=source)

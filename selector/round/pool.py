@@ -57,7 +57,7 @@ class LabeledPool:
         return np.flatnonzero(~self.labeled)
 
 
-def _generated_ids(texts: np.ndarray) -> np.ndarray:
+def generated_ids(texts: np.ndarray) -> np.ndarray:
     return np.array(
         [f"{hashlib.sha256(t.encode('utf-8')).hexdigest()[:12]}-{i}" for i, t in enumerate(texts)],
         dtype=object,
@@ -136,7 +136,7 @@ def prepare_pool(df: pd.DataFrame, *, text_col: str = "text", label_col: str = "
             )
         generated = False
     else:
-        ids = _generated_ids(texts)
+        ids = generated_ids(texts)
         generated = True
     return LabeledPool(ids=ids, texts=texts, labels=labels, labeled=labeled,
                        ids_generated=generated, source=source)

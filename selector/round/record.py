@@ -1,4 +1,4 @@
-"""The round record: what produced a queue (config, seed, versions, model, data hash, counts)."""
+"""The round record: what produced a queue. One schema, written as ``queue.round.json`` and as the ledger line."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-__all__ = ["package_versions", "round_record", "record_path_for"]
+__all__ = ["package_versions", "round_record", "record_path_for", "RECORD_VERSION"]
 
+#: Bumped when a key changes meaning; readers of older ledgers use ``.get``.
+RECORD_VERSION = 2
 _PACKAGES = ("selector", "numpy", "pandas", "scikit-learn", "torch", "sentence-transformers", "transformers")
 
 
@@ -30,26 +32,54 @@ def record_path_for(out: str | Path) -> Path:
     return out.with_name(f"{out.stem}.round.json")
 
 
-def round_record(*, config: dict, stats: dict, input_path: str | None, input_sha256: str | None,
-                 outputs: dict[str, str], command: str | None = None) -> dict[str, Any]:
-    """Assemble the JSON-serialisable round record."""
+def round_record(*, round_number: int | None, config: dict, stats: dict, data_path: str | None,
+                 data_sha256: str | None, queue_ids: list[str], queue_path: str | None,
+                 class_counts: dict[str, int], cv: dict | None, stop_set: dict | None,
+                 outputs: dict[str, str], command: str | None = None,
+                 gold: dict | None = None) -> dict[str, Any]:
+    """Assemble the JSON-serialisable record of one round.
+
+    Parameters
+    ----------
+    round_number : int or None
+        Taken under the ledger lock; None when the round has no ledger (library use).
+    stats : dict
+        Counts (``n_*``), ``timings``, ``strategy_info``, ``model_fingerprint``, cold-start facts.
+    queue_ids : list of str
+        Ids queued for labeling (gold items excluded: they are in ``gold.ids``).
+    cv : dict or None
+        Out-of-fold accuracy and macro-F1 (:func:`selector.round.model.cv_figures`).
+    stop_set : dict or None
+        Stop-set ids and predictions for the stopping hint.
+    gold : dict, optional
+        ``path``, ``sha256``, ``rate``, ``ids`` of gold items mixed in.
+    """
     stats = dict(stats)
-    timings = stats.pop("timings", {})
-    info = stats.pop("strategy_info", {})
-    info = {k: v for k, v in info.items() if k != "cluster"}
-    return {
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    info = {k: v for k, v in stats.get("strategy_info", {}).items() if k != "cluster"}
+    record = {
+        "record_version": RECORD_VERSION,
+        "round": round_number,
+        "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "command": command,
-        "input": {"path": input_path, "sha256": input_sha256},
+        "data": {"path": data_path, "sha256": data_sha256},
         "config": config,
         "seed": config.get("seed"),
-        "model_fingerprint": stats.pop("model_fingerprint", None),
+        "strategy": config.get("strategy"),
+        "model_fingerprint": stats.get("model_fingerprint"),
         "versions": package_versions(),
         "counts": {k: v for k, v in stats.items() if k.startswith("n_")},
+        "class_counts": class_counts,
         "cold_start": stats.get("cold_start"),
         "cold_start_reason": stats.get("cold_start_reason"),
         "ids_generated": stats.get("ids_generated"),
         "strategy_info": info,
-        "timings_seconds": timings,
+        "timings_seconds": stats.get("timings", {}),
+        "cv": cv,
+        "queue": {"path": queue_path, "ids": [str(i) for i in queue_ids]},
+        "stop_set": stop_set,
         "outputs": outputs,
     }
+    if gold is not None:
+        record["gold"] = {k: v for k, v in gold.items() if k != "ids"}
+        record["gold_ids"] = sorted(str(i) for i in gold.get("ids", []))
+    return record

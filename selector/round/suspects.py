@@ -53,12 +53,17 @@ import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
 
+from selector.config import SelectConfig
 from selector.errors import ConfigError, DataError
+from selector.models.classifiers import make_classifier, out_of_fold_proba
 from selector.neighbors import EXACT_MAX, nearest_neighbors
+from selector.round.embed import embed_pool
+from selector.round.model import check_enough_labels, out_of_fold
+from selector.round.pool import prepare_pool
 from selector.textnorm import normalise_text
 
 __all__ = ["find_suspects", "suspects", "suspects_frame", "select_suspects", "pool_suspects",
-           "check_enough_labels", "suspects_path_for", "write_round_suspects", "rank_ensemble",
+           "suspects_path_for", "rank_ensemble",
            "signal_scores", "knn_label_votes", "contradiction_groups", "SuspectResult",
            "SIGNALS", "DEFAULT_SIGNALS", "DEFAULT_KNN_WEIGHT", "KINDS", "SUSPECT_COLUMNS"]
 
@@ -336,8 +341,6 @@ def find_suspects(X, y, *, classifier=None, random_state: int | None = None, sig
     ConfigError
         Unknown signal or invalid parameter.
     """
-    from selector.models.classifiers import make_classifier, out_of_fold_proba
-
     weights = _check_weights(signals)
     X = np.asarray(X, dtype=np.float32)
     y = np.asarray(y).astype(str).astype(object)
@@ -501,38 +504,33 @@ def suspects(df: pd.DataFrame, *, text_col: str = "text", label_col: str = "labe
     DataFrame
         Columns :data:`SUSPECT_COLUMNS`.
     """
-    from selector.config import SelectConfig
-    from selector.round.pool import prepare_pool
-    from selector.round.compute import embed_pool
-
     if not isinstance(df, pd.DataFrame):
         raise DataError(f"suspects() needs a pandas DataFrame, got {type(df).__name__}")
     config = SelectConfig(seed=random_state, text_col=text_col, label_col=label_col, id_col=id_col, model=model)
     pool = prepare_pool(df, text_col=text_col, label_col=label_col, id_col=id_col)
-    lab = pool.labeled_positions
-    check_enough_labels(pool.labels[lab], "<DataFrame>", label_col)
+    check_enough_labels(pool.labels[pool.labeled], "<DataFrame>", label_col)
     X, _ = embed_pool(pool, config, embedder=embedder, embeddings=embeddings, cache_dir=cache_dir,
                       show_progress=show_progress)
     return pool_suspects(pool, X, top=top, threshold=threshold, random_state=random_state,
                          signals=signals, classifier=classifier, **options)
 
 
-def check_enough_labels(labels: np.ndarray, source: str, label_col: str) -> None:
-    """Raise DataError unless ``labels`` has at least two classes and three rows."""
-    classes = np.unique(np.asarray(labels).astype(str)) if len(labels) else np.array([])
-    if classes.size < 2 or len(labels) < 3:
-        raise DataError(f"{source}: suspects need at least 3 labeled rows of at least 2 classes in column "
-                        f"{label_col!r}; found {len(labels)} labeled row(s) of {classes.size} class(es)")
-
-
 def pool_suspects(pool, X: np.ndarray, *, top: int | None = None, threshold: float | None = None,
-                  random_state: int | None = 0, **options) -> pd.DataFrame:
+                  random_state: int | None = 0, classifier=None, n_splits: int = 5, **options) -> pd.DataFrame:
     """Suspect table for the labeled rows of a :class:`~selector.round.pool.LabeledPool`.
 
-    ``X`` (pool.n, d) holds the embeddings of every pool row (labeled and not).
+    Parameters
+    ----------
+    X : ndarray, shape (pool.n, d)
+        Embeddings of every pool row (labeled and not).
+    classifier : unfitted scikit-learn estimator, optional
+        The out-of-fold template (default logistic regression); one out-of-fold pass.
     """
     lab = pool.labeled_positions
-    result = find_suspects(X[lab], pool.labels[lab], random_state=random_state, texts=pool.texts[lab],
+    y = pool.labels[lab].astype(str)
+    template = classifier if classifier is not None else make_classifier(random_state=random_state)
+    oof = out_of_fold(template, X[lab], y, n_splits=n_splits, random_state=random_state)
+    result = find_suspects(X[lab], y, random_state=random_state, texts=pool.texts[lab], oof_proba=oof.proba,
                            **options)
     rows = select_suspects(result, top=top, threshold=threshold)
     return suspects_frame(result, rows, ids=pool.ids[lab], texts=pool.texts[lab])
@@ -542,34 +540,3 @@ def suspects_path_for(queue: str | Path) -> Path:
     """``queue.csv`` -> ``queue.suspects.csv`` (beside the queue, same format)."""
     queue = Path(queue)
     return queue.with_name(f"{queue.stem}.suspects{queue.suffix}")
-
-
-def write_round_suspects(result, queue: str | Path, *, random_state: int | None = 0) -> tuple[Path | None, str]:
-    """Write the suspect list of a selection round beside its queue (no re-embedding).
-
-    Parameters
-    ----------
-    result : selector.round.compute.RoundResult
-        Its ``pool`` and ``embeddings`` are reused.
-    queue : path
-        The queue file; the list goes to :func:`suspects_path_for` of it, atomically.
-
-    Returns
-    -------
-    path : Path or None
-        None when skipped (fewer than two labeled classes or three labeled rows).
-    message : str
-        One line for the user: what was written, or why it was skipped.
-    """
-    from selector.io import write_table
-
-    pool = result.pool
-    labels = pool.labels[pool.labeled]
-    n_classes = np.unique(labels.astype(str)).size if labels.size else 0
-    if n_classes < 2 or labels.size < 3:
-        return None, (f"suspect list skipped: {labels.size} labeled row(s) of {n_classes} class(es); "
-                      "it needs at least 3 labeled rows of 2 classes")
-    table = pool_suspects(pool, result.embeddings, random_state=random_state)
-    path = suspects_path_for(queue)
-    write_table(table, path)
-    return path, f"{len(table)} mislabel suspects of {labels.size} labeled rows -> {path}"

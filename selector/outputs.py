@@ -1,0 +1,266 @@
+"""Plan, then commit: the inputs and outputs of one command, checked before any work, written together.
+
+Every command that writes files goes through an :class:`OutputPlan`:
+
+1. **Plan** (:meth:`OutputPlan.check`, before anything expensive): every input and output path is
+   resolved; an output that is an input, or another output (the same path, a symbolic link to it
+   or a hard link of it), is refused; output folders must be writable (probed with a real temp
+   file, so read-only mounts are caught even for root); a path that is a folder is refused; stale
+   temp files of dead runs are removed from the output folders.
+2. **Commit** (:meth:`OutputPlan.commit`): each output is written to a temp file beside its target;
+   only after the last one succeeded are they all renamed into place, then the ``after`` step runs
+   (the ledger append). On any failure the temps are removed and nothing new is visible.
+
+Writers take the temp path to fill: :func:`table`, :func:`json_file`, :func:`text_file` and
+:func:`bytes_file` build them.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import pandas as pd
+
+from selector.errors import ConfigError, DataError, SelectorError
+from selector.io import check_table_path, dump_table, remove_stale_temps, temp_path_for
+
+__all__ = ["OutputPlan", "Writer", "table", "json_file", "text_file", "bytes_file", "same_file",
+           "check_writable_folder", "os_error"]
+
+#: Fills the temp file at the given path.
+Writer = Callable[[Path], None]
+
+
+def table(df: pd.DataFrame, fmt_of: str | os.PathLike) -> Writer:
+    """A writer of ``df`` in the format of ``fmt_of``'s extension (CSV, Parquet or JSONL)."""
+    return lambda tmp: dump_table(df, tmp, fmt_of)
+
+
+def json_file(obj: Any) -> Writer:
+    """A writer of ``obj`` as indented UTF-8 JSON."""
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(obj, fh, indent=2, default=str, ensure_ascii=False)
+            fh.write("\n")
+    return write
+
+
+def text_file(text: str) -> Writer:
+    """A writer of ``text`` as UTF-8."""
+    return lambda tmp: tmp.write_text(text, encoding="utf-8")
+
+
+def bytes_file(data: bytes) -> Writer:
+    """A writer of raw bytes."""
+    return lambda tmp: tmp.write_bytes(data)
+
+
+def same_file(a: Path, b: Path) -> bool:
+    """True when ``a`` and ``b`` name one file: equal resolved paths, or one inode (hard link)."""
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def os_error(path: Path, exc: OSError, action: str = "write") -> SelectorError:
+    """A one-line user error for an OSError on ``path``."""
+    why = exc.strerror or str(exc)
+    hint = {errno.ENOSPC: "free some disk space", errno.EDQUOT: "free some disk space",
+            errno.EROFS: "choose a folder on a writable disk"}.get(exc.errno, "choose a writable location")
+    return DataError(f"cannot {action} {path}: {why}; {hint}")
+
+
+def check_writable_folder(folder: Path, what: str) -> None:
+    """Refuse ``folder`` unless it is (or can be created as) a folder we can write into.
+
+    An existing folder is probed by creating and removing a temp file (permission bits alone say
+    nothing for root, and nothing about read-only mounts); a missing one needs a writable ancestor.
+    """
+    probe_at = folder
+    while not probe_at.exists():
+        if probe_at.parent == probe_at:
+            break
+        probe_at = probe_at.parent
+    if not probe_at.is_dir():
+        raise ConfigError(f"{what}: {probe_at} is a file, not a folder; choose another path")
+    if probe_at != folder and not os.access(probe_at, os.W_OK | os.X_OK):
+        raise ConfigError(f"{what}: cannot create folder {folder} ({probe_at} is not writable); choose a writable location")
+    probe = temp_path_for(probe_at / "probe")
+    try:
+        probe.touch()
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(f"{what}: folder {probe_at} is not writable ({exc.strerror}); "
+                          "choose a writable location") from None
+
+
+@dataclass
+class _Output:
+    key: str
+    path: Path
+    what: str
+
+
+@dataclass
+class OutputPlan:
+    """The files one command reads and writes.
+
+    Attributes
+    ----------
+    inputs : list of (what, Path)
+        Files the command reads (never written).
+    outputs : dict of key -> _Output
+        Files the command writes, by key.
+    folders : list of (what, Path)
+        Folders the command writes into besides its outputs (cache, ledger folder).
+    """
+
+    inputs: list = field(default_factory=list)
+    outputs: dict = field(default_factory=dict)
+    folders: list = field(default_factory=list)
+
+    def add_input(self, path: str | os.PathLike | None, what: str) -> Path | None:
+        """Register an input file (None is ignored); returns it as a Path."""
+        if path is None:
+            return None
+        path = Path(path)
+        self.inputs.append((what, path))
+        return path
+
+    def add_output(self, key: str, path: str | os.PathLike | None, what: str, *,
+                   suffixes: tuple[str, ...] | None = None, table_format: bool = False) -> Path | None:
+        """Register an output file under ``key`` (None is ignored); returns it as a Path.
+
+        Parameters
+        ----------
+        suffixes : tuple of str, optional
+            Allowed extensions (lower case, with the dot).
+        table_format : bool
+            The extension must be a table format (CSV, Parquet, JSONL).
+        """
+        if path is None:
+            return None
+        path = Path(path)
+        if table_format:
+            try:
+                check_table_path(path)
+            except DataError as exc:
+                raise ConfigError(f"{what}: {exc}") from None
+        if suffixes is not None and path.suffix.lower() not in suffixes:
+            raise ConfigError(f"{what} {path}: the file name must end in {' or '.join(suffixes)}; "
+                              f"name the output *{suffixes[0]}")
+        if key in self.outputs:
+            raise ValueError(f"output key {key!r} registered twice")
+        self.outputs[key] = _Output(key, path, what)
+        return path
+
+    def add_folder(self, path: str | os.PathLike | None, what: str) -> Path | None:
+        """Register a folder the command writes into (checked for writability)."""
+        if path is None:
+            return None
+        path = Path(path)
+        self.folders.append((what, path))
+        return path
+
+    def path(self, key: str) -> Path:
+        return self.outputs[key].path
+
+    def check(self) -> None:
+        """Refuse collisions, folders, unwritable locations; clear stale temps. No side effects otherwise.
+
+        Raises
+        ------
+        ConfigError
+            One line naming the flag, the path and what to do.
+        """
+        outs = list(self.outputs.values())
+        for out in outs:
+            for what, src in self.inputs:
+                if same_file(out.path, src):
+                    raise ConfigError(f"{out.what} {out.path} is an input file ({what} {src}); "
+                                      "choose another path (inputs are never modified)")
+        for i, a in enumerate(outs):
+            for b in outs[i + 1:]:
+                if same_file(a.path, b.path):
+                    raise ConfigError(f"{a.what} {a.path} and {b.what} {b.path} are the same file; "
+                                      "give each output its own path")
+        for out in outs:
+            if out.path.is_dir():
+                raise ConfigError(f"{out.what} {out.path} is a folder; give a file path")
+            check_writable_folder(out.path.parent, f"{out.what} {out.path}")
+        for what, folder in self.folders:
+            if folder.exists() and not folder.is_dir():
+                raise ConfigError(f"{what} {folder} is a file, not a folder; choose another path")
+            check_writable_folder(folder, f"{what} {folder}")
+        for folder in {out.path.parent for out in outs if out.path.parent.is_dir()}:
+            remove_stale_temps(folder)
+
+    def commit(self, writers: dict[str, Writer], *, after: Callable[[], Any] | None = None) -> dict[str, Path]:
+        """Write every output to a temp file, then rename them all into place, then run ``after``.
+
+        Parameters
+        ----------
+        writers : dict of key -> Writer
+            One per output to write now (keys registered with :meth:`add_output`).
+        after : callable, optional
+            Runs once every output is in place (e.g. the ledger append).
+
+        Returns
+        -------
+        dict of key -> Path
+            The files written.
+
+        Raises
+        ------
+        SelectorError
+            A write failed (disk full, permission, ...): no output of this commit is visible.
+        """
+        temps: dict[str, Path] = {}
+        backups: dict[str, Path] = {}
+        renamed: list[str] = []
+        current: Path | None = None
+        ok = False
+        try:
+            for key, write in writers.items():
+                target = current = self.outputs[key].path
+                target.parent.mkdir(parents=True, exist_ok=True)
+                temps[key] = temp_path_for(target)
+                write(temps[key])
+                with open(temps[key], "rb+") as fh:
+                    os.fsync(fh.fileno())
+            for key in temps:
+                target = current = self.outputs[key].path
+                if target.exists():
+                    # A hard link keeps the old file to restore if a later step fails.
+                    backups[key] = temp_path_for(target)
+                    os.link(target, backups[key])
+            for key, tmp in temps.items():
+                current = self.outputs[key].path
+                os.replace(tmp, current)
+                renamed.append(key)
+            current = None
+            if after is not None:
+                after()
+            ok = True
+        except OSError as exc:
+            raise os_error(current or Path(exc.filename or "."), exc) from None
+        finally:
+            if not ok:
+                for key in reversed(renamed):
+                    target = self.outputs[key].path
+                    if key in backups:
+                        os.replace(backups.pop(key), target)
+                    elif target.exists():
+                        target.unlink()
+            for tmp in [*temps.values(), *backups.values()]:
+                if tmp.exists():
+                    tmp.unlink()
+        return {key: self.outputs[key].path for key in writers}

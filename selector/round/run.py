@@ -1,0 +1,447 @@
+"""One labeling round as a library transaction: plan, compute, commit.
+
+:func:`run_round` is the round; ``selector select`` and :func:`selector.select` both call it.
+
+1. **Plan** (:func:`plan_round`): read the table and every input, build the strategy, the
+   classifier template (scikit-learn's own parameter validation) and the embedder (device check),
+   resolve every output (queue, record, suspects, gold key, ledger) and refuse collisions,
+   unwritable folders and unknown formats. Nothing is embedded before the plan passes.
+2. **Compute** (:func:`compute_round`): embed through the cache, fit once, out-of-fold
+   probabilities once (shared by the suspects and the record's CV figures), score, select, bucket
+   priority, gold.
+3. **Commit** (:func:`commit_round`): under the ledger's lock take the round number, write every
+   output to a temp file, rename them all, append the ledger line. On failure nothing new is visible.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from selector.config import SelectConfig
+from selector.errors import ConfigError, DataError, EmptyPoolError
+from selector.io import file_sha256, read_table
+from selector.loop.ledger import ledger_path, locked_ledger, read_ledger, stop_set_predictions
+from selector.models.classifiers import make_classifier
+from selector.models.embedders import make_embedder
+from selector.outputs import OutputPlan, json_file, table
+from selector.quality.gold import check_gold_rate, gold_for_round, read_gold
+from selector.round.buckets import BUCKET_COL, check_bucket_share, prioritise_buckets
+from selector.round.compute import build_context, queue_frame
+from selector.round.embed import check_cache_dir, embed_pool, load_embeddings
+from selector.round.model import OutOfFold, cv_figures, labels_problem, out_of_fold, validate_classifier
+from selector.round.pool import LabeledPool, prepare_pool
+from selector.round.record import record_path_for, round_record
+from selector.round.suspects import find_suspects, select_suspects, suspects_frame, suspects_path_for
+from selector.strategies import Selection, SelectionContext, make_strategy
+
+__all__ = ["RoundPlan", "RoundResult", "plan_round", "compute_round", "commit_round", "run_round", "select",
+           "gold_key_path_for"]
+
+
+def gold_key_path_for(queue: str | Path) -> Path:
+    """``queue.csv`` -> ``queue.key.csv``: the answer key of the gold items mixed into the queue."""
+    queue = Path(queue)
+    return queue.with_name(f"{queue.stem}.key{queue.suffix}")
+
+
+@dataclass
+class RoundPlan:
+    """Everything a round needs, resolved and checked before any expensive work.
+
+    Attributes
+    ----------
+    config : SelectConfig
+    df : DataFrame
+        The table as read.
+    pool : LabeledPool
+    budget : int
+        Rows to queue (the pool size when the pool is smaller than ``config.budget``).
+    outputs : OutputPlan or None
+        None when the round writes nothing (library use without ``out``).
+    ledger : Path or None
+        The ledger the round is appended to.
+    """
+
+    config: SelectConfig
+    df: pd.DataFrame
+    pool: LabeledPool
+    source: str
+    data_path: Path | None
+    data_sha256: str | None
+    budget: int
+    strategy: Any
+    template: Any
+    embedder: Any
+    embeddings: np.ndarray | None
+    cache_dir: Path | None
+    gold_table: pd.DataFrame | None
+    gold_path: Path | None
+    gold_rate: float | None
+    bucket_priority: float | None
+    suspects: bool
+    outputs: OutputPlan | None
+    ledger: Path | None
+    command: str | None
+
+
+@dataclass
+class RoundResult:
+    """Everything one round produced.
+
+    Attributes
+    ----------
+    queue : DataFrame
+        The queue as written: ``rank, id, text, score, strategy, reason, predicted_label,
+        predicted_proba`` (+ extras such as ``cluster``), best first; with gold mixed in, the
+        blind queue (``rank, id, text``).
+    suspects : DataFrame or None
+        The mislabel-suspect list (None when skipped; ``suspects_note`` says why).
+    suspects_note : str
+        One line for the user about the suspect list.
+    gold_key : DataFrame or None
+        The answer key of a queue with gold items mixed in.
+    gold_ids : list of str or None
+    record : dict
+        The one round record (``queue.round.json`` and the ledger line).
+    selection : Selection
+    context : SelectionContext
+    pool : LabeledPool
+    embeddings : ndarray of float32, shape (pool.n, d)
+    oof : OutOfFold or None
+        Out-of-fold probabilities of the labeled rows (None at cold start).
+    stats : dict
+        Counts and timings.
+    written : dict of str -> Path
+        Files written, by key (``queue``, ``record``, ``suspects``, ``gold_key``).
+    """
+
+    queue: pd.DataFrame
+    selection: Selection
+    context: SelectionContext
+    pool: LabeledPool
+    embeddings: np.ndarray
+    stats: dict = field(default_factory=dict)
+    oof: OutOfFold | None = None
+    suspects: pd.DataFrame | None = None
+    suspects_note: str = ""
+    gold_key: pd.DataFrame | None = None
+    gold_ids: list | None = None
+    record: dict = field(default_factory=dict)
+    written: dict = field(default_factory=dict)
+
+
+def plan_round(data: str | Path | pd.DataFrame, config: SelectConfig | None = None, *,
+               out: str | Path | None = None, embeddings: str | Path | np.ndarray | None = None,
+               embedder=None, classifier=None, cache_dir: str | Path | None = None,
+               gold: str | Path | pd.DataFrame | None = None, gold_rate: float | None = None,
+               bucket_priority: float | None = None, suspects: bool = True,
+               ledger: str | Path | bool | None = None, command: str | None = None,
+               source: str | None = None) -> RoundPlan:
+    """Read and check everything a round needs; see :func:`run_round` for the parameters.
+
+    Raises
+    ------
+    ConfigError, DataError, EmptyPoolError, ModelError
+        One message naming what is wrong and where; nothing has been written or embedded.
+    """
+    config = config or SelectConfig()
+    outputs = OutputPlan() if out is not None else None
+    data_path = None
+    if isinstance(data, pd.DataFrame):
+        df, source, data_sha256 = data, source or "<DataFrame>", None
+    elif isinstance(data, (str, Path)):
+        data_path = Path(data)
+        df = read_table(data_path)
+        source, data_sha256 = source or str(data_path), file_sha256(data_path)
+    else:
+        raise DataError(f"a round needs a DataFrame or a data file path, got {type(data).__name__}")
+
+    # The default "id" column is optional (ids are generated); a column the user named must exist.
+    pool = prepare_pool(df, text_col=config.text_col, label_col=config.label_col, id_col=config.id_col,
+                        source=source, require_id_col=config.id_col != "id", unsure_labels=config.unsure_labels)
+    n_pool = int((~pool.labeled).sum())
+    if n_pool == 0:
+        raise EmptyPoolError(f"{source}: every row is labeled, so there is nothing to select; "
+                             f"add unlabeled rows (an empty {config.label_col!r} cell)")
+    strategy = make_strategy(config.strategy, **config.strategy_params)
+    template = classifier if classifier is not None else make_classifier(
+        config.classifier, random_state=config.seed, **config.classifier_params)
+    validate_classifier(template)
+    if bucket_priority is not None:
+        check_bucket_share(bucket_priority)
+        if BUCKET_COL not in df.columns:
+            raise DataError(f"{source}: --bucket-priority needs a {BUCKET_COL!r} column "
+                            "(added by `selector ingest --bucket COL`)")
+
+    gold_table, gold_path = None, None
+    if gold is None and gold_rate is not None:
+        raise ConfigError("--gold-rate needs --gold GOLD_FILE (item_id, gold_label[, text])")
+    if gold is not None:
+        gold_rate = check_gold_rate(0.05 if gold_rate is None else gold_rate)
+        if isinstance(gold, pd.DataFrame):
+            gold_table = gold
+        else:
+            gold_path = Path(gold)
+            gold_table = read_gold(gold_path)
+
+    X_given = None
+    if embeddings is not None:
+        if isinstance(embeddings, np.ndarray):
+            X_given = embeddings
+        else:
+            X_given = load_embeddings(embeddings, pool.n)
+    elif embedder is None:
+        # Cheap: validates model folder, backend and device; the weights load on first use.
+        embedder = make_embedder(config.model, device=config.device, batch_size=config.batch_size,
+                                 backend=config.backend)
+
+    if cache_dir is not None:
+        cache_dir = Path(cache_dir)
+    ledger_file = None
+    if outputs is not None:
+        outputs.add_input(data_path, "DATA")
+        outputs.add_input(gold_path, "--gold")
+        if embeddings is not None and not isinstance(embeddings, np.ndarray):
+            outputs.add_input(embeddings, "--embeddings")
+        out = outputs.add_output("queue", out, "--out", table_format=True)
+        outputs.add_output("record", record_path_for(out), "round record")
+        if suspects:
+            outputs.add_output("suspects", suspects_path_for(out), "suspect list")
+        if gold_table is not None:
+            outputs.add_output("gold_key", gold_key_path_for(out), "gold answer key")
+        if ledger is None or ledger is True:
+            ledger_file = ledger_path(data_path) if data_path is not None else None
+        elif ledger is not False:
+            ledger_file = Path(ledger)
+        if ledger_file is not None:
+            outputs.add_output("ledger", ledger_file, "round ledger")
+            read_ledger(ledger_file)  # a damaged ledger is reported now, not after the work
+        if cache_dir is not None and X_given is None:
+            outputs.add_folder(cache_dir, "--cache-dir")
+        outputs.check()
+    if cache_dir is not None and X_given is None:
+        check_cache_dir(cache_dir)
+
+    budget = config.budget
+    if budget > n_pool:
+        warnings.warn(f"budget {budget} is larger than the pool ({n_pool} unlabeled rows); queueing the whole pool",
+                      stacklevel=3)
+        budget = n_pool
+    return RoundPlan(config=config, df=df, pool=pool, source=source, data_path=data_path, data_sha256=data_sha256,
+                     budget=budget, strategy=strategy, template=template, embedder=embedder, embeddings=X_given,
+                     cache_dir=cache_dir if X_given is None else None, gold_table=gold_table, gold_path=gold_path,
+                     gold_rate=gold_rate, bucket_priority=bucket_priority, suspects=suspects, outputs=outputs,
+                     ledger=ledger_file, command=command)
+
+
+def compute_round(plan: RoundPlan, *, show_progress: bool = False) -> RoundResult:
+    """Embed, fit once, out-of-fold once, score, select, suspects, bucket priority and gold (no files)."""
+    config, pool = plan.config, plan.pool
+    t_start = time.perf_counter()
+    X, embed_stats = embed_pool(pool, config, embedder=plan.embedder, embeddings=plan.embeddings,
+                                cache_dir=plan.cache_dir, show_progress=show_progress)
+    lab, unl = pool.labeled_positions, pool.pool_positions
+    y = pool.labels[lab].astype(str)
+    t_fit = time.perf_counter()
+    context = build_context(X[lab], y, X[unl], classifier=plan.template, random_state=config.seed)
+    t_oof = time.perf_counter()
+    oof = None
+    # The one out-of-fold pass, when something reads it: the suspects, or the record's CV figures.
+    if context.has_model and (plan.suspects or plan.outputs is not None):
+        oof = out_of_fold(plan.template, X[lab], y, random_state=config.seed)
+    t_select = time.perf_counter()
+    selection = plan.strategy.select(context, plan.budget, random_state=config.seed)
+    t_suspects = time.perf_counter()
+
+    suspect_table, note = None, ""
+    if plan.suspects:
+        if oof is None:
+            note = (f"suspect list skipped: {labels_problem(y)}; it needs at least 3 labeled rows of 2 classes")
+        else:
+            found = find_suspects(X[lab], y, oof_proba=oof.proba, texts=pool.texts[lab], random_state=config.seed)
+            suspect_table = suspects_frame(found, select_suspects(found), ids=pool.ids[lab], texts=pool.texts[lab])
+            note = f"{len(suspect_table)} mislabel suspects of {lab.size} labeled rows"
+    t_done = time.perf_counter()
+
+    classes = context.classes if context.classes is not None else np.unique(y)
+    stats = {
+        **embed_stats,
+        "n_rows": pool.n, "n_labeled": int(lab.size), "n_unlabeled": int(unl.size),
+        "n_classes": int(classes.size), "n_selected": len(selection), "cold_start": not context.has_model,
+        "cold_start_reason": context.cold_start_reason, "ids_generated": pool.ids_generated,
+        "n_classifier_fits": (1 + (oof.n_splits if oof is not None else 0)) if context.has_model else 0,
+        "strategy_info": selection.info,
+        "timings": {"embed": round(embed_stats["embed_seconds"], 3), "fit": round(t_oof - t_fit, 3),
+                    "oof": round(t_select - t_oof, 3), "select": round(t_suspects - t_select, 3),
+                    "suspects": round(t_done - t_suspects, 3), "compute": round(t_done - t_start, 3)},
+    }
+    stats.pop("embed_seconds", None)
+    result = RoundResult(queue=queue_frame(pool, context, selection, config.strategy), selection=selection,
+                         context=context, pool=pool, embeddings=X, stats=stats, oof=oof,
+                         suspects=suspect_table, suspects_note=note)
+    if plan.bucket_priority is not None:
+        result = prioritise_buckets(result, plan.df, share=plan.bucket_priority, strategy=config.strategy,
+                                    random_state=config.seed)
+    if plan.gold_table is not None:
+        mixed = gold_for_round(result, plan.gold_table, plan.gold_rate, random_state=config.seed)
+        result = dataclasses.replace(result, queue=mixed.queue, gold_key=mixed.key, gold_ids=mixed.gold_ids)
+    return result
+
+
+def commit_round(plan: RoundPlan, result: RoundResult) -> RoundResult:
+    """Build the round record and write every output together (see the module docstring).
+
+    Without outputs (library use) the record is built with no round number and nothing is written.
+    """
+    t0 = time.perf_counter()
+    pool, config = plan.pool, plan.config
+    lab = pool.labeled_positions
+    y = pool.labels[lab].astype(str)
+    names, counts = np.unique(y, return_counts=True)
+    gold_ids = set(result.gold_ids or [])
+    queue_ids = [i for i in result.queue["id"].astype(str) if i not in gold_ids]
+    cv = cv_figures(result.oof, y) if result.oof is not None else None
+    outputs = plan.outputs
+
+    def build_record(round_number, records, written):
+        gold = None
+        if result.gold_ids is not None:
+            gold = {"path": str(plan.gold_path) if plan.gold_path else None,
+                    "sha256": file_sha256(plan.gold_path) if plan.gold_path else None,
+                    "rate": plan.gold_rate, "ids": result.gold_ids}
+        stats = dict(result.stats)
+        stats["timings"] = dict(stats["timings"], write=round(time.perf_counter() - t0, 3),
+                                total=round(stats["timings"]["compute"] + time.perf_counter() - t0, 3))
+        return round_record(
+            round_number=round_number, config=config.to_dict(), stats=stats,
+            data_path=str(plan.data_path.resolve()) if plan.data_path else plan.source, data_sha256=plan.data_sha256,
+            queue_ids=queue_ids,
+            queue_path=str(Path(written["queue"]).resolve()) if "queue" in written else None, class_counts=dict(zip(map(str, names), map(int, counts))),
+            cv=cv, stop_set=stop_set_predictions(pool.ids, result.embeddings, result.context.classifier, records),
+            outputs=written, command=plan.command, gold=gold)
+
+    if outputs is None:
+        return dataclasses.replace(result, record=build_record(None, [], {}))
+
+    written = {key: str(outputs.path(key)) for key in ("queue", "suspects", "gold_key") if key in outputs.outputs}
+    if result.suspects is None:
+        written.pop("suspects", None)
+    with (locked_ledger(plan.ledger) if plan.ledger is not None else contextlib.nullcontext()) as ledger:
+        records = ledger.records if ledger is not None else []
+        record = build_record(ledger.next_round if ledger is not None else None, records, written)
+        writers = {"queue": table(result.queue, outputs.path("queue")), "record": json_file(record)}
+        if result.suspects is not None:
+            writers["suspects"] = table(result.suspects, outputs.path("suspects"))
+        if result.gold_key is not None:
+            writers["gold_key"] = table(result.gold_key, outputs.path("gold_key"))
+        files = outputs.commit(writers, after=(lambda: ledger.append(record)) if ledger is not None else None)
+    return dataclasses.replace(result, record=record, written=files)
+
+
+def run_round(data: str | Path | pd.DataFrame, config: SelectConfig | None = None, *, out: str | Path | None = None,
+              embeddings: str | Path | np.ndarray | None = None, embedder=None, classifier=None,
+              cache_dir: str | Path | None = None, gold: str | Path | pd.DataFrame | None = None,
+              gold_rate: float | None = None, bucket_priority: float | None = None, suspects: bool = True,
+              ledger: str | Path | bool | None = None, command: str | None = None, source: str | None = None,
+              show_progress: bool = False) -> RoundResult:
+    """Plan, compute and commit one labeling round.
+
+    Parameters
+    ----------
+    data : path or DataFrame
+        The table (CSV, Parquet or JSONL by extension); an empty label means unlabeled. Never modified.
+    config : SelectConfig, optional
+        Budget, strategy, seed, columns, model, classifier (default :class:`SelectConfig()`).
+    out : path, optional
+        The queue file. With it the round writes ``out``, ``<out>.round.json``, the suspect list
+        ``<out>.suspects.<ext>`` (unless ``suspects=False``), the gold key ``<out>.key.<ext>`` (with
+        ``gold``) and appends the ledger line; without it nothing is written.
+    embeddings : path to .npy or ndarray of shape (n_rows, d), optional
+        Skips the model.
+    embedder : object with ``encode(texts) -> (n, d)`` and ``fingerprint``, optional
+    classifier : unfitted scikit-learn estimator with predict_proba, optional
+        Default: ``config.classifier`` with ``config.classifier_params``.
+    cache_dir : path, optional
+        Embedding cache folder.
+    gold : path or DataFrame, optional
+        Gold items (``item_id, gold_label[, text]``) mixed, unmarked, into the queue at ``gold_rate``.
+    bucket_priority : float in [0, 1], optional
+        Share of the budget reserved for the rarest failure buckets (``bucket`` column).
+    suspects : bool
+        Compute the mislabel-suspect list (from the round's one out-of-fold pass).
+    ledger : path, bool or None
+        Where the ledger line goes: None/True = ``.selector/rounds.jsonl`` beside a data file
+        (none for a DataFrame), False = no ledger line. Only used with ``out``.
+    command : str, optional
+        The command line, recorded.
+    source : str, optional
+        Name of the data in messages (default: the path, or ``<DataFrame>``).
+    show_progress : bool
+        Progress bar on stderr while embedding.
+
+    Returns
+    -------
+    RoundResult
+
+    Raises
+    ------
+    SelectorError
+        Anything a user can cause, before any work where it can be known then.
+    """
+    plan = plan_round(data, config=config, out=out, embeddings=embeddings, embedder=embedder, classifier=classifier,
+                      cache_dir=cache_dir, gold=gold, gold_rate=gold_rate, bucket_priority=bucket_priority,
+                      suspects=suspects, ledger=ledger, command=command, source=source)
+    return commit_round(plan, compute_round(plan, show_progress=show_progress))
+
+
+def select(df: pd.DataFrame, budget: int, *, strategy: str = "auto", text_col: str = "text",
+           label_col: str = "label", id_col: str = "id", random_state: int | None = None,
+           strategy_params: dict[str, Any] | None = None, embedder=None, model: str | None = None,
+           embeddings: np.ndarray | None = None, classifier=None, cache_dir: str | Path | None = None,
+           show_progress: bool = False) -> pd.DataFrame:
+    """Choose the next ``budget`` unlabeled rows of ``df`` to label: :func:`run_round`'s queue.
+
+    Parameters
+    ----------
+    df : DataFrame
+        One row per text; an empty/NaN label means unlabeled. Not modified.
+    budget : int
+        Rows to return (the whole pool, with a warning, when the pool is smaller).
+    strategy : str
+        A registered strategy name.
+    text_col, label_col, id_col : str
+        Column names; without an id column ids are generated from the text's hash and row number.
+    random_state : int or None
+    strategy_params : dict, optional
+    embedder : object with ``encode(texts) -> (n, d)`` and ``fingerprint``, optional
+        Default: the bundled all-MiniLM-L6-v2 (or ``model``).
+    model : str, optional
+        A local sentence-transformers folder (ignored when ``embedder`` is given).
+    embeddings : ndarray of shape (len(df), d), optional
+        Precomputed embeddings aligned with the rows; skips the model.
+    classifier : scikit-learn estimator with predict_proba, optional
+        Default logistic regression.
+    cache_dir : path, optional
+        Embedding cache folder; none by default in the API.
+
+    Returns
+    -------
+    DataFrame
+        ``rank, id, text, score, strategy, reason, predicted_label, predicted_proba`` (+ extras),
+        best first. :func:`run_round` returns the whole round (suspects, record, ...).
+    """
+    if not isinstance(df, pd.DataFrame):
+        raise DataError(f"select() needs a pandas DataFrame, got {type(df).__name__}")
+    config = SelectConfig(budget=budget, strategy=strategy, strategy_params=dict(strategy_params or {}),
+                          seed=random_state, text_col=text_col, label_col=label_col, id_col=id_col, model=model)
+    return run_round(df, config=config, embedder=embedder, embeddings=embeddings, classifier=classifier,
+                     cache_dir=cache_dir, suspects=False, show_progress=show_progress).queue
