@@ -28,6 +28,7 @@ from typing import Sequence
 import numpy as np
 
 from selector.errors import DataError
+from selector.io import atomic_write, remove_stale_temps
 
 __all__ = ["EmbeddingCache", "CachedEmbedder", "text_digests", "unique_digests"]
 
@@ -103,12 +104,22 @@ def _prefix(digests: np.ndarray) -> np.ndarray:
 
 
 def _atomic_save_npy(path: Path, arr: np.ndarray) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    with open(tmp, "wb") as fh:
+    with atomic_write(path, "wb") as fh:
         np.save(fh, arr)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+
+
+def _writer_alive(name: str) -> bool:
+    """Whether the process that named shard ``name`` (``<time>-<pid>-<random>``) is still running."""
+    parts = name.split("-")
+    if len(parts) != 3 or not parts[1].isdigit():
+        return False
+    try:
+        os.kill(int(parts[1]), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class EmbeddingCache:
@@ -144,15 +155,28 @@ class EmbeddingCache:
     # -- reading -------------------------------------------------------------------------------
     def _load(self) -> None:
         self._shards = []
+        if self.path.exists() and not self.path.is_dir():
+            raise DataError(f"embedding cache {self.path} is a file, not a folder; remove it or pass --cache-dir "
+                            "with another folder")
         if not self.path.is_dir():
             self._index()
             return
+        self._remove_orphans()
         for manifest in sorted(self.path.glob("*.json")):
             name = manifest.name[: -len(".json")]
             shard = self._open_shard(name, manifest)
             if shard is not None:
                 self._shards.append(shard)
         self._index()
+
+    def _remove_orphans(self) -> None:
+        """Remove leftovers of writers that died: temp files, and shard arrays whose manifest never came."""
+        remove_stale_temps(self.path)
+        manifests = {m.name[: -len(".json")] for m in self.path.glob("*.json")}
+        for arr in self.path.glob("*.npy"):
+            name = arr.name.rsplit(".", 2)[0]
+            if name not in manifests and not _writer_alive(name):
+                arr.unlink(missing_ok=True)
 
     def _open_shard(self, name: str, manifest: Path) -> dict | None:
         keys_path = self.path / f"{name}.keys.npy"
@@ -168,7 +192,8 @@ class EmbeddingCache:
                 and str(vecs.dtype) == meta["dtype"]
                 and _crc(keys) == meta["keys_crc"]
             )
-        except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError):
+        except (OSError, ValueError, KeyError, TypeError, EOFError, json.JSONDecodeError):
+            # EOFError: a 0-byte or truncated .npy (np.load reads past the end of the header).
             ok = False
         if not ok:
             self._discard(name, "its files do not match its manifest")
@@ -281,16 +306,41 @@ class EmbeddingCache:
                 # A NaN/inf anywhere in a row makes its sum non-finite: one cheap pass per chunk.
                 finite[idx[a : a + _GATHER_CHUNK]] = np.isfinite(part.sum(axis=1))
                 out[idx[a : a + _GATHER_CHUNK]] = part
+        nonfinite = found & ~finite
+        # By shard name: removing or rewriting shards renumbers them.
+        nonfinite_rows = {self._shards[s]["name"]: row[nonfinite & (shard == s)] for s in np.unique(shard[nonfinite])}
         if bad:
             for s in bad:
                 found &= shard != s
                 self._discard(self._shards[s]["name"], "vector checksum mismatch")
             self._shards = [sh for i, sh in enumerate(self._shards) if i not in set(bad)]
             self._index()
-        nonfinite = found & ~finite
+        for name, rows in nonfinite_rows.items():
+            self._drop_rows(next(i for i, sh in enumerate(self._shards) if sh["name"] == name), rows)
         found &= ~nonfinite
         out[nonfinite] = 0.0
         return found, out
+
+    def _drop_rows(self, s: int, rows: np.ndarray) -> None:
+        """Rewrite shard ``s`` without ``rows`` (vectors that are NaN or infinite despite a valid checksum).
+
+        Without this the bad rows would be found again, re-embedded and re-added on every run.
+        """
+        info = self._shards[s]
+        keep = np.ones(info["meta"]["n"], dtype=bool)
+        keep[np.asarray(rows, dtype=np.int64)] = False
+        keys = np.asarray(info["keys"])[keep]
+        vecs = np.asarray(info["vecs"])[keep]
+        warnings.warn(f"embedding cache shard {self.path / info['name']} holds {int((~keep).sum())} NaN/infinite "
+                      "vector(s); dropping them, their texts will be embedded again", stacklevel=4)
+        name = info["name"]
+        self._shards = [sh for i, sh in enumerate(self._shards) if i != s]
+        self._verified.discard(name)
+        self._index()
+        if keys.shape[0]:
+            self.add(keys, vecs)
+        for suffix in (".json", ".keys.npy", ".vecs.npy"):
+            (self.path / f"{name}{suffix}").unlink(missing_ok=True)
 
     # -- writing -------------------------------------------------------------------------------
     def add(self, digests: np.ndarray, vectors: np.ndarray) -> None:
@@ -315,10 +365,8 @@ class EmbeddingCache:
         meta = {"version": _FORMAT_VERSION, "n": int(keys.shape[0]), "dimension": self.dimension,
                 "dtype": self.dtype, "fingerprint": self.fingerprint,
                 "keys_crc": _crc(keys), "vecs_crc": _crc(vecs)}
-        manifest = self.path / f"{name}.json"
-        tmp = manifest.with_name(f".{manifest.name}.{uuid.uuid4().hex}.tmp")
-        tmp.write_text(json.dumps(meta))
-        os.replace(tmp, manifest)
+        with atomic_write(self.path / f"{name}.json") as fh:
+            fh.write(json.dumps(meta))
         shard = {"name": name, "keys": np.load(self.path / f"{name}.keys.npy", mmap_mode="r"),
                  "vecs": np.load(self.path / f"{name}.vecs.npy", mmap_mode="r"), "meta": meta}
         self._shards.append(shard)
@@ -409,7 +457,12 @@ class CachedEmbedder:
                     new = self.embedder.encode([texts[i] for i in missing[chunk]])
                     # Round-trip through the storage type so this run returns what later runs read back.
                     new_vecs[chunk] = new.astype(self.dtype).astype(np.float32)
-                    self.cache.add(digests[missing[chunk]], new)
+                    ok = np.isfinite(new_vecs[chunk]).all(axis=1)  # never cache a vector it would reject
+                    try:
+                        self.cache.add(digests[missing[chunk]][ok], new[ok])
+                    except OSError as exc:
+                        raise DataError(f"cannot write the embedding cache {self.cache.path}: {exc.strerror}; "
+                                        "free some disk space or pass --cache-dir with a writable folder") from None
                     bar.update(int(chunk.size))
             vecs[miss_rows] = new_vecs[inverse]
         n_unique = unique_digests(digests)[0].size if found.any() else missing.size

@@ -29,7 +29,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import REPO, embed, load_dataset  # noqa: E402
 
-from selector.loop.ingest import NEAR_DUPLICATE_THRESHOLD, _nearest, normalise_text  # noqa: E402
+from selector.loop.ingest import NEAR_DUPLICATE_THRESHOLD  # noqa: E402
+from selector.neighbors import nearest_in  # noqa: E402
+from selector.textnorm import normalise_text  # noqa: E402
 
 FILLERS = ("please", "exactly", "actually", "really")
 
@@ -81,7 +83,7 @@ def main() -> None:
         for th in thresholds:
             res = ingest_rows(data, new, source="bench", threshold=th, embed=lambda t: embed(t, show_progress=False))
             caught[kind][th] = (res.n_exact_duplicates + res.n_near_duplicates) / res.n_new
-    sims, nbr = _nearest(X_all, X_all, 6)
+    nbr, sims = nearest_in(X_all, X_all, 6)
     norm = [normalise_text(t) for t in texts]
     first_other = [next(((s, j) for s, j in zip(sims[i], nbr[i]) if norm[j] != norm[i]), (np.nan, -1))
                    for i in range(len(texts))]

@@ -1,18 +1,22 @@
 """Nearest neighbours among L2-normalised embeddings, without an N x N matrix.
 
 Up to ``exact_max`` rows the search is exact (cosine similarity by chunked dot products, each
-chunk ``chunk x n``). Above it an inverted-file index is used: a few Lloyd steps place
-``~sqrt(n)`` centroids, every row joins its nearest centroid's cell, and the rows of one cell
-search only the rows of the ``n_probe`` cells whose centroids are nearest to theirs, so the work
-grows like ``n * sqrt(n)`` instead of ``n^2``. That search is approximate (a true neighbour in an
-unprobed cell is missed); ``scripts/bench_suspects.py`` reports its recall against the exact one.
+chunk ``chunk x n``). Above it an inverted-file index is used: a few Lloyd steps of
+:func:`selector.kmeans.fit_kmeans` place ``~sqrt(n)`` centroids, every row joins its nearest
+centroid's cell, and the rows of one cell search only the rows of the ``n_probe`` cells whose
+centroids are nearest to theirs, so the work grows like ``n * sqrt(n)`` instead of ``n^2``. That
+search is approximate (a true neighbour in an unprobed cell is missed); ``scripts/bench_suspects.py``
+reports its recall against the exact one. :func:`nearest_in` searches one set of rows for another's
+nearest rows (exact, chunked).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["nearest_neighbors", "EXACT_MAX"]
+from selector.kmeans import chunked_nearest, fit_kmeans
+
+__all__ = ["nearest_neighbors", "nearest_in", "EXACT_MAX"]
 
 EXACT_MAX = 20_000
 _CHUNK_FLOATS = 1 << 24  # similarities held at once: 64 MB of float32
@@ -42,15 +46,10 @@ def _exact(X: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
 def _ivf(X: np.ndarray, k: int, n_probe: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     n = X.shape[0]
     n_cells = max(2, int(np.sqrt(n)))
-    centroids = X[rng.choice(n, size=n_cells, replace=False)].copy()
-    for _ in range(3):  # a few Lloyd steps: cells of similar size are what matters, not convergence
-        cell = _assign(X, centroids)
-        sums = np.zeros_like(centroids)
-        np.add.at(sums, cell, X)
-        norms = np.linalg.norm(sums, axis=1, keepdims=True)
-        filled = norms[:, 0] > 0
-        centroids[filled] = sums[filled] / norms[filled]
-    cell = _assign(X, centroids)
+    # A few Lloyd steps: cells of similar size are what matters, not convergence.
+    centroids = fit_kmeans(X, n_cells, rng, n_iter=3)
+    centroids /= np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), np.float32(1e-12))
+    cell, _ = chunked_nearest(X, centroids)
     order = np.argsort(cell, kind="stable")
     bounds = np.searchsorted(cell[order], np.arange(n_cells + 1))
     n_probe = min(n_probe, n_cells)
@@ -69,14 +68,6 @@ def _ivf(X: np.ndarray, k: int, n_probe: int, rng: np.random.Generator) -> tuple
         pos, val = _top_k(s, k)
         idx[members], sim[members] = cand[pos], val
     return idx, sim
-
-
-def _assign(X: np.ndarray, centroids: np.ndarray) -> np.ndarray:
-    out = np.empty(X.shape[0], dtype=np.int64)
-    chunk = max(1, _CHUNK_FLOATS // centroids.shape[0])
-    for start in range(0, X.shape[0], chunk):
-        out[start:start + chunk] = np.argmax(X[start:start + chunk] @ centroids.T, axis=1)
-    return out
 
 
 def nearest_neighbors(X: np.ndarray, k: int, *, exact_max: int = EXACT_MAX, n_probe: int = 16,
@@ -109,3 +100,33 @@ def nearest_neighbors(X: np.ndarray, k: int, *, exact_max: int = EXACT_MAX, n_pr
     if n <= exact_max:
         return _exact(X, k)
     return _ivf(X, k, n_probe, np.random.default_rng(random_state))
+
+
+def nearest_in(X_index: np.ndarray, X_query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` rows of ``X_index`` most similar to each row of ``X_query`` (exact, chunked).
+
+    Parameters
+    ----------
+    X_index : ndarray, shape (n, d)
+        L2-normalised rows to search.
+    X_query : ndarray, shape (m, d)
+        L2-normalised rows to search for.
+    k : int
+        Clipped to ``n``.
+
+    Returns
+    -------
+    indices : ndarray of int64, shape (m, min(k, n))
+        Positions in ``X_index``, most similar first.
+    similarities : ndarray of float32, shape (m, min(k, n))
+    """
+    X_index = np.ascontiguousarray(X_index, dtype=np.float32)
+    X_query = np.ascontiguousarray(X_query, dtype=np.float32)
+    n, m = X_index.shape[0], X_query.shape[0]
+    k = int(min(k, n))
+    idx = np.empty((m, k), dtype=np.int64)
+    sim = np.empty((m, k), dtype=np.float32)
+    chunk = max(1, _CHUNK_FLOATS // max(n, 1))
+    for start in range(0, m, chunk):
+        idx[start:start + chunk], sim[start:start + chunk] = _top_k(X_query[start:start + chunk] @ X_index.T, k)
+    return idx, sim

@@ -149,11 +149,13 @@ class OutputPlan:
         if path is None:
             return None
         path = Path(path)
+        if path.is_dir():
+            raise ConfigError(f"{what} {path} is a folder; give a file path")
         if table_format:
             try:
                 check_table_path(path)
             except DataError as exc:
-                raise ConfigError(f"{what}: {exc}") from None
+                raise ConfigError(f"{what} {exc}") from None
         if suffixes is not None and path.suffix.lower() not in suffixes:
             raise ConfigError(f"{what} {path}: the file name must end in {' or '.join(suffixes)}; "
                               f"name the output *{suffixes[0]}")

@@ -2,7 +2,7 @@
 
 Two texts are treated as the same when :func:`normalise_text` maps them to the same string:
 Unicode compatibility forms, case, punctuation/symbols and whitespace are folded, so
-``"Where's my card?!"`` and ``"  where s MY card "`` match, while a changed word does not.
+``"Where's my card?!"`` and ``"  wheres MY card "`` match, while a changed word does not.
 """
 
 from __future__ import annotations
@@ -16,16 +16,21 @@ _SPACE = re.compile(r"\s+")
 
 
 def _fold_char(ch: str) -> str:
-    # Unicode categories P* (punctuation) and S* (symbols) become a space, so "don't" and "don t"
-    # match and "a-b" does not glue into "ab" differently from "a b".
-    return " " if unicodedata.category(ch)[0] in "PS" else ch
+    # Punctuation and modifier symbols (backticks, carets) are deleted, not spaced: people drop
+    # punctuation by omitting it ("US", "dont"), so "The U.S. isn't" must meet "the US isnt". Other
+    # symbols (math, currency, emoji) become a space, so "5+3" meets "5 + 3".
+    cat = unicodedata.category(ch)
+    if cat[0] == "P" or cat == "Sk":
+        return ""
+    return " " if cat[0] == "S" else ch
 
 
 def normalise_text(text: str) -> str:
     """Fold case, punctuation, symbols and whitespace of one text.
 
     Steps: Unicode NFKC (full-width and ligature forms to their plain letters), ``casefold``,
-    every punctuation or symbol character to a space, runs of whitespace to one space, strip.
+    punctuation and modifier symbols deleted, other symbols to a space, runs of whitespace to one
+    space, strip. The one definition of "the same text" for contradictions, duplicates and ingest.
 
     Parameters
     ----------
@@ -39,7 +44,9 @@ def normalise_text(text: str) -> str:
     Examples
     --------
     >>> normalise_text("  Where's   my CARD?! ")
-    'where s my card'
+    'wheres my card'
+    >>> normalise_text("The U.S. isn't big.") == normalise_text("the US isnt big")
+    True
     """
     if not isinstance(text, str):
         raise TypeError(f"normalise_text needs a str, got {type(text).__name__}")

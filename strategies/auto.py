@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from selector.strategies._geometry import subsample
+from selector.kmeans import subsample
 from selector.strategies.base import Selection, SelectionContext, Strategy, UncertaintyStrategy
 from selector.strategies.registry import make_strategy, register
 

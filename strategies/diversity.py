@@ -9,13 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from selector.strategies._geometry import (
-    chunked_nearest,
-    cluster_pool,
-    round_robin,
-    subsample,
-    typicality,
-)
+from selector.kmeans import chunked_nearest, cluster_pool, subsample
+from selector.strategies._geometry import round_robin, typicality
 from selector.strategies.base import Selection, SelectionContext, Strategy
 from selector.strategies.registry import register
 

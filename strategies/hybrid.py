@@ -10,16 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from selector.scoring import margin
-from selector.strategies._geometry import (
-    CHUNK_ROWS,
-    cached,
-    chunked_nearest,
-    cluster_pool,
-    data_fingerprint,
-    fit_kmeans,
-    round_robin,
-    subsample,
-)
+from selector.kmeans import CHUNK_ROWS, chunked_nearest, cluster_pool, fit_kmeans, subsample
+from selector.strategies._geometry import cached, data_fingerprint, round_robin
 from selector.strategies.base import Selection, SelectionContext, UncertaintyStrategy
 from selector.strategies.diversity import _positive_int
 from selector.strategies.registry import register

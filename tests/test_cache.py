@@ -140,3 +140,79 @@ def test_lookup_finds_keys_across_shards(tmp_path):
     assert vecs[0, 0] == 2.0 and vecs[2, 0] == 1.0 and not vecs[1].any()
     meta = json.loads(next((tmp_path / "embeddings" / "fp").glob("*.json")).read_text())
     assert meta["n"] in (1, 2)
+
+
+def _dead_pid() -> int:
+    """The pid of a process that has exited (a crashed writer)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_zero_byte_shard_heals_with_one_warning(tmp_path):
+    model = CountingEmbedder()
+    good = CachedEmbedder(model, tmp_path).encode(texts(10))
+    (vecs,) = _shard_files(tmp_path)
+    vecs.write_bytes(b"")  # a disk-full or killed write left a 0-byte array
+    with pytest.warns(UserWarning, match="corrupt"):
+        wrapped = CachedEmbedder(model, tmp_path)
+        out = wrapped.encode(texts(10))
+    np.testing.assert_allclose(out, good, atol=1e-7)
+    assert wrapped.last_stats["n_embedded"] == 10
+    again = CachedEmbedder(model, tmp_path)
+    again.encode(texts(10))
+    assert again.last_stats["n_embedded"] == 0  # healed: the next run reads the rewritten shard
+
+
+def test_cache_path_that_is_a_file_is_a_clear_error(tmp_path):
+    from selector.errors import DataError
+
+    (tmp_path / "embeddings").mkdir()
+    (tmp_path / "embeddings" / HashingEmbedder(32).fingerprint).write_text("not a folder")
+    with pytest.raises(DataError, match="is a file, not a folder"):
+        CachedEmbedder(HashingEmbedder(32), tmp_path).encode(texts(3))
+
+
+def test_orphans_and_stale_temps_of_dead_writers_are_removed(tmp_path):
+    model = CountingEmbedder()
+    CachedEmbedder(model, tmp_path).encode(texts(10))
+    folder = next((tmp_path / "embeddings").iterdir())
+    pid = _dead_pid()
+    orphan = folder / f"{0:020d}-{pid}-deadbeef.keys.npy"
+    np.save(orphan, np.zeros((2, 32), dtype=np.uint8))  # arrays written, manifest never came
+    stale = folder / f".x.vecs.npy.{pid}.abc123.tmp"
+    stale.write_bytes(b"half")
+    live = folder / f".y.vecs.npy.{__import__('os').getpid()}.abc123.tmp"  # ours: a live writer's temp
+    live.write_bytes(b"busy")
+    CachedEmbedder(model, tmp_path).encode(texts(10))
+    assert not orphan.exists() and not stale.exists()
+    assert live.exists()
+
+
+def test_nan_vector_with_valid_checksum_is_dropped_once(tmp_path):
+    model = CountingEmbedder()
+    CachedEmbedder(model, tmp_path).encode(texts(10))
+    (manifest,) = sorted((tmp_path / "embeddings").rglob("*.json"))
+    (vecs,) = _shard_files(tmp_path)
+    arr = np.load(vecs)
+    arr[4] = np.nan
+    np.save(vecs, arr)
+    from selector.models.cache import _crc
+
+    meta = json.loads(manifest.read_text())
+    meta["vecs_crc"] = _crc(arr)  # a valid checksum over a NaN row
+    manifest.write_text(json.dumps(meta))
+    with pytest.warns(UserWarning, match="NaN"):
+        wrapped = CachedEmbedder(model, tmp_path)
+        out = wrapped.encode(texts(10))
+    assert np.isfinite(out).all() and wrapped.last_stats["n_embedded"] == 1
+    calls = model.calls
+    for _ in range(2):  # later runs find every row; nothing is re-embedded or re-added
+        again = CachedEmbedder(model, tmp_path)
+        again.encode(texts(10))
+        assert again.last_stats["n_embedded"] == 0
+    assert model.calls == calls
+    assert len(EmbeddingCache(tmp_path, model.fingerprint, 32)) == 10

@@ -6,7 +6,8 @@ from typer.testing import CliRunner
 from loop_helpers import make_texts, write_data
 from selector.cli.app import app
 from selector.errors import ConfigError, DataError
-from selector.loop.ingest import ingest_rows, normalise_text
+from selector.loop.ingest import ingest_rows
+from selector.textnorm import normalise_text
 from selector.models import HashingEmbedder
 
 runner = CliRunner()

@@ -11,7 +11,8 @@ from selector.errors import ConfigError
 from selector.round.compute import build_context, select_batch
 from selector.scoring import margin
 from selector.strategies import SelectionContext, make_strategy
-from selector.strategies._geometry import chunked_nearest, round_robin
+from selector.kmeans import chunked_nearest
+from selector.strategies._geometry import round_robin
 from selector.strategies.hybrid import gradient_sq_distances, top_by_score
 
 

@@ -15,14 +15,14 @@ drowned by the bulk of the pool.
 from __future__ import annotations
 
 import hashlib
-import re
-import unicodedata
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from selector.errors import ConfigError, DataError
+from selector.neighbors import nearest_in
+from selector.textnorm import normalise_text
 from selector.round.buckets import BUCKET_COL
 
 __all__ = [
@@ -30,7 +30,6 @@ __all__ = [
     "SOURCE_COL",
     "BUCKET_COL",
     "IngestResult",
-    "normalise_text",
     "ingest_rows",
 ]
 
@@ -44,20 +43,6 @@ __all__ = [
 NEAR_DUPLICATE_THRESHOLD = 0.95
 SOURCE_COL = "source"
 _NEIGHBOURS_WITHIN_BATCH = 10
-_SPACE = re.compile(r"\s+")
-
-
-def normalise_text(text: str) -> str:
-    """The form exact duplicates are compared in: NFKC, case-folded, punctuation (and modifier symbols such
-    as backticks) dropped, whitespace collapsed.
-
-    Punctuation goes because the embedding model is surprisingly sensitive to it on short texts
-    (see ``scripts/near_duplicate_threshold.py``), so "What is X ?" and "what is x" must meet here.
-    """
-    text = unicodedata.normalize("NFKC", str(text)).casefold()
-    # Deleted, not spaced: people drop punctuation by omitting it ("US", "dont"), not by spacing it.
-    text = "".join(ch for ch in text if not unicodedata.category(ch).startswith("P") and unicodedata.category(ch) != "Sk")
-    return _SPACE.sub(" ", text).strip()
 
 
 @dataclass
@@ -82,17 +67,6 @@ class IngestResult:
     n_near_duplicates: int
     n_added: int
     dropped: pd.DataFrame = field(default_factory=pd.DataFrame)
-
-
-def _nearest(X_index: np.ndarray, X_query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Cosine similarities (m, k) and positions (m, k) of the k nearest rows of X_index per query."""
-    from sklearn.neighbors import NearestNeighbors
-
-    k = min(k, X_index.shape[0])
-    # Vectors are L2-normalised, so euclidean order equals cosine order; cos = 1 - d^2 / 2.
-    nn = NearestNeighbors(n_neighbors=k, algorithm="brute", metric="euclidean").fit(X_index)
-    dist, pos = nn.kneighbors(X_query)
-    return 1.0 - dist ** 2 / 2.0, pos
 
 
 def ingest_rows(data: pd.DataFrame, new: pd.DataFrame, *, source: str, embed, text_col: str = "text",
@@ -164,14 +138,14 @@ def ingest_rows(data: pd.DataFrame, new: pd.DataFrame, *, source: str, embed, te
         near = np.zeros(cand.size, dtype=bool)
         if len(old_texts):
             Xo = np.asarray(embed(list(old_texts)), dtype=np.float32)
-            s, p = _nearest(Xo, Xq, 1)
+            p, s = nearest_in(Xo, Xq, 1)
             hit = s[:, 0] >= threshold
             near |= hit
             for a in np.flatnonzero(hit):
                 dup_of[cand[a]], sim[cand[a]] = old_ids[p[a, 0]], s[a, 0]
         if cand.size > 1:
             # Within the batch: keep the first of each near-duplicate group (in file order).
-            s, p = _nearest(Xq, Xq, _NEIGHBOURS_WITHIN_BATCH + 1)
+            p, s = nearest_in(Xq, Xq, _NEIGHBOURS_WITHIN_BATCH + 1)
             for a in range(cand.size):
                 if near[a]:
                     continue

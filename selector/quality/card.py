@@ -23,6 +23,7 @@ import pandas as pd
 
 from selector.config import SelectConfig
 from selector.errors import ConfigError
+from selector.kmeans import cluster_pool
 from selector.models.classifiers import make_classifier, out_of_fold_proba
 from selector.outputs import json_file, OutputPlan, text_file, Writer
 from selector.quality.agreement import agreement, format_number, frame_records
@@ -56,15 +57,12 @@ def coverage(X: np.ndarray, labeled: np.ndarray, *, n_clusters: int | None = Non
         (share of unlabeled rows in them), ``rows_share_uncovered``, ``uncovered_sizes``, ``cluster``
         (ndarray (n,) of cluster ids; not JSON).
     """
-    from sklearn.cluster import MiniBatchKMeans
-
     n = X.shape[0]
     k = n_clusters if n_clusters is not None else int(np.clip(round(np.sqrt(n) / 2), 2, 100))
     k = int(min(k, n))
     if k < 2:
         raise ConfigError(f"coverage needs at least 2 rows and 2 clusters, got {n} rows")
-    km = MiniBatchKMeans(n_clusters=k, random_state=random_state, n_init=1, batch_size=2048)
-    cluster = km.fit_predict(X)
+    _, cluster, _ = cluster_pool(np.ascontiguousarray(X, dtype=np.float32), k, np.random.default_rng(random_state))
     size = np.bincount(cluster, minlength=k)
     lab_in = np.bincount(cluster[labeled], minlength=k)
     uncovered = (lab_in == 0) & (size > 0)
