@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 import warnings
 from pathlib import Path
 from typing import Sequence
@@ -23,6 +22,7 @@ from typing import Sequence
 import numpy as np
 
 from selector.errors import ModelError
+from selector.io import remove_stale_temps, temp_path_for
 
 __all__ = ["ONNX_BACKENDS", "OnnxEncoder", "default_onnx_cache", "export_onnx", "exportable", "onnx_available"]
 
@@ -108,12 +108,13 @@ def export_onnx(model_path: str | os.PathLike, out_dir: str | os.PathLike, *, qu
         return target
     _check_exportable(model_path)
     out_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(out_dir)  # exports of runs that were killed midway
     if not fp32.exists():
         _export_fp32(model_path, fp32)
     if quantize and not int8.exists():
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
-        tmp = int8.with_name(f".{int8.name}.{uuid.uuid4().hex}.tmp.onnx")
+        tmp = temp_path_for(int8)
         try:
             quantize_dynamic(str(fp32), str(tmp), weight_type=QuantType.QInt8)
             os.replace(tmp, int8)
@@ -125,9 +126,6 @@ def export_onnx(model_path: str | os.PathLike, out_dir: str | os.PathLike, *, qu
 def _export_fp32(model_path: Path, dest: Path) -> None:
     import torch
     from transformers import AutoModel
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
     base = AutoModel.from_pretrained(str(model_path), local_files_only=True)
     base.eval()
 
@@ -149,13 +147,13 @@ def _export_fp32(model_path: Path, dest: Path) -> None:
     wrapped = MeanPooled(base)
     ids = torch.ones((2, 8), dtype=torch.long)
     dummy = (ids, torch.ones_like(ids), torch.zeros_like(ids))
-    tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.tmp.onnx")
+    tmp = temp_path_for(dest)
     axes = {0: "batch", 1: "tokens"}
     try:
         # The tracer warns about Python control flow in the HF attention code; the graph is checked
         # against sentence-transformers in tests/test_onnx_backend.py, so the warnings are noise here.
         with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
             torch.onnx.export(
                 wrapped, dummy, str(tmp),
                 input_names=["input_ids", "attention_mask", "token_type_ids"],

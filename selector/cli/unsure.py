@@ -14,15 +14,14 @@ from selector.outputs import OutputPlan, table
 from selector.quality.annotations import prepare_annotations
 from selector.quality.gold import read_gold
 from selector.quality.unsure import unsure_items, unsure_report
+from selector.tables import text_table
 
 
 def _table(frame, key: str) -> list[str]:
-    width = max([len(key), *map(len, frame[key].astype(str))])
-    lines = [f"{key.ljust(width)}  ratings  unsure  rate   95% interval"]
-    for _, r in frame.iterrows():
-        lines.append(f"{str(r[key]).ljust(width)}  {r['n_ratings']:>7}  {r['n_unsure']:>6}  {r['unsure_rate']:.3f}  "
-                     f"[{r['ci_low']:.3f}, {r['ci_high']:.3f}]{'  TOO HIGH' if r['too_high'] else ''}")
-    return lines
+    rows = [[str(r[key]), str(r["n_ratings"]), str(r["n_unsure"]), f"{r['unsure_rate']:.3f}",
+             f"[{r['ci_low']:.3f}, {r['ci_high']:.3f}]", "TOO HIGH" if r["too_high"] else ""]
+            for _, r in frame.iterrows()]
+    return text_table([key, "ratings", "unsure", "rate", "95% interval", ""], rows, right=(1, 2))
 
 
 @app.command("unsure")

@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from selector.tables import text_table
+
 __all__ = ["MeasurePoint", "StatusReport", "kappa", "stopping_hint", "build_status", "format_status",
            "KAPPA_THRESHOLD", "F1_TOLERANCE", "KAPPA_WINDOW"]
 
@@ -216,9 +218,7 @@ def format_status(report: StatusReport) -> str:
         p = report.points[-1]
         body.append(["now", "", "", str(p.n_labeled), "", "", "", _fmt(p.cv["accuracy"] if p.cv else None),
                      _fmt(p.cv["macro_f1"] if p.cv else None), _fmt(p.kappa_prev)])
-    widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(header)]
-    lines.append("  ".join(h.ljust(w) for h, w in zip(header, widths)))
-    lines.extend("  ".join(c.ljust(w) for c, w in zip(b, widths)) for b in body)
+    lines.extend(text_table(header, body))
     lines.append("(labeled = labels when the round selected; cv_* = 5-fold cross-validated logistic regression "
                  "on those labels; kappa = agreement with the previous model on the fixed stop set)")
     lines.append("")

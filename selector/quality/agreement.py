@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from selector.tables import text_table
 from selector.errors import ConfigError, DataError
 from selector.labels import normalise_label
 from selector.quality.annotations import prepare_annotations
@@ -811,9 +812,7 @@ def _table(df: pd.DataFrame, columns: list[str], max_rows: int, width: int = 60)
     if df.empty:
         return ["  (none)"]
     rows = [[format_number(v)[:width] for v in r] for r in df[columns].head(max_rows).itertuples(index=False)]
-    widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(columns)]
-    lines = ["  " + "  ".join(c.ljust(w) for c, w in zip(columns, widths))]
-    lines += ["  " + "  ".join(v.ljust(w) for v, w in zip(r, widths)) for r in rows]
+    lines = text_table(columns, rows, indent="  ")
     if len(df) > max_rows:
         lines.append(f"  ... {len(df) - max_rows} more")
     return lines

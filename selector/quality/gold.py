@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from selector.tables import text_table
 from selector.errors import ConfigError, DataError
 from selector.io import read_table
 from selector.labels import normalise_label, normalise_unsure_labels, unsure_mask
@@ -576,20 +577,17 @@ def _fmt(v, spec: str = ".2f") -> str:
 def format_gold_report(report: GoldReport, *, max_rows: int | None = None) -> str:
     """The per-annotator gold report as a fixed-width table (lowest accuracy first) + flags."""
     t = report.annotators if max_rows is None else report.annotators.head(max_rows)
-    width = max([len("annotator"), *map(len, t["annotator"].astype(str))])
     pr = {a: "  ".join(f"{c} {_fmt(p)}/{_fmt(r)}" for c, p, r in zip(g["class"], g["precision"], g["recall"]))
           for a, g in report.per_class.groupby("annotator", sort=False)}
-    conf_width = max([len("most confused (gold -> given)"), *map(len, t["top_confusion"])])
     lines = [f"gold set: {report.n_gold_items} items, {report.n_gold_rated} rated; "
              f"{len(report.annotators)} annotators ({report.n_unchecked} saw no gold item); "
-             f"flag below accuracy {report.min_accuracy:g}",
-             f"{'annotator'.ljust(width)}  seen  unsure  right  accuracy  95% interval  flag  "
-             f"{'most confused (gold -> given)'.ljust(conf_width)}  per class precision/recall"]
-    for _, r in t.iterrows():
-        lines.append(f"{str(r['annotator']).ljust(width)}  {r['n_gold_seen']:>4}  {r['n_unsure']:>6}  "
-                     f"{r['n_correct']:>5}  {_fmt(r['accuracy']):>8}  [{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]  "
-                     f"{'FLAG' if r['flagged'] else '    '}  {r['top_confusion'].ljust(conf_width)}  "
-                     f"{pr.get(r['annotator'], '')}")
+             f"flag below accuracy {report.min_accuracy:g}"]
+    header = ["annotator", "seen", "unsure", "right", "accuracy", "95% interval", "flag",
+              "most confused (gold -> given)", "per class precision/recall"]
+    rows = [[str(r["annotator"]), str(r["n_gold_seen"]), str(r["n_unsure"]), str(r["n_correct"]), _fmt(r["accuracy"]),
+             f"[{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]", "FLAG" if r["flagged"] else "", r["top_confusion"],
+             pr.get(r["annotator"], "")] for _, r in t.iterrows()]
+    lines.extend(text_table(header, rows, right=(1, 2, 3, 4)))
     if max_rows is not None and len(report.annotators) > max_rows:
         lines.append(f"... {len(report.annotators) - max_rows} more annotator(s)")
     flagged = report.flagged
