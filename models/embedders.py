@@ -17,6 +17,7 @@ from typing import Protocol, Sequence, runtime_checkable
 import numpy as np
 
 from selector.errors import ModelError
+from selector.models.hf_progress import quiet_weight_loading
 from selector.models.onnx_backend import default_onnx_cache, exportable, OnnxEncoder
 
 __all__ = [
@@ -241,7 +242,8 @@ class SentenceTransformerEmbedder:
             source = str(self.model_path) if self.model_path.is_dir() else self.model_name
             try:
                 # local_files_only: models come from a folder or the user's cache, never the network.
-                self._model = SentenceTransformer(source, device=self.device, local_files_only=True)
+                with quiet_weight_loading():
+                    self._model = SentenceTransformer(source, device=self.device, local_files_only=True)
             except (OSError, ValueError) as exc:
                 raise ModelError(
                     f"could not load embedding model {self.model_name!r} ({exc.__class__.__name__}: "

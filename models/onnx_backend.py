@@ -23,6 +23,7 @@ import numpy as np
 
 from selector.errors import ModelError
 from selector.io import remove_stale_temps, temp_path_for
+from selector.models.hf_progress import quiet_weight_loading
 
 __all__ = ["ONNX_BACKENDS", "OnnxEncoder", "default_onnx_cache", "export_onnx", "exportable", "onnx_available"]
 
@@ -126,7 +127,8 @@ def export_onnx(model_path: str | os.PathLike, out_dir: str | os.PathLike, *, qu
 def _export_fp32(model_path: Path, dest: Path) -> None:
     import torch
     from transformers import AutoModel
-    base = AutoModel.from_pretrained(str(model_path), local_files_only=True)
+    with quiet_weight_loading():
+        base = AutoModel.from_pretrained(str(model_path), local_files_only=True)
     base.eval()
 
     class MeanPooled(torch.nn.Module):
@@ -154,6 +156,7 @@ def _export_fp32(model_path: Path, dest: Path) -> None:
         # against sentence-transformers in tests/test_onnx_backend.py, so the warnings are noise here.
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            warnings.filterwarnings("ignore", message="Exporting aten::index", category=UserWarning)
             torch.onnx.export(
                 wrapped, dummy, str(tmp),
                 input_names=["input_ids", "attention_mask", "token_type_ids"],

@@ -74,6 +74,7 @@ def round_record(*, round_number: int | None, config: dict, stats: dict, data_pa
         "ids_generated": stats.get("ids_generated"),
         "strategy_info": info,
         "timings_seconds": stats.get("timings", {}),
+        "cpu_seconds": stats.get("cpu_seconds", {}),
         "cv": cv,
         "queue": {"path": queue_path, "ids": [str(i) for i in queue_ids]},
         "stop_set": stop_set,

@@ -246,21 +246,21 @@ def plan_round(data: str | Path | pd.DataFrame, config: SelectConfig | None = No
 def compute_round(plan: RoundPlan, *, show_progress: bool = False) -> RoundResult:
     """Embed, fit once, out-of-fold once, score, select, suspects, bucket priority and gold (no files)."""
     config, pool = plan.config, plan.pool
-    t_start = time.perf_counter()
+    t_start, c_start = time.perf_counter(), time.process_time()
     X, embed_stats = embed_pool(pool, config, embedder=plan.embedder, embeddings=plan.embeddings,
                                 cache_dir=plan.cache_dir, show_progress=show_progress)
     lab, unl = pool.labeled_positions, pool.pool_positions
     y = pool.labels[lab].astype(str)
-    t_fit = time.perf_counter()
+    t_fit, c_fit = time.perf_counter(), time.process_time()
     context = build_context(X[lab], y, X[unl], classifier=plan.template, random_state=config.seed)
-    t_oof = time.perf_counter()
+    t_oof, c_oof = time.perf_counter(), time.process_time()
     oof = None
     # The one out-of-fold pass, when something reads it: the suspects, or the record's CV figures.
     if context.has_model and (plan.suspects or plan.outputs is not None):
         oof = out_of_fold(plan.template, X[lab], y, random_state=config.seed)
-    t_select = time.perf_counter()
+    t_select, c_select = time.perf_counter(), time.process_time()
     selection = plan.strategy.select(context, plan.budget, random_state=config.seed)
-    t_suspects = time.perf_counter()
+    t_suspects, c_suspects = time.perf_counter(), time.process_time()
 
     suspect_table, note = None, ""
     if plan.suspects:
@@ -270,7 +270,7 @@ def compute_round(plan: RoundPlan, *, show_progress: bool = False) -> RoundResul
             found = find_suspects(X[lab], y, oof_proba=oof.proba, texts=pool.texts[lab], random_state=config.seed)
             suspect_table = suspects_frame(found, select_suspects(found), ids=pool.ids[lab], texts=pool.texts[lab])
             note = f"{len(suspect_table)} mislabel suspects of {lab.size} labeled rows"
-    t_done = time.perf_counter()
+    t_done, c_done = time.perf_counter(), time.process_time()
 
     classes = context.classes if context.classes is not None else np.unique(y)
     stats = {
@@ -283,6 +283,10 @@ def compute_round(plan: RoundPlan, *, show_progress: bool = False) -> RoundResul
         "timings": {"embed": round(embed_stats["embed_seconds"], 3), "fit": round(t_oof - t_fit, 3),
                     "oof": round(t_select - t_oof, 3), "select": round(t_suspects - t_select, 3),
                     "suspects": round(t_done - t_suspects, 3), "compute": round(t_done - t_start, 3)},
+        # Process CPU seconds (all threads) of the same steps: wall time on a loaded machine lies.
+        "cpu_seconds": {"embed": round(c_fit - c_start, 3), "fit": round(c_oof - c_fit, 3),
+                        "oof": round(c_select - c_oof, 3), "select": round(c_suspects - c_select, 3),
+                        "suspects": round(c_done - c_suspects, 3), "compute": round(c_done - c_start, 3)},
     }
     stats.pop("embed_seconds", None)
     result = RoundResult(queue=queue_frame(pool, context, selection, config.strategy), selection=selection,
