@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from selector.models import HashingEmbedder
 from selector.quality.card import coverage, data_card
 from selector.cli.app import app
 
@@ -86,3 +87,14 @@ def test_cli_card(tmp_path):
     card = json.loads((tmp_path / "out" / "card.json").read_text())
     assert card["provenance"]["command"].startswith("selector ")
     assert card["provenance"]["input"]["sha256"]
+
+
+def test_card_markdown_escapes_html_in_labels(tmp_path):
+    from selector.quality.card import data_card
+
+    rows = [{"id": f"r{i}", "text": f"text {i} about things", "label": lab}
+            for i, lab in enumerate(["<img src=x onerror=alert(1)>", "ok|pipe"] * 10)]
+    card = data_card(pd.DataFrame(rows), embedder=HashingEmbedder(32), model_agreement=False, source="t.csv")
+    md = card.to_markdown()
+    assert "<img" not in md and "&lt;img src=x onerror=alert(1)&gt;" in md
+    assert "ok\\|pipe" in md

@@ -8,7 +8,11 @@ from typing import Optional
 import typer
 
 from selector.cli.app import app, handle_errors, info
-from selector.cli.options import ConfigFileOption, QuietOption
+from selector.cli.options import (
+    Shared, shared_options,
+    ItemColOption, AnnotatorColOption,
+    UnsureLabelsOption,
+)
 from selector.io import read_table
 from selector.outputs import OutputPlan, table
 from selector.quality.adjudicate import adjudicate, format_adjudication, prepare_decisions
@@ -17,19 +21,21 @@ from selector.quality.annotations import prepare_annotations
 
 @app.command("adjudicate")
 @handle_errors
+@shared_options("config_file", "label_col", "quiet")
 def adjudicate_command(
     annotations_file: Path = typer.Argument(..., help="Long-format annotations: item_id, annotator, label [, timestamp]."),
     decisions_file: Path = typer.Argument(..., help="Decisions: item_id, final_label, reviewer [, note]."),
     out: Path = typer.Option(Path("resolved.csv"), "--out", "-o", help="Resolved label set (one row per item, votes kept)."),
-    unsure_labels: str = typer.Option("unsure,needs_review", "--unsure-labels", help="Comma-separated values meaning 'no label'."),
-    item_col: str = typer.Option("item_id", "--item-col", help="Item id column of the annotations."),
-    annotator_col: str = typer.Option("annotator", "--annotator-col", help="Annotator column of the annotations."),
-    label_col: str = typer.Option("label", "--label-col", help="Label column of the annotations."),
+    unsure_labels: UnsureLabelsOption = None,
+    item_col: ItemColOption = "item_id",
+    annotator_col: AnnotatorColOption = "annotator",
     rework_out: Optional[Path] = typer.Option(None, "--rework-out", help="Also write how often each first annotator was overturned."),
-    config_file: ConfigFileOption = None,
-    quiet: QuietOption = False,
+    opts: Shared = None,
 ) -> None:
     """Record reviewers' final labels for contested items and write the resolved label set."""
+    config = opts.config()
+    opts.label_col = config.label_col
+    unsure_labels = unsure_labels if unsure_labels is not None else ",".join(config.unsure_labels)
     plan = OutputPlan()
     plan.add_input(annotations_file, "ANNOTATIONS")
     plan.add_input(decisions_file, "DECISIONS")
@@ -37,7 +43,7 @@ def adjudicate_command(
     plan.add_output("rework", rework_out, "--rework-out", table_format=True)
     plan.check()
     annotations = prepare_annotations(read_table(annotations_file), item_col=item_col, annotator_col=annotator_col,
-                                      label_col=label_col, source=str(annotations_file))
+                                      label_col=opts.label_col, source=str(annotations_file))
     decisions = prepare_decisions(read_table(decisions_file), source=str(decisions_file), unsure_labels=unsure_labels)
     result = adjudicate(annotations, decisions, unsure_labels=unsure_labels)
     writers = {"resolved": table(result.resolved, out)}
@@ -45,4 +51,4 @@ def adjudicate_command(
         writers["rework"] = table(result.rework_by_annotator, rework_out)
     plan.commit(writers)
     typer.echo(format_adjudication(result))
-    info(f"wrote {out}" + (f" and {rework_out}" if rework_out is not None else ""), quiet)
+    info(f"wrote {out}" + (f" and {rework_out}" if rework_out is not None else ""), opts.quiet)

@@ -9,9 +9,9 @@ import typer
 
 from selector.cli.app import app, command_line, handle_errors, info
 from selector.cli.options import (
-    AnnotatorColOption, BackendOption, BatchSizeOption, CacheDirOption, ConfigFileOption, DeviceOption,
-    EmbeddingsOption, IdColOption, ItemColOption, LabelColOption, ModelOption, QuietOption, SeedOption,
-    TextColOption, resolve_config, split_list,
+    Shared, shared_options,
+    MODEL_COMMAND,
+    AnnotatorColOption, ItemColOption, split_list,
 )
 from selector.config import cache_dir_for
 from selector.io import file_sha256, read_table
@@ -22,6 +22,7 @@ from selector.round.embed import load_embeddings
 
 @app.command("card")
 @handle_errors
+@shared_options(*MODEL_COMMAND)
 def card_command(
     data: Path = typer.Argument(..., help="Table of texts (CSV, Parquet or JSONL); empty label = unlabeled."),
     annotations: Optional[Path] = typer.Option(None, "--annotations", help="Long-format ratings (item_id, annotator, label)."),
@@ -33,35 +34,23 @@ def card_command(
     clusters: Optional[int] = typer.Option(None, "--clusters", min=2, help="k-means clusters for coverage."),
     item_col: ItemColOption = "item_id",
     annotator_col: AnnotatorColOption = "annotator",
-    seed: SeedOption = None,
-    config_file: ConfigFileOption = None,
-    text_col: TextColOption = None,
-    label_col: LabelColOption = None,
-    id_col: IdColOption = None,
-    model: ModelOption = None,
-    device: DeviceOption = None,
-    batch_size: BatchSizeOption = None,
-    backend: BackendOption = None,
-    cache_dir: CacheDirOption = None,
-    embeddings: EmbeddingsOption = None,
-    quiet: QuietOption = False,
+    opts: Shared = None,
 ) -> None:
     """Counts, class balance, agreement, validator findings, coverage, limitations and provenance."""
-    config = resolve_config(config_file, text_col=text_col, label_col=label_col, id_col=id_col, model=model,
-                            device=device, batch_size=batch_size, backend=backend, cache_dir=cache_dir, seed=seed)
+    config = opts.config()
     plan = OutputPlan()
-    for what, path in (("DATA", data), ("--annotations", annotations), ("--embeddings", embeddings)):
+    for what, path in (("DATA", data), ("--annotations", annotations), ("--embeddings", opts.embeddings)):
         plan.add_input(path, what)
     paths = card_paths(out)
     if annotations is None:
         paths.pop("agreement_png")
     for key, path in paths.items():
         plan.add_output(key, path, "--out" if key == "markdown" else f"--out ({path.name})")
-    cache = None if embeddings is not None else plan.add_folder(cache_dir_for(data, config), "--cache-dir")
+    cache = None if opts.embeddings is not None else plan.add_folder(cache_dir_for(data, config), "--cache-dir")
     plan.check()
     df = read_table(data)
     ann = read_table(annotations) if annotations is not None else None
-    X_given = load_embeddings(embeddings, len(df)) if embeddings is not None else None
+    X_given = load_embeddings(opts.embeddings, len(df)) if opts.embeddings is not None else None
     card = data_card(df, annotations=ann, name=name, text_col=config.text_col, label_col=config.label_col,
                      id_col=config.id_col, item_col=item_col, annotator_col=annotator_col,
                      annotation_label_col=config.label_col,
@@ -71,4 +60,4 @@ def card_command(
                      n_clusters=clusters, random_state=config.seed, command=command_line(),
                      input_sha256=file_sha256(data), source=str(data))
     written = plan.commit(card.writers(card.paths_for(out)))
-    info("wrote data card: " + ", ".join(str(p) for p in written.values()), quiet)
+    info("wrote data card: " + ", ".join(str(p) for p in written.values()), opts.quiet)

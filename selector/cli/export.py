@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from selector.cli.app import app, handle_errors, info
-from selector.cli.options import ConfigFileOption, LabelColOption, QuietOption, resolve_config
+from selector.cli.options import Shared, shared_options
 from selector.errors import ConfigError, DataError
 from selector.io import read_table
 from selector.labels import normalise_label
@@ -18,22 +18,21 @@ from selector.outputs import OutputPlan
 
 @app.command("export")
 @handle_errors
+@shared_options("config_file", "label_col", "quiet")
 def export_command(
     queue: Path = typer.Argument(..., help="A queue written by `selector select`."),
     fmt: str = typer.Option(..., "--format", "-f", help="label-studio, argilla, prodigy or doccano."),
     out: Path = typer.Option(..., "--out", "-o", help="Output file (.json for label-studio, .jsonl otherwise)."),
     labels: Optional[str] = typer.Option(None, "--labels", help="Comma-separated label set (Label Studio config, Prodigy options)."),
     data: Optional[Path] = typer.Option(None, "--data", help="Take the label set from this data file's label column."),
-    config_file: ConfigFileOption = None,
-    label_col: LabelColOption = None,
-    quiet: QuietOption = False,
+    opts: Shared = None,
 ) -> None:
     """Write QUEUE as tasks a labeling tool imports as is (each carries its id for `selector merge`)."""
     if labels is not None and data is not None:
         raise ConfigError("give the label set once: --labels or --data, not both")
     if fmt not in EXPORT_FORMATS:
         raise ConfigError(f"unknown export format {fmt!r}; choose one of {', '.join(EXPORT_FORMATS)}")
-    config = resolve_config(config_file, label_col=label_col)
+    config = opts.config()
     plan = OutputPlan()
     plan.add_input(queue, "QUEUE")
     plan.add_input(data, "--data")
@@ -49,4 +48,4 @@ def export_command(
             raise DataError(f"{data}: no label column {config.label_col!r}; pass --label-col COLUMN")
         label_set = sorted({v for v in map(normalise_label, df[config.label_col]) if v is not None})
     written = plan.commit(export_writers(read_table(queue), fmt, out, labels=label_set, source=str(queue)))
-    info(f"exported {queue} as {fmt} -> {', '.join(map(str, written.values()))}", quiet)
+    info(f"exported {queue} as {fmt} -> {', '.join(map(str, written.values()))}", opts.quiet)

@@ -8,7 +8,11 @@ from typing import List, Optional
 import typer
 
 from selector.cli.app import app, handle_errors, info
-from selector.cli.options import ConfigFileOption, QuietOption
+from selector.cli.options import (
+    Shared, shared_options,
+    ItemColOption, AnnotatorColOption,
+    UnsureLabelsOption,
+)
 from selector.errors import ConfigError
 from selector.io import FORMATS, read_table
 from selector.outputs import OutputPlan, json_file, table
@@ -22,6 +26,7 @@ def _records(frame):
 
 @app.command("gold")
 @handle_errors
+@shared_options("config_file", "label_col", "quiet")
 def gold_command(
     gold_file: Path = typer.Argument(..., help="Gold labels: item_id, gold_label (CSV, Parquet or JSONL)."),
     annotations_file: Path = typer.Argument(..., help="Long-format annotations: item_id, annotator, label "
@@ -30,19 +35,20 @@ def gold_command(
     by: Optional[List[str]] = typer.Option(None, "--by", help="Drift per week, month (timestamp column) or "
                                            "guideline_version; repeatable [default: guideline_version when present]."),
     min_items: int = typer.Option(5, "--min-items", help="Periods with fewer scored gold ratings are not compared for drift."),
-    unsure_labels: str = typer.Option("unsure,needs_review", "--unsure-labels", help="Comma-separated values meaning 'no label'."),
+    unsure_labels: UnsureLabelsOption = None,
     out: Optional[Path] = typer.Option(None, "--out", "-o", help=".json: every table; .csv/.parquet/.jsonl: the per-annotator table."),
-    item_col: str = typer.Option("item_id", "--item-col", help="Item id column of the annotations."),
-    annotator_col: str = typer.Option("annotator", "--annotator-col", help="Annotator column of the annotations."),
-    label_col: str = typer.Option("label", "--label-col", help="Label column of the annotations."),
+    item_col: ItemColOption = "item_id",
+    annotator_col: AnnotatorColOption = "annotator",
     gold_item_col: str = typer.Option("item_id", "--gold-item-col", help="Item id column of the gold file."),
     gold_col: str = typer.Option("gold_label", "--gold-col", help="Gold label column of the gold file."),
     max_rows: Optional[int] = typer.Option(None, "--max-rows", help="Print at most this many annotators (lowest accuracy first)."),
-    config_file: ConfigFileOption = None,
-    quiet: QuietOption = False,
+    opts: Shared = None,
 ) -> None:
     """Score each annotator against gold labels (accuracy + Wilson 95% interval, per-class precision/recall,
     most confused labels), flag those below --min-accuracy, and report drift."""
+    config = opts.config()
+    opts.label_col = config.label_col
+    unsure_labels = unsure_labels if unsure_labels is not None else ",".join(config.unsure_labels)
     for b in by or []:
         if b not in DRIFT_BY:
             raise ConfigError(f"--by must be one of {', '.join(DRIFT_BY)}, got {b!r}")
@@ -54,7 +60,7 @@ def gold_command(
     plan.check()
     gold = read_gold(gold_file, item_col=gold_item_col, label_col=gold_col)
     annotations = prepare_annotations(read_table(annotations_file), item_col=item_col, annotator_col=annotator_col,
-                                      label_col=label_col, source=str(annotations_file))
+                                      label_col=opts.label_col, source=str(annotations_file))
     report = gold_report(annotations, gold, min_accuracy=min_accuracy, unsure_labels=unsure_labels)
     typer.echo(format_gold_report(report, max_rows=max_rows))
     drift_by = list(by) if by else (["guideline_version"] if "guideline_version" in annotations.columns else [])
@@ -74,4 +80,4 @@ def gold_command(
         else:
             writer = table(report.annotators, out)
         plan.commit({"report": writer})
-        info(f"wrote {out}", quiet)
+        info(f"wrote {out}", opts.quiet)

@@ -9,8 +9,7 @@ import typer
 
 from selector.cli.app import app, handle_errors, info
 from selector.cli.options import (
-    BackendOption, BatchSizeOption, CacheDirOption, ConfigFileOption, DeviceOption, IdColOption, LabelColOption,
-    ModelOption, QuietOption, TextColOption, resolve_config,
+    Shared, shared_options,
 )
 from selector.config import cache_dir_for
 from selector.io import read_table
@@ -24,6 +23,7 @@ from selector.round.embed import check_cache_dir
 
 @app.command("ingest")
 @handle_errors
+@shared_options("config_file", "text_col", "label_col", "id_col", "model", "device", "batch_size", "backend", "cache_dir", "quiet")
 def ingest_command(
     data: Path = typer.Argument(..., help="The data file to add rows to."),
     new_rows: Path = typer.Argument(..., help="New rows (CSV/JSONL/Parquet) with a text column."),
@@ -33,20 +33,10 @@ def ingest_command(
     in_place: bool = typer.Option(False, "--in-place", help="Replace DATA, after writing DATA.bak."),
     threshold: Optional[float] = typer.Option(None, "--threshold", help="Near-duplicate cosine similarity [default: 0.95]."),
     dropped_out: Optional[Path] = typer.Option(None, "--dropped", help="Write the dropped duplicates (with what they duplicate) here."),
-    config_file: ConfigFileOption = None,
-    text_col: TextColOption = None,
-    label_col: LabelColOption = None,
-    id_col: IdColOption = None,
-    model: ModelOption = None,
-    device: DeviceOption = None,
-    batch_size: BatchSizeOption = None,
-    backend: BackendOption = None,
-    cache_dir: CacheDirOption = None,
-    quiet: QuietOption = False,
+    opts: Shared = None,
 ) -> None:
     """Add NEW_ROWS to DATA as unlabeled pool rows, dropping exact and near duplicates."""
-    config = resolve_config(config_file, text_col=text_col, label_col=label_col, id_col=id_col, model=model,
-                            device=device, batch_size=batch_size, backend=backend, cache_dir=cache_dir)
+    config = opts.config()
     threshold = NEAR_DUPLICATE_THRESHOLD if threshold is None else threshold
     plan = OutputPlan()
     plan.add_input(data, "DATA")
@@ -60,7 +50,7 @@ def ingest_command(
     new = read_table(new_rows)
     embedder = CachedEmbedder(make_embedder(config.model, device=config.device, batch_size=config.batch_size,
                                             backend=config.backend), cache, dtype=config.cache_dtype)
-    result = ingest_rows(df, new, source=source, embed=lambda texts: embedder.encode(texts, show_progress=not quiet),
+    result = ingest_rows(df, new, source=source, embed=lambda texts: embedder.encode(texts, show_progress=not opts.quiet),
                          text_col=config.text_col, label_col=config.label_col, id_col=config.id_col,
                          bucket_col=bucket, threshold=threshold, new_source=str(new_rows))
     writers = data_writers(result.data, plan, data)
@@ -70,4 +60,4 @@ def ingest_command(
     backup = written.get("backup")
     info(f"ingested {result.n_added} of {result.n_new} new rows from {new_rows} (source {source!r}); dropped "
          f"{result.n_exact_duplicates} exact and {result.n_near_duplicates} near duplicates "
-         f"(cosine >= {threshold}) -> {written['data']}" + (f" (backup {backup})" if backup else ""), quiet)
+         f"(cosine >= {threshold}) -> {written['data']}" + (f" (backup {backup})" if backup else ""), opts.quiet)

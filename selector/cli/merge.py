@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from selector.cli.app import app, handle_errors, info
-from selector.cli.options import ConfigFileOption, IdColOption, LabelColOption, QuietOption, resolve_config
+from selector.cli.options import Shared, shared_options
 from selector.errors import ConfigError
 from selector.io import read_table
 from selector.loop.ledger import ledger_path, read_ledger
@@ -18,6 +18,7 @@ from selector.outputs import OutputPlan
 
 @app.command("merge")
 @handle_errors
+@shared_options("config_file", "label_col", "id_col", "quiet")
 def merge_command(
     data: Path = typer.Argument(..., help="The data file whose label column receives the labels."),
     labeled: Path = typer.Argument(..., help="The export: CSV/JSONL/Parquet (id + label), or a Label Studio JSON, Argilla, Prodigy or doccano export."),
@@ -25,15 +26,12 @@ def merge_command(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the merged data here (DATA is left untouched)."),
     in_place: bool = typer.Option(False, "--in-place", help="Replace DATA, after writing DATA.bak."),
     question: str = typer.Option("label", "--question", help="Argilla question holding the label."),
-    config_file: ConfigFileOption = None,
-    id_col: IdColOption = None,
-    label_col: LabelColOption = None,
-    quiet: QuietOption = False,
+    opts: Shared = None,
 ) -> None:
     """Merge labels from a labeling tool's export into DATA's label column (refuses conflicts)."""
     if round_number is not None and round_number < 1:
         raise ConfigError(f"--round must be a positive round number, got {round_number}")
-    config = resolve_config(config_file, id_col=id_col, label_col=label_col)
+    config = opts.config()
     plan = OutputPlan()
     plan.add_input(data, "DATA")
     plan.add_input(labeled, "LABELED_FILE")
@@ -66,4 +64,4 @@ def merge_command(
     info(f"merged {result.n_new} new label(s) from a {kind} export ({result.n_unchanged} already present, "
          f"{skipped} item(s) without a label skipped) -> {written['data']}" + (f" (backup {backup})" if backup else "") +
          (f"; {rounds}" if rounds else "") +
-         (f"; set aside {n_gold} answer(s) to gold items (score them with `selector gold`)" if n_gold else ""), quiet)
+         (f"; set aside {n_gold} answer(s) to gold items (score them with `selector gold`)" if n_gold else ""), opts.quiet)

@@ -7,6 +7,8 @@ layer flags over the config file (defaults, then ``--config``, then flags) the s
 
 from __future__ import annotations
 
+import functools
+import inspect
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -18,10 +20,11 @@ __all__ = [
     "ConfigFileOption", "TextColOption", "LabelColOption", "IdColOption", "ModelOption", "DeviceOption",
     "BackendOption", "BatchSizeOption", "CacheDirOption", "EmbeddingsOption", "QuietOption", "SeedOption",
     "ItemColOption", "AnnotatorColOption", "AnnotationLabelColOption", "UnsureLabelsOption",
-    "resolve_config", "split_list",
+    "resolve_config", "split_list", "SHARED", "MODEL_COMMAND", "Shared", "shared_options",
 ]
 
-ConfigFileOption = Annotated[Optional[Path], typer.Option("--config", help="YAML config (see configs/default.yaml).")]
+ConfigFileOption = Annotated[Optional[Path], typer.Option(
+    "--config", help="YAML config (see configs/default.yaml); flags beat it.")]
 TextColOption = Annotated[Optional[str], typer.Option("--text-col", help="Text column [default: text].")]
 LabelColOption = Annotated[Optional[str], typer.Option(
     "--label-col", help="Label column [default: label] (also of the annotations, when given).")]
@@ -43,8 +46,8 @@ SeedOption = Annotated[Optional[int], typer.Option("--seed", help="Random seed [
 ItemColOption = Annotated[str, typer.Option("--item-col", help="Item id column of the annotations.")]
 AnnotatorColOption = Annotated[str, typer.Option("--annotator-col", help="Annotator column of the annotations.")]
 AnnotationLabelColOption = Annotated[str, typer.Option("--label-col", help="Label column of the annotations.")]
-UnsureLabelsOption = Annotated[str, typer.Option(
-    "--unsure-labels", help="Comma-separated values meaning 'no label'.")]
+UnsureLabelsOption = Annotated[Optional[str], typer.Option(
+    "--unsure-labels", help="Comma-separated values meaning 'no label' [default: config unsure_labels: unsure,needs_review].")]
 
 
 def resolve_config(config_file: Optional[Path], **flags) -> SelectConfig:
@@ -65,3 +68,65 @@ def split_list(value: Optional[str]) -> Optional[list[str]]:
     if path.is_file():
         return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     return [v.strip() for v in value.split(",") if v.strip()]
+
+
+#: The shared options by parameter name: (annotation, default). Commands take them through
+#: :func:`shared_options`, so each is declared here once.
+SHARED = {
+    "seed": (SeedOption, None),
+    "config_file": (ConfigFileOption, None),
+    "text_col": (TextColOption, None),
+    "label_col": (LabelColOption, None),
+    "id_col": (IdColOption, None),
+    "model": (ModelOption, None),
+    "device": (DeviceOption, None),
+    "batch_size": (BatchSizeOption, None),
+    "backend": (BackendOption, None),
+    "cache_dir": (CacheDirOption, None),
+    "embeddings": (EmbeddingsOption, None),
+    "quiet": (QuietOption, False),
+}
+#: Options of every command that reads a data table and embeds it.
+MODEL_COMMAND = tuple(SHARED)
+
+
+class Shared:
+    """The shared options a command was given (attributes by option name; None = not given)."""
+
+    def __init__(self, values: dict) -> None:
+        self.__dict__.update(values)
+
+    def flags(self) -> dict:
+        """The given options that are config settings (``cache_dir`` as text)."""
+        out = {k: v for k, v in vars(self).items()
+               if k not in ("config_file", "embeddings", "quiet") and v is not None}
+        if "cache_dir" in out:
+            out["cache_dir"] = str(out["cache_dir"])
+        return out
+
+    def config(self, **more) -> SelectConfig:
+        """Defaults, then ``--config``, then the shared flags given, then ``more`` (None = not given)."""
+        return load_config(vars(self).get("config_file")).replace(**self.flags(), **more)
+
+
+def shared_options(*names: str):
+    """Add the shared options ``names`` to a typer command; it receives them as ``opts: Shared``.
+
+    The command's own parameters keep their order; the shared ones follow, declared once in
+    :data:`SHARED` so every command spells, documents and defaults them the same way.
+    """
+    def decorate(func):
+        sig = inspect.signature(func, eval_str=True)
+        own = [p for p in sig.parameters.values() if p.name != "opts"]
+        extra = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, annotation=SHARED[n][0], default=SHARED[n][1])
+                 for n in names]
+
+        @functools.wraps(func)
+        def wrapper(*args, **kwargs):
+            opts = Shared({n: kwargs.pop(n) for n in names})
+            return func(*args, opts=opts, **kwargs)
+
+        wrapper.__signature__ = sig.replace(parameters=own + extra)
+        wrapper.__annotations__ = {p.name: p.annotation for p in own + extra}
+        return wrapper
+    return decorate

@@ -9,9 +9,9 @@ import typer
 
 from selector.cli.app import app, handle_errors, info
 from selector.cli.options import (
-    AnnotatorColOption, BackendOption, BatchSizeOption, CacheDirOption, ConfigFileOption, DeviceOption,
-    EmbeddingsOption, IdColOption, ItemColOption, LabelColOption, ModelOption, QuietOption, SeedOption,
-    TextColOption, resolve_config,
+    Shared, shared_options,
+    MODEL_COMMAND,
+    AnnotatorColOption, ItemColOption,
 )
 from selector.config import cache_dir_for
 from selector.io import read_table
@@ -22,6 +22,7 @@ from selector.round.embed import load_embeddings
 
 @app.command("review")
 @handle_errors
+@shared_options(*MODEL_COMMAND)
 def review_command(
     data: Path = typer.Argument(..., help="Table of texts (labeled and unlabeled rows)."),
     annotations: Optional[Path] = typer.Option(None, "--annotations", help="Long-format ratings (item_id, annotator, label)."),
@@ -33,31 +34,19 @@ def review_command(
     w_uncertain: float = typer.Option(1.0, "--weight-uncertain", help="Weight of model uncertainty on unlabeled rows, 0..1."),
     item_col: ItemColOption = "item_id",
     annotator_col: AnnotatorColOption = "annotator",
-    seed: SeedOption = None,
-    config_file: ConfigFileOption = None,
-    text_col: TextColOption = None,
-    label_col: LabelColOption = None,
-    id_col: IdColOption = None,
-    model: ModelOption = None,
-    device: DeviceOption = None,
-    batch_size: BatchSizeOption = None,
-    backend: BackendOption = None,
-    cache_dir: CacheDirOption = None,
-    embeddings: EmbeddingsOption = None,
-    quiet: QuietOption = False,
+    opts: Shared = None,
 ) -> None:
     """Merge unsure and contested items, mislabel suspects and uncertain unlabeled rows into one ranked queue."""
-    config = resolve_config(config_file, text_col=text_col, label_col=label_col, id_col=id_col, model=model,
-                            device=device, batch_size=batch_size, backend=backend, cache_dir=cache_dir, seed=seed)
+    config = opts.config()
     plan = OutputPlan()
-    for what, path in (("DATA", data), ("--annotations", annotations), ("--embeddings", embeddings)):
+    for what, path in (("DATA", data), ("--annotations", annotations), ("--embeddings", opts.embeddings)):
         plan.add_input(path, what)
     plan.add_output("queue", out, "--out", table_format=True)
-    cache = None if embeddings is not None else plan.add_folder(cache_dir_for(data, config), "--cache-dir")
+    cache = None if opts.embeddings is not None else plan.add_folder(cache_dir_for(data, config), "--cache-dir")
     plan.check()
     df = read_table(data)
     ann = read_table(annotations) if annotations is not None else None
-    X_given = load_embeddings(embeddings, len(df)) if embeddings is not None else None
+    X_given = load_embeddings(opts.embeddings, len(df)) if opts.embeddings is not None else None
     result = review(df, annotations=ann, budget=budget, text_col=config.text_col, label_col=config.label_col,
                     id_col=config.id_col, item_col=item_col, annotator_col=annotator_col,
                     annotation_label_col=config.label_col,
@@ -67,4 +56,4 @@ def review_command(
     plan.commit({"queue": table(result.queue, out)})
     q = result.stats["queued_by_source"]
     info(f"queued {len(result.queue)} rows for review -> {out} (unsure {q['unsure']}, contested {q['contested']}, suspect {q['suspect']}, "
-         f"uncertain {q['uncertain']}; candidates {result.candidates})", quiet)
+         f"uncertain {q['uncertain']}; candidates {result.candidates})", opts.quiet)

@@ -10,8 +10,8 @@ import typer
 
 from selector.cli.app import app, command_line, handle_errors, info
 from selector.cli.options import (
-    BackendOption, BatchSizeOption, CacheDirOption, ConfigFileOption, DeviceOption, EmbeddingsOption, IdColOption,
-    LabelColOption, ModelOption, QuietOption, SeedOption, TextColOption, resolve_config,
+    Shared, shared_options,
+    MODEL_COMMAND,
 )
 from selector.config import DEFAULT_CACHE_NAME, cache_dir_for
 from selector.errors import ConfigError
@@ -22,6 +22,7 @@ from selector.round.run import run_round
 
 @app.command("select")
 @handle_errors
+@shared_options(*MODEL_COMMAND)
 def select_command(
     data: Optional[Path] = typer.Argument(None, help="Table of texts (CSV, Parquet or JSONL); empty label = unlabeled."),
     budget: Optional[int] = typer.Option(None, "--budget", "-b", help="Rows to queue for labeling [default: 100]."),
@@ -34,18 +35,7 @@ def select_command(
     gold_rate: Optional[float] = typer.Option(None, "--gold-rate", help="Share of the queue that is gold, with --gold [default: 0.05]."),
     bucket_priority: Optional[float] = typer.Option(None, "--bucket-priority", help="Share of the budget (0-1) reserved for unlabeled rows of the rarest failure buckets (`bucket` column, see `selector ingest`)."),
     no_suspects: bool = typer.Option(False, "--no-suspects", help="Skip the mislabel-suspect list beside the queue."),
-    seed: SeedOption = None,
-    config_file: ConfigFileOption = None,
-    text_col: TextColOption = None,
-    label_col: LabelColOption = None,
-    id_col: IdColOption = None,
-    model: ModelOption = None,
-    device: DeviceOption = None,
-    batch_size: BatchSizeOption = None,
-    backend: BackendOption = None,
-    cache_dir: CacheDirOption = None,
-    embeddings: EmbeddingsOption = None,
-    quiet: QuietOption = False,
+    opts: Shared = None,
 ) -> None:
     """Choose the next rows to label and write them as a ranked queue (+ a mislabel-suspect list)."""
     if example == (data is not None):
@@ -54,20 +44,18 @@ def select_command(
     if example:
         # The package folder may be read-only: the example's cache and ledger live in the working folder.
         data, ledger = example_path(), Path(DEFAULT_CACHE_NAME) / LEDGER_NAME
-        cache_dir = cache_dir if cache_dir is not None else Path(DEFAULT_CACHE_NAME)
-    config = resolve_config(config_file, budget=budget, strategy=strategy, seed=seed, text_col=text_col,
-                            label_col=label_col, id_col=id_col, model=model, device=device, batch_size=batch_size,
-                            backend=backend, engine=engine, ray_address=address, cache_dir=cache_dir)
+        opts.cache_dir = opts.cache_dir if opts.cache_dir is not None else Path(DEFAULT_CACHE_NAME)
+    config = opts.config(budget=budget, strategy=strategy, engine=engine, ray_address=address)
     t0 = time.perf_counter()
-    result = run_round(data, config=config, out=out, embeddings=embeddings, cache_dir=cache_dir_for(data, config),
+    result = run_round(data, config=config, out=out, embeddings=opts.embeddings, cache_dir=cache_dir_for(data, config),
                        gold=gold_file, gold_rate=gold_rate, bucket_priority=bucket_priority,
-                       suspects=not no_suspects, ledger=ledger, command=command_line(), show_progress=not quiet)
+                       suspects=not no_suspects, ledger=ledger, command=command_line(), show_progress=not opts.quiet)
     if result.suspects_note:
-        info(result.suspects_note + (f" -> {result.written['suspects']}" if "suspects" in result.written else ""), quiet)
+        info(result.suspects_note + (f" -> {result.written['suspects']}" if "suspects" in result.written else ""), opts.quiet)
     if result.gold_ids is not None:
         info(f"mixed {len(result.gold_ids)} gold items into the queue (ids in {result.written['record']}, "
-             f"answer key {result.written['gold_key']})", quiet)
+             f"answer key {result.written['gold_key']})", opts.quiet)
     s = result.stats
     info(f"round {result.record['round']}: queued {s['n_selected']} of {s['n_unlabeled']} unlabeled rows "
          f"({s['n_labeled']} labeled) with {config.strategy!r} -> {out} ; embedded {s['n_embedded']} new texts, "
-         f"{s['n_cached']} from cache; {time.perf_counter() - t0:.1f}s", quiet)
+         f"{s['n_cached']} from cache; {time.perf_counter() - t0:.1f}s", opts.quiet)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -11,8 +10,7 @@ import numpy as np
 
 from selector.cli.app import app, handle_errors, info
 from selector.cli.options import (
-    BackendOption, BatchSizeOption, CacheDirOption, ConfigFileOption, DeviceOption, EmbeddingsOption, IdColOption,
-    LabelColOption, ModelOption, QuietOption, TextColOption, resolve_config,
+    Shared, shared_options,
 )
 from selector.config import cache_dir_for
 from selector.errors import ConfigError, DataError
@@ -25,6 +23,7 @@ from selector.round.pool import prepare_pool
 
 @app.command("simulate")
 @handle_errors
+@shared_options("seed", "config_file", "text_col", "label_col", "id_col", "model", "device", "batch_size", "backend", "cache_dir", "embeddings", "quiet")
 def simulate_command(
     data: Path = typer.Argument(..., help="A fully labeled file (CSV, Parquet or JSONL)."),
     strategies: str = typer.Option("random,margin", "--strategies", help="Comma-separated strategy names; include random as the baseline."),
@@ -32,19 +31,8 @@ def simulate_command(
     rounds: int = typer.Option(10, "--rounds", help="Rounds per loop."),
     seeds: int = typer.Option(3, "--seeds", help="Loops per strategy (seeds seed, seed+1, ...)."),
     out: Path = typer.Option(..., "--out", "-o", help="Folder for curves.csv, curves.png and summary.json."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="First seed (also seeds the held-out split) [default: 0]."),
     test_size: float = typer.Option(0.2, "--test-size", help="Held-out share when DATA has no split column with test rows."),
-    config_file: ConfigFileOption = None,
-    text_col: TextColOption = None,
-    label_col: LabelColOption = None,
-    id_col: IdColOption = None,
-    model: ModelOption = None,
-    device: DeviceOption = None,
-    batch_size: BatchSizeOption = None,
-    backend: BackendOption = None,
-    cache_dir: CacheDirOption = None,
-    embeddings: EmbeddingsOption = None,
-    quiet: QuietOption = False,
+    opts: Shared = None,
 ) -> None:
     """Simulate labeling loops with each strategy and print one verdict per strategy."""
     names = [s.strip() for s in strategies.split(",") if s.strip()]
@@ -52,15 +40,14 @@ def simulate_command(
         raise ConfigError("--strategies is empty; name at least one strategy, e.g. random,margin")
     if not 0.0 < test_size < 1.0:
         raise ConfigError(f"--test-size must be between 0 and 1, got {test_size}")
-    config = resolve_config(config_file, seed=seed, text_col=text_col, label_col=label_col, id_col=id_col,
-                            model=model, device=device, batch_size=batch_size, backend=backend, cache_dir=cache_dir)
+    config = opts.config()
     seed = config.seed
     plan = OutputPlan()
     plan.add_input(data, "DATA")
-    plan.add_input(embeddings, "--embeddings")
+    plan.add_input(opts.embeddings, "--embeddings")
     for key, name in (("curves", "curves.csv"), ("plot", "curves.png"), ("summary", "summary.json")):
         plan.add_output(key, out / name, f"--out {out} ({name})")
-    cache = None if embeddings is not None else plan.add_folder(cache_dir_for(data, config), "--cache-dir")
+    cache = None if opts.embeddings is not None else plan.add_folder(cache_dir_for(data, config), "--cache-dir")
     plan.check()
     df = read_table(data)
     pool = prepare_pool(df, text_col=config.text_col, label_col=config.label_col, id_col=config.id_col,
@@ -69,12 +56,12 @@ def simulate_command(
         first = int(np.flatnonzero(~pool.labeled)[0]) + 1
         raise DataError(f"{data}: simulate needs every row labeled, but {int((~pool.labeled).sum())} rows have no "
                         f"{config.label_col!r} (first: data row {first}); drop them or label them")
-    X_given = load_embeddings(embeddings, pool.n) if embeddings is not None else None
-    X, estats = embed_pool(pool, config, embeddings=X_given, cache_dir=cache, show_progress=not quiet)
+    X_given = load_embeddings(opts.embeddings, pool.n) if opts.embeddings is not None else None
+    X, estats = embed_pool(pool, config, embeddings=X_given, cache_dir=cache, show_progress=not opts.quiet)
     split = df["split"].to_numpy(dtype=object) if "split" in df.columns else None
     result = simulate(X, pool.labels.astype(str), strategies=names, batch=batch, rounds=rounds, seeds=seeds,
                       split=split, test_size=test_size, random_state=seed,
-                      progress=None if quiet else (lambda line: info(line)))
+                      progress=None if opts.quiet else (lambda line: info(line)))
     lines = verdicts(result)
     title = f"{data.parent.name}/{data.name}: batch {batch}, {seeds} seed(s), test n={result.n_test}"
     written = plan.commit({
@@ -87,4 +74,4 @@ def simulate_command(
     })
     for line in lines.values():
         typer.echo(line)
-    info("curves -> " + ", ".join(str(p) for p in written.values()), quiet)
+    info("curves -> " + ", ".join(str(p) for p in written.values()), opts.quiet)

@@ -8,8 +8,7 @@ import typer
 
 from selector.cli.app import app, handle_errors
 from selector.cli.options import (
-    BackendOption, BatchSizeOption, CacheDirOption, ConfigFileOption, DeviceOption, EmbeddingsOption, IdColOption,
-    LabelColOption, ModelOption, QuietOption, TextColOption,
+    Shared, shared_options,
 )
 from selector.config import cache_dir_for, config_from_record, load_config
 from selector.errors import DataError
@@ -25,24 +24,15 @@ from selector.round.pool import prepare_pool
 
 @app.command("status")
 @handle_errors
+@shared_options("config_file", "text_col", "label_col", "id_col", "model", "device", "batch_size", "backend", "cache_dir", "embeddings", "quiet")
 def status_command(
     data: Path = typer.Argument(..., help="The data file of the loop (its folder holds .selector/rounds.jsonl)."),
     kappa_threshold: float = typer.Option(0.99, "--kappa-threshold", help="Stop-set kappa at which predictions count as stable (Bloodgood & Vijay-Shanker 2009)."),
     f1_tolerance: float = typer.Option(0.01, "--f1-tolerance", help="CV macro-F1 gain at or below which gains count as flat."),
     live: bool = typer.Option(True, "--live/--no-live", help="Measure labels merged since the last round (embeds from cache)."),
-    config_file: ConfigFileOption = None,
-    text_col: TextColOption = None,
-    label_col: LabelColOption = None,
-    id_col: IdColOption = None,
-    model: ModelOption = None,
-    device: DeviceOption = None,
-    batch_size: BatchSizeOption = None,
-    backend: BackendOption = None,
-    cache_dir: CacheDirOption = None,
-    embeddings: EmbeddingsOption = None,
-    quiet: QuietOption = False,
+    opts: Shared = None,
 ) -> None:
-    """Print the labeling loop's rounds, labels per round and class, model quality and a stopping hint.
+    """Print the labeling loop's rounds, labels per round and class, opts.model quality and a stopping hint.
 
     Settings default to the last round's (from the ledger), then --config, then flags.
     """
@@ -50,19 +40,18 @@ def status_command(
     records = read_ledger(ledger)
     if not records:
         raise DataError(f"{ledger}: no rounds recorded yet; run `selector select {data}` first")
-    config = config_from_record(records[-1]) if config_file is None else load_config(config_file)
-    config = config.replace(text_col=text_col, label_col=label_col, id_col=id_col, model=model, device=device,
-                            batch_size=batch_size, backend=backend,
-                            cache_dir=str(cache_dir) if cache_dir is not None else None)
+    # The last round's settings unless --config is given; flags beat both.
+    base = config_from_record(records[-1]) if opts.config_file is None else load_config(opts.config_file)
+    config = base.replace(**opts.flags())
     df = read_table(data)
     pool = prepare_pool(df, text_col=config.text_col, label_col=config.label_col, id_col=config.id_col,
                         source=str(data), require_label_col=False)
     now = None
     changed = file_sha256(data) != (records[-1].get("data") or {}).get("sha256")
     if live and changed:
-        X_given = load_embeddings(embeddings, pool.n) if embeddings is not None else None
+        X_given = load_embeddings(opts.embeddings, pool.n) if opts.embeddings is not None else None
         X, _ = embed_pool(pool, config, embeddings=X_given, cache_dir=cache_dir_for(data, config),
-                          show_progress=not quiet)
+                          show_progress=not opts.quiet)
         lab = pool.labeled_positions
         y = pool.labels[lab].astype(str)
         template = make_classifier(config.classifier, random_state=config.seed, **config.classifier_params)

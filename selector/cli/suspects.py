@@ -10,8 +10,8 @@ import typer
 
 from selector.cli.app import app, handle_errors, info
 from selector.cli.options import (
-    BackendOption, BatchSizeOption, CacheDirOption, ConfigFileOption, DeviceOption, EmbeddingsOption, IdColOption,
-    LabelColOption, ModelOption, QuietOption, SeedOption, TextColOption, resolve_config,
+    Shared, shared_options,
+    MODEL_COMMAND,
 )
 from selector.config import cache_dir_for
 from selector.errors import ConfigError
@@ -26,23 +26,13 @@ from selector.round.suspects import pool_suspects
 
 @app.command("suspects")
 @handle_errors
+@shared_options(*MODEL_COMMAND)
 def suspects_command(
     data: Path = typer.Argument(..., help="Table of texts (CSV, Parquet or JSONL); rows with an empty label are ignored."),
     out: Path = typer.Option(Path("suspects.csv"), "--out", "-o", help="Suspect list; format by extension (.csv, .parquet, .jsonl)."),
     top: Optional[int] = typer.Option(None, "--top", help="Report the N most suspect rows."),
     threshold: Optional[float] = typer.Option(None, "--threshold", help="Report rows with suspect_score >= S (0-1)."),
-    seed: SeedOption = None,
-    config_file: ConfigFileOption = None,
-    text_col: TextColOption = None,
-    label_col: LabelColOption = None,
-    id_col: IdColOption = None,
-    model: ModelOption = None,
-    device: DeviceOption = None,
-    batch_size: BatchSizeOption = None,
-    backend: BackendOption = None,
-    cache_dir: CacheDirOption = None,
-    embeddings: EmbeddingsOption = None,
-    quiet: QuietOption = False,
+    opts: Shared = None,
 ) -> None:
     """List labeled rows that look mislabeled, most suspect first, with a suggested label.
 
@@ -52,13 +42,12 @@ def suspects_command(
     if top is not None and threshold is not None:
         raise ConfigError("give --top or --threshold, not both")
     t0 = time.perf_counter()
-    config = resolve_config(config_file, seed=seed, text_col=text_col, label_col=label_col, id_col=id_col,
-                            model=model, device=device, batch_size=batch_size, backend=backend, cache_dir=cache_dir)
+    config = opts.config()
     plan = OutputPlan()
     plan.add_input(data, "DATA")
-    plan.add_input(embeddings, "--embeddings")
+    plan.add_input(opts.embeddings, "--embeddings")
     plan.add_output("suspects", out, "--out", table_format=True)
-    cache = None if embeddings is not None else plan.add_folder(cache_dir_for(data, config), "--cache-dir")
+    cache = None if opts.embeddings is not None else plan.add_folder(cache_dir_for(data, config), "--cache-dir")
     plan.check()
     df = read_table(data)
     pool = prepare_pool(df, text_col=config.text_col, label_col=config.label_col, id_col=config.id_col,
@@ -66,12 +55,12 @@ def suspects_command(
     check_enough_labels(pool.labels[pool.labeled], str(data), config.label_col)
     template = make_classifier(config.classifier, random_state=config.seed, **config.classifier_params)
     validate_classifier(template)
-    X_given = load_embeddings(embeddings, pool.n) if embeddings is not None else None
-    X, stats = embed_pool(pool, config, embeddings=X_given, cache_dir=cache, show_progress=not quiet)
+    X_given = load_embeddings(opts.embeddings, pool.n) if opts.embeddings is not None else None
+    X, stats = embed_pool(pool, config, embeddings=X_given, cache_dir=cache, show_progress=not opts.quiet)
     found = pool_suspects(pool, X, top=top, threshold=threshold, random_state=config.seed, classifier=template)
     plan.commit({"suspects": table(found, out)})
     kinds = found["kind"].value_counts()
     summary = ", ".join(f"{kinds.get(k, 0)} {k}" for k in ("likely_wrong", "ambiguous", "contradiction"))
     info(f"{len(found)} suspects of {int(pool.labeled.sum())} labeled rows ({summary}) -> {out} ; "
          f"embedded {stats['n_embedded']} new texts, {stats['n_cached']} from cache; "
-         f"{time.perf_counter() - t0:.1f}s", quiet)
+         f"{time.perf_counter() - t0:.1f}s", opts.quiet)

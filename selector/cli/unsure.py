@@ -8,7 +8,11 @@ from typing import Optional
 import typer
 
 from selector.cli.app import app, handle_errors, info
-from selector.cli.options import ConfigFileOption, QuietOption
+from selector.cli.options import (
+    Shared, shared_options,
+    ItemColOption, AnnotatorColOption,
+    UnsureLabelsOption,
+)
 from selector.io import read_table
 from selector.outputs import OutputPlan, table
 from selector.quality.annotations import prepare_annotations
@@ -26,26 +30,28 @@ def _table(frame, key: str) -> list[str]:
 
 @app.command("unsure")
 @handle_errors
+@shared_options("config_file", "label_col", "quiet")
 def unsure_command(
     annotations_file: Path = typer.Argument(..., help="Long-format annotations: item_id, annotator, label [, guideline_version]."),
-    unsure_labels: str = typer.Option("unsure,needs_review", "--unsure-labels", help="Comma-separated values meaning 'no label'."),
+    unsure_labels: UnsureLabelsOption = None,
     gold_file: Optional[Path] = typer.Option(None, "--gold", help="Gold file: its labels define each item's class."),
     max_rate: float = typer.Option(0.2, "--max-rate", help="Mark rates above this as too high (guideline unclear)."),
     items_out: Optional[Path] = typer.Option(None, "--items-out", help="Write every unsure item (for review, top priority)."),
-    item_col: str = typer.Option("item_id", "--item-col"),
-    annotator_col: str = typer.Option("annotator", "--annotator-col"),
-    label_col: str = typer.Option("label", "--label-col"),
-    config_file: ConfigFileOption = None,
-    quiet: QuietOption = False,
+    item_col: ItemColOption = "item_id",
+    annotator_col: AnnotatorColOption = "annotator",
+    opts: Shared = None,
 ) -> None:
     """Unsure rate per annotator, class and guideline version (too high = the guideline is unclear there)."""
+    config = opts.config()
+    opts.label_col = config.label_col
+    unsure_labels = unsure_labels if unsure_labels is not None else ",".join(config.unsure_labels)
     plan = OutputPlan()
     plan.add_input(annotations_file, "ANNOTATIONS")
     plan.add_input(gold_file, "--gold")
     plan.add_output("items", items_out, "--items-out", table_format=True)
     plan.check()
     annotations = prepare_annotations(read_table(annotations_file), item_col=item_col, annotator_col=annotator_col,
-                                      label_col=label_col, source=str(annotations_file))
+                                      label_col=opts.label_col, source=str(annotations_file))
     gold = read_gold(gold_file) if gold_file is not None else None
     rep = unsure_report(annotations, unsure_labels, gold=gold, max_rate=max_rate)
     typer.echo(f"{rep.n_unsure} of {rep.n_ratings} ratings unsure ({rep.unsure_rate:.3f}); "
@@ -58,4 +64,4 @@ def unsure_command(
     if items_out is not None:
         items = unsure_items(annotations, unsure_labels)
         plan.commit({"items": table(items, items_out)})
-        info(f"wrote {len(items)} unsure item(s) to {items_out}", quiet)
+        info(f"wrote {len(items)} unsure item(s) to {items_out}", opts.quiet)

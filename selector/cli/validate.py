@@ -10,9 +10,8 @@ import typer
 
 from selector.cli.app import app, handle_errors, info
 from selector.cli.options import (
-    BackendOption, BatchSizeOption, CacheDirOption, ConfigFileOption, DeviceOption,
-    EmbeddingsOption, IdColOption, LabelColOption, ModelOption, QuietOption,
-    TextColOption, resolve_config, split_list,
+    Shared, shared_options,
+    split_list,
 )
 from selector.config import cache_dir_for
 from selector.io import read_table
@@ -23,6 +22,7 @@ from selector.round.embed import load_embeddings
 
 @app.command("validate")
 @handle_errors
+@shared_options("config_file", "text_col", "label_col", "id_col", "model", "device", "batch_size", "backend", "cache_dir", "embeddings", "quiet")
 def validate_command(
     data: Path = typer.Argument(..., help="Labeled table (CSV, Parquet or JSONL)."),
     labels: Optional[str] = typer.Option(None, "--labels", help="Allowed labels: 'a,b,c' or a file with one per line [default: config 'labels']."),
@@ -36,30 +36,19 @@ def validate_command(
                                  help="Checks that fail the gate (exit 1); '' never fails."),
     json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write one row per (finding, row id) to this table."),
-    config_file: ConfigFileOption = None,
-    text_col: TextColOption = None,
-    label_col: LabelColOption = None,
-    id_col: IdColOption = None,
-    model: ModelOption = None,
-    device: DeviceOption = None,
-    batch_size: BatchSizeOption = None,
-    backend: BackendOption = None,
-    cache_dir: CacheDirOption = None,
-    embeddings: EmbeddingsOption = None,
-    quiet: QuietOption = False,
+    opts: Shared = None,
 ) -> None:
     """Duplicates, contradictions, near-duplicates across labels, invalid labels, imbalance, missing negatives, empty texts."""
-    config = resolve_config(config_file, text_col=text_col, label_col=label_col, id_col=id_col, model=model,
-                            device=device, batch_size=batch_size, backend=backend, cache_dir=cache_dir)
+    config = opts.config()
     plan = OutputPlan()
     plan.add_input(data, "DATA")
-    plan.add_input(embeddings, "--embeddings")
+    plan.add_input(opts.embeddings, "--embeddings")
     plan.add_output("findings", out, "--out", table_format=True)
     embeds = not no_embed
-    cache = plan.add_folder(cache_dir_for(data, config), "--cache-dir") if embeds and embeddings is None else None
+    cache = plan.add_folder(cache_dir_for(data, config), "--cache-dir") if embeds and opts.embeddings is None else None
     plan.check()
     df = read_table(data)
-    X_given = load_embeddings(embeddings, len(df)) if embeddings is not None else None
+    X_given = load_embeddings(opts.embeddings, len(df)) if opts.embeddings is not None else None
     report = validate(df, text_col=config.text_col, label_col=config.label_col, id_col=config.id_col,
                       labels=split_list(labels) if labels is not None else config.labels,
                       negatives=split_list(negatives) or None, imbalance_ratio=imbalance,
@@ -73,7 +62,7 @@ def validate_command(
         typer.echo(report.to_text())
     if out is not None:
         plan.commit({"findings": table(report.rows(), out)})
-        info(f"wrote {len(report.rows())} finding rows -> {out}", quiet)
+        info(f"wrote {len(report.rows())} finding rows -> {out}", opts.quiet)
     if not report.passed:
-        info(f"validation failed: {', '.join(f.check for f in report.blockers)}", quiet)
+        info(f"validation failed: {', '.join(f.check for f in report.blockers)}", opts.quiet)
         raise typer.Exit(1)

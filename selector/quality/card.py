@@ -14,6 +14,7 @@ share of the unlabeled pool inside them.
 from __future__ import annotations
 
 import datetime as _dt
+import html
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -329,12 +330,16 @@ def _plot_agreement(per_class: pd.DataFrame, path: Path) -> None:
     _save(fig, path)
 
 
-def _md_table(df: pd.DataFrame, max_rows: int | None = None) -> str:
+def _md(text) -> str:
+    """``text`` safe inside Markdown: HTML escaped (labels and texts are user data), pipes escaped."""
+    return html.escape(str(text), quote=False).replace("|", "\\|")
 
+
+def _md_table(df: pd.DataFrame, max_rows: int | None = None) -> str:
     d = df if max_rows is None else df.head(max_rows)
-    lines = ["| " + " | ".join(map(str, d.columns)) + " |", "|" + "---|" * d.shape[1]]
+    lines = ["| " + " | ".join(_md(c) for c in d.columns) + " |", "|" + "---|" * d.shape[1]]
     for row in d.itertuples(index=False):
-        lines.append("| " + " | ".join(format_number(v).replace("|", "\\|") for v in row) + " |")
+        lines.append("| " + " | ".join(_md(format_number(v)) for v in row) + " |")
     if max_rows is not None and len(df) > max_rows:
         lines.append(f"\n... {len(df) - max_rows} more rows in the JSON card.")
     return "\n".join(lines)
@@ -342,7 +347,7 @@ def _md_table(df: pd.DataFrame, max_rows: int | None = None) -> str:
 
 def _markdown(card: DataCard) -> str:
     c = card.counts
-    L = [f"# Data card: {card.name}", "",
+    L = [f"# Data card: {_md(card.name)}", "",
          f"Created {card.provenance['created']} by selector {card.provenance['versions'].get('selector')}.", "",
          "## Counts", "",
          f"- rows: {c['n_rows']} ({c['n_labeled']} labeled, {c['n_unlabeled']} unlabeled)",
@@ -367,7 +372,7 @@ def _markdown(card: DataCard) -> str:
               f"- contested items: {s['n_contested']}; majority-vote ties: {s['n_majority_ties']}", ""]
         L += ["Most confused label pairs:", "", _md_table(card.agreement.confused_pairs, 10), ""]
         for version, sub in card.agreement.by_version.items():
-            L.append(f"- guideline {version}: {sub.n_items} items, Krippendorff's alpha {_f(sub.krippendorff_alpha)}, "
+            L.append(f"- guideline {_md(version)}: {sub.n_items} items, Krippendorff's alpha {_f(sub.krippendorff_alpha)}, "
                      f"Fleiss' kappa {_f(sub.fleiss.kappa)}")
         if card.agreement.by_version:
             L.append("")
@@ -383,24 +388,24 @@ def _markdown(card: DataCard) -> str:
           f"{len(v.findings) - len(v.blockers)} warning(s)).", ""]
     if v.findings:
         L += ["| check | severity | rows | finding |", "|---|---|---|---|"]
-        L += [f"| {f.check} | {f.severity} | {len(f.row_ids)} | {f.message.replace('|', '/')} |" for f in v.findings]
+        L += [f"| {f.check} | {f.severity} | {len(f.row_ids)} | {_md(f.message)} |" for f in v.findings]
         L.append("")
     cov = card.coverage
     L += ["## Coverage", "",
-          f"Mini-batch k-means with {cov['n_clusters']} clusters on the embeddings: **{cov['n_uncovered']}** "
+          f"k-means with {cov['n_clusters']} clusters on the embeddings: **{cov['n_uncovered']}** "
           f"cluster(s) hold no labeled row; they contain {cov['pool_share_uncovered']:.1%} of the unlabeled pool "
           f"({cov['rows_share_uncovered']:.1%} of all rows).", ""]
     L += ["## Guideline versions", ""]
     if card.guideline_versions:
         for where, counts in card.guideline_versions.items():
-            L.append(f"- {where}: " + ", ".join(f"{k} ({n} rows)" for k, n in counts.items()))
+            L.append(f"- {_md(where)}: " + ", ".join(f"{_md(k)} ({n} rows)" for k, n in counts.items()))
     else:
         L.append("- none recorded (no `guideline_version` column)")
-    L += ["", "## Known limitations", ""] + [f"- {x}" for x in card.limitations]
+    L += ["", "## Known limitations", ""] + [f"- {_md(x)}" for x in card.limitations]
     p = card.provenance
     L += ["", "## How this card was made", "",
           f"- command: `{p['command'] or 'Python API (selector.data_card)'}`",
-          f"- input: `{p['input']['path']}`" + (f" (sha256 {p['input']['sha256']})" if p['input']['sha256'] else ""),
+          f"- input: `{_md(p['input']['path'])}`" + (f" (sha256 {p['input']['sha256']})" if p['input']['sha256'] else ""),
           f"- embedding model: {p['model_fingerprint']}; seed {p['seed']}",
           "- versions: " + ", ".join(f"{k} {v}" for k, v in p["versions"].items()), ""]
     return "\n".join(L)
