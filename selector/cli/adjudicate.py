@@ -9,6 +9,7 @@ import typer
 
 from selector.cli.app import app, handle_errors, info
 from selector.cli.options import (
+    annotation_settings,
     Shared, shared_options,
     ItemColOption, AnnotatorColOption,
     UnsureLabelsOption,
@@ -33,9 +34,7 @@ def adjudicate_command(
     opts: Shared = None,
 ) -> None:
     """Record reviewers' final labels for contested items and write the resolved label set."""
-    config = opts.config()
-    opts.label_col = config.label_col
-    unsure_labels = unsure_labels if unsure_labels is not None else ",".join(config.unsure_labels)
+    label_col, unsure_labels = annotation_settings(opts, unsure_labels)
     plan = OutputPlan()
     plan.add_input(annotations_file, "ANNOTATIONS")
     plan.add_input(decisions_file, "DECISIONS")
@@ -43,7 +42,7 @@ def adjudicate_command(
     plan.add_output("rework", rework_out, "--rework-out", table_format=True)
     plan.check()
     annotations = prepare_annotations(read_table(annotations_file), item_col=item_col, annotator_col=annotator_col,
-                                      label_col=opts.label_col, source=str(annotations_file))
+                                      label_col=label_col, source=str(annotations_file))
     decisions = prepare_decisions(read_table(decisions_file), source=str(decisions_file), unsure_labels=unsure_labels)
     result = adjudicate(annotations, decisions, unsure_labels=unsure_labels)
     writers = {"resolved": table(result.resolved, out)}

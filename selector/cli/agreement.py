@@ -34,14 +34,13 @@ def agreement_command(
     opts: Shared = None,
 ) -> None:
     """Pairwise/Fleiss/Krippendorff agreement, contested items and consensus labels (majority, Dawid-Skene)."""
-    config = opts.config()
-    opts.label_col = config.label_col
+    label_col = opts.config().label_col
     plan = OutputPlan()
     plan.add_input(annotations, "ANNOTATIONS")
     plan.add_output("consensus", out, "--out", table_format=True)
     plan.check()
     df = read_table(annotations)
-    report = agreement(df, item_col=item_col, annotator_col=annotator_col, label_col=opts.label_col, gold_col=gold_col,
+    report = agreement(df, item_col=item_col, annotator_col=annotator_col, label_col=label_col, gold_col=gold_col,
                        min_shared=min_shared, random_state=seed, source=str(annotations))
     if json_out:
         typer.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False, default=str))

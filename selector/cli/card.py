@@ -9,15 +9,15 @@ import typer
 
 from selector.cli.app import app, command_line, handle_errors, info
 from selector.cli.options import (
+    read_table_inputs,
+    plan_table_inputs,
     Shared, shared_options,
     MODEL_COMMAND,
     AnnotatorColOption, ItemColOption, split_list,
 )
-from selector.config import cache_dir_for
 from selector.io import file_sha256, read_table
 from selector.outputs import OutputPlan
 from selector.quality.card import card_paths, data_card
-from selector.round.embed import load_embeddings
 
 
 @app.command("card")
@@ -39,18 +39,15 @@ def card_command(
     """Counts, class balance, agreement, validator findings, coverage, limitations and provenance."""
     config = opts.config()
     plan = OutputPlan()
-    for what, path in (("DATA", data), ("--annotations", annotations), ("--embeddings", opts.embeddings)):
-        plan.add_input(path, what)
+    cache = plan_table_inputs(plan, data, opts, config, annotations=annotations)
     paths = card_paths(out)
     if annotations is None:
         paths.pop("agreement_png")
     for key, path in paths.items():
         plan.add_output(key, path, "--out" if key == "markdown" else f"--out ({path.name})")
-    cache = None if opts.embeddings is not None else plan.add_folder(cache_dir_for(data, config), "--cache-dir")
     plan.check()
-    df = read_table(data)
+    df, X_given = read_table_inputs(data, opts)
     ann = read_table(annotations) if annotations is not None else None
-    X_given = load_embeddings(opts.embeddings, len(df)) if opts.embeddings is not None else None
     card = data_card(df, annotations=ann, name=name, text_col=config.text_col, label_col=config.label_col,
                      id_col=config.id_col, item_col=item_col, annotator_col=annotator_col,
                      annotation_label_col=config.label_col,

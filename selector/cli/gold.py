@@ -9,6 +9,7 @@ import typer
 
 from selector.cli.app import app, handle_errors, info
 from selector.cli.options import (
+    annotation_settings,
     Shared, shared_options,
     ItemColOption, AnnotatorColOption,
     UnsureLabelsOption,
@@ -46,9 +47,7 @@ def gold_command(
 ) -> None:
     """Score each annotator against gold labels (accuracy + Wilson 95% interval, per-class precision/recall,
     most confused labels), flag those below --min-accuracy, and report drift."""
-    config = opts.config()
-    opts.label_col = config.label_col
-    unsure_labels = unsure_labels if unsure_labels is not None else ",".join(config.unsure_labels)
+    label_col, unsure_labels = annotation_settings(opts, unsure_labels)
     for b in by or []:
         if b not in DRIFT_BY:
             raise ConfigError(f"--by must be one of {', '.join(DRIFT_BY)}, got {b!r}")
@@ -60,7 +59,7 @@ def gold_command(
     plan.check()
     gold = read_gold(gold_file, item_col=gold_item_col, label_col=gold_col)
     annotations = prepare_annotations(read_table(annotations_file), item_col=item_col, annotator_col=annotator_col,
-                                      label_col=opts.label_col, source=str(annotations_file))
+                                      label_col=label_col, source=str(annotations_file))
     report = gold_report(annotations, gold, min_accuracy=min_accuracy, unsure_labels=unsure_labels)
     typer.echo(format_gold_report(report, max_rows=max_rows))
     drift_by = list(by) if by else (["guideline_version"] if "guideline_version" in annotations.columns else [])

@@ -12,15 +12,21 @@ import inspect
 from pathlib import Path
 from typing import Annotated, Optional
 
+import numpy as np
+import pandas as pd
 import typer
 
-from selector.config import SelectConfig, load_config
+from selector.config import SelectConfig, cache_dir_for, load_config
+from selector.io import read_table
+from selector.outputs import OutputPlan
+from selector.round.embed import load_embeddings
 
 __all__ = [
     "ConfigFileOption", "TextColOption", "LabelColOption", "IdColOption", "ModelOption", "DeviceOption",
     "BackendOption", "BatchSizeOption", "CacheDirOption", "EmbeddingsOption", "QuietOption", "SeedOption",
     "ItemColOption", "AnnotatorColOption", "AnnotationLabelColOption", "UnsureLabelsOption",
-    "resolve_config", "split_list", "SHARED", "MODEL_COMMAND", "Shared", "shared_options",
+    "resolve_config", "split_list", "SHARED", "MODEL_COMMAND", "Shared", "shared_options", "plan_table_inputs",
+    "read_table_inputs", "annotation_settings",
 ]
 
 ConfigFileOption = Annotated[Optional[Path], typer.Option(
@@ -130,3 +136,34 @@ def shared_options(*names: str):
         wrapper.__annotations__ = {p.name: p.annotation for p in own + extra}
         return wrapper
     return decorate
+
+
+def plan_table_inputs(plan: OutputPlan, data: Path, opts: Shared, config: SelectConfig,
+                      **inputs: Optional[Path]) -> Optional[Path]:
+    """Register DATA, ``--embeddings`` and the other ``inputs`` (flag name -> path) as inputs of ``plan``,
+    and the embedding cache as a folder it writes into unless ``--embeddings`` is given.
+
+    Returns
+    -------
+    Path or None
+        The embedding cache folder (None with ``--embeddings``).
+    """
+    plan.add_input(data, "DATA")
+    plan.add_input(opts.embeddings, "--embeddings")
+    for flag, path in inputs.items():
+        plan.add_input(path, f"--{flag.replace('_', '-')}")
+    if opts.embeddings is not None:
+        return None
+    return plan.add_folder(cache_dir_for(data, config), "--cache-dir")
+
+
+def read_table_inputs(data: Path, opts: Shared) -> tuple[pd.DataFrame, Optional[np.ndarray]]:
+    """The data table and the ``--embeddings`` it came with (None without the flag), checked against it."""
+    df = read_table(data)
+    return df, (load_embeddings(opts.embeddings, len(df)) if opts.embeddings is not None else None)
+
+
+def annotation_settings(opts: Shared, unsure_labels: Optional[str]) -> tuple[str, str]:
+    """The annotations' label column and unsure values: flags, else ``--config``, else the defaults."""
+    config = opts.config()
+    return config.label_col, unsure_labels if unsure_labels is not None else ",".join(config.unsure_labels)

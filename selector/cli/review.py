@@ -9,15 +9,15 @@ import typer
 
 from selector.cli.app import app, handle_errors, info
 from selector.cli.options import (
+    read_table_inputs,
+    plan_table_inputs,
     Shared, shared_options,
     MODEL_COMMAND,
     AnnotatorColOption, ItemColOption,
 )
-from selector.config import cache_dir_for
 from selector.io import read_table
 from selector.outputs import OutputPlan, table
 from selector.quality.review import review
-from selector.round.embed import load_embeddings
 
 
 @app.command("review")
@@ -39,14 +39,11 @@ def review_command(
     """Merge unsure and contested items, mislabel suspects and uncertain unlabeled rows into one ranked queue."""
     config = opts.config()
     plan = OutputPlan()
-    for what, path in (("DATA", data), ("--annotations", annotations), ("--embeddings", opts.embeddings)):
-        plan.add_input(path, what)
+    cache = plan_table_inputs(plan, data, opts, config, annotations=annotations)
     plan.add_output("queue", out, "--out", table_format=True)
-    cache = None if opts.embeddings is not None else plan.add_folder(cache_dir_for(data, config), "--cache-dir")
     plan.check()
-    df = read_table(data)
+    df, X_given = read_table_inputs(data, opts)
     ann = read_table(annotations) if annotations is not None else None
-    X_given = load_embeddings(opts.embeddings, len(df)) if opts.embeddings is not None else None
     result = review(df, annotations=ann, budget=budget, text_col=config.text_col, label_col=config.label_col,
                     id_col=config.id_col, item_col=item_col, annotator_col=annotator_col,
                     annotation_label_col=config.label_col,

@@ -10,14 +10,14 @@ import numpy as np
 
 from selector.cli.app import app, handle_errors, info
 from selector.cli.options import (
+    read_table_inputs,
+    plan_table_inputs,
     Shared, shared_options,
 )
-from selector.config import cache_dir_for
 from selector.errors import ConfigError, DataError
-from selector.io import read_table
 from selector.loop.simulate import plot_curves, simulate, verdicts
 from selector.outputs import OutputPlan, json_file, table
-from selector.round.embed import embed_pool, load_embeddings
+from selector.round.embed import embed_pool
 from selector.round.pool import prepare_pool
 
 
@@ -43,20 +43,17 @@ def simulate_command(
     config = opts.config()
     seed = config.seed
     plan = OutputPlan()
-    plan.add_input(data, "DATA")
-    plan.add_input(opts.embeddings, "--embeddings")
+    cache = plan_table_inputs(plan, data, opts, config)
     for key, name in (("curves", "curves.csv"), ("plot", "curves.png"), ("summary", "summary.json")):
         plan.add_output(key, out / name, f"--out {out} ({name})")
-    cache = None if opts.embeddings is not None else plan.add_folder(cache_dir_for(data, config), "--cache-dir")
     plan.check()
-    df = read_table(data)
+    df, X_given = read_table_inputs(data, opts)
     pool = prepare_pool(df, text_col=config.text_col, label_col=config.label_col, id_col=config.id_col,
                         source=str(data))
     if not pool.labeled.all():
         first = int(np.flatnonzero(~pool.labeled)[0]) + 1
         raise DataError(f"{data}: simulate needs every row labeled, but {int((~pool.labeled).sum())} rows have no "
                         f"{config.label_col!r} (first: data row {first}); drop them or label them")
-    X_given = load_embeddings(opts.embeddings, pool.n) if opts.embeddings is not None else None
     X, estats = embed_pool(pool, config, embeddings=X_given, cache_dir=cache, show_progress=not opts.quiet)
     split = df["split"].to_numpy(dtype=object) if "split" in df.columns else None
     result = simulate(X, pool.labels.astype(str), strategies=names, batch=batch, rounds=rounds, seeds=seeds,

@@ -16,9 +16,9 @@ from selector.io import file_sha256, read_table
 from selector.loop.ledger import ledger_path, read_ledger, stop_set_predictions
 from selector.loop.merge import ROUND_COL
 from selector.loop.status import MeasurePoint, build_status, format_status
-from selector.models.classifiers import fit_classifier, make_classifier
+from selector.models.classifiers import fit_classifier
 from selector.round.embed import embed_pool, load_embeddings
-from selector.round.model import cv_metrics, labels_problem
+from selector.round.model import classifier_template, cv_metrics, labels_problem
 from selector.round.pool import prepare_pool
 
 
@@ -54,7 +54,7 @@ def status_command(
                           show_progress=not opts.quiet)
         lab = pool.labeled_positions
         y = pool.labels[lab].astype(str)
-        template = make_classifier(config.classifier, random_state=config.seed, **config.classifier_params)
+        template = classifier_template(config)
         fitted = fit_classifier(template, X[lab], y) if labels_problem(y) is None else None
         stop = stop_set_predictions(pool.ids, X, fitted, records)
         preds = dict(zip(stop["ids"], stop["predictions"])) if stop["predictions"] else None

@@ -10,16 +10,15 @@ import typer
 
 from selector.cli.app import app, handle_errors, info
 from selector.cli.options import (
+    read_table_inputs,
+    plan_table_inputs,
     Shared, shared_options,
     MODEL_COMMAND,
 )
-from selector.config import cache_dir_for
 from selector.errors import ConfigError
-from selector.io import read_table
-from selector.models.classifiers import make_classifier
 from selector.outputs import OutputPlan, table
-from selector.round.embed import embed_pool, load_embeddings
-from selector.round.model import check_enough_labels, validate_classifier
+from selector.round.embed import embed_pool
+from selector.round.model import check_enough_labels, classifier_template
 from selector.round.pool import prepare_pool
 from selector.round.suspects import pool_suspects
 
@@ -44,18 +43,14 @@ def suspects_command(
     t0 = time.perf_counter()
     config = opts.config()
     plan = OutputPlan()
-    plan.add_input(data, "DATA")
-    plan.add_input(opts.embeddings, "--embeddings")
+    cache = plan_table_inputs(plan, data, opts, config)
     plan.add_output("suspects", out, "--out", table_format=True)
-    cache = None if opts.embeddings is not None else plan.add_folder(cache_dir_for(data, config), "--cache-dir")
     plan.check()
-    df = read_table(data)
+    df, X_given = read_table_inputs(data, opts)
     pool = prepare_pool(df, text_col=config.text_col, label_col=config.label_col, id_col=config.id_col,
                         source=str(data), unsure_labels=config.unsure_labels)
     check_enough_labels(pool.labels[pool.labeled], str(data), config.label_col)
-    template = make_classifier(config.classifier, random_state=config.seed, **config.classifier_params)
-    validate_classifier(template)
-    X_given = load_embeddings(opts.embeddings, pool.n) if opts.embeddings is not None else None
+    template = classifier_template(config)
     X, stats = embed_pool(pool, config, embeddings=X_given, cache_dir=cache, show_progress=not opts.quiet)
     found = pool_suspects(pool, X, top=top, threshold=threshold, random_state=config.seed, classifier=template)
     plan.commit({"suspects": table(found, out)})

@@ -9,6 +9,7 @@ import typer
 
 from selector.cli.app import app, handle_errors, info
 from selector.cli.options import (
+    annotation_settings,
     Shared, shared_options,
     ItemColOption, AnnotatorColOption,
     UnsureLabelsOption,
@@ -42,16 +43,14 @@ def unsure_command(
     opts: Shared = None,
 ) -> None:
     """Unsure rate per annotator, class and guideline version (too high = the guideline is unclear there)."""
-    config = opts.config()
-    opts.label_col = config.label_col
-    unsure_labels = unsure_labels if unsure_labels is not None else ",".join(config.unsure_labels)
+    label_col, unsure_labels = annotation_settings(opts, unsure_labels)
     plan = OutputPlan()
     plan.add_input(annotations_file, "ANNOTATIONS")
     plan.add_input(gold_file, "--gold")
     plan.add_output("items", items_out, "--items-out", table_format=True)
     plan.check()
     annotations = prepare_annotations(read_table(annotations_file), item_col=item_col, annotator_col=annotator_col,
-                                      label_col=opts.label_col, source=str(annotations_file))
+                                      label_col=label_col, source=str(annotations_file))
     gold = read_gold(gold_file) if gold_file is not None else None
     rep = unsure_report(annotations, unsure_labels, gold=gold, max_rate=max_rate)
     typer.echo(f"{rep.n_unsure} of {rep.n_ratings} ratings unsure ({rep.unsure_rate:.3f}); "

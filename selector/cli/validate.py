@@ -10,14 +10,13 @@ import typer
 
 from selector.cli.app import app, handle_errors, info
 from selector.cli.options import (
+    read_table_inputs,
+    plan_table_inputs,
     Shared, shared_options,
     split_list,
 )
-from selector.config import cache_dir_for
-from selector.io import read_table
 from selector.outputs import OutputPlan, table
 from selector.quality.validate import validate
-from selector.round.embed import load_embeddings
 
 
 @app.command("validate")
@@ -41,14 +40,15 @@ def validate_command(
     """Duplicates, contradictions, near-duplicates across labels, invalid labels, imbalance, missing negatives, empty texts."""
     config = opts.config()
     plan = OutputPlan()
-    plan.add_input(data, "DATA")
-    plan.add_input(opts.embeddings, "--embeddings")
-    plan.add_output("findings", out, "--out", table_format=True)
     embeds = not no_embed
-    cache = plan.add_folder(cache_dir_for(data, config), "--cache-dir") if embeds and opts.embeddings is None else None
+    if embeds:
+        cache = plan_table_inputs(plan, data, opts, config)
+    else:
+        plan.add_input(data, "DATA")
+        cache = None
+    plan.add_output("findings", out, "--out", table_format=True)
     plan.check()
-    df = read_table(data)
-    X_given = load_embeddings(opts.embeddings, len(df)) if opts.embeddings is not None else None
+    df, X_given = read_table_inputs(data, opts)
     report = validate(df, text_col=config.text_col, label_col=config.label_col, id_col=config.id_col,
                       labels=split_list(labels) if labels is not None else config.labels,
                       negatives=split_list(negatives) or None, imbalance_ratio=imbalance,

@@ -25,7 +25,7 @@ import pandas as pd
 from selector.config import SelectConfig
 from selector.errors import ConfigError
 from selector.kmeans import cluster_pool
-from selector.models.classifiers import make_classifier, out_of_fold_proba
+from selector.round.model import classifier_template, labels_problem, out_of_fold
 from selector.outputs import json_file, OutputPlan, text_file, Writer
 from selector.quality.agreement import agreement, format_number, frame_records
 from selector.quality.validate import validate
@@ -76,11 +76,10 @@ def coverage(X: np.ndarray, labeled: np.ndarray, *, n_clusters: int | None = Non
 
 
 def _model_agreement(X: np.ndarray, y: np.ndarray, *, classifier, random_state) -> pd.DataFrame:
-    """Per class: share of labeled rows whose out-of-fold prediction equals their label."""
-
-    template = classifier if classifier is not None else make_classifier(random_state=random_state)
-    proba, classes = out_of_fold_proba(template, X, y, random_state=random_state)
-    pred = classes[proba.argmax(axis=1)]
+    """Per class: share of labeled rows whose out-of-fold prediction equals their label (one out-of-fold pass)."""
+    oof = out_of_fold(classifier, X, y, random_state=random_state)
+    classes = oof.classes
+    pred = classes[oof.proba.argmax(axis=1)]
     hit = pred == y
     frame = pd.DataFrame({"label": y, "hit": hit}).groupby("label")["hit"].agg(["size", "mean"]).reset_index()
     return frame.rename(columns={"size": "n_rows", "mean": "model_agreement"})
@@ -220,8 +219,9 @@ def data_card(df: pd.DataFrame, *, annotations: pd.DataFrame | None = None, name
         gv = df["guideline_version"].astype(str).str.strip().replace("", "(none)")
         versions["data"] = {str(k): int(v) for k, v in gv.value_counts().sort_index().items()}
     model_frame = None
-    if model_agreement and classes.size >= 2 and lab.size >= 10:
-        model_frame = _model_agreement(X[lab], y, classifier=classifier, random_state=random_state)
+    if model_agreement and labels_problem(y) is None:
+        model_frame = _model_agreement(X[lab], y, classifier=classifier_template(config, classifier),
+                                       random_state=random_state)
 
     counts_d = {"n_rows": pool.n, "n_labeled": int(lab.size), "n_unlabeled": int(pool.n - lab.size),
                 "n_labels": int(classes.size), "ids_generated": pool.ids_generated}

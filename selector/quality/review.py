@@ -20,6 +20,7 @@ as a noisy-or, ``1 - prod(1 - w_s * score_s)``, so agreeing evidence raises it w
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
@@ -35,6 +36,7 @@ from selector.quality.annotations import prepare_annotations
 from selector.quality.unsure import unsure_items, UNSURE_PRIORITY
 from selector.round.compute import build_context
 from selector.round.embed import embed_pool
+from selector.round.model import MIN_LABELED_ROWS, classifier_template, labels_problem
 from selector.round.pool import prepare_pool
 from selector.round.suspects import find_suspects
 from selector.scoring import margin
@@ -184,13 +186,12 @@ def review(df: pd.DataFrame, *, annotations: pd.DataFrame | None = None, budget:
 
     lab, unl = pool.labeled_positions, pool.pool_positions
     y = pool.labels[lab].astype(str)
-    n_classes = np.unique(y).size
-    model_ok = lab.size >= 4 and n_classes >= 2
+    problem = labels_problem(y)
+    model_ok = problem is None
     if not model_ok and (w["suspect"] > 0 or w["uncertain"] > 0):
-        import warnings
-
-        warnings.warn(f"{source}: {lab.size} labeled row(s) in {n_classes} class(es); the model-based sources "
-                      "(suspect, uncertain) need 4+ labeled rows in 2+ classes and are skipped", stacklevel=2)
+        warnings.warn(f"{source}: {problem}; the model-based sources (suspect, uncertain) need at least "
+                      f"{MIN_LABELED_ROWS} labeled rows of 2 classes and are skipped", stacklevel=2)
+    classifier = classifier_template(config, classifier)
     if model_ok and w["suspect"] > 0:
         s, why, sugg = _suspect_scores(X[lab], y, pool.texts[lab], classifier=classifier,
                                        random_state=random_state)

@@ -17,7 +17,7 @@ from selector.errors import ConfigError, DataError
 from selector.models.classifiers import make_classifier, out_of_fold_proba
 
 __all__ = ["MIN_LABELED_ROWS", "labels_problem", "check_enough_labels", "OutOfFold", "out_of_fold",
-           "cv_figures", "cv_metrics", "validate_classifier"]
+           "cv_figures", "cv_metrics", "validate_classifier", "classifier_template"]
 
 #: Fewest labeled rows (of at least two classes) a classifier is fitted and cross-validated on.
 MIN_LABELED_ROWS = 3
@@ -139,3 +139,18 @@ def cv_metrics(X: np.ndarray, y: np.ndarray, *, classifier=None, n_splits: int =
         return None
     template = classifier if classifier is not None else make_classifier(random_state=random_state)
     return cv_figures(out_of_fold(template, X, y, n_splits=n_splits, random_state=random_state), y)
+
+
+def classifier_template(config, classifier=None):
+    """The unfitted classifier a command fits: ``classifier`` if given, else the configured one
+    (``config.classifier`` with ``config.classifier_params``), validated by scikit-learn.
+
+    Parameters
+    ----------
+    config : SelectConfig
+    classifier : unfitted scikit-learn estimator with predict_proba, optional
+    """
+    template = classifier if classifier is not None else make_classifier(
+        config.classifier, random_state=config.seed, **config.classifier_params)
+    validate_classifier(template)
+    return template

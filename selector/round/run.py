@@ -30,14 +30,13 @@ from selector.config import SelectConfig
 from selector.errors import ConfigError, DataError, EmptyPoolError
 from selector.io import file_sha256, read_table
 from selector.loop.ledger import ledger_path, locked_ledger, read_ledger, stop_set_predictions
-from selector.models.classifiers import make_classifier
 from selector.models.embedders import make_embedder
 from selector.outputs import OutputPlan, json_file, table
 from selector.quality.gold import check_gold_rate, gold_for_round, read_gold
 from selector.round.buckets import BUCKET_COL, check_bucket_share, prioritise_buckets
 from selector.round.compute import build_context, queue_frame
 from selector.round.embed import check_cache_dir, embed_pool, load_embeddings
-from selector.round.model import OutOfFold, cv_figures, labels_problem, out_of_fold, validate_classifier
+from selector.round.model import OutOfFold, classifier_template, cv_figures, labels_problem, out_of_fold
 from selector.round.pool import LabeledPool, prepare_pool
 from selector.round.record import record_path_for, round_record
 from selector.round.suspects import find_suspects, select_suspects, suspects_frame, suspects_path_for
@@ -173,9 +172,7 @@ def plan_round(data: str | Path | pd.DataFrame, config: SelectConfig | None = No
         raise EmptyPoolError(f"{source}: every row is labeled, so there is nothing to select; "
                              f"add unlabeled rows (an empty {config.label_col!r} cell)")
     strategy = make_strategy(config.strategy, **config.strategy_params)
-    template = classifier if classifier is not None else make_classifier(
-        config.classifier, random_state=config.seed, **config.classifier_params)
-    validate_classifier(template)
+    template = classifier_template(config, classifier)
     if bucket_priority is not None:
         check_bucket_share(bucket_priority)
         if BUCKET_COL not in df.columns:
