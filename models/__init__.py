@@ -1,6 +1,11 @@
 """Embedders (with their on-disk cache) and classifiers (installed as ``selector.models``)."""
 
-from selector.models.cache import CachedEmbedder, EmbeddingCache, text_digests, unique_digests
+from selector.models.cache import (
+    CachedEmbedder,
+    EmbeddingCache,
+    text_digests,
+    unique_digests,
+)
 from selector.models.classifiers import (
     aligned_proba,
     fit_classifier,

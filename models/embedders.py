@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Protocol, Sequence, runtime_checkable
 
 import numpy as np
+from selector.models.hf_progress import quiet_weight_loading
+from selector.models.onnx_backend import OnnxEncoder, default_onnx_cache, exportable
 
 from selector.errors import ModelError
-from selector.models.hf_progress import quiet_weight_loading
-from selector.models.onnx_backend import default_onnx_cache, exportable, OnnxEncoder
 
 __all__ = [
     "Embedder",

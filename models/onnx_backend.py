@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+from selector.models.hf_progress import quiet_weight_loading
 
 from selector.errors import ModelError
 from selector.io import remove_stale_temps, temp_path_for
-from selector.models.hf_progress import quiet_weight_loading
 
 __all__ = ["ONNX_BACKENDS", "OnnxEncoder", "default_onnx_cache", "export_onnx", "exportable", "onnx_available"]
 

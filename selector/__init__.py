@@ -7,10 +7,6 @@ One labeling round is :func:`run_round` (plan, compute, commit; :func:`select` r
 
 from __future__ import annotations
 
-from selector.quality.adjudicate import Adjudication, adjudicate, prepare_decisions
-from selector.quality.agreement import AgreementReport, agreement, dawid_skene, majority_vote
-from selector.round.run import RoundResult, run_round, select
-from selector.quality.card import DataCard, data_card
 from selector.config import SelectConfig, load_config
 from selector.errors import (
     ConfigError,
@@ -20,7 +16,19 @@ from selector.errors import (
     SelectorError,
     UnknownStrategyError,
 )
+from selector.labels import DEFAULT_UNSURE_LABELS
 from selector.loop.export import export_records
+from selector.loop.ingest import ingest_rows
+from selector.loop.ledger import read_ledger
+from selector.loop.merge import merge_labels, read_labels
+from selector.quality.adjudicate import Adjudication, adjudicate, prepare_decisions
+from selector.quality.agreement import (
+    AgreementReport,
+    agreement,
+    dawid_skene,
+    majority_vote,
+)
+from selector.quality.card import DataCard, data_card
 from selector.quality.gold import (
     DriftReport,
     GoldInjection,
@@ -32,17 +40,20 @@ from selector.quality.gold import (
     read_gold,
     split_gold,
 )
-from selector.quality.stats import wilson_interval
-from selector.loop.ingest import ingest_rows
-from selector.loop.ledger import read_ledger
-from selector.loop.merge import merge_labels, read_labels
-from selector.round.compute import select_batch
 from selector.quality.review import ReviewQueue, review
-from selector.strategies import Selection, SelectionContext, available_strategies, make_strategy, register
-from selector.labels import DEFAULT_UNSURE_LABELS
+from selector.quality.stats import wilson_interval
 from selector.quality.unsure import UnsureReport, unsure_items, unsure_report
 from selector.quality.validate import ValidationReport, validate
+from selector.round.compute import select_batch
+from selector.round.run import RoundResult, run_round, select
 from selector.round.suspects import SuspectResult, find_suspects, suspects
+from selector.strategies import (
+    Selection,
+    SelectionContext,
+    available_strategies,
+    make_strategy,
+    register,
+)
 from selector.textnorm import normalise_text
 
 __version__ = "0.1.0"

@@ -87,7 +87,6 @@ def embed_with_ray(texts: Sequence[str], embedder, cache_dir: str | os.PathLike,
         raise ConfigError("--engine ray needs the optional Ray extra; run `pip install 'selector[ray]'`")
     import ray
 
-
     cached = CachedEmbedder(embedder, cache_dir, dtype=cache_dtype)
     texts = list(texts)
     digests = text_digests(texts)

@@ -20,6 +20,7 @@ __all__ = [
     "cached",
 ]
 
+
 def round_robin(clusters: np.ndarray, priority: np.ndarray, cluster_order: np.ndarray, budget: int
                 ) -> tuple[np.ndarray, np.ndarray]:
     """Take the best remaining member of each cluster in turn until ``budget`` rows are taken.

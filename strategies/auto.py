@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import numpy as np
+from selector.strategies.base import (
+    Selection,
+    SelectionContext,
+    Strategy,
+    UncertaintyStrategy,
+)
+from selector.strategies.registry import make_strategy, register
 
 from selector.kmeans import subsample
-from selector.strategies.base import Selection, SelectionContext, Strategy, UncertaintyStrategy
-from selector.strategies.registry import make_strategy, register
 
 __all__ = ["AutoStrategy"]
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
-
-from selector.scoring import margin
 from selector.strategies.base import Selection, SelectionContext, Strategy
 from selector.strategies.diversity import _positive_int
 from selector.strategies.registry import make_strategy, register
+
+from selector.scoring import margin
 
 __all__ = ["ClassBalancedStrategy"]
 

@@ -8,11 +8,11 @@ a subsample and distances are taken to centres or chosen points, chunk by chunk.
 from __future__ import annotations
 
 import numpy as np
-
-from selector.kmeans import chunked_nearest, cluster_pool, subsample
 from selector.strategies._geometry import round_robin, typicality
 from selector.strategies.base import Selection, SelectionContext, Strategy
 from selector.strategies.registry import register
+
+from selector.kmeans import chunked_nearest, cluster_pool, subsample
 
 __all__ = ["KMeansStrategy", "TypiclustStrategy", "CoresetStrategy"]
 

@@ -8,13 +8,19 @@ step runs on a candidate subset or on cached centres, never on a pool × pool ma
 from __future__ import annotations
 
 import numpy as np
-
-from selector.scoring import margin
-from selector.kmeans import CHUNK_ROWS, chunked_nearest, cluster_pool, fit_kmeans, subsample
 from selector.strategies._geometry import cached, data_fingerprint, round_robin
 from selector.strategies.base import Selection, SelectionContext, UncertaintyStrategy
 from selector.strategies.diversity import _positive_int
 from selector.strategies.registry import register
+
+from selector.kmeans import (
+    CHUNK_ROWS,
+    chunked_nearest,
+    cluster_pool,
+    fit_kmeans,
+    subsample,
+)
+from selector.scoring import margin
 
 __all__ = ["ClusterMarginStrategy", "BadgeStrategy", "MarginKMeansStrategy", "top_by_score", "gradient_sq_distances"]
 

@@ -6,8 +6,9 @@ import difflib
 import inspect
 from typing import Any
 
-from selector.errors import ConfigError, UnknownStrategyError
 from selector.strategies.base import Strategy
+
+from selector.errors import ConfigError, UnknownStrategyError
 
 __all__ = ["register", "make_strategy", "available_strategies", "get_strategy_class"]
 

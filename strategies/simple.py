@@ -9,10 +9,15 @@ Survey"). It is the classic baseline; on text it often picks near-duplicate batc
 from __future__ import annotations
 
 import numpy as np
+from selector.strategies.base import (
+    Selection,
+    SelectionContext,
+    Strategy,
+    UncertaintyStrategy,
+)
+from selector.strategies.registry import register
 
 from selector.scoring import entropy, least_confidence, margin
-from selector.strategies.base import Selection, SelectionContext, Strategy, UncertaintyStrategy
-from selector.strategies.registry import register
 
 __all__ = ["RandomStrategy", "EntropyStrategy", "MarginStrategy", "LeastConfidenceStrategy"]
 

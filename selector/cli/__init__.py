@@ -4,7 +4,6 @@ Each command module parses its options, builds a plan of its inputs and outputs
 (:func:`selector.outputs.OutputPlan`), calls the library, and reports; no logic beyond that.
 """
 
-from selector.cli.app import app, main
 from selector.cli import (  # noqa: F401  each module registers its command on ``app``
     adjudicate,
     agreement,
@@ -22,5 +21,6 @@ from selector.cli import (  # noqa: F401  each module registers its command on `
     unsure,
     validate,
 )
+from selector.cli.app import app, main
 
 __all__ = ["app", "main"]

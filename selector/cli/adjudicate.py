@@ -9,14 +9,20 @@ import typer
 
 from selector.cli.app import app, handle_errors, info
 from selector.cli.options import (
-    annotation_settings,
-    Shared, shared_options,
-    ItemColOption, AnnotatorColOption,
+    AnnotatorColOption,
+    ItemColOption,
+    Shared,
     UnsureLabelsOption,
+    annotation_settings,
+    shared_options,
 )
 from selector.io import read_table
 from selector.outputs import OutputPlan, table
-from selector.quality.adjudicate import adjudicate, format_adjudication, prepare_decisions
+from selector.quality.adjudicate import (
+    adjudicate,
+    format_adjudication,
+    prepare_decisions,
+)
 from selector.quality.annotations import prepare_annotations
 
 

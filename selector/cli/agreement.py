@@ -10,8 +10,10 @@ import typer
 
 from selector.cli.app import app, handle_errors, info
 from selector.cli.options import (
-    Shared, shared_options,
-    ItemColOption, AnnotatorColOption,
+    AnnotatorColOption,
+    ItemColOption,
+    Shared,
+    shared_options,
 )
 from selector.io import read_table
 from selector.outputs import OutputPlan, table

@@ -9,11 +9,14 @@ import typer
 
 from selector.cli.app import app, command_line, handle_errors, info
 from selector.cli.options import (
-    read_table_inputs,
-    plan_table_inputs,
-    Shared, shared_options,
     MODEL_COMMAND,
-    AnnotatorColOption, ItemColOption, split_list,
+    AnnotatorColOption,
+    ItemColOption,
+    Shared,
+    plan_table_inputs,
+    read_table_inputs,
+    shared_options,
+    split_list,
 )
 from selector.io import file_sha256, read_table
 from selector.outputs import OutputPlan

@@ -12,7 +12,12 @@ from selector.cli.options import Shared, shared_options
 from selector.errors import ConfigError, DataError
 from selector.io import read_table
 from selector.labels import normalise_label
-from selector.loop.export import EXPORT_FORMATS, export_suffix, export_writers, label_config_path_for
+from selector.loop.export import (
+    EXPORT_FORMATS,
+    export_suffix,
+    export_writers,
+    label_config_path_for,
+)
 from selector.outputs import OutputPlan
 
 

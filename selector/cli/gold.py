@@ -9,16 +9,25 @@ import typer
 
 from selector.cli.app import app, handle_errors, info
 from selector.cli.options import (
-    annotation_settings,
-    Shared, shared_options,
-    ItemColOption, AnnotatorColOption,
+    AnnotatorColOption,
+    ItemColOption,
+    Shared,
     UnsureLabelsOption,
+    annotation_settings,
+    shared_options,
 )
 from selector.errors import ConfigError
 from selector.io import FORMATS, read_table
 from selector.outputs import OutputPlan, json_file, table
 from selector.quality.annotations import prepare_annotations
-from selector.quality.gold import DRIFT_BY, format_drift_report, format_gold_report, gold_drift, gold_report, read_gold
+from selector.quality.gold import (
+    DRIFT_BY,
+    format_drift_report,
+    format_gold_report,
+    gold_drift,
+    gold_report,
+    read_gold,
+)
 
 
 def _records(frame):

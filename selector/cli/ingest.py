@@ -9,7 +9,8 @@ import typer
 
 from selector.cli.app import app, handle_errors, info
 from selector.cli.options import (
-    Shared, shared_options,
+    Shared,
+    shared_options,
 )
 from selector.config import cache_dir_for
 from selector.io import read_table

@@ -12,7 +12,13 @@ from selector.cli.options import Shared, shared_options
 from selector.errors import ConfigError
 from selector.io import read_table
 from selector.loop.ledger import ledger_path, read_ledger
-from selector.loop.merge import MergeConflictError, data_writers, merge_labels, plan_data_output, read_labels
+from selector.loop.merge import (
+    MergeConflictError,
+    data_writers,
+    merge_labels,
+    plan_data_output,
+    read_labels,
+)
 from selector.outputs import OutputPlan
 
 

@@ -10,8 +10,9 @@ import typer
 
 from selector.cli.app import app, command_line, handle_errors, info
 from selector.cli.options import (
-    Shared, shared_options,
     MODEL_COMMAND,
+    Shared,
+    shared_options,
 )
 from selector.config import DEFAULT_CACHE_NAME, cache_dir_for
 from selector.errors import ConfigError

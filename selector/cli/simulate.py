@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import typer
-
 import numpy as np
+import typer
 
 from selector.cli.app import app, handle_errors, info
 from selector.cli.options import (
-    read_table_inputs,
+    Shared,
     plan_table_inputs,
-    Shared, shared_options,
+    read_table_inputs,
+    shared_options,
 )
 from selector.errors import ConfigError, DataError
 from selector.loop.simulate import plot_curves, simulate, verdicts

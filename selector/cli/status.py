@@ -8,7 +8,8 @@ import typer
 
 from selector.cli.app import app, handle_errors
 from selector.cli.options import (
-    Shared, shared_options,
+    Shared,
+    shared_options,
 )
 from selector.config import cache_dir_for, config_from_record, load_config
 from selector.errors import DataError

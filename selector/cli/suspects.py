@@ -10,10 +10,11 @@ import typer
 
 from selector.cli.app import app, handle_errors, info
 from selector.cli.options import (
-    read_table_inputs,
-    plan_table_inputs,
-    Shared, shared_options,
     MODEL_COMMAND,
+    Shared,
+    plan_table_inputs,
+    read_table_inputs,
+    shared_options,
 )
 from selector.errors import ConfigError
 from selector.outputs import OutputPlan, table

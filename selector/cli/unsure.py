@@ -9,10 +9,12 @@ import typer
 
 from selector.cli.app import app, handle_errors, info
 from selector.cli.options import (
-    annotation_settings,
-    Shared, shared_options,
-    ItemColOption, AnnotatorColOption,
+    AnnotatorColOption,
+    ItemColOption,
+    Shared,
     UnsureLabelsOption,
+    annotation_settings,
+    shared_options,
 )
 from selector.io import read_table
 from selector.outputs import OutputPlan, table

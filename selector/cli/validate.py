@@ -10,9 +10,10 @@ import typer
 
 from selector.cli.app import app, handle_errors, info
 from selector.cli.options import (
-    read_table_inputs,
+    Shared,
     plan_table_inputs,
-    Shared, shared_options,
+    read_table_inputs,
+    shared_options,
     split_list,
 )
 from selector.outputs import OutputPlan, table

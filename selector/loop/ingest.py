@@ -22,8 +22,8 @@ import pandas as pd
 
 from selector.errors import ConfigError, DataError
 from selector.neighbors import nearest_in
-from selector.textnorm import normalise_text
 from selector.round.buckets import BUCKET_COL
+from selector.textnorm import normalise_text
 
 __all__ = [
     "NEAR_DUPLICATE_THRESHOLD",

@@ -76,7 +76,6 @@ def held_out_split(labels: np.ndarray, split: np.ndarray | None, *, test_size: f
 def _evaluate(template, X_tr, y_tr, X_te, y_te) -> tuple[float, float]:
     from sklearn.metrics import accuracy_score, f1_score
 
-
     if np.unique(y_tr).size < 2:
         # One class seen so far: the only possible prediction is that class.
         pred = np.full(y_te.shape, y_tr[0] if y_tr.size else "", dtype=object)
@@ -224,7 +223,6 @@ def plot_curves(result: SimulationResult, path: str | Path, *, title: str = "") 
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     stats = result.curves.groupby(["strategy", "n_labels"], sort=True)[["accuracy", "macro_f1"]].agg(["mean", "std"])

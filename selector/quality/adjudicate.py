@@ -16,10 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from selector.labels import normalise_label
 from selector.errors import DataError
+from selector.labels import normalise_label, normalise_unsure_labels, unsure_mask
 from selector.quality.unsure import join_by_group
-from selector.labels import normalise_unsure_labels, unsure_mask
 
 __all__ = ["prepare_decisions", "Adjudication", "adjudicate", "DECISION_COLUMNS", "format_adjudication"]
 

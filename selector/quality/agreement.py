@@ -26,10 +26,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from selector.tables import text_table
 from selector.errors import ConfigError, DataError
 from selector.labels import normalise_label
 from selector.quality.annotations import prepare_annotations
+from selector.tables import text_table
 
 __all__ = [
     "AgreementReport", "DawidSkeneResult", "FleissResult", "RatingCodes",

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from selector.labels import normalise_label
 from selector.errors import DataError
+from selector.labels import normalise_label
 
 __all__ = ["prepare_annotations", "ANNOTATION_COLUMNS"]
 

@@ -25,11 +25,11 @@ import pandas as pd
 from selector.config import SelectConfig
 from selector.errors import ConfigError
 from selector.kmeans import cluster_pool
-from selector.round.model import classifier_template, labels_problem, out_of_fold
-from selector.outputs import json_file, OutputPlan, text_file, Writer
+from selector.outputs import OutputPlan, Writer, json_file, text_file
 from selector.quality.agreement import agreement, format_number, frame_records
 from selector.quality.validate import validate
 from selector.round.embed import embed_pool
+from selector.round.model import classifier_template, labels_problem, out_of_fold
 from selector.round.pool import prepare_pool
 from selector.round.record import package_versions
 

@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from selector.tables import text_table
 from selector.errors import ConfigError, DataError
 from selector.io import read_table
 from selector.labels import normalise_label, normalise_unsure_labels, unsure_mask
 from selector.quality.stats import wilson_interval
+from selector.tables import text_table
 
 __all__ = [
     "prepare_gold",

@@ -33,7 +33,7 @@ from selector.errors import ConfigError, DataError
 from selector.labels import normalise_unsure_labels, unsure_mask
 from selector.quality.agreement import contested_items, encode_ratings
 from selector.quality.annotations import prepare_annotations
-from selector.quality.unsure import unsure_items, UNSURE_PRIORITY
+from selector.quality.unsure import UNSURE_PRIORITY, unsure_items
 from selector.round.compute import build_context
 from selector.round.embed import embed_pool
 from selector.round.model import MIN_LABELED_ROWS, classifier_template, labels_problem

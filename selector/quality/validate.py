@@ -40,7 +40,7 @@ from selector.config import SelectConfig
 from selector.errors import ConfigError, DataError
 from selector.labels import normalise_label
 from selector.round.embed import embed_pool
-from selector.round.pool import generated_ids, LabeledPool
+from selector.round.pool import LabeledPool, generated_ids
 from selector.textnorm import normalise_text
 
 __all__ = ["Finding", "ValidationReport", "validate", "near_duplicate_pairs", "CHECKS", "DEFAULT_BLOCKERS",

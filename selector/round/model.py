@@ -119,7 +119,6 @@ def cv_figures(oof: OutOfFold, y: np.ndarray) -> dict:
             "n": int(y.size), "n_splits": oof.n_splits}
 
 
-
 def cv_metrics(X: np.ndarray, y: np.ndarray, *, classifier=None, n_splits: int = 5,
                random_state: int | None = 0) -> dict | None:
     """Cross-validated accuracy and macro-F1 of ``classifier`` on labeled rows (one out-of-fold pass).

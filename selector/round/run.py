@@ -29,17 +29,33 @@ import pandas as pd
 from selector.config import SelectConfig
 from selector.errors import ConfigError, DataError, EmptyPoolError
 from selector.io import file_sha256, read_table
-from selector.loop.ledger import ledger_path, locked_ledger, read_ledger, stop_set_predictions
+from selector.loop.ledger import (
+    ledger_path,
+    locked_ledger,
+    read_ledger,
+    stop_set_predictions,
+)
 from selector.models.embedders import make_embedder
 from selector.outputs import OutputPlan, json_file, table
 from selector.quality.gold import check_gold_rate, gold_for_round, read_gold
 from selector.round.buckets import BUCKET_COL, check_bucket_share, prioritise_buckets
 from selector.round.compute import build_context, queue_frame
 from selector.round.embed import check_cache_dir, embed_pool, load_embeddings
-from selector.round.model import OutOfFold, classifier_template, cv_figures, labels_problem, out_of_fold
+from selector.round.model import (
+    OutOfFold,
+    classifier_template,
+    cv_figures,
+    labels_problem,
+    out_of_fold,
+)
 from selector.round.pool import LabeledPool, prepare_pool
 from selector.round.record import record_path_for, round_record
-from selector.round.suspects import find_suspects, select_suspects, suspects_frame, suspects_path_for
+from selector.round.suspects import (
+    find_suspects,
+    select_suspects,
+    suspects_frame,
+    suspects_path_for,
+)
 from selector.strategies import Selection, SelectionContext, make_strategy
 
 __all__ = ["RoundPlan", "RoundResult", "plan_round", "compute_round", "commit_round", "run_round", "select",
