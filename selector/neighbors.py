@@ -24,7 +24,9 @@ _CHUNK_FLOATS = 1 << 24  # similarities held at once: 64 MB of float32
 
 def _top_k(sim: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Column positions and values of the ``k`` largest entries of each row, largest first."""
-    part = np.argpartition(-sim, k - 1, axis=1)[:, :k]
+    n = sim.shape[1]
+    # Partition for the k largest in place of the k smallest of ``-sim``: no negated copy of the block.
+    part = np.argpartition(sim, n - k, axis=1)[:, n - k:]
     vals = np.take_along_axis(sim, part, axis=1)
     order = np.argsort(-vals, axis=1, kind="stable")
     return np.take_along_axis(part, order, axis=1), np.take_along_axis(vals, order, axis=1)
