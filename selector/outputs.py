@@ -20,6 +20,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -205,7 +206,8 @@ class OutputPlan:
         for folder in {out.path.parent for out in outs if out.path.parent.is_dir()}:
             remove_stale_temps(folder)
 
-    def commit(self, writers: dict[str, Writer], *, after: Callable[[], Any] | None = None) -> dict[str, Path]:
+    def commit(self, writers: dict[str, Writer], *, after: Callable[[], Any] | None = None,
+               after_target: Path | None = None) -> dict[str, Path]:
         """Write every output to a temp file, then rename them all into place, then run ``after``.
 
         Parameters
@@ -213,7 +215,10 @@ class OutputPlan:
         writers : dict of key -> Writer
             One per output to write now (keys registered with :meth:`add_output`).
         after : callable, optional
-            Runs once every output is in place (e.g. the ledger append).
+            Runs once every output is in place (e.g. the ledger append); if it fails, the outputs
+            of this commit are taken back.
+        after_target : Path, optional
+            The file ``after`` writes, named in the error message when it fails.
 
         Returns
         -------
@@ -241,14 +246,18 @@ class OutputPlan:
             for key in temps:
                 target = current = self.outputs[key].path
                 if target.exists():
-                    # A hard link keeps the old file to restore if a later step fails.
+                    # Keep the old file to restore if a later step fails: a hard link costs nothing;
+                    # where the filesystem has none, a copy.
                     backups[key] = temp_path_for(target)
-                    os.link(target, backups[key])
+                    try:
+                        os.link(target, backups[key])
+                    except OSError:
+                        shutil.copy2(target, backups[key])
             for key, tmp in temps.items():
                 current = self.outputs[key].path
                 os.replace(tmp, current)
                 renamed.append(key)
-            current = None
+            current = after_target
             if after is not None:
                 after()
             ok = True

@@ -329,3 +329,21 @@ def test_inputs_untouched_and_outputs_complete_on_success(work):
     assert [r["round"] for r in ledger] == [1] and record["round"] == 1
     assert {k: v for k, v in ledger[0].items() if k != "time"} == {k: v for k, v in record.items() if k != "time"}
     assert (work / "q.suspects.csv").exists()
+
+
+def test_ledger_append_failure_takes_the_round_back(work, monkeypatch):
+    """The ledger line is the last step: if it fails, the queue files of this round disappear again
+    and a queue that was there before is restored byte for byte."""
+    from selector.loop.ledger import LockedLedger
+
+    (work / "q.csv").write_text("rank,id\n1,previous\n")
+    before = snapshot(work)
+
+    def full_disk(self, record):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(LockedLedger, "append", full_disk)
+    result = runner.invoke(app, ["select", "base.csv", "--out", "q.csv", "--budget", "5", *HASHING])
+    assert_one_error_line(result.exit_code, result.stderr, "rounds.jsonl", "No space left on device")
+    after = {k: v for k, v in snapshot(work).items() if not k.startswith(".selector/embeddings")}
+    assert after == before

@@ -50,8 +50,10 @@ def ledger_path(data: str | os.PathLike) -> Path:
     return Path(data).resolve().parent / ".selector" / LEDGER_NAME
 
 
-def read_ledger(path: str | os.PathLike) -> list[dict[str, Any]]:
+def read_ledger(path: str | os.PathLike, *, warn_torn: bool = True) -> list[dict[str, Any]]:
     """All round records in file order; ``[]`` when the ledger does not exist yet.
+
+    A torn last line (an interrupted write) is skipped, with a warning unless ``warn_torn`` is False.
 
     Raises
     ------
@@ -75,6 +77,8 @@ def read_ledger(path: str | os.PathLike) -> list[dict[str, Any]]:
         except json.JSONDecodeError:
             torn = lineno == len(lines) and not raw.endswith(b"\n")
             if torn:
+                if not warn_torn:
+                    continue
                 warnings.warn(f"{path}: line {lineno} is an incomplete record (interrupted write); ignoring it",
                               stacklevel=2)
                 continue
@@ -100,7 +104,8 @@ class LockedLedger:
         self._fd = fd
         self._created = created
         self.appended = False
-        self.records = read_ledger(path)
+        # The round's plan already read (and reported) this ledger; the torn line is dropped on append.
+        self.records = read_ledger(path, warn_torn=False)
 
     @property
     def next_round(self) -> int:

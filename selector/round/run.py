@@ -360,7 +360,8 @@ def commit_round(plan: RoundPlan, result: RoundResult) -> RoundResult:
             writers["suspects"] = table(result.suspects, outputs.path("suspects"))
         if result.gold_key is not None:
             writers["gold_key"] = table(result.gold_key, outputs.path("gold_key"))
-        files = outputs.commit(writers, after=(lambda: ledger.append(record)) if ledger is not None else None)
+        files = outputs.commit(writers, after=(lambda: ledger.append(record)) if ledger is not None else None,
+                               after_target=plan.ledger)
     return dataclasses.replace(result, record=record, written=files)
 
 
