@@ -177,7 +177,9 @@ class OutputPlan:
         return self.outputs[key].path
 
     def check(self) -> None:
-        """Refuse collisions, folders, unwritable locations; clear stale temps. No side effects otherwise.
+        """Refuse collisions, folders, unwritable locations; clear stale temps of dead runs.
+
+        Nothing else is touched: the writability probe is a temp file created and removed at once.
 
         Raises
         ------
