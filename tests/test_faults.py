@@ -347,3 +347,18 @@ def test_ledger_append_failure_takes_the_round_back(work, monkeypatch):
     assert_one_error_line(result.exit_code, result.stderr, "rounds.jsonl", "No space left on device")
     after = {k: v for k, v in snapshot(work).items() if not k.startswith(".selector/embeddings")}
     assert after == before
+
+
+def test_concurrent_select_processes_take_distinct_round_numbers(work):
+    """The issue's reproduction: several `selector select` processes on one folder at once."""
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    procs = [subprocess.Popen([sys.executable, "-m", "selector", "select", "base.csv", "--out", f"p{k}.csv",
+                               "--budget", "5", "--seed", str(k), *HASHING], cwd=work, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for k in range(3)]
+    for proc in procs:
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+    records = read_ledger(ledger_path(work / "base.csv"))
+    assert sorted(r["round"] for r in records) == [1, 2, 3]
+    on_disk = sorted(json.loads((work / f"p{k}.round.json").read_text())["round"] for k in range(3))
+    assert on_disk == [1, 2, 3]
