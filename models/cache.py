@@ -28,9 +28,9 @@ from typing import Sequence
 import numpy as np
 
 from selector.errors import DataError
-from selector.io import atomic_write, remove_stale_temps
+from selector.io import atomic_write, pid_alive, remove_stale_temps
 
-__all__ = ["EmbeddingCache", "CachedEmbedder", "text_digests", "unique_digests"]
+__all__ = ["EmbeddingCache", "CachedEmbedder", "check_cache_root", "text_digests", "unique_digests"]
 
 _FORMAT_VERSION = 1
 _CRC_CHUNK = 64 << 20
@@ -103,6 +103,22 @@ def _prefix(digests: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(digests[:, :8]).view(">u8").reshape(-1).astype(np.uint64)
 
 
+def check_cache_root(root: str | os.PathLike, *more: str | os.PathLike) -> None:
+    """Refuse a cache folder ``root`` (or its ``embeddings`` folder, or any of ``more``) that is a file.
+
+    Called when a cache opens and, earlier, by every command's plan, so the error comes before any work.
+
+    Raises
+    ------
+    DataError
+    """
+    root = Path(root)
+    for folder in (root, root / "embeddings", *map(Path, more)):
+        if folder.exists() and not folder.is_dir():
+            raise DataError(f"embedding cache {folder} is a file, not a folder; remove it or pass --cache-dir "
+                            "with another folder")
+
+
 def _atomic_save_npy(path: Path, arr: np.ndarray) -> None:
     with atomic_write(path, "wb") as fh:
         np.save(fh, arr)
@@ -111,15 +127,7 @@ def _atomic_save_npy(path: Path, arr: np.ndarray) -> None:
 def _writer_alive(name: str) -> bool:
     """Whether the process that named shard ``name`` (``<time>-<pid>-<random>``) is still running."""
     parts = name.split("-")
-    if len(parts) != 3 or not parts[1].isdigit():
-        return False
-    try:
-        os.kill(int(parts[1]), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return len(parts) == 3 and parts[1].isdigit() and pid_alive(int(parts[1]))
 
 
 class EmbeddingCache:
@@ -155,9 +163,7 @@ class EmbeddingCache:
     # -- reading -------------------------------------------------------------------------------
     def _load(self) -> None:
         self._shards = []
-        if self.path.exists() and not self.path.is_dir():
-            raise DataError(f"embedding cache {self.path} is a file, not a folder; remove it or pass --cache-dir "
-                            "with another folder")
+        check_cache_root(self.path.parent.parent, self.path)
         if not self.path.is_dir():
             self._index()
             return

@@ -28,7 +28,7 @@ import pandas as pd
 from selector.errors import DataError
 
 __all__ = ["read_table", "write_table", "atomic_write", "write_json", "file_sha256", "FORMATS", "temp_path_for",
-           "remove_stale_temps", "check_table_path", "spreadsheet_safe", "TEMP_SUFFIX", "dump_table"]
+           "remove_stale_temps", "pid_alive", "check_table_path", "spreadsheet_safe", "TEMP_SUFFIX", "dump_table"]
 
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 
@@ -61,7 +61,8 @@ def temp_path_for(path: str | os.PathLike) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:12]}{TEMP_SUFFIX}")
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` is running (someone else's live process counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -85,7 +86,7 @@ def remove_stale_temps(folder: str | os.PathLike) -> int:
         parts = tmp.name[: -len(TEMP_SUFFIX)].rsplit(".", 2)
         if len(parts) != 3 or not parts[1].isdigit() or int(parts[1]) == os.getpid():
             continue
-        if not _pid_alive(int(parts[1])):
+        if not pid_alive(int(parts[1])):
             try:
                 tmp.unlink()
                 removed += 1

@@ -16,10 +16,9 @@ from selector.config import cache_dir_for
 from selector.io import read_table
 from selector.loop.ingest import NEAR_DUPLICATE_THRESHOLD, ingest_rows
 from selector.loop.merge import data_writers, plan_data_output
-from selector.models.cache import CachedEmbedder
+from selector.models.cache import CachedEmbedder, check_cache_root
 from selector.models.embedders import make_embedder
 from selector.outputs import OutputPlan, table
-from selector.round.embed import check_cache_dir
 
 
 @app.command("ingest")
@@ -46,7 +45,7 @@ def ingest_command(
     plan.add_output("dropped", dropped_out, "--dropped", table_format=True)
     cache = plan.add_folder(cache_dir_for(data, config), "--cache-dir")
     plan.check()
-    check_cache_dir(cache)
+    check_cache_root(cache)
     df = read_table(data)
     new = read_table(new_rows)
     embedder = CachedEmbedder(make_embedder(config.model, device=config.device, batch_size=config.batch_size,

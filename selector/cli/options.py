@@ -1,8 +1,9 @@
 """Options every command shares, declared once, and the helpers that turn them into a run config.
 
 The ``Annotated`` aliases declare each shared option once; a command uses one as
-``text_col: TextColOption = None``. ``None`` means "flag not given", so :func:`resolve_config` can
-layer flags over the config file (defaults, then ``--config``, then flags) the same way everywhere.
+``text_col: TextColOption = None``; :func:`shared_options` adds them to a command. ``None`` means
+"flag not given", so :meth:`Shared.config` can layer flags over the config file (defaults, then
+``--config``, then flags) the same way everywhere.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ __all__ = [
     "ConfigFileOption", "TextColOption", "LabelColOption", "IdColOption", "ModelOption", "DeviceOption",
     "BackendOption", "BatchSizeOption", "CacheDirOption", "EmbeddingsOption", "QuietOption", "SeedOption",
     "ItemColOption", "AnnotatorColOption", "AnnotationLabelColOption", "UnsureLabelsOption",
-    "resolve_config", "split_list", "SHARED", "MODEL_COMMAND", "Shared", "shared_options", "plan_table_inputs",
+    "split_list", "SHARED", "MODEL_COMMAND", "Shared", "shared_options", "plan_table_inputs",
     "read_table_inputs", "annotation_settings",
 ]
 
@@ -54,16 +55,6 @@ AnnotatorColOption = Annotated[str, typer.Option("--annotator-col", help="Annota
 AnnotationLabelColOption = Annotated[str, typer.Option("--label-col", help="Label column of the annotations.")]
 UnsureLabelsOption = Annotated[Optional[str], typer.Option(
     "--unsure-labels", help="Comma-separated values meaning 'no label' [default: config unsure_labels: unsure,needs_review].")]
-
-
-def resolve_config(config_file: Optional[Path], **flags) -> SelectConfig:
-    """The run config: defaults, then ``--config``, then the flags given (None = not given).
-
-    ``cache_dir`` may be a Path; it is stored as text.
-    """
-    if flags.get("cache_dir") is not None:
-        flags["cache_dir"] = str(flags["cache_dir"])
-    return load_config(config_file).replace(**flags)
 
 
 def split_list(value: Optional[str]) -> Optional[list[str]]:

@@ -14,7 +14,7 @@ from selector.models.embedders import make_embedder
 from selector.ray_engine import embed_with_ray
 from selector.round.pool import LabeledPool
 
-__all__ = ["as_embeddings", "load_embeddings", "embed_pool", "check_cache_dir"]
+__all__ = ["as_embeddings", "load_embeddings", "embed_pool"]
 
 
 def as_embeddings(X, name: str) -> np.ndarray:
@@ -62,14 +62,6 @@ def load_embeddings(path: str | Path, n_rows: int) -> np.ndarray:
     return X / np.maximum(norms, np.float32(1e-12))
 
 
-def check_cache_dir(cache_dir: Path) -> None:
-    """Refuse a cache folder that is a file, or whose ``embeddings`` entry is a file."""
-    for path in (cache_dir, cache_dir / "embeddings"):
-        if path.exists() and not path.is_dir():
-            raise ConfigError(f"embedding cache {path} is a file, not a folder; remove it or pass --cache-dir "
-                              "with another folder")
-
-
 def embed_pool(pool: LabeledPool, config: SelectConfig, *, embedder=None, embeddings=None,
                cache_dir: str | Path | None = None, show_progress: bool = False) -> tuple[np.ndarray, dict]:
     """Embeddings for every row of ``pool`` (from ``embeddings``, or the cached embedder).
@@ -107,7 +99,6 @@ def embed_pool(pool: LabeledPool, config: SelectConfig, *, embedder=None, embedd
         embed_with_ray(pool.texts, inner, cache_dir, model=config.model, backend=config.backend,
                        batch_size=config.batch_size, cache_dtype=config.cache_dtype, address=config.ray_address)
     if cache_dir is not None and not isinstance(embedder, CachedEmbedder):
-        check_cache_dir(Path(cache_dir))
         embedder = CachedEmbedder(embedder, cache_dir, dtype=config.cache_dtype)
     X = embedder.encode(list(pool.texts), show_progress=show_progress)
     stats = getattr(embedder, "last_stats", {}) or {"n_embedded": pool.n, "n_cached": 0}

@@ -35,12 +35,13 @@ from selector.loop.ledger import (
     read_ledger,
     stop_set_predictions,
 )
+from selector.models.cache import check_cache_root
 from selector.models.embedders import make_embedder
 from selector.outputs import OutputPlan, json_file, table
 from selector.quality.gold import check_gold_rate, gold_for_round, read_gold
 from selector.round.buckets import BUCKET_COL, check_bucket_share, prioritise_buckets
 from selector.round.compute import build_context, queue_frame
-from selector.round.embed import check_cache_dir, embed_pool, load_embeddings
+from selector.round.embed import embed_pool, load_embeddings
 from selector.round.model import (
     OutOfFold,
     classifier_template,
@@ -242,7 +243,7 @@ def plan_round(data: str | Path | pd.DataFrame, config: SelectConfig | None = No
             outputs.add_folder(cache_dir, "--cache-dir")
         outputs.check()
     if cache_dir is not None and X_given is None:
-        check_cache_dir(cache_dir)
+        check_cache_root(cache_dir)
 
     budget = config.budget
     if budget > n_pool:

@@ -55,7 +55,7 @@ from scipy.stats import rankdata
 
 from selector.config import SelectConfig
 from selector.errors import ConfigError, DataError
-from selector.models.classifiers import make_classifier, out_of_fold_proba
+from selector.models.classifiers import make_classifier
 from selector.neighbors import EXACT_MAX, nearest_neighbors
 from selector.round.embed import embed_pool
 from selector.round.model import check_enough_labels, out_of_fold
@@ -367,8 +367,8 @@ def find_suspects(X, y, *, classifier=None, random_state: int | None = None, sig
 
     if oof_proba is None:
         template = classifier if classifier is not None else make_classifier(random_state=random_state)
-        # Classes too small for n_splits folds get a warning from out_of_fold_proba, not an error.
-        proba, _ = out_of_fold_proba(template, X, y, n_splits=n_splits, random_state=random_state)
+        # Classes too small for n_splits folds get a warning, not an error.
+        proba = out_of_fold(template, X, y, n_splits=n_splits, random_state=random_state).proba
     else:
         proba = np.asarray(oof_proba, dtype=np.float64)
         if proba.shape != (n, k):
