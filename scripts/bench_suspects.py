@@ -8,11 +8,12 @@ out-of-fold probabilities (same folds, seed, embeddings, classifier): cleanlab 2
 
 Ground truth no detector produced:
 
-* injected noise on ag_news, trec, banking77, sst2, emotion (emotion subsampled to
+* injected noise on ag_news, trec, banking77, sst2, emotion, sms_spam (emotion subsampled to
   ``--max-rows`` rows, fixed seed): ``uniform`` - 10% of rows take a uniformly random other class;
   ``confusable`` - 10% of rows take the class a *clean* model most confuses each of them with
   (its highest out-of-fold probability other than the true class, from a model trained on the
-  clean labels with the same folds);
+  clean labels with the same folds); ``none`` - the labels as published (0% injected flips; the
+  datasets' own errors count as correct, so flagging fewer rows is the safer side);
 * real crowd noise on snow2008_rte: per item one randomly drawn worker label; an error is a
   label different from ``gold_label``.
 
@@ -22,7 +23,15 @@ the other labels. The candidate ensemble with the best mean AP, among those neve
 0.01 AP below the best cleanlab ranking in any setting, is "the pick"; the library's
 ``DEFAULT_SIGNALS`` must be it.
 
+The default *list* (``SuspectResult.flagged``: of the round(sum p_mislabeled) highest suspect
+scores, those with p_mislabeled >= 0.4)
+is compared as a yes/no decision with cleanlab's ``find_label_issues`` (rows flagged, precision,
+recall, F1), and ``p_mislabeled`` is scored by its expected calibration error (ECE, 10 bins).
+
 Targets (exit 1 when missed):
+* default-list F1 >= cleanlab ``find_label_issues`` F1 in every noisy setting (seed means), and
+  >= +0.05 on average; on the 0%-flip settings no more rows flagged than cleanlab flags;
+* ECE of ``p_mislabeled`` <= 0.05 in every injected-noise setting;
 * selector's default AP >= best cleanlab AP + 0.03 averaged over all settings, and never below
   it by more than 0.01 in any one setting;
 * suggested-label accuracy on the true errors >= the plain OOF argmax's, in every setting;
@@ -43,7 +52,6 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import argparse  # noqa: E402
-import itertools  # noqa: E402
 import json  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -66,7 +74,7 @@ from selector.round.suspects import (  # noqa: E402
     signal_scores,
 )
 
-INJECTED = ("ag_news", "trec", "banking77", "sst2", "emotion")
+INJECTED = ("ag_news", "trec", "banking77", "sst2", "emotion", "sms_spam")
 CROWD = ("snow2008_rte",)
 NOISE_RATE = 0.10
 SHORT = {"self_confidence": "sc", "normalized_margin": "nm", "confident_learning": "cl", "knn": "knn"}
@@ -107,7 +115,27 @@ def combo_name(knn_weight: float, weights) -> str:
     return "+".join(f"{v:g}{SHORT[k]}" for k, v in weights.items()) + f"@{knn_weight:g}"
 
 
+def f1(flag: np.ndarray, is_error: np.ndarray) -> float:
+    tp = int((flag & is_error).sum())
+    return 0.0 if tp == 0 else 2 * tp / (int(flag.sum()) + int(is_error.sum()))
+
+
+def ece(p: np.ndarray, is_error: np.ndarray, bins: int = 10) -> float:
+    """Expected calibration error of a probability of "this label is wrong" (10 equal-width bins)."""
+    idx = np.clip((p * bins).astype(int), 0, bins - 1)
+    return float(sum((idx == b).mean() * abs(p[idx == b].mean() - is_error[idx == b].mean())
+                     for b in range(bins) if (idx == b).any()))
+
+
+def list_metrics(flag: np.ndarray, is_error: np.ndarray) -> dict[str, float]:
+    """The default list as a yes/no decision: size, precision, recall, F1."""
+    return {"n_flagged": int(flag.sum()), "precision": float(is_error[flag].mean()) if flag.any() else 0.0,
+            "recall": float(flag[is_error].mean()) if is_error.any() else 0.0, "f1": f1(flag, is_error)}
+
+
 def metrics(is_error: np.ndarray, score: np.ndarray) -> dict[str, float]:
+    if not is_error.any():  # a clean setting: no ranking to score
+        return {"ap": float("nan"), "auroc": float("nan"), "p_at_k": float("nan")}
     k = int(is_error.sum())
     top = np.argsort(-score, kind="stable")[:k]
     return {"ap": float(average_precision_score(is_error, score)),
@@ -164,9 +192,14 @@ def evaluate(X: np.ndarray, y: np.ndarray, y_true: np.ndarray, seed: int) -> dic
     det = out["detectors"]
     issues = find_label_issues(y_idx, proba, n_jobs=1)
     det["cleanlab_find_label_issues"] = metrics(is_error, issues.astype(float))
-    det["cleanlab_find_label_issues"].update(
-        n_flagged=int(issues.sum()), precision=float(is_error[issues].mean()) if issues.any() else 0.0,
-        recall=float(issues[is_error].mean()))
+    out["list_cleanlab"] = list_metrics(issues, is_error)
+    out["list_selector"] = list_metrics(res.flagged, is_error)
+    out["ece"] = ece(res.p_mislabeled, is_error)
+    out["estimated_error_rate"] = list(res.error_rate)
+    out["true_error_rate"] = float(is_error.mean())
+    # A model no better than guessing the largest class: selector says so and lists strong evidence only.
+    out["model_without_skill"] = bool(res.uninformative_model)
+    out["model_skill"] = float(res.model_skill)
     for method in ("self_confidence", "normalized_margin"):
         det[f"cleanlab_{method}"] = metrics(is_error, -get_label_quality_scores(y_idx, proba, method=method))
     det["plain_loss"] = metrics(is_error, -np.log(np.clip(proba[rows, y_idx], 1e-12, None)))
@@ -175,14 +208,12 @@ def evaluate(X: np.ndarray, y: np.ndarray, y_true: np.ndarray, seed: int) -> dic
     for name, (a, weights) in candidate_combinations().items():
         det[f"selector[{name}]"] = metrics(is_error, rank_ensemble(signals_at[a], weights))
     det["selector_default"] = metrics(is_error, res.score)
-    det["selector_default"].update(n_flagged=int(res.flagged.sum()),
-                                   precision=float(is_error[res.flagged].mean()) if res.flagged.any() else 0.0,
-                                   recall=float(res.flagged[is_error].mean()))
     masked = proba.copy()
     masked[rows, y_idx] = -np.inf
     argmax_other = classes[masked.argmax(axis=1)]
-    out["suggest_acc_selector"] = float((res.suggested[is_error] == y_true[is_error]).mean())
-    out["suggest_acc_oof_argmax"] = float((argmax_other[is_error] == y_true[is_error]).mean())
+    if is_error.any():
+        out["suggest_acc_selector"] = float((res.suggested[is_error] == y_true[is_error]).mean())
+        out["suggest_acc_oof_argmax"] = float((argmax_other[is_error] == y_true[is_error]).mean())
     kinds, counts = np.unique(res.kind[is_error], return_counts=True)
     out["kinds_on_errors"] = dict(zip(kinds.tolist(), counts.tolist()))
     out["selector_seconds_without_oof"] = t_sel
@@ -258,7 +289,7 @@ def main(argv=None) -> int:
             continue
         X, y_true, note = load_injected(name, args.max_rows)
         for seed in range(args.seeds):
-            for noise, y in injected_settings(name, X, y_true, seed):
+            for noise, y in [*injected_settings(name, X, y_true, seed), ("none", y_true)]:
                 r = evaluate(X, y, y_true, seed)
                 settings.append({"dataset": name, "noise": noise, "seed": seed, "note": note, **r})
                 print(f"  {name} {noise} seed {seed}: {r['n_errors']} errors", flush=True)
@@ -266,19 +297,29 @@ def main(argv=None) -> int:
         print("note: sst2 has 2 classes, so its confusable flips are its uniform flips")
 
     # Average the seeds of each (dataset, noise) setting.
-    keys = sorted({(s["dataset"], s["noise"]) for s in settings},
-                  key=lambda k: (args.datasets.index(k[0]), k[1]))
+    all_keys = sorted({(s["dataset"], s["noise"]) for s in settings},
+                      key=lambda k: (args.datasets.index(k[0]), k[1]))
     detectors = list(settings[0]["detectors"])
     table = {}
-    for key in keys:
+    for key in all_keys:
         runs = [s for s in settings if (s["dataset"], s["noise"]) == key]
         table[key] = {
             "n": runs[0]["n"], "note": runs[0]["note"], "n_errors": float(np.mean([r["n_errors"] for r in runs])),
             "det": {d: {m: float(np.mean([r["detectors"][d][m] for r in runs])) for m in ("ap", "auroc", "p_at_k")}
                     for d in detectors},
-            "sugg": float(np.mean([r["suggest_acc_selector"] for r in runs])),
-            "sugg_base": float(np.mean([r["suggest_acc_oof_argmax"] for r in runs])),
+            "list": {who: {m: float(np.mean([r[f"list_{who}"][m] for r in runs]))
+                           for m in ("n_flagged", "precision", "recall", "f1")} for who in ("cleanlab", "selector")},
+            "ece": float(np.mean([r["ece"] for r in runs])),
+            "est_rate": float(np.mean([r["estimated_error_rate"][0] for r in runs])),
+            "true_rate": float(np.mean([r["true_error_rate"] for r in runs])),
+            "no_skill": bool(np.mean([r["model_without_skill"] for r in runs]) >= 0.5),
+            "skill": float(np.mean([r["model_skill"] for r in runs])),
         }
+        if key[1] != "none":
+            table[key]["sugg"] = float(np.mean([r["suggest_acc_selector"] for r in runs]))
+            table[key]["sugg_base"] = float(np.mean([r["suggest_acc_oof_argmax"] for r in runs]))
+    # Ranking figures are scored on the noisy settings; the clean ones score the list size only.
+    keys = [k for k in all_keys if k[1] != "none"]
     cleanlab_rankings = ("cleanlab_find_label_issues", "cleanlab_self_confidence", "cleanlab_normalized_margin")
 
     # "The best cleanlab ranking": the cleanlab detector with the highest mean AP over all settings
@@ -356,6 +397,35 @@ def main(argv=None) -> int:
     print(f"leave-one-dataset-out pick: mean delta {lodo:+.3f} vs best cleanlab on the held-out datasets "
           f"(picks: {', '.join(sorted({f'{h[0]}->{h[1][9:-1]}' for h in held}))})")
 
+    print("\n[default list vs cleanlab find_label_issues, same out-of-fold probabilities: rows flagged / precision / "
+          "F1; selector lists, of the round(sum p_mislabeled) highest suspect scores, those with p >= 0.4; est = estimated error rate "
+          "(mean p_mislabeled) vs the injected/true rate; ECE of p_mislabeled]")
+    print(f"{'dataset':<13}{'noise':<11}{'errs':>6}{'CL n':>7}{'CL P':>7}{'CL F1':>7}{'S n':>7}{'S P':>7}{'S F1':>7}"
+          f"{'dF1':>7}{'est':>7}{'true':>7}{'ECE':>7}")
+    f1_deltas, f1_ok, ece_max, clean_ok = [], True, 0.0, True
+    for key in all_keys:
+        t = table[key]
+        c, m = t["list"]["cleanlab"], t["list"]["selector"]
+        d = m["f1"] - c["f1"]
+        if key[1] != "none" and t["no_skill"]:
+            pass  # out of the F1 targets: the list is deliberately strong-evidence only (printed below)
+        elif key[1] != "none":
+            f1_deltas.append(d)
+            f1_ok &= d >= -1e-12
+            if key[1] != "crowd":
+                ece_max = max(ece_max, t["ece"])
+        else:
+            clean_ok &= m["n_flagged"] <= c["n_flagged"]
+        print(f"{key[0]:<13}{key[1]:<11}{t['n_errors']:>6.0f}{c['n_flagged']:>7.0f}{c['precision']:>7.3f}{c['f1']:>7.3f}"
+              f"{m['n_flagged']:>7.0f}{m['precision']:>7.3f}{m['f1']:>7.3f}"
+              f"{(f'{d:+.3f}' if key[1] != 'none' else '-'):>7}{t['est_rate']:>7.3f}{t['true_rate']:>7.3f}{t['ece']:>7.3f}"
+              + (f"  model skill {t['skill']:.2f}: no skill, strong evidence only (not in the F1 targets)"
+                 if t["no_skill"] else ""))
+    mean_f1_delta = float(np.mean(f1_deltas))
+    print(f"mean F1 delta over noisy settings {mean_f1_delta:+.3f} (target >= +0.050), worst {min(f1_deltas):+.3f} "
+          f"(target >= 0); max ECE on injected-noise settings {ece_max:.3f} (target <= 0.050); clean settings: "
+          f"selector flags {'no more' if clean_ok else 'MORE'} rows than cleanlab")
+
     runtime = ivf = None
     if not args.skip_runtime:
         runtime = runtime_check(args.runtime_rows)
@@ -376,6 +446,10 @@ def main(argv=None) -> int:
         "no setting below best cleanlab by > 0.01": worst >= -0.01,
         "suggested-label accuracy >= OOF argmax in every setting": bool(sugg_ok),
         "library default == benchmark pick": pick == default,
+        "default-list F1 >= cleanlab find_label_issues F1 in every noisy setting": bool(f1_ok),
+        "mean default-list F1 gain >= +0.05": mean_f1_delta >= 0.05,
+        "ECE of p_mislabeled <= 0.05 on every injected-noise setting": ece_max <= 0.05,
+        "0% flips: no more rows flagged than cleanlab": bool(clean_ok),
     }
     if runtime is not None:
         # CPU time of the single-threaded run: the wall clock of a machine shared with other jobs
@@ -388,6 +462,7 @@ def main(argv=None) -> int:
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     payload = {"settings": settings, "summary": {f"{k[0]}/{k[1]}": v for k, v in table.items()},
+               "mean_f1_delta": mean_f1_delta, "max_ece": ece_max,
                "mean_ap": mean_ap, "best_cleanlab": best_cl, "pick": pick, "lodo_mean_delta": lodo, "default": default, "mean_delta": mean_delta,
                "worst_delta": worst, "runtime": runtime, "ivf_recall": ivf, "checks": checks,
                "command": "python scripts/bench_suspects.py " + " ".join(sys.argv[1:])}

@@ -29,6 +29,7 @@ from selector.quality.agreement import (
     majority_vote,
 )
 from selector.quality.card import DataCard, data_card
+from selector.quality.consensus import ConsensusResult, consensus
 from selector.quality.gold import (
     DriftReport,
     GoldInjection,
@@ -65,6 +66,8 @@ __all__ = [
     "AgreementReport",
     "available_strategies",
     "ConfigError",
+    "consensus",
+    "ConsensusResult",
     "data_card",
     "DataCard",
     "DataError",

@@ -185,3 +185,27 @@ def test_cli_agreement(tmp_path):
     res = runner.invoke(app, ["agreement", str(src), "--annotator-col", "worker"])
     assert res.exit_code == 1
     assert "no column 'worker'" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+
+
+def test_unsure_votes_are_missing_ratings_not_a_class(tmp_path):
+    df, _ = _synthetic(n_items=60)
+    base = agreement(df)
+    # The same ratings plus unsure answers from a sixth rater: every figure stays the same.
+    extra = pd.DataFrame({"item_id": [f"item{i}" for i in range(20)], "annotator": "hesitant",
+                          "label": ["unsure", "Needs_Review"] * 10})
+    with_unsure = agreement(pd.concat([df, extra], ignore_index=True))
+    assert with_unsure.labels == base.labels and "unsure" not in with_unsure.labels
+    assert with_unsure.n_unsure == 20 and with_unsure.unsure_by_annotator == {"hesitant": 20}
+    assert with_unsure.krippendorff_alpha == pytest.approx(base.krippendorff_alpha, abs=1e-12)
+    assert with_unsure.fleiss.kappa == pytest.approx(base.fleiss.kappa, abs=1e-12)
+    assert not with_unsure.confused_pairs[["label_a", "label_b"]].isin(["unsure", "Needs_Review"]).any().any()
+    assert "20 unsure rating(s)" in with_unsure.to_text()
+    # An empty unsure list makes them a class again (the user's choice, said explicitly).
+    assert "unsure" in agreement(pd.concat([df, extra], ignore_index=True), unsure_labels=()).labels
+    src = tmp_path / "ann.csv"
+    pd.concat([df, extra], ignore_index=True).to_csv(src, index=False)
+    res = CliRunner().invoke(app, ["agreement", str(src), "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["n_unsure"] == 20
+    res = CliRunner().invoke(app, ["agreement", str(src), "--json", "--unsure-labels", "unsure"])
+    assert json.loads(res.stdout)["n_unsure"] == 10 and "Needs_Review" in json.loads(res.stdout)["labels"]

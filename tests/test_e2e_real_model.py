@@ -70,3 +70,39 @@ def test_real_embeddings_are_normalised_and_meaningful():
     assert X.shape == (3, 384) and X.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(X, axis=1), 1.0, atol=1e-5)
     assert X[0] @ X[1] > X[0] @ X[2] + 0.2
+
+
+def test_real_model_consensus_and_suspects_with_votes(tmp_path):
+    """`selector consensus` (votes x real-model out-of-fold probabilities) and `suspects --annotations`
+    on 150 RTE items with their real MTurk votes, against the expert gold label."""
+    snow = DATASETS / "snow2008_rte" / "data.csv"
+    if not snow.exists():
+        pytest.skip(f"shared dataset not found at {snow}")
+    df = pd.read_csv(snow, dtype=str, keep_default_na=False)
+    keep = sorted(df["item_id"].unique())[:150]
+    ann = df[df["item_id"].isin(keep)][["item_id", "annotator", "label", "text", "gold_label"]]
+    ann_path = tmp_path / "votes.csv"
+    ann.to_csv(ann_path, index=False)
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    out = tmp_path / "consensus.csv"
+    res = subprocess.run(selector_cmd() + ["consensus", str(ann_path), "--out", str(out)], capture_output=True,
+                         text=True, env=env, timeout=600)
+    assert res.returncode == 0, res.stderr
+    cons = pd.read_csv(out, dtype={"item_id": str}).set_index("item_id")
+    gold = ann.drop_duplicates("item_id").set_index("item_id")["gold_label"]
+    assert (cons["consensus_label"] == gold.reindex(cons.index)).mean() >= 0.85
+    # One worker's label per item as the data; the votes say which are wrong.
+    rng = np.random.default_rng(0)
+    one = ann.iloc[rng.permutation(len(ann))].drop_duplicates("item_id")
+    data = pd.DataFrame({"id": one["item_id"], "text": one["text"], "label": one["label"]})
+    data_path = tmp_path / "data.csv"
+    data.to_csv(data_path, index=False)
+    sus = tmp_path / "suspects.csv"
+    res = subprocess.run(selector_cmd() + ["suspects", str(data_path), "--annotations", str(ann_path), "--out", str(sus)],
+                         capture_output=True, text=True, env=env, timeout=600)
+    assert res.returncode == 0, res.stderr
+    assert "rows judged with annotators' votes" in res.stderr
+    listed = pd.read_csv(sus, dtype={"id": str})
+    given = data.set_index("id")["label"]
+    wrong = (given != gold.reindex(given.index)).reindex(listed["id"])
+    assert len(listed) > 0 and wrong.mean() >= 0.7

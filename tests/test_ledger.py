@@ -116,3 +116,12 @@ def test_select_appends_a_ledger_record_per_round(tmp_path):
     assert 0.0 <= rec["cv"]["accuracy"] <= 1.0 and 0.0 <= rec["cv"]["macro_f1"] <= 1.0
     assert len(rec["stop_set"]["ids"]) == 120 and len(rec["stop_set"]["predictions"]) == 120
     assert records[0]["stop_set"]["ids"] == rec["stop_set"]["ids"]
+
+
+def test_corrections_entries_are_not_rounds():
+    from selector.loop.ledger import next_round_number, round_records
+
+    records = [{"round": 1, "queue": {"ids": ["a"]}}, {"kind": "corrections", "corrections": []},
+               {"round": 2, "kind": "round"}]
+    assert [r.get("round") for r in round_records(records)] == [1, 2]
+    assert next_round_number(records) == 3

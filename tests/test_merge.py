@@ -204,3 +204,38 @@ def test_gold_answers_in_a_queue_are_set_aside_not_merged(tmp_path):
     assert f"set aside {len(rec['gold_ids'])} answer(s) to gold items" in res.output
     merged = _read(tmp_path / "m.csv")
     assert (merged["label"] != "").sum() == 15 + len(rec["queue"]["ids"])
+
+
+def test_accept_corrections_overwrites_deliberately_and_records_old_and_new(tmp_path, data_file):
+    data_file, df = data_file
+    df.loc[1, "label"] = df.loc[1, "gold"]
+    df.to_csv(data_file, index=False)
+    labeled = df[df["label"] != ""].astype(str)
+    a, b = labeled["id"].iloc[0], labeled["id"].iloc[1]
+    old_a = labeled["label"].iloc[0]
+    fixes = pd.DataFrame({"id": [a, b], "given_label": [old_a, labeled["label"].iloc[1]],
+                          "suggested_label": ["x", "y"], "corrected_label": ["weather_fixed", ""]})
+    fixes_path = tmp_path / "reviewed.csv"
+    fixes.to_csv(fixes_path, index=False)
+    before = data_file.read_bytes()
+    runner = CliRunner()
+    res = runner.invoke(app, ["merge", str(data_file), "--accept-corrections", str(fixes_path),
+                              "--out", str(tmp_path / "fixed.csv")])
+    assert res.exit_code == 0, res.output
+    assert "applied 1 reviewed correction(s)" in res.stderr and "1 kept as labeled" in res.stderr
+    assert data_file.read_bytes() == before  # the input is never modified
+    out = _read(tmp_path / "fixed.csv").set_index("id")
+    assert out.loc[a, "label"] == "weather_fixed" and out.loc[b, "label"] == labeled["label"].iloc[1]
+    ledger = [json.loads(line) for line in (data_file.parent / ".selector" / "rounds.jsonl").read_text().splitlines()]
+    rec = ledger[-1]
+    assert rec["kind"] == "corrections" and rec["corrections"] == [{"id": a, "old": old_a, "new": "weather_fixed"}]
+    # Reviewed against a label the data no longer has: refused, nothing written.
+    res = runner.invoke(app, ["merge", str(tmp_path / "fixed.csv"), "--accept-corrections", str(fixes_path),
+                              "--out", str(tmp_path / "again.csv")])
+    assert res.exit_code == 1 and "label has changed since" in res.stderr
+    assert not (tmp_path / "again.csv").exists()
+    # Without the flag an export that differs stays a conflict.
+    export = tmp_path / "export.csv"
+    pd.DataFrame({"id": [a], "label": ["weather_fixed"]}).to_csv(export, index=False)
+    res = runner.invoke(app, ["merge", str(data_file), str(export), "--out", str(tmp_path / "c.csv")])
+    assert res.exit_code == 1 and "would overwrite" in res.stderr

@@ -234,7 +234,7 @@ def test_cli_suspects_writes_table(tmp_path):
     assert res.exit_code == 0, res.output
     table = pd.read_csv(out)
     assert list(table.columns) == SUSPECT_COLUMNS and len(table) == 7
-    assert "7 suspects of 120 labeled rows" in res.stderr
+    assert "of labels look wrong" in res.stderr and "7 listed of 120 labeled rows" in res.stderr
     res = runner.invoke(app, ["suspects", str(data), "--embeddings", str(emb), "--top", "3", "--threshold", "0.5"])
     assert res.exit_code == 1 and "not both" in res.stderr
     res = runner.invoke(app, ["suspects", str(tmp_path / "missing.csv"), "--embeddings", str(emb)])
@@ -287,3 +287,75 @@ def test_real_model_finds_injected_flips_on_trec_slice(tmp_path):
     listed = set(out["text"])
     recall_at_30 = np.mean([df["text"].iloc[i] in listed for i in flip])
     assert recall_at_30 > 0.4  # a random list of 30 would catch 5%
+
+
+# ---------------------------------------------------------------- the probability and the list
+
+def _ece(p, e, bins=10):
+    idx = np.clip((p * bins).astype(int), 0, bins - 1)
+    return sum((idx == b).mean() * abs(p[idx == b].mean() - e[idx == b].mean()) for b in range(bins) if (idx == b).any())
+
+
+def test_p_mislabeled_is_calibrated_and_sizes_the_list():
+    X, y, y_true, flipped = blobs(n=1500, k=5, noise=0.1, spread=0.6, seed=3)
+    r = find_suspects(X, y, random_state=0)
+    p = r.p_mislabeled
+    assert p.shape == (1500,) and np.all((p >= 0) & (p <= 1))
+    # Monotone in the rank: a higher-ranked row is never shown as less likely wrong.
+    order = np.argsort(r.score, kind="stable")
+    assert np.all(np.diff(p[order]) >= -1e-12)
+    assert _ece(p, flipped) <= 0.05
+    rate, low, high = r.error_rate
+    assert low <= rate <= high and abs(rate - flipped.mean()) <= 0.03
+    # The list: never longer than the estimated count, every row more likely wrong than right.
+    assert r.flagged.sum() <= round(p.sum()) and np.all(p[r.flagged] >= 0.4)
+    assert flipped[r.flagged].mean() >= 0.8
+    assert "of labels look wrong" in r.summary()
+
+
+def test_clean_labels_flag_few_rows():
+    X, y, _, _ = blobs(n=1000, k=4, noise=0.0, spread=0.5, seed=4)
+    r = find_suspects(X, y, random_state=0)
+    assert r.flagged.sum() <= 10 and r.error_rate[0] < 0.02
+
+
+def test_too_few_labels_per_class_lists_only_strong_evidence():
+    # 40 classes x 4 rows: no class has enough labels for the model to judge.
+    X, y, _, flipped = blobs(n=160, k=40, noise=0.1, spread=0.3, seed=5)
+    r = find_suspects(X, y, random_state=0)
+    assert r.too_few_labels and r.thin_classes.size == 40
+    assert np.all(r.kind[r.flagged] == "likely_wrong")
+    assert r.flagged.sum() <= flipped.sum()
+    assert "label at least 10 rows per class" in r.summary()
+
+
+def test_a_model_without_skill_says_so():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(600, 16)).astype(np.float32)
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    y = np.where(rng.random(600) < 0.5, "a", "b")  # labels unrelated to the embeddings
+    r = find_suspects(X, y, random_state=0)
+    assert r.uninformative_model and r.model_skill < 0.1
+    assert r.flagged.sum() <= 5
+    assert "the model cannot judge these labels" in r.summary()
+
+
+def test_votes_fold_into_the_evidence():
+    from selector.quality.agreement import encode_ratings
+    from selector.round.suspects import add_votes
+
+    X, y, y_true, flipped = blobs(n=400, k=3, noise=0.15, spread=3.0, seed=6)  # a weak model
+    ids = np.array([f"r{i}" for i in range(400)])
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(400):  # three annotators who are right 85% of the time
+        for a in ("p", "q", "s"):
+            lab = y_true[i] if rng.random() < 0.85 else f"c{rng.integers(3)}"
+            rows.append((ids[i], a, lab))
+    codes = encode_ratings(pd.DataFrame(rows, columns=["item_id", "annotator", "label"]))
+    before = find_suspects(X, y, random_state=0)
+    after = add_votes(find_suspects(X, y, random_state=0), ids, codes)
+    assert after.n_with_votes == 400 and after.votes_text[0]
+    ap = __import__("sklearn.metrics", fromlist=["x"]).average_precision_score
+    assert ap(flipped, after.p_mislabeled) > ap(flipped, before.p_mislabeled)
+    assert "annotators " in after.reasons_for([0])[0]

@@ -8,6 +8,7 @@ from selector.cli import (  # noqa: F401  each module registers its command on `
     adjudicate,
     agreement,
     card,
+    consensus,
     export,
     gold,
     ingest,

@@ -13,7 +13,10 @@ from selector.cli.options import (
     AnnotatorColOption,
     ItemColOption,
     Shared,
+    UnsureLabelsOption,
+    annotation_settings,
     shared_options,
+    split_list,
 )
 from selector.io import read_table
 from selector.outputs import OutputPlan, table
@@ -33,17 +36,19 @@ def agreement_command(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write consensus labels per item (.csv/.parquet/.jsonl)."),
     rows: int = typer.Option(10, "--rows", min=1, help="Rows per table in the text report."),
     seed: int = typer.Option(0, "--seed", help="Seed for breaking majority-vote ties (ties stay flagged) [default: 0]."),
+    unsure_labels: UnsureLabelsOption = None,
     opts: Shared = None,
 ) -> None:
     """Pairwise/Fleiss/Krippendorff agreement, contested items and consensus labels (majority, Dawid-Skene)."""
-    label_col = opts.config().label_col
+    label_col, unsure_labels = annotation_settings(opts, unsure_labels)
     plan = OutputPlan()
     plan.add_input(annotations, "ANNOTATIONS")
     plan.add_output("consensus", out, "--out", table_format=True)
     plan.check()
     df = read_table(annotations)
     report = agreement(df, item_col=item_col, annotator_col=annotator_col, label_col=label_col, gold_col=gold_col,
-                       min_shared=min_shared, random_state=seed, source=str(annotations))
+                       min_shared=min_shared, random_state=seed, source=str(annotations),
+                       unsure_labels=split_list(unsure_labels) or ())
     if json_out:
         typer.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False, default=str))
     else:

@@ -1,7 +1,8 @@
-"""``selector merge DATA LABELED_FILE``: bring labels back from a labeling tool by id."""
+"""``selector merge DATA [LABELED_FILE] [--accept-corrections FILE]``: bring labels back by id."""
 
 from __future__ import annotations
 
+import datetime as _dt
 from pathlib import Path
 from typing import Optional
 
@@ -11,9 +12,10 @@ from selector.cli.app import app, handle_errors, info
 from selector.cli.options import Shared, shared_options
 from selector.errors import ConfigError
 from selector.io import read_table
-from selector.loop.ledger import ledger_path, read_ledger
+from selector.loop.ledger import append_record, ledger_path, read_ledger
 from selector.loop.merge import (
     MergeConflictError,
+    apply_corrections,
     data_writers,
     merge_labels,
     plan_data_output,
@@ -27,23 +29,40 @@ from selector.outputs import OutputPlan
 @shared_options("config_file", "label_col", "id_col", "quiet")
 def merge_command(
     data: Path = typer.Argument(..., help="The data file whose label column receives the labels."),
-    labeled: Path = typer.Argument(..., help="The export: CSV/JSONL/Parquet (id + label), or a Label Studio JSON, Argilla, Prodigy or doccano export."),
+    labeled: Optional[Path] = typer.Argument(None, help="The export: CSV/JSONL/Parquet (id + label), or a Label Studio JSON, Argilla, Prodigy or doccano export."),
     round_number: Optional[int] = typer.Option(None, "--round", help="Round to record for these labels [default: the ledger round whose queue held each id]."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the merged data here (DATA is left untouched)."),
     in_place: bool = typer.Option(False, "--in-place", help="Replace DATA, after writing DATA.bak."),
     question: str = typer.Option("label", "--question", help="Argilla question holding the label."),
+    accept_corrections: Optional[Path] = typer.Option(
+        None, "--accept-corrections",
+        help="A reviewed suspect list: rows with a 'corrected_label' overwrite DATA's label (recorded in the ledger)."),
     opts: Shared = None,
 ) -> None:
-    """Merge labels from a labeling tool's export into DATA's label column (refuses conflicts)."""
+    """Merge labels from a labeling tool's export into DATA's label column (refuses conflicts).
+
+    An export never overwrites a different existing label; reviewed corrections
+    (--accept-corrections) do, deliberately, and the ledger records each old and new label.
+    """
     if round_number is not None and round_number < 1:
         raise ConfigError(f"--round must be a positive round number, got {round_number}")
+    if labeled is None and accept_corrections is None:
+        raise ConfigError("give LABELED_FILE (an export to merge), --accept-corrections FILE, or both")
     config = opts.config()
     plan = OutputPlan()
     plan.add_input(data, "DATA")
     plan.add_input(labeled, "LABELED_FILE")
+    plan.add_input(accept_corrections, "--accept-corrections")
     plan_data_output(plan, data, out=out, in_place=in_place)
     plan.check()
     df = read_table(data)
+    fixes = None
+    if accept_corrections is not None:
+        fixes = _apply_corrections(df, accept_corrections, config)
+        df = fixes.data
+    if labeled is None:
+        _commit_corrections(plan, data, fixes, accept_corrections, opts)
+        return
     labels, skipped, kind = read_labels(labeled, id_col=config.id_col, label_col=config.label_col, question=question)
     round_of_id, gold_ids = {}, set()
     for rec in read_ledger(ledger_path(data)):
@@ -64,10 +83,44 @@ def merge_command(
         if len(exc.conflicts) > 20:
             typer.echo(f"conflict: ... and {len(exc.conflicts) - 20} more", err=True)
         raise
-    written = plan.commit(data_writers(result.data, plan, data))
+    written = plan.commit(data_writers(result.data, plan, data), **_ledger_after(data, fixes, accept_corrections))
     backup = written.get("backup")
     rounds = ", ".join(f"round {k}: {v}" for k, v in sorted(result.rounds.items()))
     info(f"merged {result.n_new} new label(s) from a {kind} export ({result.n_unchanged} already present, "
          f"{skipped} item(s) without a label skipped) -> {written['data']}" + (f" (backup {backup})" if backup else "") +
          (f"; {rounds}" if rounds else "") +
-         (f"; set aside {n_gold} answer(s) to gold items (score them with `selector gold`)" if n_gold else ""), opts.quiet)
+         (f"; set aside {n_gold} answer(s) to gold items (score them with `selector gold`)" if n_gold else "")
+         + (f"; {_fixes_line(fixes)}" if fixes is not None else ""), opts.quiet)
+
+
+def _apply_corrections(df, path: Path, config):
+    try:
+        return apply_corrections(df, read_table(path), label_col=config.label_col, id_col=config.id_col,
+                                 source=str(path))
+    except MergeConflictError as exc:
+        for row in exc.conflicts.head(20).to_dict("records"):
+            typer.echo(f"conflict: id {row['id']!r}: {row['problem']} (correction says {row['label']!r})", err=True)
+        raise
+
+
+def _fixes_line(fixes) -> str:
+    return (f"applied {len(fixes.applied)} reviewed correction(s) ({fixes.n_unchanged} already so, "
+            f"{fixes.n_kept} kept as labeled)")
+
+
+def _ledger_after(data: Path, fixes, source: Optional[Path]) -> dict:
+    """``commit`` arguments that append the corrections record to the ledger once the data is in place."""
+    if fixes is None or not fixes.applied:
+        return {}
+    record = {"kind": "corrections", "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+              "data": str(Path(data).resolve()), "source": str(source), "n_applied": len(fixes.applied),
+              "corrections": fixes.applied}
+    ledger = ledger_path(data)
+    return {"after": lambda: append_record(ledger, record), "after_target": ledger}
+
+
+def _commit_corrections(plan: OutputPlan, data: Path, fixes, source: Path, opts: Shared) -> None:
+    written = plan.commit(data_writers(fixes.data, plan, data), **_ledger_after(data, fixes, source))
+    backup = written.get("backup")
+    info(f"{_fixes_line(fixes)} -> {written['data']}" + (f" (backup {backup})" if backup else "")
+         + (f"; recorded in {ledger_path(data)}" if fixes.applied else ""), opts.quiet)

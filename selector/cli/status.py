@@ -14,7 +14,7 @@ from selector.cli.options import (
 from selector.config import cache_dir_for, config_from_record, load_config
 from selector.errors import DataError
 from selector.io import file_sha256, read_table
-from selector.loop.ledger import ledger_path, read_ledger, stop_set_predictions
+from selector.loop.ledger import ledger_path, read_ledger, round_records, stop_set_predictions
 from selector.loop.merge import ROUND_COL
 from selector.loop.status import MeasurePoint, build_status, format_status
 from selector.models.classifiers import fit_classifier
@@ -38,7 +38,7 @@ def status_command(
     Settings default to the last round's (from the ledger), then --config, then flags.
     """
     ledger = ledger_path(data)
-    records = read_ledger(ledger)
+    records = round_records(read_ledger(ledger))
     if not records:
         raise DataError(f"{ledger}: no rounds recorded yet; run `selector select {data}` first")
     # The last round's settings unless --config is given; flags beat both.

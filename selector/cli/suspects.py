@@ -11,17 +11,20 @@ import typer
 from selector.cli.app import app, handle_errors, info
 from selector.cli.options import (
     MODEL_COMMAND,
+    AnnotatorColOption,
+    ItemColOption,
     Shared,
     plan_table_inputs,
     read_table_inputs,
     shared_options,
 )
 from selector.errors import ConfigError
+from selector.io import read_table
 from selector.outputs import OutputPlan, table
 from selector.round.embed import embed_pool
 from selector.round.model import check_enough_labels, classifier_template
 from selector.round.pool import prepare_pool
-from selector.round.suspects import pool_suspects
+from selector.round.suspects import select_suspects, suspect_result_for_pool, suspects_frame
 
 
 @app.command("suspects")
@@ -31,20 +34,28 @@ def suspects_command(
     data: Path = typer.Argument(..., help="Table of texts (CSV, Parquet or JSONL); rows with an empty label are ignored."),
     out: Path = typer.Option(Path("suspects.csv"), "--out", "-o", help="Suspect list; format by extension (.csv, .parquet, .jsonl)."),
     top: Optional[int] = typer.Option(None, "--top", help="Report the N most suspect rows."),
-    threshold: Optional[float] = typer.Option(None, "--threshold", help="Report rows with suspect_score >= S (0-1)."),
+    threshold: Optional[float] = typer.Option(None, "--threshold",
+                                              help="Report rows with suspect_score >= S (a rank in 0-1: 0.99 = top 1%)."),
+    annotations: Optional[Path] = typer.Option(None, "--annotations",
+                                               help="Several annotators' votes (item_id = the data's id): rows with "
+                                                    "votes are judged on the consensus of votes + model."),
+    item_col: ItemColOption = "item_id",
+    annotator_col: AnnotatorColOption = "annotator",
     opts: Shared = None,
 ) -> None:
     """List labeled rows that look mislabeled, most suspect first, with a suggested label.
 
-    Without --top or --threshold the rows whose evidence favours another label are listed.
-    Rows with the same normalised text but different labels are always listed (kind contradiction).
+    Without --top or --threshold, the list is never longer than the estimated number of wrong
+    labels (the sum of p_mislabeled, the probability that a label is wrong) and holds only rows
+    with p_mislabeled >= 0.4. Rows with the same normalised
+    text but different labels are always listed (kind contradiction).
     """
     if top is not None and threshold is not None:
         raise ConfigError("give --top or --threshold, not both")
     t0 = time.perf_counter()
     config = opts.config()
     plan = OutputPlan()
-    cache = plan_table_inputs(plan, data, opts, config)
+    cache = plan_table_inputs(plan, data, opts, config, annotations=annotations)
     plan.add_output("suspects", out, "--out", table_format=True)
     plan.check()
     df, X_given = read_table_inputs(data, opts)
@@ -53,10 +64,15 @@ def suspects_command(
     check_enough_labels(pool.labels[pool.labeled], str(data), config.label_col)
     template = classifier_template(config)
     X, stats = embed_pool(pool, config, embeddings=X_given, cache_dir=cache, show_progress=not opts.quiet)
-    found = pool_suspects(pool, X, top=top, threshold=threshold, random_state=config.seed, classifier=template)
+    result = suspect_result_for_pool(
+        pool, X, random_state=config.seed, classifier=template,
+        annotations=read_table(annotations) if annotations is not None else None,
+        annotation_columns={"item_col": item_col, "annotator_col": annotator_col, "label_col": config.label_col},
+        unsure_labels=config.unsure_labels, source=str(data))
+    lab = pool.labeled_positions
+    found = suspects_frame(result, select_suspects(result, top=top, threshold=threshold), ids=pool.ids[lab],
+                           texts=pool.texts[lab])
     plan.commit({"suspects": table(found, out)})
-    kinds = found["kind"].value_counts()
-    summary = ", ".join(f"{kinds.get(k, 0)} {k}" for k in ("likely_wrong", "ambiguous", "contradiction"))
-    info(f"{len(found)} suspects of {int(pool.labeled.sum())} labeled rows ({summary}) -> {out} ; "
-         f"embedded {stats['n_embedded']} new texts, {stats['n_cached']} from cache; "
-         f"{time.perf_counter() - t0:.1f}s", opts.quiet)
+    votes = f"; {result.n_with_votes} rows judged with annotators' votes" if annotations is not None else ""
+    info(f"{result.summary(len(found))}{votes} -> {out} ; embedded {stats['n_embedded']} new texts, "
+         f"{stats['n_cached']} from cache; {time.perf_counter() - t0:.1f}s", opts.quiet)

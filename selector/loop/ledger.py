@@ -37,6 +37,7 @@ __all__ = [
     "stop_set_predictions",
     "locked_ledger",
     "LockedLedger",
+    "round_records",
 ]
 
 LEDGER_NAME = "rounds.jsonl"
@@ -174,6 +175,12 @@ def _json_default(obj):
     if isinstance(obj, np.ndarray):
         return obj.tolist()
     return str(obj)
+
+
+def round_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The records of ``selector select`` rounds, leaving out other entries (``kind`` set, e.g.
+    ``"corrections"`` written by ``selector merge --accept-corrections``)."""
+    return [r for r in records if r.get("kind", "round") == "round"]
 
 
 def next_round_number(records: list[dict[str, Any]]) -> int:

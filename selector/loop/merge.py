@@ -25,12 +25,15 @@ from selector.io import read_table
 from selector.labels import normalise_label
 from selector.outputs import OutputPlan, Writer, bytes_file, same_file, table
 
-__all__ = ["MergeConflictError", "MergeResult", "read_labels", "merge_labels", "ROUND_COL", "LABEL_FIELDS"]
+__all__ = ["MergeConflictError", "MergeResult", "read_labels", "merge_labels", "apply_corrections",
+           "CorrectionResult", "ROUND_COL", "LABEL_FIELDS", "CORRECTED_COL"]
 
 ROUND_COL = "label_round"
 ID_KEYS = ("selector_id", "id")
 #: Export columns carried into the data when present.
 LABEL_FIELDS = ("annotator", "guideline_version")
+#: The column a reviewer fills in a suspect list (``selector suspects``) to confirm a new label.
+CORRECTED_COL = "corrected_label"
 
 
 class MergeConflictError(DataError):
@@ -368,6 +371,95 @@ def merge_labels(data: pd.DataFrame, labels: pd.DataFrame, *, label_col: str = "
                 out.iat[k, out.columns.get_loc(col)] = str(rec[col])
     return MergeResult(data=out, n_labels=len(labels), n_new=n_new, n_unchanged=n_same,
                        rounds=rounds)
+
+
+@dataclass
+class CorrectionResult:
+    """The data with reviewed corrections applied.
+
+    Attributes
+    ----------
+    data : DataFrame
+    applied : list of dict
+        ``{"id", "old", "new"}`` per overwritten label (what the ledger records).
+    n_kept : int
+        Rows of the corrections file with no corrected label (the reviewer kept the label).
+    n_unchanged : int
+        Corrections equal to the label the data already has.
+    """
+
+    data: pd.DataFrame
+    applied: list
+    n_kept: int
+    n_unchanged: int
+
+
+def apply_corrections(data: pd.DataFrame, corrections: pd.DataFrame, *, label_col: str = "label", id_col: str = "id",
+                      source: str = "<corrections>") -> CorrectionResult:
+    """Apply reviewed corrections as deliberate overwrites of the label column.
+
+    Parameters
+    ----------
+    data : DataFrame
+        Not modified.
+    corrections : DataFrame
+        A reviewed suspect list: ``id``, ``corrected_label`` (the reviewer's label; empty = keep the
+        given one) and, when present, ``given_label`` (the label the reviewer saw).
+
+    Raises
+    ------
+    MergeConflictError
+        Unknown ids, two different corrections for one id, or a row whose ``given_label`` is no
+        longer the data's label (the data changed after the review). Nothing is applied.
+    DataError
+        Missing columns.
+    """
+    for col in ("id", CORRECTED_COL):
+        if col not in corrections.columns:
+            raise DataError(f"{source}: no {col!r} column (columns found: {', '.join(map(str, corrections.columns[:20]))}); "
+                            f"a corrections file is a suspect list (`selector suspects`) with the reviewer's label in "
+                            f"{CORRECTED_COL!r}")
+    if id_col not in data.columns:
+        raise DataError(f"the data has no id column {id_col!r}; corrections are matched by id (pass --id-col)")
+    ids = np.array([normalise_label(v) for v in data[id_col]], dtype=object)
+    pos = {i: k for k, i in enumerate(ids)}
+    current = (np.array([normalise_label(v) for v in data[label_col]], dtype=object) if label_col in data.columns
+               else np.full(len(data), None, dtype=object))
+    conflicts, chosen, n_kept = [], {}, 0
+    for rec in corrections.to_dict("records"):
+        i, new = normalise_label(rec.get("id")), normalise_label(rec.get(CORRECTED_COL))
+        if new is None:
+            n_kept += 1
+            continue
+        seen = normalise_label(rec.get("given_label"))
+        if i not in pos:
+            conflicts.append({"id": i, "label": new, "existing": None, "problem": "unknown id"})
+        elif i in chosen and chosen[i] != new:
+            conflicts.append({"id": i, "label": new, "existing": chosen[i],
+                              "problem": "the corrections give this id two different labels"})
+        elif seen is not None and current[pos[i]] != seen:
+            conflicts.append({"id": i, "label": new, "existing": current[pos[i]],
+                              "problem": f"reviewed as {seen!r} but the data's label has changed since"})
+        else:
+            chosen[i] = new
+    if conflicts:
+        table_ = pd.DataFrame(conflicts, columns=["id", "label", "existing", "problem"])
+        first = table_.iloc[0]
+        raise MergeConflictError(f"{source}: {len(table_)} correction conflict(s), nothing written; first: id "
+                                 f"{first['id']!r}: {first['problem']}", table_)
+    out = data.copy()
+    if label_col not in out.columns:
+        out[label_col] = ""
+    out[label_col] = out[label_col].astype(object)
+    applied, n_same = [], 0
+    for i, new in chosen.items():
+        k = pos[i]
+        if current[k] == new:
+            n_same += 1
+            continue
+        applied.append({"id": i, "old": current[k], "new": new})
+        out.iat[k, out.columns.get_loc(label_col)] = new
+    return CorrectionResult(data=out, applied=applied, n_kept=n_kept, n_unchanged=n_same)
 
 
 def plan_data_output(plan: OutputPlan, data: str | Path, *, out: str | Path | None, in_place: bool) -> Path:

@@ -20,6 +20,7 @@ Definitions match scikit-learn's ``cohen_kappa_score``, statsmodels' ``fleiss_ka
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,14 +28,14 @@ import numpy as np
 import pandas as pd
 
 from selector.errors import ConfigError, DataError
-from selector.labels import normalise_label
+from selector.labels import normalise_label, normalise_unsure_labels, unsure_mask
 from selector.quality.annotations import prepare_annotations
 from selector.tables import text_table
 
 __all__ = [
-    "AgreementReport", "DawidSkeneResult", "FleissResult", "RatingCodes",
+    "AgreementReport", "ConvergenceWarning", "DawidSkeneResult", "FleissResult", "RatingCodes",
     "agreement", "annotator_agreement", "confused_label_pairs", "consensus_table", "contested_items",
-    "dawid_skene", "encode_ratings", "fleiss_kappa", "krippendorff_alpha", "majority_vote",
+    "dawid_skene", "encode_ratings", "votes_text", "fleiss_kappa", "krippendorff_alpha", "majority_vote",
     "pairwise_agreement", "per_class_agreement",
 ]
 
@@ -329,6 +330,8 @@ class DawidSkeneResult:
     n_iter : int
     converged : bool
     log_likelihood : float
+    prior_temperature : float or None
+        The fitted temperature of ``item_log_prior`` (``fit_prior_temperature`` only).
     """
 
     items: np.ndarray
@@ -340,6 +343,7 @@ class DawidSkeneResult:
     n_iter: int
     converged: bool
     log_likelihood: float
+    prior_temperature: float | None = None
 
     @property
     def label(self) -> np.ndarray:
@@ -367,11 +371,24 @@ class DawidSkeneResult:
                              "given_label": self.labels[g.ravel()], "probability": self.confusion.ravel()})
 
 
-def dawid_skene(ann, *, max_iter: int = 100, tol: float = 1e-6, smoothing: float = 0.01) -> DawidSkeneResult:
+class ConvergenceWarning(UserWarning):
+    """An iterative estimate (Dawid-Skene EM) stopped at its iteration limit before converging."""
+
+
+def dawid_skene(ann, *, max_iter: int = 100, tol: float = 1e-6, smoothing: float = 0.01,
+                shrinkage: float = 2.0, item_log_prior: np.ndarray | None = None,
+                fit_prior_temperature: bool = False, warn: bool = True) -> DawidSkeneResult:
     """Consensus labels and per-annotator confusion matrices by Dawid & Skene (1979) EM.
 
-    Initialised from the vote shares (soft majority vote); each M-step adds ``smoothing`` to every
-    confusion count so an annotator who never used a label gets a small, not zero, probability.
+    Made for sparse crowds (many classes, 1-3 ratings per item, annotators with few items), where
+    the textbook EM overfits each annotator's k x k matrix and falls below majority vote:
+
+    * initialised from the majority vote (ties share the item's mass evenly);
+    * each annotator's confusion row for a true class is shrunk towards the pooled confusion of
+      all annotators, with ``shrinkage`` pseudo-ratings: an annotator seen on few items of a class
+      is assumed to behave like the crowd there, one seen on many keeps their own matrix (with
+      hundreds of ratings per annotator this is the textbook estimate);
+    * the class prior gets one pseudo-count per class, so no class collapses to zero.
 
     Parameters
     ----------
@@ -380,31 +397,58 @@ def dawid_skene(ann, *, max_iter: int = 100, tol: float = 1e-6, smoothing: float
     tol : float
         Stop when the log-likelihood improves by less than ``tol`` (relative).
     smoothing : float
-        Pseudo-count per confusion cell.
+        Pseudo-count per cell of the pooled confusion.
+    shrinkage : float
+        Pseudo-ratings drawn from the pooled confusion per (annotator, true class); 0 gives the
+        textbook per-annotator estimate.
+    item_log_prior : ndarray, shape (n_items, k), optional
+        Log-probabilities per item that replace the class prior (e.g. an out-of-fold model's
+        probabilities); rows in ``RatingCodes.items`` order, columns in label order.
+    fit_prior_temperature : bool
+        With ``item_log_prior``: at each E-step rescale it as ``softmax(item_log_prior / T)`` with
+        the ``T`` that maximises the marginal likelihood of the *votes* (the item prior judged by
+        how well it predicts what annotators said, given their confusions), so the prior is
+        calibrated against the ratings rather than against labels derived from itself.
+    warn : bool
+        Warn (:class:`ConvergenceWarning`) when ``max_iter`` is reached before convergence.
     """
     codes = _codes(ann)
     n_items, k = codes.counts.shape
     n_ann = codes.annotators.size
     item, annot, lab = codes.item, codes.annotator, codes.label
-    post = codes.counts / codes.counts.sum(axis=1, keepdims=True)
+    if item_log_prior is not None and item_log_prior.shape != (n_items, k):
+        raise DataError(f"item_log_prior must have shape ({n_items}, {k}), got {item_log_prior.shape}")
+    counts = codes.counts.astype(np.float64)
+    is_top = counts == counts.max(axis=1, keepdims=True)
+    post = is_top / is_top.sum(axis=1, keepdims=True)
     prev_ll = -np.inf
     converged = False
     ll = -np.inf
     it = 0
+    key = annot * k + lab
+    temperature = None
     for it in range(1, max_iter + 1):
         # M-step: prior and confusion from the current posteriors.
-        prior = post.mean(axis=0)
-        conf = np.empty((n_ann, k, k))
-        key = annot * k + lab
+        prior = (post.sum(axis=0) + 1.0) / (n_items + k)
+        raw = np.empty((n_ann, k, k))
         for t in range(k):  # loop over classes; the ratings are summed by bincount
-            conf[:, t, :] = np.bincount(key, weights=post[item, t], minlength=n_ann * k).reshape(n_ann, k)
-        conf += smoothing
+            raw[:, t, :] = np.bincount(key, weights=post[item, t], minlength=n_ann * k).reshape(n_ann, k)
+        pooled = raw.sum(axis=0) + smoothing
+        pooled /= pooled.sum(axis=1, keepdims=True)
+        conf = raw + shrinkage * pooled[None, :, :] + (smoothing if shrinkage == 0 else 0.0)
         conf /= conf.sum(axis=2, keepdims=True)
         # E-step: log P(true = t) + sum over an item's ratings of log P(label | t, annotator).
         log_conf = np.log(conf)
-        log_post = np.tile(np.log(np.maximum(prior, 1e-300)), (n_items, 1))
+        vote_ll = np.empty((n_items, k))
         for t in range(k):
-            log_post[:, t] += np.bincount(item, weights=log_conf[annot, t, lab], minlength=n_items)
+            vote_ll[:, t] = np.bincount(item, weights=log_conf[annot, t, lab], minlength=n_items)
+        if item_log_prior is None:
+            log_post = np.log(prior)[None, :] + vote_ll
+        elif fit_prior_temperature:
+            temperature = _vote_temperature(item_log_prior, vote_ll)
+            log_post = _log_softmax(item_log_prior / temperature) + vote_ll
+        else:
+            log_post = item_log_prior + vote_ll
         top = log_post.max(axis=1, keepdims=True)
         norm = top[:, 0] + np.log(np.exp(log_post - top).sum(axis=1))
         post = np.exp(log_post - norm[:, None])
@@ -413,9 +457,31 @@ def dawid_skene(ann, *, max_iter: int = 100, tol: float = 1e-6, smoothing: float
             converged = True
             break
         prev_ll = ll
+    if not converged and warn:
+        warnings.warn(f"Dawid-Skene did not converge in {max_iter} EM iterations (last log-likelihood change "
+                      f"{abs(ll - prev_ll):.3g}); its labels are the last iterate's", ConvergenceWarning, stacklevel=2)
     return DawidSkeneResult(items=codes.items, labels=codes.labels, annotators=codes.annotators,
                             posterior=post, class_prior=post.mean(axis=0), confusion=conf, n_iter=it,
-                            converged=converged, log_likelihood=ll)
+                            converged=converged, log_likelihood=ll,
+                            prior_temperature=temperature)
+
+
+def _log_softmax(z: np.ndarray) -> np.ndarray:
+    top = z.max(axis=1, keepdims=True)
+    return z - top - np.log(np.exp(z - top).sum(axis=1, keepdims=True))
+
+
+def _vote_temperature(log_prior: np.ndarray, vote_ll: np.ndarray) -> float:
+    """Temperature of the item prior that maximises sum_i log sum_t prior_T[i, t] P(votes_i | t)."""
+    from scipy.optimize import minimize_scalar
+
+    def neg(log_t: float) -> float:
+        z = _log_softmax(log_prior / np.exp(log_t)) + vote_ll
+        top = z.max(axis=1, keepdims=True)
+        return -float((top[:, 0] + np.log(np.exp(z - top).sum(axis=1))).sum())
+
+    return float(np.exp(minimize_scalar(neg, bounds=(np.log(0.05), np.log(20.0)), method="bounded",
+                                        options={"xatol": 1e-3}).x))
 
 
 def consensus_table(ann, *, random_state: int | None = 0, ds: DawidSkeneResult | None = None) -> pd.DataFrame:
@@ -434,11 +500,12 @@ def consensus_table(ann, *, random_state: int | None = 0, ds: DawidSkeneResult |
         "item_id": codes.items, "n_ratings": mv["n_ratings"], "majority_label": mv["label"],
         "majority_share": mv["share"].round(6), "majority_tie": mv["tie"], "tied_labels": mv["tied_labels"],
         "dawid_skene_label": ds.label, "dawid_skene_confidence": ds.confidence.round(6),
-        "votes_text": _votes_text(codes.counts, codes.labels),
+        "votes_text": votes_text(codes.counts, codes.labels),
     })
 
 
-def _votes_text(counts: np.ndarray, labels: np.ndarray) -> np.ndarray:
+def votes_text(counts: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """``"a:3 b:1"`` per row of ``counts`` (n, k), most votes first; shape (n,) of str."""
     out = np.empty(counts.shape[0], dtype=object)
     order = np.argsort(-counts, axis=1, kind="stable")
     for i in range(counts.shape[0]):  # one string per item, for people to read
@@ -477,7 +544,7 @@ def contested_items(ann, *, text: pd.Series | None = None) -> pd.DataFrame:
     top_label[tied] = None
     out = pd.DataFrame({"item_id": codes.items[contested], "n_ratings": m[contested],
                         "n_labels": n_labels[contested], "split": 1.0 - top / mm, "entropy": h,
-                        "top_label": top_label, "votes": _votes_text(counts[contested], codes.labels)})
+                        "top_label": top_label, "votes": votes_text(counts[contested], codes.labels)})
     if text is not None:
         out["text"] = out["item_id"].map(text)
     return out.sort_values(["split", "entropy", "n_ratings", "item_id"], ascending=[False, False, False, True],
@@ -612,6 +679,12 @@ class AgreementReport:
     by_version : dict of str -> AgreementReport
         One report per ``guideline_version`` when that column is present.
     min_shared : int
+    n_unsure : int
+        Ratings whose label was an unsure value: counted here, left out of every figure above
+        (a rater who says "unsure" gave no rating, not a class).
+    unsure_by_annotator : dict of str -> int
+        The same count per annotator (annotators with none are left out).
+    unsure_labels : list of str
     """
 
     n_items: int
@@ -632,6 +705,9 @@ class AgreementReport:
     gold_accuracy: dict | None = None
     by_version: dict = field(default_factory=dict)
     min_shared: int = 5
+    n_unsure: int = 0
+    unsure_by_annotator: dict = field(default_factory=dict)
+    unsure_labels: list = field(default_factory=list)
 
     @property
     def n_ties(self) -> int:
@@ -654,6 +730,8 @@ class AgreementReport:
                             "n_differs_from_majority": int((self.consensus["majority_label"]
                                                             != self.consensus["dawid_skene_label"]).sum())},
             "gold_accuracy": self.gold_accuracy,
+            "n_unsure": self.n_unsure, "unsure_labels": list(self.unsure_labels),
+            "unsure_by_annotator": dict(self.unsure_by_annotator),
         }
 
     def to_dict(self, *, max_rows: int = 50) -> dict[str, Any]:
@@ -734,7 +812,8 @@ def _report(ann: pd.DataFrame, *, min_shared: int, random_state: int | None, gol
 
 def agreement(df: pd.DataFrame, *, item_col: str = "item_id", annotator_col: str = "annotator",
               label_col: str = "label", gold_col: str | None = None, min_shared: int = 5,
-              random_state: int | None = 0, ds_max_iter: int = 100, source: str = "<DataFrame>") -> AgreementReport:
+              random_state: int | None = 0, ds_max_iter: int = 100, source: str = "<DataFrame>",
+              unsure_labels=None) -> AgreementReport:
     """Inter-annotator agreement and consensus for long-format annotations.
 
     Parameters
@@ -754,6 +833,9 @@ def agreement(df: pd.DataFrame, *, item_col: str = "item_id", annotator_col: str
         Dawid-Skene EM iterations at most.
     source : str
         Name for error messages.
+    unsure_labels : iterable of str, optional
+        Label values that mean "no rating" (default ``unsure``, ``needs_review``; an empty list
+        counts every value as a class). Such ratings are counted (``n_unsure``) and left out.
 
     Returns
     -------
@@ -769,6 +851,13 @@ def agreement(df: pd.DataFrame, *, item_col: str = "item_id", annotator_col: str
     if isinstance(min_shared, bool) or not isinstance(min_shared, int) or min_shared < 1:
         raise ConfigError(f"min_shared must be a positive integer, got {min_shared!r}")
     ann = prepare_annotations(df, item_col=item_col, annotator_col=annotator_col, label_col=label_col, source=source)
+    unsure_set = normalise_unsure_labels(unsure_labels)
+    unsure = unsure_mask(ann["label"], unsure_set)
+    unsure_by_annotator = {str(a): int(n) for a, n in ann.loc[unsure, "annotator"].value_counts().sort_index().items()}
+    ann = ann[~unsure].reset_index(drop=True)
+    if ann.empty:
+        raise DataError(f"{source}: every rating is an unsure value ({', '.join(sorted(unsure_set))}); "
+                        "nothing to measure agreement on")
     if ann["annotator"].nunique() < 2:
         raise DataError(f"{source}: only one annotator ({ann['annotator'].iloc[0]!r}); agreement needs two or more")
     gold = None
@@ -795,6 +884,9 @@ def agreement(df: pd.DataFrame, *, item_col: str = "item_id", annotator_col: str
                 continue
             report.by_version[version] = _report(sub.reset_index(drop=True), min_shared=min_shared,
                                                  random_state=random_state, gold=gold, ds_max_iter=ds_max_iter)
+    report.n_unsure = int(unsure.sum())
+    report.unsure_by_annotator = unsure_by_annotator
+    report.unsure_labels = sorted(unsure_set)
     return report
 
 
@@ -825,7 +917,8 @@ def _format_report(r: AgreementReport, *, max_rows: int, title: str = "Agreement
         f"{title}: {r.n_ratings} ratings of {r.n_items} items by {r.n_annotators} annotators; "
         f"labels: {', '.join(r.labels)}",
         f"  ratings per item: min {r.ratings_per_item['min']}, median {r.ratings_per_item['median']:g}, "
-        f"max {r.ratings_per_item['max']}",
+        f"max {r.ratings_per_item['max']}"
+        + (f"; {r.n_unsure} unsure rating(s) ({', '.join(r.unsure_labels)}) left out as missing" if r.n_unsure else ""),
         f"  percent agreement (pairs within items): {format_number(r.percent_agreement)}",
         f"  Fleiss' kappa: {format_number(f.kappa)} on {f.n_items_used} items with {f.raters_per_item} raters"
         + (f" ({f.n_items_dropped} items dropped, rater counts {f.dropped})" if f.n_items_dropped else ""),

@@ -193,7 +193,8 @@ def data_card(df: pd.DataFrame, *, annotations: pd.DataFrame | None = None, name
     """
 
     config = config or SelectConfig()
-    pool = prepare_pool(df, text_col=text_col, label_col=label_col, id_col=id_col, source=source)
+    pool = prepare_pool(df, text_col=text_col, label_col=label_col, id_col=id_col, source=source,
+                        unsure_labels=config.unsure_labels)
     X, embed_stats = embed_pool(pool, config, embedder=embedder, embeddings=embeddings, cache_dir=cache_dir)
     lab = pool.labeled_positions
     y = pool.labels[lab].astype(str)
@@ -211,7 +212,8 @@ def data_card(df: pd.DataFrame, *, annotations: pd.DataFrame | None = None, name
     if annotations is not None:
 
         agree = agreement(annotations, item_col=item_col, annotator_col=annotator_col,
-                          label_col=annotation_label_col, random_state=random_state, source=f"{source} (annotations)")
+                          label_col=annotation_label_col, random_state=random_state, source=f"{source} (annotations)",
+                          unsure_labels=(validate_options or {}).get("unsure_labels"))
         if "guideline_version" in annotations.columns:
             gv = annotations["guideline_version"].astype(str).str.strip().replace("", "(none)")
             versions["annotations"] = {str(k): int(v) for k, v in gv.value_counts().sort_index().items()}
@@ -363,7 +365,9 @@ def _markdown(card: DataCard) -> str:
         L += ["No annotator-level ratings given (`--annotations`): agreement is unmeasured.", ""]
     else:
         s = card.agreement.summary()
-        L += [f"- ratings: {s['n_ratings']} of {s['n_items']} items by {s['n_annotators']} annotators",
+        L += [f"- ratings: {s['n_ratings']} of {s['n_items']} items by {s['n_annotators']} annotators"
+              + (f"; {s['n_unsure']} unsure rating(s) ({_md(', '.join(s['unsure_labels']))}) counted as missing, "
+                 "not as a class" if s["n_unsure"] else ""),
               f"- percent agreement: {_f(s['percent_agreement'])}",
               f"- Fleiss' kappa: {_f(s['fleiss']['kappa'])} ({s['fleiss']['n_items_used']} items, "
               f"{s['fleiss']['n_items_dropped']} dropped for unequal rater counts)",

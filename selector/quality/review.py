@@ -38,7 +38,7 @@ from selector.round.compute import build_context
 from selector.round.embed import embed_pool
 from selector.round.model import MIN_LABELED_ROWS, classifier_template, labels_problem
 from selector.round.pool import prepare_pool
-from selector.round.suspects import find_suspects
+from selector.round.suspects import add_votes, find_suspects
 from selector.scoring import margin
 
 __all__ = ["ReviewQueue", "review", "REVIEW_COLUMNS", "SOURCES"]
@@ -65,7 +65,8 @@ class ReviewQueue:
     stats: dict = field(default_factory=dict)
 
 
-def _suspect_scores(X: np.ndarray, y: np.ndarray, texts: np.ndarray, *, classifier, random_state: int | None
+def _suspect_scores(X: np.ndarray, y: np.ndarray, texts: np.ndarray, *, classifier, random_state: int | None,
+                    ids: np.ndarray | None = None, votes: pd.DataFrame | None = None
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mislabel evidence for labeled rows: (score in [0, 1], reason, suggested label), each shape (n,).
 
@@ -76,6 +77,9 @@ def _suspect_scores(X: np.ndarray, y: np.ndarray, texts: np.ndarray, *, classifi
     """
 
     r = find_suspects(X, y, classifier=classifier, random_state=random_state, texts=list(texts))
+    if votes is not None and ids is not None and votes["item_id"].astype(str).isin(set(ids.astype(str))).any():
+        # Labeled rows with several annotators' votes are judged on votes + model (consensus posterior).
+        add_votes(r, ids.astype(str), encode_ratings(votes), random_state=random_state)
     score = np.where(r.flagged, r.score, 0.0)
     reasons = np.full(y.size, "", dtype=object)
     flagged = np.flatnonzero(r.flagged)
@@ -165,6 +169,9 @@ def review(df: pd.DataFrame, *, annotations: pd.DataFrame | None = None, budget:
                 candidates["unsure"] += 1
     # An unsure vote is a request for help, not a competing label, so it is left out of the split.
     decided = None
+    decided_votes = ann[~unsure_mask(ann["label"].to_numpy(dtype=object), tuple(unsure_set))] if ann is not None else None
+    if decided_votes is not None and decided_votes.empty:
+        decided_votes = None
     if ann is not None and w["contested"] > 0:
         decided = ann[~unsure_mask(ann["label"].to_numpy(dtype=object), tuple(unsure_set))]
     if decided is not None and len(decided):
@@ -194,7 +201,7 @@ def review(df: pd.DataFrame, *, annotations: pd.DataFrame | None = None, budget:
     classifier = classifier_template(config, classifier)
     if model_ok and w["suspect"] > 0:
         s, why, sugg = _suspect_scores(X[lab], y, pool.texts[lab], classifier=classifier,
-                                       random_state=random_state)
+                                       random_state=random_state, ids=pool.ids[lab], votes=decided_votes)
         # A row enters as a suspect when the model prefers another label (score > 0).
         for pos, sc, r, g in zip(lab, s, why, sugg):
             if sc > 0:

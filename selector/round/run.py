@@ -33,6 +33,7 @@ from selector.loop.ledger import (
     ledger_path,
     locked_ledger,
     read_ledger,
+    round_records,
     stop_set_predictions,
 )
 from selector.models.cache import check_cache_root
@@ -283,7 +284,7 @@ def compute_round(plan: RoundPlan, *, show_progress: bool = False) -> RoundResul
         else:
             found = find_suspects(X[lab], y, oof_proba=oof.proba, texts=pool.texts[lab], random_state=config.seed)
             suspect_table = suspects_frame(found, select_suspects(found), ids=pool.ids[lab], texts=pool.texts[lab])
-            note = f"{len(suspect_table)} mislabel suspects of {lab.size} labeled rows"
+            note = "mislabel suspects: " + found.summary(len(suspect_table))
     t_done, c_done = time.perf_counter(), time.process_time()
 
     classes = context.classes if context.classes is not None else np.unique(y)
@@ -354,7 +355,7 @@ def commit_round(plan: RoundPlan, result: RoundResult) -> RoundResult:
     if result.suspects is None:
         written.pop("suspects", None)
     with (locked_ledger(plan.ledger) if plan.ledger is not None else contextlib.nullcontext()) as ledger:
-        records = ledger.records if ledger is not None else []
+        records = round_records(ledger.records) if ledger is not None else []
         record = build_record(ledger.next_round if ledger is not None else None, records, written)
         writers = {"queue": table(result.queue, outputs.path("queue")), "record": json_file(record)}
         if result.suspects is not None:

@@ -40,6 +40,24 @@ the suggestion is the label other than the given one with the most evidence. ``k
 ``contradiction``  the row's normalised text (:func:`selector.textnorm.normalise_text`) is
                    identical to another labeled row's but the labels differ. Always reported,
                    whatever the model thinks; the suggestion is the group's majority label.
+
+**Probability and the default list.** ``suspect_score`` is a *rank* (0.995 = "in the top 0.5%",
+not "99.5% sure"). ``p_mislabeled`` is a probability: the blend ``Q`` goes through an explicit
+noise model (:mod:`selector.round.noise`: temperature calibration, the confident joint of
+Northcutt et al. 2021, deconvolution of the noisy-label distribution, a per-row Bayes posterior),
+and is then made monotone in ``suspect_score`` by isotonic regression, which keeps its sum, so a row
+ranked higher is never shown as less likely wrong. Its mean is the estimated error rate. The default list (``flagged``) is the cut that estimate implies: of the
+``round(sum p_mislabeled)`` rows with the highest ``suspect_score``, those with ``p_mislabeled >=``
+:data:`LIST_MIN_P` (0.4, the F1-optimal threshold of a calibrated probability when the best F1 is
+about 0.8); plus every contradiction.
+
+**Too few labels, or a model that cannot tell.** A class with fewer than :data:`MIN_CLASS_LABELS`
+labeled rows cannot be judged by a model trained on the others. Rows of such classes are listed only with strong evidence
+(``likely_wrong``, and both the model and the nearest neighbours favour the suggestion); when at
+least half of the labeled rows are in such classes, ``too_few_labels`` is set and the summary says
+what would make the check reliable. The same holds when the out-of-fold model is no better than
+always guessing the largest class (skill below :data:`MIN_MODEL_SKILL`, e.g. sentence embeddings on
+textual entailment): its disagreement with a label is then no evidence.
 """
 
 from __future__ import annotations
@@ -52,20 +70,32 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
+from sklearn.isotonic import IsotonicRegression
 
 from selector.config import SelectConfig
 from selector.errors import ConfigError, DataError
+from selector.labels import unsure_mask
 from selector.models.classifiers import make_classifier
 from selector.neighbors import EXACT_MAX, nearest_neighbors
+from selector.quality.agreement import encode_ratings, votes_text
+from selector.quality.annotations import prepare_annotations
+from selector.quality.consensus import consensus_from_codes
 from selector.round.embed import embed_pool
 from selector.round.model import check_enough_labels, out_of_fold
+from selector.round.noise import (
+    NoiseModel,
+    error_rate_interval,
+    estimate_noise,
+    mislabel_posterior,
+)
 from selector.round.pool import prepare_pool
 from selector.textnorm import normalise_text
 
 __all__ = ["find_suspects", "suspects", "suspects_frame", "select_suspects", "pool_suspects",
            "suspects_path_for", "rank_ensemble",
            "signal_scores", "knn_label_votes", "contradiction_groups", "SuspectResult",
-           "SIGNALS", "DEFAULT_SIGNALS", "DEFAULT_KNN_WEIGHT", "KINDS", "SUSPECT_COLUMNS"]
+           "suspect_result_for_pool", "add_votes", "SIGNALS", "DEFAULT_SIGNALS", "DEFAULT_KNN_WEIGHT", "KINDS",
+           "SUSPECT_COLUMNS", "MIN_CLASS_LABELS", "MIN_MODEL_SKILL", "LIST_MIN_P"]
 
 SIGNALS = ("self_confidence", "normalized_margin", "confident_learning", "knn")
 #: Chosen by ``scripts/bench_suspects.py`` (see README, "Mislabel suspects").
@@ -73,8 +103,17 @@ DEFAULT_SIGNALS: Mapping[str, float] = {"normalized_margin": 2 / 3, "self_confid
 #: Share of neighbour votes blended into the out-of-fold probabilities before the signals.
 DEFAULT_KNN_WEIGHT = 0.3
 KINDS = ("likely_wrong", "ambiguous", "contradiction", "ok")
-SUSPECT_COLUMNS = ["id", "text", "given_label", "suggested_label", "suggested_proba", "suspect_score",
-                   "kind", "reasons"]
+SUSPECT_COLUMNS = ["id", "text", "given_label", "suggested_label", "suggested_proba", "p_mislabeled",
+                   "suspect_score", "kind", "reasons", "corrected_label"]
+#: Labeled rows a class needs before the model's view of its rows counts as evidence.
+MIN_CLASS_LABELS = 10
+#: Below this out-of-fold skill (accuracy gain over always guessing the largest class, as a share
+#: of the possible gain) the model cannot judge the labels: only strong evidence is listed.
+MIN_MODEL_SKILL = 0.1
+#: Lowest p_mislabeled on the default list. For a calibrated probability the F1-optimal threshold
+#: is half the best achievable F1 (Lipton et al. 2014); suspect lists reach F1 ~0.8 on the
+#: benchmark's clear-cut settings, hence 0.4.
+LIST_MIN_P = 0.4
 
 
 @dataclass
@@ -92,8 +131,11 @@ class SuspectResult:
     kind : ndarray of object, shape (n,)
         One of :data:`KINDS`.
     flagged : ndarray of bool, shape (n,)
-        Rows reported by default: a label other than the given one has the most evidence, or a
-        contradiction.
+        Rows reported by default: of the ``round(p_mislabeled.sum())`` highest scores, those with
+        ``p_mislabeled >=`` :data:`LIST_MIN_P` (strong evidence only for rows of classes under
+        :data:`MIN_CLASS_LABELS`), plus contradictions.
+    p_mislabeled : ndarray of float64, shape (n,)
+        Probability that the given label is wrong (noise-model posterior, monotone in ``score``).
     signals : dict of str -> ndarray, shape (n,)
         Every signal of :data:`SIGNALS` (higher = more suspect), on the blend of ``proba`` and
         ``knn_votes`` with share ``knn_weight``.
@@ -111,6 +153,23 @@ class SuspectResult:
         Group number of rows in a contradiction, -1 elsewhere.
     weights : dict of str -> float
         The signal combination behind ``score``.
+    noise : NoiseModel or None
+        The fitted noise model.
+    error_rate : tuple of float
+        ``(rate, low, high)``: estimated share of wrong labels and its 95% interval.
+    thin_classes : ndarray of object
+        Classes with fewer than ``min_class_labels`` labeled rows.
+    too_few_labels : bool
+        At least half of the labeled rows are in thin classes: the estimate is not reliable.
+    votes_text : ndarray of object, shape (n,), or None
+        Annotators' votes per row ("a:3 b:1"; "" for rows without votes), after :func:`add_votes`.
+    n_with_votes : int
+        Rows whose evidence includes annotators' votes.
+    model_skill : float
+        Out-of-fold accuracy gain over always guessing the largest class, as a share of the
+        possible gain (1 = perfect, 0 = no better than the guess).
+    uninformative_model : bool
+        ``model_skill`` is below :data:`MIN_MODEL_SKILL`: treated like too few labels.
     """
 
     score: np.ndarray
@@ -129,9 +188,50 @@ class SuspectResult:
     weights: dict = field(default_factory=dict)
     n_neighbors: int = 0
     knn_weight: float = 0.0
+    p_mislabeled: np.ndarray | None = None
+    noise: NoiseModel | None = None
+    error_rate: tuple = (0.0, 0.0, 0.0)
+    thin_classes: np.ndarray = field(default_factory=lambda: np.array([], dtype=object))
+    too_few_labels: bool = False
+    min_class_labels: int = MIN_CLASS_LABELS
+    votes_text: np.ndarray | None = None
+    n_with_votes: int = 0
+    model_skill: float = 1.0
+    uninformative_model: bool = False
 
     def __len__(self) -> int:
         return int(self.score.shape[0])
+
+    def summary(self, n_listed: int | None = None) -> str:
+        """One line for the user: the estimated error rate with its interval, what is listed and why.
+
+        Parameters
+        ----------
+        n_listed : int, optional
+            Rows in the list written (default: the flagged rows).
+        """
+        n = len(self)
+        listed = int(self.flagged.sum()) if n_listed is None else int(n_listed)
+        n_contra = int((self.contradiction_group >= 0).sum())
+        if self.uninformative_model and self.n_with_votes == 0:
+            return (f"the model cannot judge these labels (out-of-fold skill {self.model_skill:.2f} over always guessing "
+                    f"the largest class): listing {listed} rows ({n_contra} contradictions, the rest with strong "
+                    f"model + neighbour evidence) of {n} labeled rows; the task may need more labels, a stronger "
+                    "embedding model (--model), or several annotators' votes (--annotations)")
+        if self.too_few_labels and self.n_with_votes == 0:
+            counts = np.unique(self.given, return_counts=True)[1]
+            return (f"too few labels per class for the model to judge ({int(np.median(counts))} per class on median "
+                    f"over {counts.size} classes; {self.thin_classes.size} classes have fewer than "
+                    f"{self.min_class_labels}): listing {listed} rows ({n_contra} contradictions, the rest with "
+                    f"strong model + neighbour evidence) of {n} labeled rows; label at least {self.min_class_labels} "
+                    "rows per class to make this check reliable")
+        rate, low, high = self.error_rate
+        line = (f"~{rate:.1%} of labels look wrong ({100 * low:.1f}-{high:.1%}): {listed} listed of {n} labeled rows"
+                + (f" ({n_contra} contradictions)" if n_contra else ""))
+        if self.thin_classes.size:
+            line += (f"; {self.thin_classes.size} classes with fewer than {self.min_class_labels} labels are "
+                     "judged on strong evidence only")
+        return line
 
     def reasons_for(self, rows: Sequence[int] | np.ndarray) -> list[str]:
         """One human-readable reason string per row position in ``rows``."""
@@ -153,6 +253,10 @@ class SuspectResult:
             labels, counts = np.unique(self.given[same].astype(str), return_counts=True)
             tally = ", ".join(f"{c} x{n}" for c, n in zip(labels, counts))
             parts.append(f"same text as {same.size - 1} other row(s) with different labels ({tally})")
+        if self.p_mislabeled is not None:
+            parts.append(f"P(label wrong) {self.p_mislabeled[i]:.2f}")
+        if self.votes_text is not None and self.votes_text[i]:
+            parts.append(f"annotators {self.votes_text[i]}")
         best_other = int(np.argmax(np.where(np.arange(cls.size) == g, -np.inf, p)))
         parts.append(f"model gives the label {p[g]:.2f}, {cls[best_other]!s} {p[best_other]:.2f}")
         if self.n_neighbors:
@@ -295,7 +399,7 @@ def find_suspects(X, y, *, classifier=None, random_state: int | None = None, sig
                   n_splits: int = 5, n_neighbors: int = 10, knn_weight: float = DEFAULT_KNN_WEIGHT,
                   suggest_knn_weight: float = 0.1, dominance: float = 2.0,
                   exact_neighbors_max: int = EXACT_MAX, texts: Sequence[str] | None = None,
-                  oof_proba: np.ndarray | None = None) -> SuspectResult:
+                  oof_proba: np.ndarray | None = None, min_class_labels: int = MIN_CLASS_LABELS) -> SuspectResult:
     """Score every labeled row for being mislabeled and suggest its label.
 
     Parameters
@@ -329,6 +433,8 @@ def find_suspects(X, y, *, classifier=None, random_state: int | None = None, sig
     oof_proba : ndarray, shape (n, k), optional
         Precomputed out-of-fold probabilities with columns in ``np.unique(y)`` order (skips the
         fits; the benchmark uses it to give every detector the same probabilities).
+    min_class_labels : int
+        Classes with fewer labeled rows are judged on strong evidence only (module docstring).
 
     Returns
     -------
@@ -376,7 +482,8 @@ def find_suspects(X, y, *, classifier=None, random_state: int | None = None, sig
 
     n_nb = int(min(n_neighbors, n - 1))
     votes = knn_label_votes(X, y_idx, k, n_nb, random_state=random_state, exact_max=exact_neighbors_max)
-    sig, cl_flag = signal_scores((1.0 - knn_weight) * proba + knn_weight * votes, y_idx, votes)
+    blend = (1.0 - knn_weight) * proba + knn_weight * votes
+    sig, cl_flag = signal_scores(blend, y_idx, votes)
     score = rank_ensemble(sig, weights)
 
     evidence = (1.0 - suggest_knn_weight) * proba + suggest_knn_weight * votes
@@ -393,7 +500,6 @@ def find_suspects(X, y, *, classifier=None, random_state: int | None = None, sig
     kind = np.full(n, "ambiguous", dtype=object)
     kind[sugg_ev >= dominance * runner_up] = "likely_wrong"
     kind[ev_given >= dominance * np.maximum(sugg_ev, third)] = "ok"
-    flagged = sugg_ev > ev_given
     suggested = classes[sugg_idx].astype(object)
     suggested_proba = sugg_ev.copy()
 
@@ -409,12 +515,128 @@ def find_suspects(X, y, *, classifier=None, random_state: int | None = None, sig
             suggested[members] = classes[best]
             suggested_proba[members] = evidence[members, best]
             kind[members] = "contradiction"
-            flagged[members] = True
 
+    # The probability the label is wrong, and the list size it implies (module docstring).
+    noise = estimate_noise(blend, y_idx)
+    p_raw, _ = mislabel_posterior(blend, y_idx, noise)
+    p_wrong = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True,
+                                 out_of_bounds="clip").fit_transform(score, p_raw)
+    class_counts = np.bincount(y_idx, minlength=k)
+    thin = class_counts < min_class_labels
+    too_few = bool(thin[y_idx].mean() >= 0.5)
+    # Skill of the out-of-fold model over always guessing the largest class: near 0, the model
+    # cannot tell the classes apart and its disagreement with a label is no evidence.
+    base = class_counts.max() / n
+    skill = float((np.mean(proba.argmax(axis=1) == y_idx) - base) / max(1.0 - base, 1e-12))
+    uninformative = skill < MIN_MODEL_SKILL
+    too_few = too_few or uninformative
+    strong = (kind == "likely_wrong") & (proba.argmax(axis=1) == sugg_idx) & (votes.argmax(axis=1) == sugg_idx)
+    flagged = _default_flags(score, p_wrong, thin[y_idx], strong, group, too_few)
     return SuspectResult(score=score, suggested=suggested, suggested_proba=suggested_proba, kind=kind,
                          flagged=flagged, signals=sig, cl_flag=cl_flag, proba=proba, knn_votes=votes,
                          evidence=evidence, classes=classes, given=y, contradiction_group=group,
-                         weights=weights, n_neighbors=n_nb, knn_weight=float(knn_weight))
+                         weights=weights, n_neighbors=n_nb, knn_weight=float(knn_weight),
+                         p_mislabeled=p_wrong, noise=noise, error_rate=error_rate_interval(p_wrong),
+                         thin_classes=classes[thin].astype(object), too_few_labels=too_few,
+                         model_skill=skill, uninformative_model=bool(uninformative),
+                         min_class_labels=int(min_class_labels))
+
+
+def _default_flags(score: np.ndarray, p_wrong: np.ndarray, in_thin: np.ndarray, strong: np.ndarray,
+                   group: np.ndarray, too_few: bool) -> np.ndarray:
+    """The default list (module docstring): of the round(sum p) highest scores outside thin classes,
+    those with p >= :data:`LIST_MIN_P`; strong-evidence rows of thin classes; every contradiction.
+    Shape (n,) bool."""
+    flagged = np.zeros(score.size, dtype=bool)
+    if not too_few:
+        order = np.argsort(-score, kind="stable")
+        flagged[order[:int(round(float(p_wrong.sum())))]] = True
+        flagged &= ~in_thin & (p_wrong >= LIST_MIN_P)
+    flagged |= in_thin & strong
+    flagged |= group >= 0
+    return flagged
+
+
+def add_votes(result: SuspectResult, ids: np.ndarray, codes, *, dominance: float = 2.0,
+              random_state: int | None = 0) -> SuspectResult:
+    """Fold several annotators' votes into the suspect evidence, in place.
+
+    For labeled rows that have votes, the probability the given label is wrong becomes ``1 -``
+    the consensus posterior of the given label (:func:`selector.quality.consensus.consensus_from_codes`,
+    method ``model`` with the suspects' own out-of-fold probabilities as the item prior, times the
+    annotators' confusions), the suggestion is the posterior's
+    best other label, and ``kind`` follows the posterior. Their ``score`` becomes the percentile
+    rank of the new ``p_mislabeled`` (which weighs the model's evidence against the votes, so a row
+    whose votes split but whose model evidence is clear is ranked by both); ``flagged`` is
+    recomputed.
+
+    Parameters
+    ----------
+    result : SuspectResult
+        For the labeled rows.
+    ids : ndarray of str, shape (n,)
+        The labeled rows' ids (matched to the annotations' item ids).
+    codes : RatingCodes
+        Encoded annotations (:func:`selector.quality.agreement.encode_ratings`).
+
+    Returns
+    -------
+    SuspectResult
+        ``result``, with ``n_with_votes`` set.
+    """
+    pos = {str(v): i for i, v in enumerate(ids)}
+    keep = np.array([str(it) in pos for it in codes.items[codes.item]])
+    if not keep.any():
+        raise DataError("none of the annotations' item ids is a labeled row's id; check --item-col and --id-col")
+    sub = pd.DataFrame({"item_id": codes.items[codes.item][keep], "annotator": codes.annotators[codes.annotator][keep],
+                        "label": codes.labels[codes.label][keep]})
+    sub_codes = encode_ratings(sub)
+    rows = np.array([pos[str(it)] for it in sub_codes.items])
+    col = {c: j for j, c in enumerate(result.classes)}
+    # The suspects' own out-of-fold model (trained on the data's labels) is the item prior.
+    model_proba = np.full((rows.size, sub_codes.labels.size), 1e-6)
+    for j, lab in enumerate(sub_codes.labels):
+        if lab in col:
+            model_proba[:, j] = result.proba[rows, col[lab]]
+    model_proba /= model_proba.sum(axis=1, keepdims=True)
+    cons = consensus_from_codes(sub_codes, method="model", model_proba=model_proba, random_state=random_state)
+    post = np.zeros((rows.size, result.classes.size))
+    for j, lab in enumerate(sub_codes.labels):
+        if lab in col:  # a vote label the data never uses cannot be the given label; it is left out
+            post[:, col[lab]] = cons.posterior[:, j]
+    post /= np.maximum(post.sum(axis=1, keepdims=True), 1e-12)
+    g = np.array([col[v] for v in result.given[rows]])
+    r = np.arange(rows.size)
+    other = post.copy()
+    other[r, g] = -np.inf
+    sugg = other.argmax(axis=1)
+    p_given, p_sugg = post[r, g], post[r, sugg]
+    result.p_mislabeled[rows] = 1.0 - p_given
+    keep_contra = result.contradiction_group[rows] >= 0
+    result.suggested[rows[~keep_contra]] = result.classes[sugg[~keep_contra]]
+    result.suggested_proba[rows[~keep_contra]] = p_sugg[~keep_contra]
+    kind = np.where(p_sugg >= dominance * p_given, "likely_wrong",
+                    np.where(p_given >= dominance * np.sort(other, axis=1)[:, -1], "ok", "ambiguous"))
+    result.kind[rows[~keep_contra]] = kind[~keep_contra]
+    result.votes_text = np.full(len(result), "", dtype=object)
+    result.votes_text[rows] = votes_text(sub_codes.counts, sub_codes.labels)
+    p = result.p_mislabeled
+    # The posterior already weighs the model against the votes, so annotated rows rank by it alone.
+    result.score = result.score.copy()
+    result.score[rows] = (rankdata(p, method="average") / p.size)[rows]
+    result.error_rate = error_rate_interval(p)
+    # Votes are evidence of their own: annotated rows compete for the list even where the model
+    # alone could not judge (thin classes, an uninformative model); the others keep that rule.
+    has_votes = np.zeros(len(result), dtype=bool)
+    has_votes[rows] = True
+    in_thin = np.isin(result.given, result.thin_classes) & ~has_votes
+    strong = result.kind == "likely_wrong"
+    flagged = _default_flags(result.score, p, in_thin, strong, result.contradiction_group, too_few=False)
+    if result.too_few_labels:
+        flagged &= has_votes | strong | (result.contradiction_group >= 0)
+    result.flagged = flagged
+    result.n_with_votes = int(rows.size)
+    return result
 
 
 def select_suspects(result: SuspectResult, *, top: int | None = None,
@@ -426,8 +648,9 @@ def select_suspects(result: SuspectResult, *, top: int | None = None,
     top : int, optional
         The ``top`` highest scores.
     threshold : float, optional
-        Every row with ``score >= threshold``.
-        Neither given: the flagged rows (``result.flagged``).
+        Every row with ``score >= threshold`` (a rank: 0.99 = the top 1%).
+        Neither given: the flagged rows (``result.flagged``: as many as the estimated number of
+        wrong labels).
 
     Returns
     -------
@@ -464,9 +687,13 @@ def suspects_frame(result: SuspectResult, rows: np.ndarray, *, ids: np.ndarray,
         "given_label": result.given[rows],
         "suggested_label": result.suggested[rows],
         "suggested_proba": np.round(result.suggested_proba[rows], 6),
+        "p_mislabeled": np.round(result.p_mislabeled[rows], 6),
         "suspect_score": np.round(result.score[rows], 6),
         "kind": result.kind[rows],
         "reasons": result.reasons_for(rows),
+        # For the reviewer: the right label, when it is not the given one (`selector merge
+        # --accept-corrections` applies the filled-in rows); empty keeps the given label.
+        "corrected_label": "",
     }, columns=SUSPECT_COLUMNS)
 
 
@@ -526,14 +753,43 @@ def pool_suspects(pool, X: np.ndarray, *, top: int | None = None, threshold: flo
     classifier : unfitted scikit-learn estimator, optional
         The out-of-fold template (default logistic regression); one out-of-fold pass.
     """
+    result = suspect_result_for_pool(pool, X, random_state=random_state, classifier=classifier, n_splits=n_splits,
+                                     **options)
+    lab = pool.labeled_positions
+    rows = select_suspects(result, top=top, threshold=threshold)
+    return suspects_frame(result, rows, ids=pool.ids[lab], texts=pool.texts[lab])
+
+
+def suspect_result_for_pool(pool, X: np.ndarray, *, random_state: int | None = 0, classifier=None,
+                            n_splits: int = 5, annotations: pd.DataFrame | None = None,
+                            annotation_columns: Mapping[str, str] | None = None, unsure_labels=None,
+                            source: str = "<DataFrame>", **options) -> SuspectResult:
+    """:func:`find_suspects` on the labeled rows of a pool (one out-of-fold pass).
+
+    Parameters
+    ----------
+    X : ndarray, shape (pool.n, d)
+        Embeddings of every pool row; the result is aligned with ``pool.labeled_positions``.
+    annotations : DataFrame, optional
+        Long-format votes whose item ids are the pool's ids: folded in by :func:`add_votes`.
+    annotation_columns : dict, optional
+        ``item_col``, ``annotator_col``, ``label_col`` of the annotations.
+    unsure_labels : iterable of str, optional
+        Vote values that mean "no rating" (left out).
+    """
     lab = pool.labeled_positions
     y = pool.labels[lab].astype(str)
     template = classifier if classifier is not None else make_classifier(random_state=random_state)
     oof = out_of_fold(template, X[lab], y, n_splits=n_splits, random_state=random_state)
     result = find_suspects(X[lab], y, random_state=random_state, texts=pool.texts[lab], oof_proba=oof.proba,
                            **options)
-    rows = select_suspects(result, top=top, threshold=threshold)
-    return suspects_frame(result, rows, ids=pool.ids[lab], texts=pool.texts[lab])
+    if annotations is not None:
+        ann = prepare_annotations(annotations, source=f"{source} (annotations)", keep=(), **(annotation_columns or {}))
+        ann = ann[~unsure_mask(ann["label"], unsure_labels)]
+        if ann.empty:
+            raise DataError(f"{source} (annotations): every vote is an unsure value")
+        add_votes(result, pool.ids[lab].astype(str), encode_ratings(ann), random_state=random_state)
+    return result
 
 
 def suspects_path_for(queue: str | Path) -> Path:

@@ -1,0 +1,65 @@
+"""``selector consensus ANNOTATIONS``: one label per item from several annotators (and a model)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from selector.cli.app import app, handle_errors, info
+from selector.cli.options import (
+    AnnotatorColOption,
+    ItemColOption,
+    Shared,
+    UnsureLabelsOption,
+    shared_options,
+    split_list,
+)
+from selector.config import cache_dir_for
+from selector.io import read_table
+from selector.outputs import OutputPlan, table
+from selector.quality.consensus import METHODS, consensus
+
+
+def annotators_path_for(out: Path) -> Path:
+    """``consensus.csv`` -> ``consensus.annotators.csv`` (beside it, same format)."""
+    return out.with_name(f"{out.stem}.annotators{out.suffix}")
+
+
+@app.command("consensus")
+@handle_errors
+@shared_options("seed", "config_file", "text_col", "label_col", "id_col", "model", "device", "batch_size",
+                "backend", "cache_dir", "quiet")
+def consensus_command(
+    annotations: Path = typer.Argument(..., help="Long-format ratings: one row per (item, annotator, label)."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Table with the items' texts (its id column = the item id) "
+                                                             "[default: a text column in ANNOTATIONS]."),
+    out: Path = typer.Option(Path("consensus.csv"), "--out", "-o",
+                             help="Consensus per item; per-annotator quality goes beside it (.annotators.csv)."),
+    method: str = typer.Option("model", "--method", help=f"One of {', '.join(METHODS)}: model = out-of-fold model "
+                                                          "x annotator-weighted votes (needs texts)."),
+    item_col: ItemColOption = "item_id",
+    annotator_col: AnnotatorColOption = "annotator",
+    unsure_labels: UnsureLabelsOption = None,
+    opts: Shared = None,
+) -> None:
+    """Consensus label per item with the probability it is right, and a quality score per annotator."""
+    config = opts.config()
+    unsure = unsure_labels if unsure_labels is not None else ",".join(config.unsure_labels)
+    plan = OutputPlan()
+    plan.add_input(annotations, "ANNOTATIONS")
+    plan.add_input(data, "--data")
+    cache = plan.add_folder(cache_dir_for(data or annotations, config), "--cache-dir") if method == "model" else None
+    plan.add_output("consensus", out, "--out", table_format=True)
+    plan.add_output("annotators", annotators_path_for(out), "--out (annotator quality)", table_format=True)
+    plan.check()
+    ann = read_table(annotations)
+    frame = read_table(data) if data is not None else None
+    result = consensus(ann, data=frame, method=method, item_col=item_col, annotator_col=annotator_col,
+                       label_col=config.label_col, text_col=config.text_col, id_col=config.id_col,
+                       unsure_labels=split_list(unsure) or (), random_state=config.seed, cache_dir=cache,
+                       config=config, show_progress=not opts.quiet, source=str(annotations))
+    written = plan.commit({"consensus": table(result.frame(), out),
+                           "annotators": table(result.annotator_frame(), annotators_path_for(out))})
+    info(f"{result.summary()} -> {written['consensus']}, {written['annotators']}", opts.quiet)

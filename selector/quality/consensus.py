@@ -1,0 +1,304 @@
+"""Consensus labels from several annotators' votes, optionally with a model in the loop.
+
+Three methods, one result shape (:class:`ConsensusResult`):
+
+``majority``     plurality vote; quality = the top label's vote share (ties: split evenly).
+``dawid_skene``  Dawid & Skene (1979) EM with per-annotator confusion matrices, shrunk towards the
+                 pooled crowd for sparse data (:func:`selector.quality.agreement.dawid_skene`).
+``model``        (default) votes and an out-of-fold model together. The model is trained on the
+                 other items' consensus labels (stratified K-fold on the items' embeddings, so an
+                 item's own votes never train the model that scores it) and its probabilities
+                 replace the class prior in Dawid-Skene's posterior: ``P(true | votes, x) ∝
+                 p_model(true | x)^(1/T) * prod_a P(vote_a | true, annotator a)``, with ``T``
+                 chosen by how well the model predicts the annotators' votes (marginal likelihood)
+                 and the annotators' confusions re-estimated with the model in place (EM). Two
+                 rounds: the second model is trained on the first round's consensus. Goh et al.
+                 (2022, CROWDLAB) combine the same two sources by a weighted average; here the
+                 product follows from treating the model as one more independent source.
+
+``consensus_quality`` is the posterior probability of the consensus label (for ``majority``: the
+vote share), so it reads as "probability the consensus is right". Annotator quality is the
+accuracy the final confusion matrices imply (``sum_t prior_t * confusion[a, t, t]``) next to the
+plain share of the annotator's ratings that match the consensus.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from selector.config import SelectConfig
+from selector.errors import ConfigError, DataError
+from selector.labels import unsure_mask
+from selector.models.classifiers import make_classifier
+from selector.quality.agreement import (
+    RatingCodes,
+    dawid_skene,
+    encode_ratings,
+    votes_text,
+)
+from selector.quality.annotations import prepare_annotations
+from selector.round.embed import embed_pool
+from selector.round.model import out_of_fold
+from selector.round.pool import prepare_pool
+
+__all__ = ["ConsensusResult", "consensus", "consensus_from_codes", "METHODS", "CONSENSUS_COLUMNS", "ANNOTATOR_COLUMNS",
+           "prepare_consensus_input"]
+
+METHODS = ("model", "dawid_skene", "majority")
+CONSENSUS_COLUMNS = ["item_id", "consensus_label", "consensus_quality", "n_ratings", "votes", "method"]
+ANNOTATOR_COLUMNS = ["annotator", "n_ratings", "quality", "agrees_with_consensus"]
+
+
+@dataclass
+class ConsensusResult:
+    """Consensus per item and quality per annotator.
+
+    Attributes
+    ----------
+    items : ndarray of object, shape (n_items,)
+    labels : ndarray of object, shape (k,)
+    posterior : ndarray of float64, shape (n_items, k)
+        P(true label | evidence) per item.
+    counts : ndarray of int64, shape (n_items, k)
+        Votes per label.
+    annotators : ndarray of object, shape (n_annotators,)
+    annotator_quality : ndarray of float64, shape (n_annotators,)
+        Estimated accuracy (``majority``: agreement with the leave-one-out majority).
+    annotator_agreement : ndarray of float64, shape (n_annotators,)
+        Share of the annotator's ratings equal to the consensus label.
+    annotator_n : ndarray of int64, shape (n_annotators,)
+    method : str
+    n_iter : int
+    converged : bool
+    temperature : float or None
+        Calibration temperature of the model's probabilities (``model`` only).
+    model_accuracy : float or None
+        Out-of-fold accuracy of the model against the Dawid-Skene labels (``model`` only).
+    """
+
+    items: np.ndarray
+    labels: np.ndarray
+    posterior: np.ndarray
+    counts: np.ndarray
+    annotators: np.ndarray
+    annotator_quality: np.ndarray
+    annotator_agreement: np.ndarray
+    annotator_n: np.ndarray
+    method: str
+    n_iter: int = 0
+    converged: bool = True
+    temperature: float | None = None
+    model_accuracy: float | None = None
+
+    @property
+    def label(self) -> np.ndarray:
+        """Consensus label per item, ndarray of object, shape (n_items,)."""
+        return self.labels[self.posterior.argmax(axis=1)]
+
+    @property
+    def quality(self) -> np.ndarray:
+        """Probability that the consensus label is right, shape (n_items,)."""
+        return self.posterior.max(axis=1)
+
+    def frame(self) -> pd.DataFrame:
+        """One row per item: :data:`CONSENSUS_COLUMNS`, lowest quality first."""
+        out = pd.DataFrame({"item_id": self.items, "consensus_label": self.label,
+                            "consensus_quality": np.round(self.quality, 6), "n_ratings": self.counts.sum(axis=1),
+                            "votes": votes_text(self.counts, self.labels), "method": self.method},
+                           columns=CONSENSUS_COLUMNS)
+        return out.sort_values(["consensus_quality", "item_id"], kind="stable").reset_index(drop=True)
+
+    def annotator_frame(self) -> pd.DataFrame:
+        """One row per annotator: :data:`ANNOTATOR_COLUMNS`, lowest quality first."""
+        out = pd.DataFrame({"annotator": self.annotators, "n_ratings": self.annotator_n,
+                            "quality": np.round(self.annotator_quality, 6),
+                            "agrees_with_consensus": np.round(self.annotator_agreement, 6)}, columns=ANNOTATOR_COLUMNS)
+        return out.sort_values(["quality", "annotator"], kind="stable").reset_index(drop=True)
+
+    def summary(self) -> str:
+        """One line: items, method, how many consensus labels are weak."""
+        weak = int((self.quality < 0.8).sum())
+        line = (f"consensus ({self.method}) for {self.items.size} items from {int(self.counts.sum())} ratings by "
+                f"{self.annotators.size} annotators; {weak} items below 0.8 consensus quality")
+        if self.model_accuracy is not None:
+            line += (f"; the out-of-fold model agrees with the consensus it was trained on for {self.model_accuracy:.1%} "
+                     "of items")
+        if not self.converged:
+            line += f"; EM not converged after {self.n_iter} iterations"
+        return line
+
+
+def _annotator_agreement(codes: RatingCodes, label_code: np.ndarray) -> np.ndarray:
+    n = np.bincount(codes.annotator, minlength=codes.annotators.size)
+    hit = np.bincount(codes.annotator, weights=label_code[codes.item] == codes.label, minlength=codes.annotators.size)
+    return hit / np.maximum(n, 1)
+
+
+def _majority(codes: RatingCodes) -> ConsensusResult:
+    counts = codes.counts.astype(np.float64)
+    share = counts / counts.sum(axis=1, keepdims=True)
+    # Leave-one-out majority agreement per annotator (a rater is not credited for agreeing with themself).
+    others = codes.counts[codes.item].copy()
+    others[np.arange(codes.item.size), codes.label] -= 1
+    top = others.max(axis=1)
+    valid = (top > 0) & ((others == top[:, None]).sum(axis=1) == 1)
+    agree = valid & (others.argmax(axis=1) == codes.label)
+    n_ann = codes.annotators.size
+    n_valid = np.bincount(codes.annotator, weights=valid, minlength=n_ann)
+    quality = np.where(n_valid > 0, np.bincount(codes.annotator, weights=agree, minlength=n_ann)
+                       / np.maximum(n_valid, 1), np.nan)
+    return ConsensusResult(items=codes.items, labels=codes.labels, posterior=share, counts=codes.counts,
+                           annotators=codes.annotators, annotator_quality=quality,
+                           annotator_agreement=_annotator_agreement(codes, share.argmax(axis=1)),
+                           annotator_n=np.bincount(codes.annotator, minlength=n_ann), method="majority")
+
+
+def consensus_from_codes(codes: RatingCodes, *, method: str = "model", X: np.ndarray | None = None,
+                         random_state: int | None = 0, n_splits: int = 5, classifier=None,
+                         max_iter: int = 100, n_rounds: int = 2,
+                         model_proba: np.ndarray | None = None) -> ConsensusResult:
+    """Consensus on integer-coded annotations (see the module docstring for the methods).
+
+    Parameters
+    ----------
+    codes : RatingCodes
+    method : {"model", "dawid_skene", "majority"}
+    X : ndarray, shape (n_items, d), optional
+        Embeddings of the items in ``codes.items`` order; required by ``model``.
+    random_state : int or None
+        Seeds the folds and the classifier.
+    n_splits : int
+        Folds of the out-of-fold model.
+    classifier : unfitted scikit-learn estimator with predict_proba, optional
+        Default logistic regression.
+    max_iter : int
+        EM iterations at most.
+    n_rounds : int
+        ``model``: rounds of (train on the current consensus, recombine with the votes).
+    model_proba : ndarray, shape (n_items, k), optional
+        ``model``: out-of-fold probabilities already at hand (columns in ``codes.labels`` order),
+        e.g. from a model trained on the data's own labels; used instead of training on the votes.
+    """
+    if method not in METHODS:
+        raise ConfigError(f"unknown consensus method {method!r}; choose from {', '.join(METHODS)}")
+    if method == "majority":
+        return _majority(codes)
+    ds = dawid_skene(codes, max_iter=max_iter)
+    temperature = model_acc = None
+    if method == "model" and model_proba is not None:
+        if model_proba.shape != codes.counts.shape:
+            raise DataError(f"model_proba must have shape {codes.counts.shape}, got {model_proba.shape}")
+        ds = dawid_skene(codes, max_iter=max_iter, item_log_prior=np.log(np.clip(model_proba, 1e-12, None)),
+                         fit_prior_temperature=True)
+        temperature = ds.prior_temperature
+    elif method == "model":
+        if X is None:
+            raise DataError("consensus method 'model' needs the items' texts (a text column in the annotations, "
+                            "or --data with the texts); or choose --method dawid_skene")
+        if X.shape[0] != codes.items.size:
+            raise DataError(f"embeddings have {X.shape[0]} rows but there are {codes.items.size} items")
+        template = classifier if classifier is not None else make_classifier(random_state=random_state)
+        for _ in range(n_rounds):
+            # Train on the current consensus, score out of fold, recombine with the votes.
+            y_idx = ds.posterior.argmax(axis=1)
+            if np.unique(y_idx).size < 2:
+                raise DataError("every item has the same consensus label; the model needs two classes to learn from")
+            oof = out_of_fold(template, X, codes.labels[y_idx].astype(str), n_splits=n_splits,
+                              random_state=random_state)
+            # Columns of the model in the annotations' label order (labels no item won get ~0 mass).
+            col = {c: j for j, c in enumerate(oof.classes)}
+            proba = np.full((codes.items.size, codes.labels.size), 1e-6)
+            for j, lab in enumerate(codes.labels.astype(str)):
+                if lab in col:
+                    proba[:, j] = oof.proba[:, col[lab]]
+            proba /= proba.sum(axis=1, keepdims=True)
+            model_acc = float((proba.argmax(axis=1) == y_idx).mean())
+            ds = dawid_skene(codes, max_iter=max_iter, item_log_prior=np.log(np.clip(proba, 1e-12, None)),
+                             fit_prior_temperature=True)
+            temperature = ds.prior_temperature
+    return ConsensusResult(items=codes.items, labels=codes.labels, posterior=ds.posterior, counts=codes.counts,
+                           annotators=codes.annotators, annotator_quality=ds.annotator_accuracy(),
+                           annotator_agreement=_annotator_agreement(codes, ds.posterior.argmax(axis=1)),
+                           annotator_n=np.bincount(codes.annotator, minlength=codes.annotators.size),
+                           method=method, n_iter=ds.n_iter, converged=ds.converged, temperature=temperature,
+                           model_accuracy=model_acc)
+
+
+def prepare_consensus_input(annotations: pd.DataFrame, *, data: pd.DataFrame | None = None,
+                            item_col: str = "item_id", annotator_col: str = "annotator", label_col: str = "label",
+                            text_col: str = "text", id_col: str = "id", unsure_labels=None,
+                            source: str = "<DataFrame>") -> tuple[RatingCodes, np.ndarray | None, int]:
+    """Validated annotation codes, each item's text (or None), and the number of unsure ratings left out.
+
+    The text comes from ``data`` (its ``id_col`` matched to the annotations' item ids) or from a
+    ``text_col`` column in the annotations; an item with no text is an error naming it.
+    """
+    ann = prepare_annotations(annotations, item_col=item_col, annotator_col=annotator_col, label_col=label_col,
+                              source=source, keep=(text_col,) if text_col in annotations.columns else ())
+    unsure = unsure_mask(ann["label"], unsure_labels)
+    ann = ann[~unsure].reset_index(drop=True)
+    if ann.empty:
+        raise DataError(f"{source}: every rating is an unsure value; nothing to build a consensus from")
+    codes = encode_ratings(ann)
+    texts = None
+    if data is not None:
+        for col in (id_col, text_col):
+            if col not in data.columns:
+                raise DataError(f"--data has no {col!r} column (columns found: {', '.join(map(str, data.columns[:30]))})")
+        by_id = pd.Series(data[text_col].to_numpy(dtype=object), index=data[id_col].astype(str).str.strip())
+        by_id = by_id[~by_id.index.duplicated()]
+        texts = by_id.reindex(codes.items.astype(str)).to_numpy(dtype=object)
+    elif text_col in ann.columns:
+        texts = ann.drop_duplicates("item_id").set_index("item_id")[text_col].reindex(codes.items).to_numpy(dtype=object)
+    if texts is not None:
+        missing = np.array([t is None or (isinstance(t, float) and np.isnan(t)) or not str(t).strip() for t in texts])
+        if missing.any():
+            raise DataError(f"{source}: item {codes.items[int(missing.argmax())]!r} has no text"
+                            + (" in --data" if data is not None else f" (column {text_col!r})")
+                            + f" ({int(missing.sum())} items in all); give every item a text, or --method dawid_skene")
+        texts = np.array([str(t) for t in texts], dtype=object)
+    return codes, texts, int(unsure.sum())
+
+
+def consensus(annotations: pd.DataFrame, *, data: pd.DataFrame | None = None, method: str = "model",
+              item_col: str = "item_id", annotator_col: str = "annotator", label_col: str = "label",
+              text_col: str = "text", id_col: str = "id", unsure_labels=None, random_state: int | None = 0,
+              embeddings: np.ndarray | None = None, embedder=None, model: str | None = None, cache_dir=None,
+              classifier=None, config=None, show_progress: bool = False,
+              source: str = "<DataFrame>") -> ConsensusResult:
+    """Consensus label per item, its quality, and a quality score per annotator.
+
+    Parameters
+    ----------
+    annotations : DataFrame
+        Long format, one row per (item, annotator, label); unsure values are left out.
+    data : DataFrame, optional
+        Where the items' texts are (``id_col`` = the item id); default: ``text_col`` in ``annotations``.
+    method : {"model", "dawid_skene", "majority"}
+        See the module docstring; ``model`` needs texts.
+    embeddings : ndarray, shape (n_items, d), optional
+        Item embeddings in sorted item-id order (skips the embedding model).
+    embedder, model, cache_dir, config
+        As for :func:`selector.round.embed.embed_pool`.
+    classifier : unfitted scikit-learn estimator with predict_proba, optional
+
+    Returns
+    -------
+    ConsensusResult
+    """
+    codes, texts, _ = prepare_consensus_input(annotations, data=data, item_col=item_col, annotator_col=annotator_col,
+                                              label_col=label_col, text_col=text_col, id_col=id_col,
+                                              unsure_labels=unsure_labels, source=source)
+    X = None
+    if method == "model":
+        if embeddings is not None:
+            X = np.asarray(embeddings, dtype=np.float32)
+        elif texts is not None:
+            config = config or SelectConfig(seed=random_state, model=model)
+            pool = prepare_pool(pd.DataFrame({"id": codes.items, "text": texts}), source=source,
+                                require_label_col=False)
+            X, _ = embed_pool(pool, config, embedder=embedder, cache_dir=cache_dir, show_progress=show_progress)
+    return consensus_from_codes(codes, method=method, X=X, random_state=random_state, classifier=classifier)
