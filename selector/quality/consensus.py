@@ -184,6 +184,8 @@ def consensus_from_codes(codes: RatingCodes, *, method: str = "model", X: np.nda
     """
     if method not in METHODS:
         raise ConfigError(f"unknown consensus method {method!r}; choose from {', '.join(METHODS)}")
+    if model_proba is not None and method != "model":
+        raise ConfigError(f"model_proba is used by the 'model' method only, not {method!r}")
     if method == "majority":
         return _majority(codes)
     ds = dawid_skene(codes, max_iter=max_iter)

@@ -45,19 +45,23 @@ the suggestion is the label other than the given one with the most evidence. ``k
 not "99.5% sure"). ``p_mislabeled`` is a probability: the blend ``Q`` goes through an explicit
 noise model (:mod:`selector.round.noise`: temperature calibration, the confident joint of
 Northcutt et al. 2021, deconvolution of the noisy-label distribution, a per-row Bayes posterior),
-and is then made monotone in ``suspect_score`` by isotonic regression, which keeps its sum, so a row
-ranked higher is never shown as less likely wrong. Its mean is the estimated error rate. The default list (``flagged``) is the cut that estimate implies: of the
-``round(sum p_mislabeled)`` rows with the highest ``suspect_score``, those with ``p_mislabeled >=``
-:data:`LIST_MIN_P` (0.4, the F1-optimal threshold of a calibrated probability when the best F1 is
-about 0.8); plus every contradiction.
+and is then made monotone in ``suspect_score`` by isotonic regression, which keeps its sum, so a
+row ranked higher is never shown as less likely wrong. Its mean is the estimated error rate. The
+default list (``flagged``) is the cut that estimate implies: of the ``round(sum p_mislabeled)``
+rows with the highest ``suspect_score``, those with ``p_mislabeled >=`` :data:`LIST_MIN_P` (0.4,
+the F1-optimal threshold of a calibrated probability when the best F1 is about 0.8); plus every
+contradiction.
 
 **Too few labels, or a model that cannot tell.** A class with fewer than :data:`MIN_CLASS_LABELS`
-labeled rows cannot be judged by a model trained on the others. Rows of such classes are listed only with strong evidence
-(``likely_wrong``, and both the model and the nearest neighbours favour the suggestion); when at
-least half of the labeled rows are in such classes, ``too_few_labels`` is set and the summary says
-what would make the check reliable. The same holds when the out-of-fold model is no better than
-always guessing the largest class (skill below :data:`MIN_MODEL_SKILL`, e.g. sentence embeddings on
-textual entailment): its disagreement with a label is then no evidence.
+labeled rows cannot be judged by a model trained on the others. Rows of such classes are listed
+only with strong evidence (``likely_wrong``, and both the model and the nearest neighbours favour
+the suggestion); when at least half of the labeled rows are in such classes, ``too_few_labels`` is
+set and the summary says what would make the check reliable. The same holds when the out-of-fold
+model is no better than always guessing the largest class (skill below :data:`MIN_MODEL_SKILL`,
+e.g. sentence embeddings on textual entailment): its disagreement with a label is then no evidence.
+
+**Several annotators.** :func:`add_votes` folds long-format votes into the evidence of the rows
+that have them (the consensus posterior of votes x the out-of-fold model).
 """
 
 from __future__ import annotations
