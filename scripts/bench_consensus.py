@@ -28,7 +28,7 @@ Targets (exit 1 when missed):
 * the consensus-quality AP >= CROWDLAB's in every setting;
 * selector's Dawid-Skene within 0.005 of crowd-kit's on the dense set.
 
-Run: python scripts/bench_consensus.py   (needs the ``bench`` extra and crowd-kit)
+Run: python scripts/bench_consensus.py   (needs the ``bench`` extra: cleanlab, crowd-kit)
 """
 
 from __future__ import annotations
