@@ -18,7 +18,8 @@ and cleanlab's ``get_label_quality_multiannotator`` (CROWDLAB) with out-of-fold 
 the same classifier trained on majority-vote labels (cleanlab's documented workflow).
 
 Metrics: accuracy of the consensus vs gold, and the average precision with which each method's
-consensus-quality score (low = suspect) finds the items whose consensus is wrong.
+consensus-quality score (low = suspect) finds the items whose consensus is wrong: each method's own
+wrong labels (the target), and, for a like-for-like view, the default's wrong labels.
 
 Targets (exit 1 when missed):
 * snow2008_rte: default accuracy >= 0.927 (the Dawid-Skene figure the issue quotes);
@@ -162,11 +163,17 @@ def evaluate(ann: pd.DataFrame, texts: pd.Series, gold: pd.Series, seed: int, X_
     res = {"n_items": int(items.size), "n_ratings": int(codes.item.size), "n_classes": int(labels.size),
            "ratings_per_item": float(codes.item.size / items.size), "default_seconds": seconds,
            "default_model_accuracy": default.model_accuracy, "accuracy": {}, "quality_ap": {}}
+    # Each score against the *same* errors (the default's wrong labels): the own-errors AP above
+    # rewards a method whose mistakes are the ones it knows are uncertain.
+    default_wrong = out["selector_default"] != g
+    res["quality_ap_on_default_errors"] = {}
     for m in METHODS:
         res["accuracy"][m] = float((out[m] == g).mean())
         if m in quality:
             wrong = out[m] != g
             res["quality_ap"][m] = float(average_precision_score(wrong, -quality[m])) if wrong.any() else float("nan")
+            res["quality_ap_on_default_errors"][m] = (float(average_precision_score(default_wrong, -quality[m]))
+                                                      if default_wrong.any() else float("nan"))
     return res
 
 
@@ -226,7 +233,9 @@ def main(argv=None) -> int:
         table[name] = {"kind": kind, "n_items": rs[0]["n_items"], "n_classes": rs[0]["n_classes"],
                        "ratings_per_item": float(np.mean([r["ratings_per_item"] for r in rs])), "seeds": len(rs),
                        "accuracy": {m: float(np.mean([r["accuracy"][m] for r in rs])) for m in METHODS},
-                       "quality_ap": {m: float(np.mean([r["quality_ap"][m] for r in rs])) for m in rs[0]["quality_ap"]}}
+                       "quality_ap": {m: float(np.mean([r["quality_ap"][m] for r in rs])) for m in rs[0]["quality_ap"]},
+                       "quality_ap_on_default_errors": {m: float(np.mean([r["quality_ap_on_default_errors"][m] for r in rs]))
+                                                        for m in rs[0]["quality_ap_on_default_errors"]}}
     print("\nConsensus accuracy vs gold (mean over seeds)")
     head = f"{'setting':<22}{'items':>6}{'k':>4}{'r/item':>7}" + "".join(f"{SHORT[m]:>10}" for m in METHODS)
     print(head)
@@ -234,10 +243,14 @@ def main(argv=None) -> int:
         print(f"{name:<22}{t['n_items']:>6}{t['n_classes']:>4}{t['ratings_per_item']:>7.2f}"
               + "".join(f"{t['accuracy'][m]:>10.3f}" for m in METHODS))
     qm = ["majority", "selector_dawid_skene", "selector_default", "cleanlab_crowdlab"]
-    print("\nConsensus-quality score: average precision at finding wrong consensus labels")
+    print("\nConsensus-quality score: average precision at finding wrong consensus labels (each method's own)")
     print(f"{'setting':<22}" + "".join(f"{SHORT[m]:>10}" for m in qm))
     for name, t in table.items():
         print(f"{name:<22}" + "".join(f"{t['quality_ap'][m]:>10.3f}" for m in qm))
+    print("\nThe same scores against the same errors (the default's wrong consensus labels)")
+    print(f"{'setting':<22}" + "".join(f"{SHORT[m]:>10}" for m in qm))
+    for name, t in table.items():
+        print(f"{name:<22}" + "".join(f"{t['quality_ap_on_default_errors'][m]:>10.3f}" for m in qm))
     if len(table) < 3:
         print("\n(subset of settings: no target checks)")
         return 0
@@ -259,8 +272,8 @@ def main(argv=None) -> int:
         "sparse many-class: default >= cleanlab CROWDLAB": (
             table["banking77-20-sparse"]["accuracy"]["selector_default"]
             >= table["banking77-20-sparse"]["accuracy"]["cleanlab_crowdlab"]),
-        "quality AP >= CROWDLAB's everywhere": all(t["quality_ap"]["selector_default"] >= t["quality_ap"]["cleanlab_crowdlab"]
-                                                   for t in table.values()),
+        "quality AP (own errors) >= CROWDLAB's everywhere": all(
+            t["quality_ap"]["selector_default"] >= t["quality_ap"]["cleanlab_crowdlab"] for t in table.values()),
         "dense: selector Dawid-Skene within 0.005 of crowd-kit's": abs(
             table["snow2008_rte"]["accuracy"]["selector_dawid_skene"] - table["snow2008_rte"]["accuracy"]["crowdkit_ds"]) <= 0.005,
     }
