@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.optimize import minimize_scalar
 
 from selector.errors import ConfigError, DataError
 from selector.labels import normalise_label, normalise_unsure_labels, unsure_mask
@@ -453,13 +454,14 @@ def dawid_skene(ann, *, max_iter: int = 100, tol: float = 1e-6, smoothing: float
         norm = top[:, 0] + np.log(np.exp(log_post - top).sum(axis=1))
         post = np.exp(log_post - norm[:, None])
         ll = float(norm.sum())
-        if np.isfinite(prev_ll) and abs(ll - prev_ll) <= tol * max(1.0, abs(ll)):
+        change = abs(ll - prev_ll) if np.isfinite(prev_ll) else np.inf
+        if change <= tol * max(1.0, abs(ll)):
             converged = True
             break
         prev_ll = ll
     if not converged and warn:
         warnings.warn(f"Dawid-Skene did not converge in {max_iter} EM iterations (last log-likelihood change "
-                      f"{abs(ll - prev_ll):.3g}); its labels are the last iterate's", ConvergenceWarning, stacklevel=2)
+                      f"{change:.3g}); its labels are the last iterate's", ConvergenceWarning, stacklevel=2)
     return DawidSkeneResult(items=codes.items, labels=codes.labels, annotators=codes.annotators,
                             posterior=post, class_prior=post.mean(axis=0), confusion=conf, n_iter=it,
                             converged=converged, log_likelihood=ll,
@@ -473,8 +475,6 @@ def _log_softmax(z: np.ndarray) -> np.ndarray:
 
 def _vote_temperature(log_prior: np.ndarray, vote_ll: np.ndarray) -> float:
     """Temperature of the item prior that maximises sum_i log sum_t prior_T[i, t] P(votes_i | t)."""
-    from scipy.optimize import minimize_scalar
-
     def neg(log_t: float) -> float:
         z = _log_softmax(log_prior / np.exp(log_t)) + vote_ll
         top = z.max(axis=1, keepdims=True)
