@@ -17,6 +17,7 @@ from selector.cli.options import (
     split_list,
 )
 from selector.config import cache_dir_for
+from selector.errors import ConfigError
 from selector.io import read_table
 from selector.outputs import OutputPlan, table
 from selector.quality.consensus import METHODS, consensus
@@ -45,6 +46,8 @@ def consensus_command(
     opts: Shared = None,
 ) -> None:
     """Consensus label per item with the probability it is right, and a quality score per annotator."""
+    if method not in METHODS:
+        raise ConfigError(f"unknown --method {method!r}; choose from {', '.join(METHODS)}")
     config = opts.config()
     unsure = unsure_labels if unsure_labels is not None else ",".join(config.unsure_labels)
     plan = OutputPlan()

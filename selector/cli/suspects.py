@@ -47,8 +47,8 @@ def suspects_command(
 
     Without --top or --threshold, the list is never longer than the estimated number of wrong
     labels (the sum of p_mislabeled, the probability that a label is wrong) and holds only rows
-    with p_mislabeled >= 0.4. Rows with the same normalised
-    text but different labels are always listed (kind contradiction).
+    with p_mislabeled >= 0.4. Rows with the same normalised text but different labels are always
+    listed (kind contradiction).
     """
     if top is not None and threshold is not None:
         raise ConfigError("give --top or --threshold, not both")
