@@ -14,7 +14,12 @@ from selector.cli.options import (
 from selector.config import cache_dir_for, config_from_record, load_config
 from selector.errors import DataError
 from selector.io import file_sha256, read_table
-from selector.loop.ledger import ledger_path, read_ledger, round_records, stop_set_predictions
+from selector.loop.ledger import (
+    ledger_path,
+    read_ledger,
+    round_records,
+    stop_set_predictions,
+)
 from selector.loop.merge import ROUND_COL
 from selector.loop.status import MeasurePoint, build_status, format_status
 from selector.models.classifiers import fit_classifier

@@ -24,7 +24,11 @@ from selector.outputs import OutputPlan, table
 from selector.round.embed import embed_pool
 from selector.round.model import check_enough_labels, classifier_template
 from selector.round.pool import prepare_pool
-from selector.round.suspects import select_suspects, suspect_result_for_pool, suspects_frame
+from selector.round.suspects import (
+    select_suspects,
+    suspect_result_for_pool,
+    suspects_frame,
+)
 
 
 @app.command("suspects")

@@ -36,7 +36,7 @@ from selector.tables import text_table
 __all__ = [
     "AgreementReport", "ConvergenceWarning", "DawidSkeneResult", "FleissResult", "RatingCodes",
     "agreement", "annotator_agreement", "confused_label_pairs", "consensus_table", "contested_items",
-    "dawid_skene", "encode_ratings", "votes_text", "fleiss_kappa", "krippendorff_alpha", "majority_vote",
+    "dawid_skene", "encode_ratings", "loo_majority_agreement", "votes_text", "fleiss_kappa", "krippendorff_alpha", "majority_vote",
     "pairwise_agreement", "per_class_agreement",
 ]
 
@@ -596,6 +596,25 @@ def per_class_agreement(ann) -> pd.DataFrame:
                          "specific_agreement": spec})
 
 
+def loo_majority_agreement(codes: RatingCodes) -> tuple[np.ndarray, np.ndarray]:
+    """Per annotator: ratings compared with the leave-one-out majority of the item's *other* raters
+    (items with another rater and no tie among them), and how many of those match it.
+
+    Returns
+    -------
+    n_compared, n_agree : ndarray of float64, shape (n_annotators,)
+    """
+    n_ann = codes.annotators.size
+    # Leave-one-out vote of the other raters, per rating: (n_ratings, k) counts minus the own vote.
+    others = codes.counts[codes.item].copy()
+    others[np.arange(codes.item.size), codes.label] -= 1
+    top = others.max(axis=1)
+    valid = (top > 0) & ((others == top[:, None]).sum(axis=1) == 1)
+    agree = valid & (others.argmax(axis=1) == codes.label)
+    return (np.bincount(codes.annotator, weights=valid, minlength=n_ann),
+            np.bincount(codes.annotator, weights=agree, minlength=n_ann))
+
+
 def annotator_agreement(ann, *, ds: DawidSkeneResult | None = None) -> pd.DataFrame:
     """Each annotator's agreement with the consensus.
 
@@ -613,16 +632,8 @@ def annotator_agreement(ann, *, ds: DawidSkeneResult | None = None) -> pd.DataFr
     codes = _codes(ann)
     ds = ds if ds is not None else dawid_skene(codes)
     n_ann = codes.annotators.size
-    # Leave-one-out vote of the other raters, per rating: (n_ratings, k) counts minus the own vote.
-    others = codes.counts[codes.item].copy()
-    others[np.arange(codes.item.size), codes.label] -= 1
-    top = others.max(axis=1)
-    unique_top = (others == top[:, None]).sum(axis=1) == 1
-    valid = (top > 0) & unique_top
-    agree = valid & (others.argmax(axis=1) == codes.label)
     n_rat = np.bincount(codes.annotator, minlength=n_ann)
-    n_cmp = np.bincount(codes.annotator, weights=valid, minlength=n_ann)
-    n_agree = np.bincount(codes.annotator, weights=agree, minlength=n_ann)
+    n_cmp, n_agree = loo_majority_agreement(codes)
     ds_label_code = ds.posterior.argmax(axis=1)
     n_ds = np.bincount(codes.annotator, weights=(ds_label_code[codes.item] == codes.label), minlength=n_ann)
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -37,6 +37,7 @@ from selector.quality.agreement import (
     RatingCodes,
     dawid_skene,
     encode_ratings,
+    loo_majority_agreement,
     votes_text,
 )
 from selector.quality.annotations import prepare_annotations
@@ -44,7 +45,7 @@ from selector.round.embed import embed_pool
 from selector.round.model import out_of_fold
 from selector.round.pool import prepare_pool
 
-__all__ = ["ConsensusResult", "consensus", "consensus_from_codes", "METHODS", "CONSENSUS_COLUMNS", "ANNOTATOR_COLUMNS",
+__all__ = ["ConsensusResult", "consensus", "consensus_from_codes", "columns_in_order", "METHODS", "CONSENSUS_COLUMNS", "ANNOTATOR_COLUMNS",
            "prepare_consensus_input"]
 
 METHODS = ("model", "dawid_skene", "majority")
@@ -131,6 +132,24 @@ class ConsensusResult:
         return line
 
 
+def columns_in_order(proba: np.ndarray, classes, labels, *, floor: float = 1e-6) -> np.ndarray:
+    """``proba`` (n, len(classes)) with its columns in ``labels`` order, rows renormalised.
+
+    A label the model never saw (no item won it, or the data never uses it) gets ``floor``: with the
+    default, some mass, so votes for it can still win. A row with no mass left stays all zero.
+
+    Returns
+    -------
+    ndarray of float64, shape (n, len(labels))
+    """
+    col = {str(c): j for j, c in enumerate(classes)}
+    out = np.full((proba.shape[0], len(labels)), floor)
+    for j, lab in enumerate(labels):
+        if str(lab) in col:
+            out[:, j] = proba[:, col[str(lab)]]
+    return out / np.maximum(out.sum(axis=1, keepdims=True), 1e-300)
+
+
 def _annotator_agreement(codes: RatingCodes, label_code: np.ndarray) -> np.ndarray:
     n = np.bincount(codes.annotator, minlength=codes.annotators.size)
     hit = np.bincount(codes.annotator, weights=label_code[codes.item] == codes.label, minlength=codes.annotators.size)
@@ -140,16 +159,10 @@ def _annotator_agreement(codes: RatingCodes, label_code: np.ndarray) -> np.ndarr
 def _majority(codes: RatingCodes) -> ConsensusResult:
     counts = codes.counts.astype(np.float64)
     share = counts / counts.sum(axis=1, keepdims=True)
-    # Leave-one-out majority agreement per annotator (a rater is not credited for agreeing with themself).
-    others = codes.counts[codes.item].copy()
-    others[np.arange(codes.item.size), codes.label] -= 1
-    top = others.max(axis=1)
-    valid = (top > 0) & ((others == top[:, None]).sum(axis=1) == 1)
-    agree = valid & (others.argmax(axis=1) == codes.label)
+    # Agreement with the leave-one-out majority: a rater is not credited for agreeing with themself.
+    n_valid, n_agree = loo_majority_agreement(codes)
+    quality = np.where(n_valid > 0, n_agree / np.maximum(n_valid, 1), np.nan)
     n_ann = codes.annotators.size
-    n_valid = np.bincount(codes.annotator, weights=valid, minlength=n_ann)
-    quality = np.where(n_valid > 0, np.bincount(codes.annotator, weights=agree, minlength=n_ann)
-                       / np.maximum(n_valid, 1), np.nan)
     return ConsensusResult(items=codes.items, labels=codes.labels, posterior=share, counts=codes.counts,
                            annotators=codes.annotators, annotator_quality=quality,
                            annotator_agreement=_annotator_agreement(codes, share.argmax(axis=1)),
@@ -210,13 +223,7 @@ def consensus_from_codes(codes: RatingCodes, *, method: str = "model", X: np.nda
                 raise DataError("every item has the same consensus label; the model needs two classes to learn from")
             oof = out_of_fold(template, X, codes.labels[y_idx].astype(str), n_splits=n_splits,
                               random_state=random_state)
-            # Columns of the model in the annotations' label order (labels no item won get ~0 mass).
-            col = {c: j for j, c in enumerate(oof.classes)}
-            proba = np.full((codes.items.size, codes.labels.size), 1e-6)
-            for j, lab in enumerate(codes.labels.astype(str)):
-                if lab in col:
-                    proba[:, j] = oof.proba[:, col[lab]]
-            proba /= proba.sum(axis=1, keepdims=True)
+            proba = columns_in_order(oof.proba, oof.classes, codes.labels)
             model_acc = float((proba.argmax(axis=1) == y_idx).mean())
             ds = dawid_skene(codes, max_iter=max_iter, item_log_prior=np.log(np.clip(proba, 1e-12, None)),
                              fit_prior_temperature=True)

@@ -83,7 +83,7 @@ from selector.models.classifiers import make_classifier
 from selector.neighbors import EXACT_MAX, nearest_neighbors
 from selector.quality.agreement import encode_ratings, votes_text
 from selector.quality.annotations import prepare_annotations
-from selector.quality.consensus import consensus_from_codes
+from selector.quality.consensus import columns_in_order, consensus_from_codes
 from selector.round.embed import embed_pool
 from selector.round.model import check_enough_labels, out_of_fold
 from selector.round.noise import (
@@ -596,19 +596,12 @@ def add_votes(result: SuspectResult, ids: np.ndarray, codes, *, dominance: float
                         "label": codes.labels[codes.label][keep]})
     sub_codes = encode_ratings(sub)
     rows = np.array([pos[str(it)] for it in sub_codes.items])
-    col = {c: j for j, c in enumerate(result.classes)}
     # The suspects' own out-of-fold model (trained on the data's labels) is the item prior.
-    model_proba = np.full((rows.size, sub_codes.labels.size), 1e-6)
-    for j, lab in enumerate(sub_codes.labels):
-        if lab in col:
-            model_proba[:, j] = result.proba[rows, col[lab]]
-    model_proba /= model_proba.sum(axis=1, keepdims=True)
+    model_proba = columns_in_order(result.proba[rows], result.classes, sub_codes.labels)
     cons = consensus_from_codes(sub_codes, method="model", model_proba=model_proba, random_state=random_state)
-    post = np.zeros((rows.size, result.classes.size))
-    for j, lab in enumerate(sub_codes.labels):
-        if lab in col:  # a vote label the data never uses cannot be the given label; it is left out
-            post[:, col[lab]] = cons.posterior[:, j]
-    post /= np.maximum(post.sum(axis=1, keepdims=True), 1e-12)
+    # Back to the data's classes; a vote label the data never uses cannot be the given label.
+    post = columns_in_order(cons.posterior, sub_codes.labels, result.classes, floor=0.0)
+    col = {c: j for j, c in enumerate(result.classes)}
     g = np.array([col[v] for v in result.given[rows]])
     r = np.arange(rows.size)
     other = post.copy()
