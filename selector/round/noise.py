@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import minimize_scalar
 
-__all__ = ["NoiseModel", "fit_temperature", "apply_temperature", "confident_joint", "estimate_noise",
+__all__ = ["NoiseModel", "fit_temperature", "apply_temperature", "confident_labels", "confident_joint", "estimate_noise",
            "mislabel_posterior", "deconvolve", "error_rate_interval"]
 
 _EPS = 1e-6
@@ -102,6 +102,30 @@ def fit_temperature(evidence: np.ndarray, y_idx: np.ndarray) -> float:
     return float(np.exp(res.x))
 
 
+def confident_labels(proba: np.ndarray, y_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Confident learning's per-class thresholds and each row's confident class.
+
+    ``t_j`` is the mean probability of class ``j`` over the rows labeled ``j`` (1 for a class with
+    no rows); a row's confident class is its most probable class among those at or above their
+    threshold.
+
+    Returns
+    -------
+    thresholds : ndarray of float64, shape (k,)
+    has_confident : ndarray of bool, shape (n,)
+        Some class reaches its threshold.
+    confident_class : ndarray of int64, shape (n,)
+        Meaningful where ``has_confident``.
+    """
+    n, k = proba.shape
+    counts = np.bincount(y_idx, minlength=k)
+    sums = np.zeros(k)
+    np.add.at(sums, y_idx, proba[np.arange(n), y_idx])
+    thresholds = np.where(counts > 0, sums / np.maximum(counts, 1), 1.0)
+    confident = np.where(proba >= thresholds[None, :] - 1e-12, proba, -np.inf)
+    return thresholds, np.isfinite(confident).any(axis=1), confident.argmax(axis=1)
+
+
 def confident_joint(proba: np.ndarray, y_idx: np.ndarray) -> np.ndarray:
     """Calibrated confident joint ``C[given, true]`` (counts; row ``i`` sums to the rows given ``i``).
 
@@ -114,14 +138,9 @@ def confident_joint(proba: np.ndarray, y_idx: np.ndarray) -> np.ndarray:
     -------
     ndarray of float64, shape (k, k)
     """
-    n, k = proba.shape
+    k = proba.shape[1]
     counts = np.bincount(y_idx, minlength=k).astype(np.float64)
-    sums = np.zeros(k)
-    np.add.at(sums, y_idx, proba[np.arange(n), y_idx])
-    thresholds = np.where(counts > 0, sums / np.maximum(counts, 1.0), 1.0)
-    confident = np.where(proba >= thresholds[None, :] - 1e-12, proba, -np.inf)
-    has = np.isfinite(confident).any(axis=1)
-    true_idx = confident.argmax(axis=1)
+    _, has, true_idx = confident_labels(proba, y_idx)
     C = np.zeros((k, k))
     np.add.at(C, (y_idx[has], true_idx[has]), 1.0)
     # A class no row was confidently counted for keeps its rows on the diagonal.

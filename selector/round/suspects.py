@@ -88,6 +88,7 @@ from selector.round.embed import embed_pool
 from selector.round.model import check_enough_labels, out_of_fold
 from selector.round.noise import (
     NoiseModel,
+    confident_labels,
     error_rate_interval,
     estimate_noise,
     mislabel_posterior,
@@ -335,20 +336,15 @@ def signal_scores(proba: np.ndarray, y_idx: np.ndarray, knn_votes: np.ndarray | 
     signals : dict of str -> ndarray, shape (n,)
     cl_flag : ndarray of bool, shape (n,)
     """
-    n, k = proba.shape
+    n = proba.shape[0]
     rows = np.arange(n)
     p_given = proba[rows, y_idx]
     _, p_other = _other_max(proba, y_idx)
     # Per-class thresholds: the mean self-confidence of each class (cleanlab's t_j).
-    sums = np.zeros(k)
-    np.add.at(sums, y_idx, p_given)
-    counts = np.bincount(y_idx, minlength=k)
-    thresholds = np.where(counts > 0, sums / np.maximum(counts, 1), 1.0)
+    thresholds, has_confident, confident_class = confident_labels(proba, y_idx)
     above = proba - thresholds[None, :]
     _, above_other = _other_max(above, y_idx)
-    confident = np.where(proba >= thresholds[None, :] - 1e-12, proba, -np.inf)
-    has_confident = np.isfinite(confident).any(axis=1)
-    cl_flag = has_confident & (confident.argmax(axis=1) != y_idx)
+    cl_flag = has_confident & (confident_class != y_idx)
     out = {
         "self_confidence": 1.0 - p_given,
         "normalized_margin": (p_other - p_given + 1.0) / 2.0,
