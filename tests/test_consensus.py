@@ -99,7 +99,7 @@ def test_cli_consensus_writes_items_and_annotators(tmp_path):
     out = pd.read_csv(tmp_path / "c.csv")
     assert list(out.columns) == CONSENSUS_COLUMNS and "unsure" not in set(out["consensus_label"])
     assert set(pd.read_csv(tmp_path / "c.annotators.csv").columns) >= {"annotator", "quality"}
-    assert "consensus (dawid_skene) for" in res.stderr
+    assert "consensus (dawid_skene) for" in res.stderr and "unsure votes left out" in res.stderr
     res = runner.invoke(app, ["consensus", str(src), "--out", str(tmp_path / "m.csv")])
     assert res.exit_code == 1 and "needs the items' texts" in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1 and not (tmp_path / "m.csv").exists()

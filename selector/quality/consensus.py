@@ -77,7 +77,9 @@ class ConsensusResult:
     temperature : float or None
         Calibration temperature of the model's probabilities (``model`` only).
     model_accuracy : float or None
-        Out-of-fold accuracy of the model against the Dawid-Skene labels (``model`` only).
+        Out-of-fold accuracy of the model against the consensus it was trained on (``model`` only).
+    n_unsure : int
+        Unsure votes left out (missing ratings, not a class).
     """
 
     items: np.ndarray
@@ -93,6 +95,7 @@ class ConsensusResult:
     converged: bool = True
     temperature: float | None = None
     model_accuracy: float | None = None
+    n_unsure: int = 0
 
     @property
     def label(self) -> np.ndarray:
@@ -127,6 +130,8 @@ class ConsensusResult:
         if self.model_accuracy is not None:
             line += (f"; the out-of-fold model agrees with the consensus it was trained on for {self.model_accuracy:.1%} "
                      "of items")
+        if self.n_unsure:
+            line += f"; {self.n_unsure} unsure votes left out as missing ratings"
         if not self.converged:
             line += f"; EM not converged after {self.n_iter} iterations"
         return line
@@ -298,7 +303,7 @@ def consensus(annotations: pd.DataFrame, *, data: pd.DataFrame | None = None, me
     -------
     ConsensusResult
     """
-    codes, texts, _ = prepare_consensus_input(annotations, data=data, item_col=item_col, annotator_col=annotator_col,
+    codes, texts, n_unsure = prepare_consensus_input(annotations, data=data, item_col=item_col, annotator_col=annotator_col,
                                               label_col=label_col, text_col=text_col, id_col=id_col,
                                               unsure_labels=unsure_labels, source=source)
     X = None
@@ -310,4 +315,6 @@ def consensus(annotations: pd.DataFrame, *, data: pd.DataFrame | None = None, me
             pool = prepare_pool(pd.DataFrame({"id": codes.items, "text": texts}), source=source,
                                 require_label_col=False)
             X, _ = embed_pool(pool, config, embedder=embedder, cache_dir=cache_dir, show_progress=show_progress)
-    return consensus_from_codes(codes, method=method, X=X, random_state=random_state, classifier=classifier)
+    result = consensus_from_codes(codes, method=method, X=X, random_state=random_state, classifier=classifier)
+    result.n_unsure = n_unsure
+    return result
