@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy.optimize import minimize_scalar
+from scipy.special import log_softmax, logsumexp
 
 from selector.errors import ConfigError, DataError
 from selector.labels import normalise_label, normalise_unsure_labels, unsure_mask
@@ -447,7 +448,7 @@ def dawid_skene(ann, *, max_iter: int = 100, tol: float = 1e-6, smoothing: float
             log_post = np.log(prior)[None, :] + vote_ll
         elif fit_prior_temperature:
             temperature = _vote_temperature(item_log_prior, vote_ll)
-            log_post = _log_softmax(item_log_prior / temperature) + vote_ll
+            log_post = log_softmax(item_log_prior / temperature, axis=1) + vote_ll
         else:
             log_post = item_log_prior + vote_ll
         top = log_post.max(axis=1, keepdims=True)
@@ -468,17 +469,10 @@ def dawid_skene(ann, *, max_iter: int = 100, tol: float = 1e-6, smoothing: float
                             prior_temperature=temperature)
 
 
-def _log_softmax(z: np.ndarray) -> np.ndarray:
-    top = z.max(axis=1, keepdims=True)
-    return z - top - np.log(np.exp(z - top).sum(axis=1, keepdims=True))
-
-
 def _vote_temperature(log_prior: np.ndarray, vote_ll: np.ndarray) -> float:
     """Temperature of the item prior that maximises sum_i log sum_t prior_T[i, t] P(votes_i | t)."""
     def neg(log_t: float) -> float:
-        z = _log_softmax(log_prior / np.exp(log_t)) + vote_ll
-        top = z.max(axis=1, keepdims=True)
-        return -float((top[:, 0] + np.log(np.exp(z - top).sum(axis=1))).sum())
+        return -float(logsumexp(log_softmax(log_prior / np.exp(log_t), axis=1) + vote_ll, axis=1).sum())
 
     return float(np.exp(minimize_scalar(neg, bounds=(np.log(0.05), np.log(20.0)), method="bounded",
                                         options={"xatol": 1e-3}).x))

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import minimize_scalar
+from scipy.special import log_softmax
 
 __all__ = ["NoiseModel", "fit_temperature", "apply_temperature", "confident_labels", "confident_joint", "estimate_noise",
            "mislabel_posterior", "deconvolve", "error_rate_interval"]
@@ -92,10 +93,7 @@ def fit_temperature(evidence: np.ndarray, y_idx: np.ndarray) -> float:
     rows = np.arange(y_idx.size)
 
     def nll(log_t: float) -> float:
-        z = logits / np.exp(log_t)
-        top = z.max(axis=1)
-        lse = top + np.log(np.exp(z - top[:, None]).sum(axis=1))
-        return float((lse - z[rows, y_idx]).mean())
+        return -float(log_softmax(logits / np.exp(log_t), axis=1)[rows, y_idx].mean())
 
     res = minimize_scalar(nll, bounds=(np.log(0.05), np.log(20.0)), method="bounded",
                           options={"xatol": 1e-4})
