@@ -206,21 +206,23 @@ def consensus_from_codes(codes: RatingCodes, *, method: str = "model", X: np.nda
         raise ConfigError(f"model_proba is used by the 'model' method only, not {method!r}")
     if method == "majority":
         return _majority(codes)
-    ds = dawid_skene(codes, max_iter=max_iter)
     temperature = model_acc = None
-    if method == "model" and model_proba is not None:
+    if method == "dawid_skene":
+        ds = dawid_skene(codes, max_iter=max_iter)
+    elif model_proba is not None:
         if model_proba.shape != codes.counts.shape:
             raise DataError(f"model_proba must have shape {codes.counts.shape}, got {model_proba.shape}")
         ds = dawid_skene(codes, max_iter=max_iter, item_log_prior=np.log(np.clip(model_proba, 1e-12, None)),
                          fit_prior_temperature=True)
         temperature = ds.prior_temperature
-    elif method == "model":
+    else:
         if X is None:
             raise DataError("consensus method 'model' needs the items' texts (a text column in the annotations, "
                             "or --data with the texts); or choose --method dawid_skene")
         if X.shape[0] != codes.items.size:
             raise DataError(f"embeddings have {X.shape[0]} rows but there are {codes.items.size} items")
         template = classifier if classifier is not None else make_classifier(random_state=random_state)
+        ds = dawid_skene(codes, max_iter=max_iter)  # the votes alone: the first round's training labels
         for _ in range(n_rounds):
             # Train on the current consensus, score out of fold, recombine with the votes.
             y_idx = ds.posterior.argmax(axis=1)
