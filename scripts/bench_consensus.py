@@ -56,7 +56,7 @@ from selector.models.classifiers import make_classifier, out_of_fold_proba  # no
 
 from selector.quality.agreement import encode_ratings  # noqa: E402
 from selector.quality.annotations import prepare_annotations  # noqa: E402
-from selector.quality.consensus import consensus_from_codes  # noqa: E402
+from selector.quality.consensus import columns_in_order, consensus_from_codes  # noqa: E402
 
 METHODS = ("majority", "selector_dawid_skene", "selector_default", "crowdkit_mv", "crowdkit_ds", "cleanlab_crowdlab")
 SHORT = {"majority": "MV", "selector_dawid_skene": "S-DS", "selector_default": "S-default",
@@ -147,10 +147,7 @@ def evaluate(ann: pd.DataFrame, texts: pd.Series, gold: pd.Series, seed: int, X_
     # CROWDLAB: out-of-fold probabilities of the same classifier trained on majority-vote labels.
     mv_labels = out["majority"]
     proba_mv, cls_mv = out_of_fold_proba(make_classifier(random_state=seed), X, mv_labels, random_state=seed)
-    pred = np.full((items.size, labels.size), 1e-6)
-    for j, c in enumerate(cls_mv):
-        pred[:, list(labels).index(c)] = proba_mv[:, j]
-    pred /= pred.sum(axis=1, keepdims=True)
+    pred = columns_in_order(proba_mv, cls_mv, labels)
     grid = np.full((items.size, codes.annotators.size), np.nan)
     grid[codes.item, codes.annotator] = codes.label
     wide = pd.DataFrame(grid, columns=codes.annotators)

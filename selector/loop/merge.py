@@ -284,6 +284,24 @@ def read_labels(path: str | Path, *, id_col: str = "id", label_col: str = "label
     return out, int(skipped), kind
 
 
+def _index_labels(data: pd.DataFrame, id_col: str, label_col: str) -> tuple[dict, np.ndarray]:
+    """Row position by normalised id, and the normalised current labels (None = unlabeled), shape (n,)."""
+    # Comprehensions, not Series.map: map turns None back into NaN.
+    ids = np.array([normalise_label(v) for v in data[id_col]], dtype=object)
+    current = (np.array([normalise_label(v) for v in data[label_col]], dtype=object) if label_col in data.columns
+               else np.full(len(data), None, dtype=object))
+    return {i: k for k, i in enumerate(ids)}, current
+
+
+def _with_label_column(data: pd.DataFrame, label_col: str) -> pd.DataFrame:
+    """A copy of ``data`` whose label column exists and holds objects (ready for ``iat`` writes)."""
+    out = data.copy()
+    if label_col not in out.columns:
+        out[label_col] = ""
+    out[label_col] = out[label_col].astype(object)
+    return out
+
+
 def merge_labels(data: pd.DataFrame, labels: pd.DataFrame, *, label_col: str = "label", id_col: str = "id",
                  round_number: int | None = None, round_of_id: dict[str, int] | None = None,
                  source: str = "<data>") -> MergeResult:
@@ -308,11 +326,7 @@ def merge_labels(data: pd.DataFrame, labels: pd.DataFrame, *, label_col: str = "
     if id_col not in data.columns:
         raise DataError(f"{source}: no id column {id_col!r}; merging needs the ids the queue was made with "
                         "(pass --id-col, or give the data an id column before the first round)")
-    # Comprehensions, not Series.map: map turns None back into NaN.
-    ids = np.array([normalise_label(v) for v in data[id_col]], dtype=object)
-    pos = {i: k for k, i in enumerate(ids)}
-    current = (np.array([normalise_label(v) for v in data[label_col]], dtype=object) if label_col in data.columns
-               else np.full(len(data), None, dtype=object))
+    pos, current = _index_labels(data, id_col, label_col)
     conflicts = []
     chosen: dict[str, dict] = {}
     records = [{k: normalise_label(v) for k, v in rec.items()} for rec in labels.to_dict("records")]
@@ -342,10 +356,7 @@ def merge_labels(data: pd.DataFrame, labels: pd.DataFrame, *, label_col: str = "
             f"(export says {first['label']!r}" + (f", data has {first['existing']!r}" if first['existing'] else "") +
             "); fix the export or the data and merge again", table)
 
-    out = data.copy()
-    if label_col not in out.columns:
-        out[label_col] = ""
-    out[label_col] = out[label_col].astype(object)
+    out = _with_label_column(data, label_col)
     n_new = n_same = 0
     rounds: dict[int, int] = {}
     extra_cols = [c for c in LABEL_FIELDS if any(r.get(c) is not None for r in records)]
@@ -421,10 +432,7 @@ def apply_corrections(data: pd.DataFrame, corrections: pd.DataFrame, *, label_co
                             f"{CORRECTED_COL!r}")
     if id_col not in data.columns:
         raise DataError(f"the data has no id column {id_col!r}; corrections are matched by id (pass --id-col)")
-    ids = np.array([normalise_label(v) for v in data[id_col]], dtype=object)
-    pos = {i: k for k, i in enumerate(ids)}
-    current = (np.array([normalise_label(v) for v in data[label_col]], dtype=object) if label_col in data.columns
-               else np.full(len(data), None, dtype=object))
+    pos, current = _index_labels(data, id_col, label_col)
     conflicts, chosen, n_kept = [], {}, 0
     for rec in corrections.to_dict("records"):
         i, new = normalise_label(rec.get("id")), normalise_label(rec.get(CORRECTED_COL))
@@ -447,10 +455,7 @@ def apply_corrections(data: pd.DataFrame, corrections: pd.DataFrame, *, label_co
         first = table_.iloc[0]
         raise MergeConflictError(f"{source}: {len(table_)} correction conflict(s), nothing written; first: id "
                                  f"{first['id']!r}: {first['problem']}", table_)
-    out = data.copy()
-    if label_col not in out.columns:
-        out[label_col] = ""
-    out[label_col] = out[label_col].astype(object)
+    out = _with_label_column(data, label_col)
     applied, n_same = [], 0
     for i, new in chosen.items():
         k = pos[i]
