@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from selector.errors import ConfigError
+from selector.models.embedders import BACKENDS
 
 __all__ = ["SelectConfig", "load_config", "cache_dir_for", "config_from_record", "DEFAULT_CACHE_NAME"]
 
@@ -52,8 +53,8 @@ class SelectConfig:
         if self.batch_size is not None and (isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int)
                                             or self.batch_size < 1):
             raise ConfigError(f"batch_size must be a positive integer or null, got {self.batch_size!r}")
-        if self.backend is not None and self.backend not in ("torch", "onnx", "onnx-int8"):
-            raise ConfigError(f"backend must be torch, onnx, onnx-int8 or null, got {self.backend!r}")
+        if self.backend is not None and self.backend not in BACKENDS:
+            raise ConfigError(f"backend must be {', '.join(BACKENDS)} or null, got {self.backend!r}")
         if self.engine not in ("local", "ray"):
             raise ConfigError(f"engine must be local or ray, got {self.engine!r}")
         if self.cache_dtype not in ("float32", "float16"):

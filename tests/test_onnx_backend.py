@@ -1,4 +1,4 @@
-"""Backends of the sentence-transformers embedder: torch, onnx, onnx-int8; device, precision, batch size."""
+"""Backends of the sentence-transformers embedder: torch, onnx, onnx-int8, static; device, precision, batch size."""
 
 from __future__ import annotations
 
@@ -14,7 +14,9 @@ from selector.config import SelectConfig
 from selector.errors import ConfigError, ModelError
 from selector.models import SentenceTransformerEmbedder, default_model_path, make_embedder
 from selector.models.embedders import DEFAULT_BACKEND, pick_batch_size, resolve_precision
-from selector.models.onnx_backend import exportable
+from selector.models.onnx_backend import exportable, length_batches
+from selector.round.embed import GUARD_ROWS, approximation_check, embed_pool
+from selector.round.pool import LabeledPool
 
 TEXTS = [
     "I am still waiting on my card?",
@@ -47,7 +49,11 @@ def test_precision_is_fp16_only_on_cuda_by_default():
 def test_fingerprints_differ_exactly_where_vectors_differ():
     torch_fp = SentenceTransformerEmbedder(device="cpu", backend="torch").fingerprint
     assert SentenceTransformerEmbedder(device="cpu", backend="onnx").fingerprint == torch_fp  # same function
-    assert SentenceTransformerEmbedder(device="cpu", backend="onnx-int8").fingerprint == torch_fp + "-onnx-int8"
+    assert SentenceTransformerEmbedder(device="cpu", backend="onnx-int8").fingerprint == torch_fp + "-onnx-int8-v2"
+    static = SentenceTransformerEmbedder(device="cpu", backend="static")
+    assert static.fingerprint == torch_fp + "-static-v1"
+    assert static.dimension == 256 and static.approximate  # known without distilling anything
+    assert not SentenceTransformerEmbedder(device="cpu", backend="onnx").approximate
     assert SentenceTransformerEmbedder(device="cpu", backend="torch", precision="fp16").fingerprint == torch_fp + "-fp16"
     # the default embedder keeps the fingerprint of existing caches
     assert SentenceTransformerEmbedder().fingerprint in (torch_fp, torch_fp + "-fp16")
@@ -98,7 +104,7 @@ def test_cli_rejects_unknown_backend(tmp_path):
     res = CliRunner().invoke(app, ["select", str(data), "--backend", "fast", "--model", "hashing",
                                    "--out", str(tmp_path / "q.csv")])
     assert res.exit_code == 1
-    assert "backend must be torch, onnx, onnx-int8" in res.output
+    assert "backend must be torch, onnx, onnx-int8, static" in res.output
     assert not (tmp_path / "q.csv").exists()
 
 
@@ -119,7 +125,101 @@ def test_onnx_exports_once_and_matches_sentence_transformers(tmp_path):
 
     int8 = SentenceTransformerEmbedder(device="cpu", backend="onnx-int8", onnx_cache=tmp_path).encode(TEXTS)
     cos = (int8 * reference).sum(axis=1)
-    assert cos.min() > 0.8 and 0.9 < cos.mean() < 0.9999  # close, but a different function: its own fingerprint
+    assert cos.min() > 0.95 and 0.97 < cos.mean() < 0.9999  # close, but a different function: its own fingerprint
+
+
+@pytest.mark.slow
+def test_onnx_vectors_do_not_depend_on_how_texts_are_batched(tmp_path):
+    reference = SentenceTransformerEmbedder(device="cpu", backend="torch").encode(TEXTS)
+    onnx = SentenceTransformerEmbedder(device="cpu", backend="onnx", onnx_cache=tmp_path)
+    for max_tokens, rows in ((16, 64), (512, 2), (4096, 64)):  # one text per batch ... all in one
+        onnx.onnx.max_tokens, onnx.onnx.batch_size = max_tokens, rows
+        got = onnx.encode(TEXTS)
+        assert np.abs(got - reference).max() < 1e-4
+        assert (got * reference).sum(axis=1).min() > 0.9999
+    # each text alone gives its row of the batched result: padding never leaks into a vector
+    alone = np.vstack([onnx.encode([t]) for t in TEXTS])
+    assert np.abs(alone - got).max() < 1e-5
+
+
+@pytest.mark.slow
+def test_static_backend_is_distilled_once_and_keeps_meaning(tmp_path):
+    emb = SentenceTransformerEmbedder(device="cpu", backend="static", onnx_cache=tmp_path)
+    got = emb.encode(TEXTS + [""])
+    assert got.dtype == np.float32 and got.shape == (len(TEXTS) + 1, 256)
+    np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+    table = emb.static.table
+    assert table.shape == (30522, 256)
+    files = list(tmp_path.rglob("static-v1-256.npy"))
+    assert len(files) == 1
+    mtime = files[0].stat().st_mtime_ns
+    again = SentenceTransformerEmbedder(device="cpu", backend="static", onnx_cache=tmp_path)
+    np.testing.assert_array_equal(again.encode(TEXTS), got[: len(TEXTS)])  # deterministic
+    assert files[0].stat().st_mtime_ns == mtime  # not distilled again
+    # the two card questions are closer to each other than to the stock-market sentence
+    assert got[0] @ got[1] > got[0] @ got[2] + 0.1
+    assert np.isfinite(got[-1]).all()  # an empty text gets [UNK]'s row, not NaN
+
+
+def test_length_batches_respect_both_budgets_and_cover_every_row():
+    lengths = np.array([300, 120, 100, 50, 50, 10, 10, 10, 3, 1])
+    batches = length_batches(lengths, max_tokens=256, max_rows=4)
+    assert [b.start for b in batches] == [0, 1, 3, 7]  # 300 alone; 2 x 120; 4 rows max; the rest
+    covered = np.concatenate([np.arange(len(lengths))[b] for b in batches])
+    np.testing.assert_array_equal(covered, np.arange(len(lengths)))
+    for b in batches:
+        rows = lengths[b]
+        assert len(rows) <= 4
+        assert len(rows) == 1 or rows[0] * len(rows) <= 256  # a row over budget still gets its own batch
+    assert length_batches(np.array([], dtype=int), max_tokens=8, max_rows=2) == []
+
+
+class _NoisyApproximation:
+    """An 'approximate backend' over the hashing embedder that throws most of the signal away."""
+
+    approximate = True
+    backend = "noisy"
+    fingerprint = "noisy-test"
+    dimension = 256
+
+    def encode(self, texts, *, show_progress=False):
+        rng = np.random.default_rng(0)
+        return rng.standard_normal((len(texts), self.dimension)).astype(np.float32)
+
+
+def _topic_pool(n_per_class: int = 40) -> LabeledPool:
+    words = {"sport": "match goal team league coach", "money": "bank loan rate stock price",
+             "food": "bread cheese soup recipe oven"}
+    texts, labels = [], []
+    for label, vocab in words.items():
+        for i in range(n_per_class):
+            texts.append(f"{vocab.split()[i % 5]} {vocab.split()[(i + 2) % 5]} item {i}")
+            labels.append(label)
+    texts += ["an unlabeled row"] * 5
+    labels += [None] * 5
+    labels = np.array(labels, dtype=object)
+    return LabeledPool(ids=np.array([str(i) for i in range(len(texts))], dtype=object),
+                       texts=np.array(texts, dtype=object), labels=labels,
+                       labeled=np.array([lab is not None for lab in labels]), ids_generated=True, source="<test>")
+
+
+def test_approximation_check_warns_when_a_backend_costs_accuracy_on_the_users_labels():
+    pool = _topic_pool()
+    config = SelectConfig(model="hashing")  # the "exact" model of this check
+    approx = _NoisyApproximation()
+    X = approx.encode(list(pool.texts))
+    with pytest.warns(UserWarning, match=r"backend noisy costs \d+\.\d points of cross-validated accuracy on 120"):
+        check = approximation_check(pool, X, approx, config)
+    assert check["n"] == 120 <= GUARD_ROWS and check["backend"] == "noisy"
+    assert check["accuracy_exact"] > 0.9 and check["drop_points"] > 1.0
+    # embed_pool runs the check for an approximate embedder and reports it with its stats
+    with pytest.warns(UserWarning, match="backend noisy costs"):
+        _, stats = embed_pool(pool, config, embedder=approx)
+    assert stats["approximation_check"] == check
+    # too few labels to cross-validate: no figure, no warning
+    tiny = LabeledPool(ids=pool.ids[:2], texts=pool.texts[:2], labels=pool.labels[:2], labeled=pool.labeled[:2],
+                       ids_generated=True, source="<test>")
+    assert approximation_check(tiny, X[:2], approx, config) is None
 
 
 @pytest.mark.slow

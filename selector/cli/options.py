@@ -41,7 +41,7 @@ ModelOption = Annotated[Optional[str], typer.Option(
     "--model", help="Local sentence-transformers folder, or 'hashing' [default: bundled all-MiniLM-L6-v2].")]
 DeviceOption = Annotated[Optional[str], typer.Option("--device", help="auto, cpu or cuda [default: auto].")]
 BackendOption = Annotated[Optional[str], typer.Option(
-    "--backend", help="torch, onnx or onnx-int8 [default: onnx on CPU, torch on CUDA].")]
+    "--backend", help="torch, onnx, or the approximate onnx-int8 / static [default: onnx on CPU, torch on CUDA].")]
 BatchSizeOption = Annotated[Optional[int], typer.Option(
     "--batch-size", help="Texts per forward pass [default: 64 on CPU, more on CUDA].")]
 CacheDirOption = Annotated[Optional[Path], typer.Option(

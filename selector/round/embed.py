@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -12,9 +13,16 @@ from selector.errors import ConfigError, DataError
 from selector.models.cache import CachedEmbedder
 from selector.models.embedders import make_embedder
 from selector.ray_engine import embed_with_ray
+from selector.round.model import classifier_template, cv_metrics, labels_problem
 from selector.round.pool import LabeledPool
 
-__all__ = ["as_embeddings", "load_embeddings", "embed_pool"]
+__all__ = ["as_embeddings", "load_embeddings", "embed_pool", "approximation_check", "GUARD_ROWS",
+           "GUARD_MAX_DROP_POINTS"]
+
+#: Labeled rows (at most) on which an approximate backend is compared with the exact model.
+GUARD_ROWS = 600
+#: Cross-validated accuracy an approximate backend may cost before a run warns, in points.
+GUARD_MAX_DROP_POINTS = 1.0
 
 
 def as_embeddings(X, name: str) -> np.ndarray:
@@ -102,5 +110,60 @@ def embed_pool(pool: LabeledPool, config: SelectConfig, *, embedder=None, embedd
         embedder = CachedEmbedder(embedder, cache_dir, dtype=config.cache_dtype)
     X = embedder.encode(list(pool.texts), show_progress=show_progress)
     stats = getattr(embedder, "last_stats", {}) or {"n_embedded": pool.n, "n_cached": 0}
-    return X, {"model_fingerprint": embedder.fingerprint, "n_embedded": stats.get("n_embedded", pool.n),
-               "n_cached": stats.get("n_cached", 0), "embed_seconds": time.perf_counter() - t0}
+    out = {"model_fingerprint": embedder.fingerprint, "n_embedded": stats.get("n_embedded", pool.n),
+           "n_cached": stats.get("n_cached", 0)}
+    inner = embedder.embedder if isinstance(embedder, CachedEmbedder) else embedder
+    if getattr(inner, "approximate", False):
+        check = approximation_check(pool, X, inner, config, cache_dir=cache_dir)
+        if check is not None:
+            out["approximation_check"] = check
+    out["embed_seconds"] = time.perf_counter() - t0
+    return X, out
+
+
+def approximation_check(pool: LabeledPool, X: np.ndarray, embedder, config: SelectConfig, *,
+                        cache_dir: str | Path | None = None) -> dict | None:
+    """What an approximate backend costs on this pool's own labels; warns above one point.
+
+    Up to :data:`GUARD_ROWS` labeled rows (a seeded sample) are embedded again with the exact
+    model (the CPU default backend, through the same cache, so later rounds pay nothing) and the
+    configured classifier's cross-validated accuracy is compared on both sets of vectors.
+
+    Parameters
+    ----------
+    X : ndarray of float32, shape (pool.n, d)
+        The approximate backend's vectors.
+    embedder : SentenceTransformerEmbedder
+        The approximate embedder (its model, device and batch size are reused).
+
+    Returns
+    -------
+    dict or None
+        ``backend``, ``n``, ``accuracy_exact``, ``accuracy_approx``, ``drop_points``; None when the
+        labels are too few to cross-validate.
+    """
+    positions = pool.labeled_positions
+    if labels_problem(pool.labels[positions]) is not None:
+        return None
+    rng = np.random.default_rng(config.seed)
+    if positions.size > GUARD_ROWS:
+        positions = np.sort(rng.choice(positions, size=GUARD_ROWS, replace=False))
+    y = pool.labels[positions].astype(str)
+    exact = make_embedder(config.model, device=config.device, batch_size=config.batch_size, backend=None)
+    if cache_dir is not None:
+        exact = CachedEmbedder(exact, cache_dir, dtype=config.cache_dtype)
+    X_exact = exact.encode(list(pool.texts[positions]))
+    seed = config.seed if config.seed is not None else 0
+    template = classifier_template(config)
+    approx_cv = cv_metrics(X[positions], y, classifier=template, random_state=seed)
+    exact_cv = cv_metrics(X_exact, y, classifier=template, random_state=seed)
+    drop = 100.0 * (exact_cv["accuracy"] - approx_cv["accuracy"])
+    check = {"backend": embedder.backend, "n": int(positions.size),
+             "accuracy_exact": exact_cv["accuracy"], "accuracy_approx": approx_cv["accuracy"],
+             "drop_points": round(drop, 2)}
+    if drop > GUARD_MAX_DROP_POINTS:
+        warnings.warn(
+            f"backend {embedder.backend} costs {drop:.1f} points of cross-validated accuracy on {positions.size} "
+            f"of your labeled rows ({100 * approx_cv['accuracy']:.1f}% vs {100 * exact_cv['accuracy']:.1f}% with "
+            f"the exact model); use --backend onnx for the exact vectors", stacklevel=2)
+    return check
