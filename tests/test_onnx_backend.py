@@ -6,9 +6,11 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from selector import run_round
 from selector.cli.app import app
 from selector.config import SelectConfig
 from selector.errors import ConfigError, ModelError
@@ -230,3 +232,15 @@ def test_fp16_code_path_runs_on_cpu():
     ref = SentenceTransformerEmbedder(device="cpu", backend="torch").encode(TEXTS[:4])
     assert got.dtype == np.float32
     assert (got * ref).sum(axis=1).min() > 0.99
+
+
+def test_round_record_carries_the_approximation_check(tmp_path):
+    pool = _topic_pool()
+    frame = {"id": list(pool.ids), "text": list(pool.texts), "label": [lab or "" for lab in pool.labels]}
+    with pytest.warns(UserWarning, match="backend noisy costs"):
+        result = run_round(pd.DataFrame(frame), SelectConfig(model="hashing", budget=3), embedder=_NoisyApproximation(),
+                           out=tmp_path / "q.csv", suspects=False, ledger=False)
+    check = result.record["approximation_check"]
+    assert check["backend"] == "noisy" and check["n"] == 120 and check["drop_points"] > 1.0
+    written = json.loads((tmp_path / "q.round.json").read_text())
+    assert written["approximation_check"] == check

@@ -44,7 +44,8 @@ def round_record(*, round_number: int | None, config: dict, stats: dict, data_pa
     round_number : int or None
         Taken under the ledger lock; None when the round has no ledger (library use).
     stats : dict
-        Counts (``n_*``), ``timings``, ``strategy_info``, ``model_fingerprint``, cold-start facts.
+        Counts (``n_*``), ``timings``, ``strategy_info``, ``model_fingerprint``, ``approximation_check``,
+        cold-start facts.
     queue_ids : list of str
         Ids queued for labeling (gold items excluded: they are in ``gold.ids``).
     cv : dict or None
@@ -66,6 +67,8 @@ def round_record(*, round_number: int | None, config: dict, stats: dict, data_pa
         "seed": config.get("seed"),
         "strategy": config.get("strategy"),
         "model_fingerprint": stats.get("model_fingerprint"),
+        # An approximate backend's cost on this round's labels (None with an exact backend).
+        "approximation_check": stats.get("approximation_check"),
         "versions": package_versions(),
         "counts": {k: v for k, v in stats.items() if k.startswith("n_")},
         "class_counts": class_counts,
