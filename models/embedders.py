@@ -16,7 +16,8 @@ from typing import Protocol, Sequence, runtime_checkable
 
 import numpy as np
 from selector.models.hf_progress import quiet_weight_loading
-from selector.models.onnx_backend import DEFAULT_MAX_TOKENS, OnnxEncoder, default_onnx_cache, exportable, length_batches
+from selector.models.onnx_backend import (DEFAULT_MAX_TOKENS, OnnxEncoder, default_onnx_cache, exportable,
+                                          token_length_batches)
 from selector.models.static_backend import STATIC_DIMENSION, STATIC_VERSION, StaticEncoder
 
 from selector.errors import ModelError
@@ -348,13 +349,11 @@ class SentenceTransformerEmbedder:
         max_len = model.max_seq_length or 512
         ids = model.tokenizer(texts, truncation=True, max_length=max_len, add_special_tokens=True)["input_ids"]
         lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
-        order = np.argsort(-lengths, kind="stable")
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
         # sentence-transformers 6 renamed tokenize to preprocess; older releases only have tokenize.
         preprocess = getattr(model, "preprocess", None) or model.tokenize
         with torch.inference_mode():
-            for batch in length_batches(lengths[order], max_tokens=DEFAULT_MAX_TOKENS, max_rows=self.batch_size):
-                idx = order[batch]
+            for idx in token_length_batches(lengths, max_tokens=DEFAULT_MAX_TOKENS, max_rows=self.batch_size):
                 features = preprocess([texts[i] for i in idx])
                 out[idx] = model(features)["sentence_embedding"].float().numpy()
         return out

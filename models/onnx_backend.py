@@ -27,7 +27,7 @@ from selector.errors import ModelError
 from selector.io import remove_stale_temps, temp_path_for
 
 __all__ = ["ONNX_BACKENDS", "DEFAULT_MAX_TOKENS", "OnnxEncoder", "cpu_threads", "default_onnx_cache", "export_onnx",
-           "exportable", "length_batches", "onnx_available"]
+           "exportable", "length_batches", "onnx_available", "token_length_batches"]
 
 ONNX_BACKENDS = ("onnx", "onnx-int8", "static")
 # Bump when the exported graph changes, so old exports are not reused.
@@ -277,11 +277,7 @@ class OnnxEncoder:
         """
         ids = self.tokenizer(list(texts), truncation=True, max_length=self.max_seq_length)["input_ids"]
         lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
-        # Longest first by *token* count: sorting by characters (as sentence-transformers does) left
-        # padding equal to 38% of 2,000 ag_news texts' tokens in batches of 64; by tokens, 0.4% at the default budget.
-        order = np.argsort(-lengths, kind="stable")
-        for batch in length_batches(lengths[order], max_tokens=self.max_tokens, max_rows=self.batch_size):
-            idx = order[batch]
+        for idx in token_length_batches(lengths, max_tokens=self.max_tokens, max_rows=self.batch_size):
             width = int(lengths[idx[0]])
             input_ids = np.full((idx.size, width), self.pad_id, dtype=np.int64)
             mask = np.zeros((idx.size, width), dtype=np.int64)
@@ -292,6 +288,30 @@ class OnnxEncoder:
             if "token_type_ids" in self.input_names:
                 feeds["token_type_ids"] = np.zeros_like(input_ids)
             yield idx, feeds
+
+
+def token_length_batches(lengths: np.ndarray, *, max_tokens: int, max_rows: int) -> list[np.ndarray]:
+    """Positions of texts grouped longest first into batches of similar token length.
+
+    Sorting by *token* count matters: sorting by characters (as sentence-transformers does) pads
+    2,000 ag_news texts by 38% of their tokens in batches of 64; this pads them by 0.4% at the
+    default budget.
+
+    Parameters
+    ----------
+    lengths : ndarray of int, shape (n,)
+        Token count of each text, in input order.
+    max_tokens, max_rows : int
+        Budget per batch (:func:`length_batches`).
+
+    Returns
+    -------
+    list of ndarray of int
+        Positions into ``lengths``, the first of each batch its longest.
+    """
+    order = np.argsort(-np.asarray(lengths), kind="stable")
+    return [order[batch] for batch in length_batches(np.asarray(lengths)[order], max_tokens=max_tokens,
+                                                     max_rows=max_rows)]
 
 
 def length_batches(sorted_lengths: np.ndarray, *, max_tokens: int, max_rows: int) -> list[slice]:

@@ -20,7 +20,7 @@ from typing import Sequence
 import numpy as np
 
 from selector.errors import ModelError
-from selector.io import remove_stale_temps, temp_path_for
+from selector.io import atomic_write, remove_stale_temps
 
 __all__ = ["STATIC_DIMENSION", "STATIC_VERSION", "StaticEncoder", "distill_static"]
 
@@ -79,15 +79,8 @@ def distill_static(onnx_encoder, dest: str | os.PathLike, *, dimension: int = ST
     table -= _word_frequency_weights(tok) @ table
     dest.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(dest.parent)
-    tmp = temp_path_for(dest)
-    try:
-        with open(tmp, "wb") as fh:
-            np.save(fh, table.astype(np.float32))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_write(dest, "wb") as fh:
+        np.save(fh, table.astype(np.float32))
     return dest
 
 
