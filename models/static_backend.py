@@ -134,7 +134,9 @@ class StaticEncoder:
 
         Returns
         -------
-        ndarray of float32, shape (len(texts), dimension), rows L2-normalised (an empty text: [UNK]'s row).
+        ndarray of float32, shape (len(texts), dimension)
+            The mean of each text's token rows (an empty text: [UNK]'s row), not normalised: the
+            embedder L2-normalises every backend's output in one place.
         """
         texts = list(texts)
         if not texts:
@@ -143,6 +145,4 @@ class StaticEncoder:
         lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
         flat = np.fromiter((t for row in ids for t in row), dtype=np.int64, count=int(lengths.sum()))
         starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-        X = np.add.reduceat(self.table[flat], starts, axis=0) / lengths[:, None]
-        norms = np.linalg.norm(X, axis=1, keepdims=True)
-        return (X / np.maximum(norms, 1e-12)).astype(np.float32)
+        return (np.add.reduceat(self.table[flat], starts, axis=0) / lengths[:, None]).astype(np.float32)
