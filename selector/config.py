@@ -44,6 +44,10 @@ class SelectConfig:
     classifier_params: dict = field(default_factory=dict)
     unsure_labels: tuple = ("unsure", "needs_review")
     labels: tuple | None = None
+    data_format: str = "auto"
+    label_from: str | None = None
+    input_turns: str = "last"
+    skip_invalid: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.budget, bool) or not isinstance(self.budget, int) or self.budget < 1:
@@ -69,6 +73,16 @@ class SelectConfig:
             if not isinstance(self.labels, (list, tuple)) or not all(isinstance(v, str) and v.strip() for v in self.labels):
                 raise ConfigError(f"labels must be null or a list of non-empty strings, got {self.labels!r}")
             object.__setattr__(self, "labels", tuple(self.labels))
+        if self.data_format not in ("auto", "table", "chat"):
+            raise ConfigError(f"data_format must be auto, table or chat, got {self.data_format!r}")
+        if self.input_turns not in ("last", "all"):
+            raise ConfigError(f"input_turns must be last or all, got {self.input_turns!r}")
+        if not isinstance(self.skip_invalid, bool):
+            raise ConfigError(f"skip_invalid must be true or false, got {self.skip_invalid!r}")
+        if self.label_from is not None:
+            from selector.chat import parse_label_from  # the one parser of the spec
+
+            parse_label_from(self.label_from)
         for name in ("strategy", "text_col", "label_col", "id_col", "device", "classifier"):
             if not isinstance(getattr(self, name), str) or not getattr(self, name):
                 raise ConfigError(f"{name} must be a non-empty string, got {getattr(self, name)!r}")

@@ -28,7 +28,8 @@ import pandas as pd
 from selector.errors import DataError
 
 __all__ = ["read_table", "write_table", "atomic_write", "write_json", "file_sha256", "FORMATS", "temp_path_for",
-           "remove_stale_temps", "pid_alive", "check_table_path", "spreadsheet_safe", "TEMP_SUFFIX", "dump_table"]
+           "remove_stale_temps", "pid_alive", "check_table_path", "spreadsheet_safe", "TEMP_SUFFIX", "dump_table",
+           "decode_utf8"]
 
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 
@@ -121,7 +122,8 @@ def _unescape_formulas(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-def _decode_utf8(path: Path, raw: bytes) -> str:
+def decode_utf8(path: Path, raw: bytes) -> str:
+    """``raw`` as UTF-8 text (a BOM is dropped); a DataError names the line of the first bad byte."""
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -157,7 +159,7 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
         except (OSError, ValueError) as exc:
             raise DataError(f"{path}: not a readable Parquet file ({exc}); check the file") from None
     else:
-        text = _decode_utf8(path, path.read_bytes())
+        text = decode_utf8(path, path.read_bytes())
         if fmt == "csv":
             try:
                 df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_filter=False)

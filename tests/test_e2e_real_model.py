@@ -106,3 +106,67 @@ def test_real_model_consensus_and_suspects_with_votes(tmp_path):
     given = data.set_index("id")["label"]
     wrong = (given != gold.reindex(given.index)).reindex(listed["id"])
     assert len(listed) > 0 and wrong.mean() >= 0.7
+
+
+EXAMPLES = Path(__file__).parent / "data"
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    return subprocess.run([*selector_cmd(), *args], capture_output=True, text=True, env=env, timeout=600)
+
+
+def test_real_model_on_chat_format_data(tmp_path):
+    """select, suspects, validate and card on the chat-format banking77 example with the real model."""
+    data = tmp_path / "chat.jsonl"
+    data.write_bytes((EXAMPLES / "chat_banking77.jsonl").read_bytes())
+    # A realistic defect: one prompt answered twice with different intents, one reply cut off.
+    lines = data.read_text().splitlines()
+    first = json.loads(lines[0])
+    twin = json.loads(lines[0])
+    twin["id"] = "twin"
+    twin["messages"][-1]["content"] = json.dumps({"intent": "a_different_intent"})
+    data.write_text("\n".join(lines + [json.dumps(twin), '{"messages": "oops"}']) + "\n")
+    flags = ["--label-from", "json:intent", "--skip-invalid"]
+
+    sel = run_cli("select", str(data), "--budget", "20", "-o", str(tmp_path / "q.csv"), *flags)
+    assert sel.returncode == 0, sel.stderr
+    assert "skipped 1 malformed line(s)" in sel.stderr
+    queue = pd.read_csv(tmp_path / "q.csv", keep_default_na=False)
+    assert len(queue) == 20 and queue["conversation"].str.contains('"role": "user"').all()
+    record = json.loads((tmp_path / "q.round.json").read_text())
+    assert record["model_fingerprint"].startswith("st-all-MiniLM-L6-v2") and record["chat"]["skipped_lines"] == [242]
+
+    sus = run_cli("suspects", str(data), "-o", str(tmp_path / "s.csv"), *flags)
+    assert sus.returncode == 0, sus.stderr
+    suspects = pd.read_csv(tmp_path / "s.csv", keep_default_na=False)
+    assert {first["id"], "twin"} <= set(suspects["id"])  # the contradiction is listed
+
+    val = run_cli("validate", str(data), "--json", *flags)
+    assert val.returncode == 1  # the contradiction blocks
+    report = json.loads(val.stdout)
+    assert report["findings"][0]["check"] == "contradiction"
+    assert sorted(report["findings"][0]["row_ids"]) == sorted([first["id"], "twin"])
+
+    card = run_cli("card", str(data), "-o", str(tmp_path / "card.md"), *flags)
+    assert card.returncode == 0, card.stderr
+    assert json.loads((tmp_path / "card.json").read_text())["counts"]["n_labels"] == 11
+
+
+def test_real_model_on_a_ratings_file(tmp_path):
+    """agreement and card on the HS-Brexit panel ratings (0-3) with the real model."""
+    ratings = pd.read_csv(EXAMPLES / "ratings_hs_brexit.csv")
+    items = ratings.groupby("item_id").agg(text=("text", "first"), mean=("rating", "mean")).reset_index()
+    data, ann = tmp_path / "tweets.csv", tmp_path / "ratings.csv"
+    pd.DataFrame({"id": items["item_id"], "text": items["text"],
+                  "label": np.where(items["mean"] >= 1, "hateful", "not_hateful")}).to_csv(data, index=False)
+    ratings.rename(columns={"rating": "label"}).to_csv(ann, index=False)
+    agree = run_cli("agreement", str(ann), "--level", "ordinal", "--json")
+    assert agree.returncode == 0, agree.stderr
+    alpha = json.loads(agree.stdout)["label"]["alpha"]
+    assert alpha["ordinal"] > alpha["nominal"]
+    card = run_cli("card", str(data), "--annotations", str(ann), "--level", "ordinal", "-o", str(tmp_path / "card.md"))
+    assert card.returncode == 0, card.stderr
+    doc = json.loads((tmp_path / "card.json").read_text())
+    assert doc["ratings"]["label"]["alpha"]["ordinal"] == pytest.approx(alpha["ordinal"])
+    assert doc["provenance"]["model_fingerprint"].startswith("st-all-MiniLM-L6-v2")

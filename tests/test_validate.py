@@ -75,7 +75,10 @@ def test_clean_table_passes_and_negatives_are_recognised():
     assert report.passed and report.findings == []
     binary = df.assign(label=["hate", "not_hate", "hate", "not_hate"])
     assert validate(binary, near_duplicates=False).finding("missing_negatives") is None
-    assert validate(df.assign(label=["a", "b", "a", "b"]), near_duplicates=False).finding("missing_negatives")
+    # Three intents and no negative: fires. Two classes (positive/negative, ham/spam) carry their own negative.
+    assert validate(df.assign(label=["a", "b", "c", "b"]), near_duplicates=False).finding("missing_negatives")
+    for pair in (["positive", "negative"], ["ham", "spam"]):
+        assert validate(df.assign(label=pair * 2), near_duplicates=False).finding("missing_negatives") is None
 
 
 def test_blockers_are_configurable_and_checked():

@@ -1,4 +1,9 @@
-"""``selector agreement ANNOTATIONS``: inter-annotator agreement and consensus labels."""
+"""``selector agreement ANNOTATIONS``: inter-annotator agreement and consensus labels.
+
+Three kinds of annotation: labels (nominal, the default), ratings on a scale (``--level ordinal``,
+``interval`` or ``ratio``; ``--criteria`` for a rubric) and pairwise preferences (``response_a,
+response_b, preferred`` columns; detected, or ``--preferences``).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import json
 from pathlib import Path
 from typing import Optional
 
+import pandas as pd
 import typer
 
 from selector.cli.app import app, handle_errors, info
@@ -18,9 +24,12 @@ from selector.cli.options import (
     shared_options,
     split_list,
 )
+from selector.errors import ConfigError
 from selector.io import read_table
 from selector.outputs import OutputPlan, table
 from selector.quality.agreement import agreement
+from selector.quality.preferences import looks_like_preferences, preference_report
+from selector.quality.ratings import LEVELS, format_ratings, ratings_report
 
 
 @app.command("agreement")
@@ -37,15 +46,50 @@ def agreement_command(
     rows: int = typer.Option(10, "--rows", min=1, help="Rows per table in the text report."),
     seed: int = typer.Option(0, "--seed", help="Seed for breaking majority-vote ties (ties stay flagged) [default: 0]."),
     unsure_labels: UnsureLabelsOption = None,
+    level: str = typer.Option("nominal", "--level", help=f"Level of measurement: {', '.join(LEVELS)}; "
+                              "ordinal/interval/ratio read the labels as numeric ratings."),
+    criteria: Optional[str] = typer.Option(None, "--criteria", help="Rubric: comma-separated rating columns "
+                                           "(e.g. helpful,correct,safe); alpha per criterion and for the total."),
+    preferences: bool = typer.Option(False, "--preferences", help="Pairwise preferences (response_a, response_b, "
+                                     "preferred); detected from those columns."),
     opts: Shared = None,
 ) -> None:
-    """Pairwise/Fleiss/Krippendorff agreement, contested items and consensus labels (majority, Dawid-Skene)."""
+    """Agreement and consensus: labels (Cohen/Fleiss/Krippendorff, Dawid-Skene), ratings and rubrics
+    (alpha at any level, weighted kappa, rater bias) or pairwise preferences."""
     label_col, unsure_labels = annotation_settings(opts, unsure_labels)
+    if level not in LEVELS:
+        raise ConfigError(f"--level must be one of {', '.join(LEVELS)}, got {level!r}")
     plan = OutputPlan()
     plan.add_input(annotations, "ANNOTATIONS")
     plan.add_output("consensus", out, "--out", table_format=True)
     plan.check()
     df = read_table(annotations)
+    if preferences or (looks_like_preferences(df) and criteria is None and level == "nominal"):
+        prefs = preference_report(df, annotator_col=annotator_col,
+                                  item_col=item_col if item_col in df.columns else None, min_shared=min_shared,
+                                  random_state=seed, source=str(annotations))
+        typer.echo(json.dumps(prefs.to_dict(), indent=2, ensure_ascii=False, default=str) if json_out
+                   else prefs.to_text(max_rows=rows))
+        if out is not None:
+            plan.commit({"consensus": table(prefs.pairs, out)})
+            info(f"wrote the consensus preference of {len(prefs.pairs)} pairs -> {out}", opts.quiet)
+        return
+    if criteria is not None or level != "nominal":
+        reports = ratings_report(df, item_col=item_col, annotator_col=annotator_col, rating_col=label_col,
+                                 criteria=split_list(criteria), level="ordinal" if level == "nominal" else level,
+                                 min_shared=min_shared, unsure_labels=split_list(unsure_labels) or (),
+                                 source=str(annotations))
+        if json_out:
+            typer.echo(json.dumps({k: r.to_dict() for k, r in reports.items()}, indent=2, ensure_ascii=False,
+                                  default=str))
+        else:
+            typer.echo(format_ratings(reports, max_rows=rows))
+        if out is not None:
+            scores = pd.concat([r.items.assign(criterion=name) for name, r in reports.items()], ignore_index=True)
+            plan.commit({"consensus": table(scores, out)})
+            info(f"wrote consensus scores (mean, median, bias-corrected) for {reports[next(iter(reports))].n_items} "
+                 f"items -> {out}", opts.quiet)
+        return
     report = agreement(df, item_col=item_col, annotator_col=annotator_col, label_col=label_col, gold_col=gold_col,
                        min_shared=min_shared, random_state=seed, source=str(annotations),
                        unsure_labels=split_list(unsure_labels) or ())

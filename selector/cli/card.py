@@ -37,15 +37,18 @@ def card_command(
     clusters: Optional[int] = typer.Option(None, "--clusters", min=2, help="k-means clusters for coverage."),
     item_col: ItemColOption = "item_id",
     annotator_col: AnnotatorColOption = "annotator",
+    level: Optional[str] = typer.Option(None, "--level", help="The annotations are ratings on a scale: ordinal, "
+                                        "interval or ratio (alpha at every level, weighted kappa, rater bias)."),
+    criteria: Optional[str] = typer.Option(None, "--criteria", help="Rubric rating columns of the annotations, comma-separated."),
     opts: Shared = None,
 ) -> None:
     """Counts, class balance, agreement, validator findings, coverage, limitations and provenance."""
     config = opts.config()
     plan = OutputPlan()
     cache = plan_table_inputs(plan, data, opts, config, annotations=annotations)
+    # Every file the card may write is checked now; the agreement plot exists only when there is
+    # per-class agreement (from annotations or the model), which is known after the work.
     paths = card_paths(out)
-    if annotations is None:
-        paths.pop("agreement_png")
     for key, path in paths.items():
         plan.add_output(key, path, "--out" if key == "markdown" else f"--out ({path.name})")
     plan.check()
@@ -58,6 +61,7 @@ def card_command(
                      validate_options={"unsure_labels": config.unsure_labels}, embeddings=X_given,
                      cache_dir=cache, config=config, model_agreement=not no_model,
                      n_clusters=clusters, random_state=config.seed, command=command_line(),
-                     input_sha256=file_sha256(data), source=str(data))
+                     input_sha256=file_sha256(data), source=str(data),
+                     ratings_level=level if level != "nominal" else None, criteria=split_list(criteria))
     written = plan.commit(card.writers(card.paths_for(out)))
     info("wrote data card: " + ", ".join(str(p) for p in written.values()), opts.quiet)

@@ -17,8 +17,9 @@ import numpy as np
 import pandas as pd
 import typer
 
+from selector.chat import read_data
+from selector.cli.app import info
 from selector.config import SelectConfig, cache_dir_for, load_config
-from selector.io import read_table
 from selector.outputs import OutputPlan
 from selector.round.embed import load_embeddings
 
@@ -27,7 +28,8 @@ __all__ = [
     "BackendOption", "BatchSizeOption", "CacheDirOption", "EmbeddingsOption", "QuietOption", "SeedOption",
     "ItemColOption", "AnnotatorColOption", "AnnotationLabelColOption", "UnsureLabelsOption",
     "split_list", "SHARED", "MODEL_COMMAND", "Shared", "shared_options", "plan_table_inputs",
-    "read_table_inputs", "annotation_settings",
+    "read_table_inputs", "annotation_settings", "DataFormatOption", "LabelFromOption", "InputTurnsOption",
+    "SkipInvalidOption", "DATA_READING",
 ]
 
 ConfigFileOption = Annotated[Optional[Path], typer.Option(
@@ -53,6 +55,14 @@ SeedOption = Annotated[Optional[int], typer.Option("--seed", help="Random seed [
 ItemColOption = Annotated[str, typer.Option("--item-col", help="Item id column of the annotations.")]
 AnnotatorColOption = Annotated[str, typer.Option("--annotator-col", help="Annotator column of the annotations.")]
 AnnotationLabelColOption = Annotated[str, typer.Option("--label-col", help="Label column of the annotations.")]
+DataFormatOption = Annotated[Optional[str], typer.Option(
+    "--format", help="auto, table or chat ({\"messages\": [...]} JSONL; detected) [default: auto].")]
+LabelFromOption = Annotated[Optional[str], typer.Option(
+    "--label-from", help="Chat data: json:KEY.PATH (a key of the JSON reply), reply, or none (replies are outputs).")]
+InputTurnsOption = Annotated[Optional[str], typer.Option(
+    "--input-turns", help="Chat data: last (the user's last message) or all (the whole prompt) [default: last].")]
+SkipInvalidOption = Annotated[bool, typer.Option(
+    "--skip-invalid", help="Chat data: leave malformed lines out (counted and listed) instead of stopping.")]
 UnsureLabelsOption = Annotated[Optional[str], typer.Option(
     "--unsure-labels", help="Comma-separated values meaning 'no label' [default: config unsure_labels: unsure,needs_review].")]
 
@@ -82,7 +92,13 @@ SHARED = {
     "cache_dir": (CacheDirOption, None),
     "embeddings": (EmbeddingsOption, None),
     "quiet": (QuietOption, False),
+    "data_format": (DataFormatOption, None),
+    "label_from": (LabelFromOption, None),
+    "input_turns": (InputTurnsOption, None),
+    "skip_invalid": (SkipInvalidOption, False),
 }
+#: The options that say how a data file is read (chat-format JSONL).
+DATA_READING = ("data_format", "label_from", "input_turns", "skip_invalid")
 #: Options of every command that reads a data table and embeds it.
 MODEL_COMMAND = tuple(SHARED)
 
@@ -95,8 +111,10 @@ class Shared:
 
     def flags(self) -> dict:
         """The given options that are config settings (``cache_dir`` as text)."""
+        # skip_invalid is a plain flag: absent (False) leaves the config file's setting alone.
         out = {k: v for k, v in vars(self).items()
-               if k not in ("config_file", "embeddings", "quiet") and v is not None}
+               if k not in ("config_file", "embeddings", "quiet") and v is not None
+               and not (k == "skip_invalid" and v is False)}
         if "cache_dir" in out:
             out["cache_dir"] = str(out["cache_dir"])
         return out
@@ -149,8 +167,14 @@ def plan_table_inputs(plan: OutputPlan, data: Path, opts: Shared, config: Select
 
 
 def read_table_inputs(data: Path, opts: Shared) -> tuple[pd.DataFrame, Optional[np.ndarray]]:
-    """The data table and the ``--embeddings`` it came with (None without the flag), checked against it."""
-    df = read_table(data)
+    """The data table (a chat file flattened) and the ``--embeddings`` it came with, checked against it.
+
+    A chat file's one-line note (what was read, how labels were taken, lines skipped) goes to stderr.
+    """
+    config = opts.config()
+    df, chat = read_data(data, config, skipped_folder=cache_dir_for(data, config))
+    if chat is not None:
+        info(chat.note, vars(opts).get("quiet", False))
     return df, (load_embeddings(opts.embeddings, len(df)) if opts.embeddings is not None else None)
 
 

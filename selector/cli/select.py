@@ -8,6 +8,7 @@ from typing import Optional
 
 import typer
 
+from selector.chat import skipped_path_for
 from selector.cli.app import app, command_line, handle_errors, info
 from selector.cli.options import (
     MODEL_COMMAND,
@@ -51,6 +52,12 @@ def select_command(
     result = run_round(data, config=config, out=out, embeddings=opts.embeddings, cache_dir=cache_dir_for(data, config),
                        gold=gold_file, gold_rate=gold_rate, bucket_priority=bucket_priority,
                        suspects=not no_suspects, ledger=ledger, command=command_line(), show_progress=not opts.quiet)
+    if "chat" in result.stats:
+        c = result.stats["chat"]
+        info(f"chat data: {c['n_lines']} lines, {c['task']} set, labels from {c['label_from']}"
+             + (f"; skipped {c['n_skipped']} malformed line(s) (listed in "
+                  f"{skipped_path_for(data, cache_dir_for(data, config))})"
+                if c["n_skipped"] else ""), opts.quiet)
     if result.suspects_note:
         info(result.suspects_note + (f" -> {result.written['suspects']}" if "suspects" in result.written else ""), opts.quiet)
     if result.gold_ids is not None:

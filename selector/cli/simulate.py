@@ -9,6 +9,7 @@ import typer
 
 from selector.cli.app import app, handle_errors, info
 from selector.cli.options import (
+    DATA_READING,
     Shared,
     plan_table_inputs,
     read_table_inputs,
@@ -23,7 +24,7 @@ from selector.round.pool import prepare_pool
 
 @app.command("simulate")
 @handle_errors
-@shared_options("seed", "config_file", "text_col", "label_col", "id_col", "model", "device", "batch_size", "backend", "cache_dir", "embeddings", "quiet")
+@shared_options("seed", "config_file", "text_col", "label_col", "id_col", "model", "device", "batch_size", "backend", "cache_dir", "embeddings", "quiet", *DATA_READING)
 def simulate_command(
     data: Path = typer.Argument(..., help="A fully labeled file (CSV, Parquet or JSONL)."),
     strategies: str = typer.Option("random,margin", "--strategies", help="Comma-separated strategy names; include random as the baseline."),

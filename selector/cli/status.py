@@ -6,14 +6,16 @@ from pathlib import Path
 
 import typer
 
+from selector.chat import read_data
 from selector.cli.app import app, handle_errors
 from selector.cli.options import (
+    DATA_READING,
     Shared,
     shared_options,
 )
 from selector.config import cache_dir_for, config_from_record, load_config
 from selector.errors import DataError
-from selector.io import file_sha256, read_table
+from selector.io import file_sha256
 from selector.loop.ledger import (
     ledger_path,
     read_ledger,
@@ -30,7 +32,7 @@ from selector.round.pool import prepare_pool
 
 @app.command("status")
 @handle_errors
-@shared_options("config_file", "text_col", "label_col", "id_col", "model", "device", "batch_size", "backend", "cache_dir", "embeddings", "quiet")
+@shared_options("config_file", "text_col", "label_col", "id_col", "model", "device", "batch_size", "backend", "cache_dir", "embeddings", "quiet", *DATA_READING)
 def status_command(
     data: Path = typer.Argument(..., help="The data file of the loop (its folder holds .selector/rounds.jsonl)."),
     kappa_threshold: float = typer.Option(0.99, "--kappa-threshold", help="Stop-set kappa at which predictions count as stable (Bloodgood & Vijay-Shanker 2009)."),
@@ -49,7 +51,7 @@ def status_command(
     # The last round's settings unless --config is given; flags beat both.
     base = config_from_record(records[-1]) if opts.config_file is None else load_config(opts.config_file)
     config = base.replace(**opts.flags())
-    df = read_table(data)
+    df, _ = read_data(data, config)
     pool = prepare_pool(df, text_col=config.text_col, label_col=config.label_col, id_col=config.id_col,
                         source=str(data), require_label_col=False)
     now = None

@@ -10,6 +10,7 @@ import typer
 
 from selector.cli.app import app, handle_errors, info
 from selector.cli.options import (
+    DATA_READING,
     Shared,
     plan_table_inputs,
     read_table_inputs,
@@ -17,22 +18,23 @@ from selector.cli.options import (
     split_list,
 )
 from selector.outputs import OutputPlan, table
-from selector.quality.validate import validate
+from selector.quality.validate import DEFAULT_BLOCKERS, DEFAULT_NEGATIVES, validate
 
 
 @app.command("validate")
 @handle_errors
-@shared_options("config_file", "text_col", "label_col", "id_col", "model", "device", "batch_size", "backend", "cache_dir", "embeddings", "quiet")
+@shared_options("config_file", "text_col", "label_col", "id_col", "model", "device", "batch_size", "backend", "cache_dir", "embeddings", "quiet", *DATA_READING)
 def validate_command(
     data: Path = typer.Argument(..., help="Labeled table (CSV, Parquet or JSONL)."),
     labels: Optional[str] = typer.Option(None, "--labels", help="Allowed labels: 'a,b,c' or a file with one per line [default: config 'labels']."),
-    negatives: str = typer.Option("out_of_scope,none,refuse,escalate", "--negatives",
-                                  help="Labels of which one should be present; '' skips the check."),
+    negatives: str = typer.Option(",".join(DEFAULT_NEGATIVES), "--negatives",
+                                  help="Labels of which one should be present (refusal-style replies count too); '' skips the check."),
+    reply_agreement: Optional[float] = typer.Option(None, "--reply-agreement", help="Chat data: cosine below which two replies to one input contradict [default: 0.8]."),
     imbalance: float = typer.Option(0.05, "--imbalance", help="Flag classes below this share of the largest class."),
     near_dup: float = typer.Option(0.95, "--near-dup-threshold", help="Cosine at/above which cross-label texts are near-duplicates."),
     no_embed: bool = typer.Option(False, "--no-embed", help="Skip the near-duplicate check (no embedding model)."),
     min_chars: int = typer.Option(3, "--min-chars", help="Texts with fewer letters/digits are near-empty."),
-    blockers: str = typer.Option("duplicate_id,contradiction,invalid_label", "--blockers",
+    blockers: str = typer.Option(",".join(DEFAULT_BLOCKERS), "--blockers",
                                  help="Checks that fail the gate (exit 1); '' never fails."),
     json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write one row per (finding, row id) to this table."),
@@ -50,13 +52,16 @@ def validate_command(
     plan.add_output("findings", out, "--out", table_format=True)
     plan.check()
     df, X_given = read_table_inputs(data, opts)
+    chat = df.attrs.get("selector_chat")
     report = validate(df, text_col=config.text_col, label_col=config.label_col, id_col=config.id_col,
                       labels=split_list(labels) if labels is not None else config.labels,
                       negatives=split_list(negatives) or None, imbalance_ratio=imbalance,
                       near_duplicate_threshold=near_dup, min_text_chars=min_chars,
                       blockers=split_list(blockers) or (), embeddings=X_given,
                       cache_dir=cache, config=config, near_duplicates=embeds,
-                      unsure_labels=config.unsure_labels, source=str(data))
+                      unsure_labels=config.unsure_labels, source=str(data),
+                      output_col="output" if chat else None, system_col="system" if chat else None,
+                      reply_agreement=reply_agreement)
     if json_out:
         typer.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False, default=str))
     else:

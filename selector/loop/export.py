@@ -9,7 +9,10 @@ Every task carries the row's id as ``selector_id`` so ``selector merge`` can bri
   order. With ``labels`` a matching labeling config (``<Choices name="label" toName="text">``)
   is written beside the file.
 - ``argilla``: JSONL of Argilla 2.x record dicts ``{"id", "fields": {"text"}, "metadata",
-  "suggestions": {"label": {"value", "score", "agent"}}}`` (``rg.Record.from_dict`` / ``records.log``).
+  "suggestions": {"label": {"value", "score", "agent"}}}`` (``rg.Record.from_dict`` / ``records.log``);
+  a chat queue's record has a ``conversation`` field (``[{"role", "content"}]``) for an ``rg.ChatField``.
+  A chat queue (``conversation`` column, from chat-format data) adds ``data.dialogue`` and a
+  ``Paragraphs`` dialogue config, so the annotator reads the whole exchange.
 - ``prodigy``: JSONL tasks ``{"text", "meta": {"score", ...}}`` (+ ``options`` for the choice
   interface when ``labels`` are given); Prodigy shows ``meta.score`` and keeps extra keys.
 - ``doccano``: JSONL ``{"text", "selector_id", ...}`` for a text-classification project; no
@@ -35,6 +38,8 @@ __all__ = ["EXPORT_FORMATS", "export_records", "write_export", "export_writers",
 
 EXPORT_FORMATS = ("label-studio", "argilla", "prodigy", "doccano")
 QUESTION = "label"
+#: The Label Studio object (and task key) holding a chat queue's conversation.
+DIALOGUE = "dialogue"
 
 
 def _number(value) -> float | None:
@@ -56,12 +61,32 @@ def _row_fields(row: dict) -> dict[str, Any]:
     }
 
 
-def label_studio_config(labels: Sequence[str]) -> str:
-    """A Label Studio labeling config for single-choice text classification with these labels."""
+def label_studio_config(labels: Sequence[str], *, dialogue: bool = False) -> str:
+    """A Label Studio labeling config for single-choice classification with these labels.
+
+    With ``dialogue`` the object is a ``Paragraphs`` dialogue of the task's ``dialogue`` list
+    (``{"author": role, "text": content}`` per turn), so the annotator reads the whole conversation.
+    """
     choices = "\n".join(f"    <Choice value={quoteattr(str(c))}/>" for c in labels)
-    return ("<View>\n  <Text name=\"text\" value=\"$text\"/>\n"
-            f"  <Choices name=\"{QUESTION}\" toName=\"text\" choice=\"single\" showInLine=\"true\">\n"
+    target = DIALOGUE if dialogue else "text"
+    shown = (f"  <Paragraphs name=\"{DIALOGUE}\" value=\"${DIALOGUE}\" layout=\"dialogue\" nameKey=\"author\" "
+             "textKey=\"text\"/>\n" if dialogue else "  <Text name=\"text\" value=\"$text\"/>\n")
+    return (f"<View>\n{shown}"
+            f"  <Choices name=\"{QUESTION}\" toName=\"{target}\" choice=\"single\" showInLine=\"true\">\n"
             f"{choices}\n  </Choices>\n</View>\n")
+
+
+def _conversation(row: dict, source: str) -> list[dict] | None:
+    """The row's chat messages (``conversation`` column of a chat queue), or None."""
+    raw = row.get("conversation")
+    if not isinstance(raw, str) or not raw.strip():
+        return None
+    try:
+        msgs = json.loads(raw)
+    except json.JSONDecodeError:
+        raise DataError(f"{source}: row {row.get('id')!r} has a 'conversation' that is not JSON; "
+                        "export the queue `selector select` wrote") from None
+    return [{"role": str(m.get("role")), "content": str(m.get("content"))} for m in msgs]
 
 
 def export_records(queue: pd.DataFrame, fmt: str, *, labels: Sequence[str] | None = None,
@@ -87,17 +112,20 @@ def export_records(queue: pd.DataFrame, fmt: str, *, labels: Sequence[str] | Non
         f = _row_fields(row)
         text = str(row["text"])
         agent = f"selector/{f['strategy']}" if f["strategy"] else "selector"
+        chat = _conversation(row, source)
         if fmt == "label-studio":
             result = []
             if f["predicted_label"] is not None:
-                result = [{"from_name": QUESTION, "to_name": "text", "type": "choices",
+                result = [{"from_name": QUESTION, "to_name": DIALOGUE if chat else "text", "type": "choices",
                            "value": {"choices": [f["predicted_label"]]}}]
             task = {"data": {"text": text, **{k: v for k, v in f.items() if v is not None}}}
+            if chat:
+                task["data"][DIALOGUE] = [{"author": m["role"], "text": m["content"]} for m in chat]
             task["predictions"] = [{"model_version": agent, "score": f["score"] if f["score"] is not None else 0.0,
                                     "result": result}]
             out.append(task)
         elif fmt == "argilla":
-            rec = {"id": f["selector_id"], "fields": {"text": text},
+            rec = {"id": f["selector_id"], "fields": {"conversation": chat} if chat else {"text": text},
                    "metadata": {k: v for k, v in f.items() if v is not None and k != "predicted_label"}}
             if f["predicted_label"] is not None:
                 rec["suggestions"] = {QUESTION: {"value": f["predicted_label"], "score": f["predicted_proba"],
@@ -142,7 +170,8 @@ def export_writers(queue: pd.DataFrame, fmt: str, out: str | Path, *, labels: Se
         body = "".join(json.dumps(rec, ensure_ascii=False) + "\n" for rec in records)
     writers = {"export": text_file(body)}
     if fmt == "label-studio" and labels:
-        writers["label_config"] = text_file(label_studio_config(labels))
+        dialogue = any(DIALOGUE in r["data"] for r in records)
+        writers["label_config"] = text_file(label_studio_config(labels, dialogue=dialogue))
     return writers
 
 

@@ -36,7 +36,7 @@ from selector.tables import text_table
 
 __all__ = [
     "AgreementReport", "ConvergenceWarning", "DawidSkeneResult", "FleissResult", "RatingCodes",
-    "agreement", "annotator_agreement", "confused_label_pairs", "consensus_table", "contested_items",
+    "agreement", "annotator_agreement", "coincidence_matrix", "number_or_none", "confused_label_pairs", "consensus_table", "contested_items",
     "dawid_skene", "encode_ratings", "loo_majority_agreement", "votes_text", "fleiss_kappa", "krippendorff_alpha", "majority_vote",
     "pairwise_agreement", "per_class_agreement",
 ]
@@ -207,7 +207,7 @@ class FleissResult:
     dropped: dict
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kappa": _num(self.kappa), "raters_per_item": self.raters_per_item,
+        return {"kappa": number_or_none(self.kappa), "raters_per_item": self.raters_per_item,
                 "n_items_used": self.n_items_used, "n_items_dropped": self.n_items_dropped,
                 "dropped_by_rater_count": {str(m): n for m, n in self.dropped.items()}}
 
@@ -243,7 +243,7 @@ def fleiss_kappa(ann) -> FleissResult:
                         n_items_used=int(used.sum()), n_items_dropped=int((~used).sum()), dropped=dropped)
 
 
-def _coincidence(counts: np.ndarray) -> np.ndarray:
+def coincidence_matrix(counts: np.ndarray) -> np.ndarray:
     """Krippendorff's coincidence matrix (k, k) from an (n_items, k) count table (items with 2+ ratings)."""
     m = counts.sum(axis=1)
     pairable = m >= 2
@@ -260,7 +260,7 @@ def krippendorff_alpha(ann) -> float:
     Returns NaN when fewer than two pairable values exist or every value is the same label.
     """
     codes = _codes(ann)
-    o = _coincidence(codes.counts)
+    o = coincidence_matrix(codes.counts)
     n_c = o.sum(axis=1)
     n = n_c.sum()
     if n < 2:
@@ -640,14 +640,15 @@ def annotator_agreement(ann, *, ds: DawidSkeneResult | None = None) -> pd.DataFr
 
 # --------------------------------------------------------------------------- the report
 
-def _num(x) -> float | None:
+def number_or_none(x) -> float | None:
+    """``x`` as a float, None for NaN (JSON has no NaN)."""
     x = float(x)
     return None if np.isnan(x) else x
 
 
 def frame_records(df: pd.DataFrame, limit: int | None = None) -> list[dict]:
     df = df if limit is None else df.head(limit)
-    return [{k: (_num(v) if isinstance(v, (float, np.floating)) else
+    return [{k: (number_or_none(v) if isinstance(v, (float, np.floating)) else
                  int(v) if isinstance(v, (np.integer,)) else bool(v) if isinstance(v, np.bool_) else v)
              for k, v in row.items()} for row in df.to_dict(orient="records")]
 
@@ -724,10 +725,10 @@ class AgreementReport:
         return {
             "n_items": self.n_items, "n_annotators": self.n_annotators, "n_ratings": self.n_ratings,
             "labels": list(self.labels), "ratings_per_item": self.ratings_per_item,
-            "percent_agreement": _num(self.percent_agreement),
-            "fleiss": self.fleiss.to_dict(), "krippendorff_alpha": _num(self.krippendorff_alpha),
+            "percent_agreement": number_or_none(self.percent_agreement),
+            "fleiss": self.fleiss.to_dict(), "krippendorff_alpha": number_or_none(self.krippendorff_alpha),
             "n_pairs_compared": int(len(self.pairwise)), "min_shared": self.min_shared,
-            "mean_pairwise_cohen_kappa": _num(np.nanmean(pk)) if np.isfinite(pk).any() else None,
+            "mean_pairwise_cohen_kappa": number_or_none(np.nanmean(pk)) if np.isfinite(pk).any() else None,
             "n_contested": int(len(self.contested)), "n_majority_ties": self.n_ties,
             "dawid_skene": {"n_iter": self.dawid_skene.n_iter, "converged": self.dawid_skene.converged,
                             "class_prior": dict(zip(map(str, self.dawid_skene.labels),

@@ -27,6 +27,7 @@ from selector.errors import ConfigError
 from selector.kmeans import cluster_pool
 from selector.outputs import OutputPlan, Writer, json_file, text_file
 from selector.quality.agreement import agreement, format_number, frame_records
+from selector.quality.ratings import LEVELS, ratings_report
 from selector.quality.validate import validate
 from selector.round.embed import embed_pool
 from selector.round.model import classifier_template, labels_problem, out_of_fold
@@ -100,12 +101,14 @@ class DataCard:
     agreement: Any = None
     model_agreement: pd.DataFrame | None = None
     files: dict = field(default_factory=dict)
+    ratings: dict | None = None
 
     def to_dict(self) -> dict[str, Any]:
 
         return {
             "name": self.name, "counts": self.counts, "class_balance": frame_records(self.class_balance),
             "agreement": None if self.agreement is None else self.agreement.to_dict(max_rows=20),
+            "ratings": None if self.ratings is None else {k: r.to_dict(max_rows=20) for k, r in self.ratings.items()},
             "model_agreement": None if self.model_agreement is None else frame_records(self.model_agreement),
             "validation": self.validation.to_dict() if self.validation is not None else None,
             "coverage": {k: v for k, v in self.coverage.items() if k != "cluster"},
@@ -165,6 +168,7 @@ def data_card(df: pd.DataFrame, *, annotations: pd.DataFrame | None = None, name
               embeddings=None, embedder=None, cache_dir=None, config=None, classifier=None,
               model_agreement: bool = True, n_clusters: int | None = None, random_state: int | None = 0,
               command: str | None = None, input_sha256: str | None = None,
+              ratings_level: str | None = None, criteria: Sequence[str] | None = None,
               source: str = "<DataFrame>") -> DataCard:
     """Build a data card for a labeled table (and, optionally, its raw annotations).
 
@@ -186,6 +190,11 @@ def data_card(df: pd.DataFrame, *, annotations: pd.DataFrame | None = None, name
         k-means clusters for coverage.
     command, input_sha256 : str, optional
         Recorded under ``provenance``.
+    ratings_level : {"ordinal", "interval", "ratio"}, optional
+        The annotations are numeric ratings: the card shows :func:`selector.quality.ratings.ratings_report`
+        (alpha at every level, weighted kappa, spread, rater bias) instead of nominal agreement.
+    criteria : sequence of str, optional
+        Rubric columns of the annotations (implies ratings; alpha per criterion and for the total).
 
     Returns
     -------
@@ -204,13 +213,20 @@ def data_card(df: pd.DataFrame, *, annotations: pd.DataFrame | None = None, name
                             "share": counts[order] / max(counts.sum(), 1)})
     balance["ratio_to_largest"] = balance["n_rows"] / max(int(counts.max()) if counts.size else 1, 1)
 
+    chat = df.attrs.get("selector_chat")
     report = validate(df, text_col=text_col, label_col=label_col, id_col=id_col, labels=labels, embeddings=X,
-                      source=source, **(validate_options or {}))
+                      source=source, output_col="output" if chat else None, system_col="system" if chat else None,
+                      embedder=embedder, cache_dir=cache_dir, config=config, **(validate_options or {}))
     cov = coverage(X, pool.labeled, n_clusters=n_clusters, random_state=random_state)
     agree = None
     versions: dict[str, Any] = {}
-    if annotations is not None:
-
+    ratings = None
+    if annotations is not None and (ratings_level is not None or criteria):
+        ratings = ratings_report(annotations, item_col=item_col, annotator_col=annotator_col,
+                                 rating_col=annotation_label_col, criteria=criteria, level=ratings_level or "ordinal",
+                                 unsure_labels=(validate_options or {}).get("unsure_labels"),
+                                 source=f"{source} (annotations)")
+    elif annotations is not None:
         agree = agreement(annotations, item_col=item_col, annotator_col=annotator_col,
                           label_col=annotation_label_col, random_state=random_state, source=f"{source} (annotations)",
                           unsure_labels=(validate_options or {}).get("unsure_labels"))
@@ -229,7 +245,7 @@ def data_card(df: pd.DataFrame, *, annotations: pd.DataFrame | None = None, name
                 "n_labels": int(classes.size), "ids_generated": pool.ids_generated}
     card = DataCard(
         name=name or source, counts=counts_d, class_balance=balance, validation=report, coverage=cov,
-        guideline_versions=versions, limitations=[], agreement=agree, model_agreement=model_frame,
+        guideline_versions=versions, limitations=[], agreement=agree, model_agreement=model_frame, ratings=ratings,
         provenance={"created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                     "command": command, "input": {"path": source, "sha256": input_sha256},
                     "model_fingerprint": embed_stats["model_fingerprint"], "versions": package_versions(),
@@ -361,7 +377,9 @@ def _markdown(card: DataCard) -> str:
     cb = card.class_balance.copy()
     L += [_md_table(cb, 100), ""]
     L += ["## Agreement", ""]
-    if card.agreement is None:
+    if card.ratings is not None:
+        L += _ratings_markdown(card.ratings)
+    elif card.agreement is None:
         L += ["No annotator-level ratings given (`--annotations`): agreement is unmeasured.", ""]
     else:
         s = card.agreement.summary()
@@ -415,5 +433,30 @@ def _markdown(card: DataCard) -> str:
     return "\n".join(L)
 
 
+def _ratings_markdown(reports: dict) -> list[str]:
+    first = next(iter(reports.values()))
+    L = [f"Ratings on a scale: {first.n_ratings} ratings of {first.n_items} items by {first.n_annotators} annotators; "
+         f"Krippendorff's alpha at every level of measurement (headline: {first.level}).", "",
+         "| criterion | scale | nominal | ordinal | interval | ratio | weighted kappa (quadratic) | mean item SD | contested |",
+         "|---|---|---|---|---|---|---|---|---|"]
+    for name, r in reports.items():
+        pk = r.pairwise["kappa_quadratic"].mean() if len(r.pairwise) else None
+        scale = " ".join(format(v, "g") for v in r.scale[:12])
+        L.append(f"| {_md(name)} | {scale} | " + " | ".join(_f(r.alpha[lv]) for lv in LEVELS)
+                 + f" | {_f(pk)} | {_f(r.items['sd'].mean())} | {len(r.contested)} |")
+    L.append("")
+    r = next(reversed(reports.values()))
+    a = r.annotators[["annotator", "n_ratings", "mean", "bias", "sd", "n_values_used", "share_extremes"]]
+    L += [f"Rater bias and scale use ({_md(r.name)}; bias = mean offset from the other raters' mean on the "
+          "same items; largest first):", "", _md_table(a, 20), ""]
+    for version, v in r.by_version.items():
+        L.append(f"- guideline {_md(version)}: alpha ({v.level}) {_f(v.headline)} over {v.n_items} items")
+    if r.by_version:
+        L.append("")
+    return L
+
+
 def _f(x) -> str:
-    return "n/a" if x is None else f"{x:.3f}"
+    if x is None or (isinstance(x, float) and np.isnan(x)):
+        return "n/a"
+    return f"{x:.3f}"

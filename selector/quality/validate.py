@@ -13,11 +13,17 @@ check                       default   what it finds
                                       >= ``near_duplicate_threshold`` (default 0.95)
 ``label_variant``           warning   labels that differ only in case/spacing/punctuation
 ``class_imbalance``         warning   a class with < ``imbalance_ratio`` (5%) of the largest's rows
-``missing_negatives``       warning   none of the negative labels (``out_of_scope``, ``none``, ...)
-                                      and no ``not_*`` / ``non_*`` label
+``missing_negatives``       warning   none of the negative labels (``out_of_scope``, ``oos``, ``none``,
+                                      ``other``, ``refuse``, ``escalate``, ...), no ``not_*`` /
+                                      ``non_*`` label and no refusal-style reply; a two-class set
+                                      (positive/negative, ham/spam) has its negative built in
 ``empty_text``              warning   empty or near-empty texts (< ``min_text_chars`` letters/digits)
 ``placeholder_label``       warning   labels like ``-``, ``?``, ``n/a``, ``null``, ``nan``
 ==========================  ========  ===========================================================
+
+With ``output_col`` (a generation set: chat-format data's replies) the checks of
+:mod:`selector.quality.generation` run too; ``output_contradiction`` and ``unparsable_output`` block
+by default, the others warn. Duplicates are then the same input with the same reply.
 
 "Normalised text" is :func:`selector.textnorm.normalise_text` (case, punctuation, whitespace folded).
 The near-duplicate threshold 0.95 is for L2-normalised sentence embeddings (all-MiniLM-L6-v2):
@@ -39,6 +45,12 @@ import pandas as pd
 from selector.config import SelectConfig
 from selector.errors import ConfigError, DataError
 from selector.labels import normalise_label
+from selector.quality.generation import (
+    GENERATION_CHECKS,
+    REPLY_AGREEMENT,
+    generation_findings,
+    is_refusal,
+)
 from selector.round.embed import embed_pool
 from selector.round.pool import LabeledPool, generated_ids
 from selector.textnorm import normalise_text
@@ -46,10 +58,12 @@ from selector.textnorm import normalise_text
 __all__ = ["Finding", "ValidationReport", "validate", "near_duplicate_pairs", "CHECKS", "DEFAULT_BLOCKERS",
            "DEFAULT_NEGATIVES", "NEAR_DUPLICATE_THRESHOLD"]
 
-CHECKS = ("duplicate_id", "contradiction", "invalid_label", "exact_duplicate", "near_duplicate", "label_variant",
-          "class_imbalance", "missing_negatives", "empty_text", "placeholder_label")
-DEFAULT_BLOCKERS = ("duplicate_id", "contradiction", "invalid_label")
-DEFAULT_NEGATIVES = ("out_of_scope", "none", "refuse", "escalate")
+CHECKS = ("duplicate_id", "contradiction", "invalid_label", "output_contradiction", "unparsable_output",
+          "exact_duplicate", "near_duplicate", "label_variant", "class_imbalance", "missing_negatives", "empty_text",
+          "placeholder_label", *[c for c in GENERATION_CHECKS if c not in ("output_contradiction", "unparsable_output")])
+DEFAULT_BLOCKERS = ("duplicate_id", "contradiction", "invalid_label", "output_contradiction", "unparsable_output")
+DEFAULT_NEGATIVES = ("out_of_scope", "oos", "none", "other", "refuse", "refusal", "escalate", "unknown",
+                     "not_applicable")
 NEAR_DUPLICATE_THRESHOLD = 0.95
 _PLACEHOLDERS = {"nan", "null", "n/a", "na", "#n/a", "undefined", "?", "-", "tbd", "todo"}
 _CHUNK_FLOATS = 1 << 24  # similarities held at once: 64 MB of float32
@@ -209,6 +223,8 @@ def validate(df: pd.DataFrame, *, text_col: str = "text", label_col: str = "labe
              embeddings: np.ndarray | str | Path | None = None, embedder=None, cache_dir: str | Path | None = None,
              config=None, near_duplicates: bool = True, max_groups: int = 200,
              unsure_labels: Sequence[str] = ("unsure", "needs_review"),
+             output_col: str | None = None, system_col: str | None = None,
+             reply_agreement: float | None = None,
              source: str = "<DataFrame>") -> ValidationReport:
     """Check a labeled table before training.
 
@@ -242,6 +258,13 @@ def validate(df: pd.DataFrame, *, text_col: str = "text", label_col: str = "labe
         Groups/pairs kept in each finding's ``details`` (``row_ids`` always lists every row).
     unsure_labels : sequence of str
         Label values meaning "no label yet" (case-insensitive), treated as unlabeled as everywhere else.
+    output_col, system_col : str, optional
+        The reply and system-prompt columns of a generation set (chat-format data gives ``output``
+        and ``system``); with ``output_col`` the generation checks run. A ``has_reply`` column, when
+        present, tells an empty reply from a row without one.
+    reply_agreement : float, optional
+        Cosine below which two replies to one input disagree (default
+        :data:`selector.quality.generation.REPLY_AGREEMENT`).
 
     Returns
     -------
@@ -329,18 +352,37 @@ def validate(df: pd.DataFrame, *, text_col: str = "text", label_col: str = "labe
                 f"({classes[class_counts.argmax()]}: {largest}): "
                 + ", ".join(f"{c} ({counts[str(c)]})" for c in small[:10]),
                 lab_pos[np.isin(label_str, small)], {"small_classes": {str(c): counts[str(c)] for c in small}})
-    if negatives and lab_pos.size:
+    outputs, has_output = None, None
+    if output_col is not None:
+        if output_col not in df.columns:
+            raise DataError(f"{source}: no reply column {output_col!r}; generation checks need the replies")
+        outputs = np.array(["" if normalise_label(v) is None else str(v) for v in df[output_col].to_numpy(dtype=object)],
+                           dtype=object)
+        has_output = (df["has_reply"].to_numpy(dtype=bool) if "has_reply" in df.columns
+                      else np.array([o != "" for o in outputs]))
+    refusals = int(sum(is_refusal(o) for o in outputs[has_output])) if outputs is not None else 0
+    if negatives and (lab_pos.size or (outputs is not None and has_output.any())):
         wanted = {_label_key(str(x)) for x in negatives}
         keys_seen = {_label_key(str(c)) for c in classes}
-        # "not_hate", "non_offensive": a binary task's negative class counts as one too.
-        if not (wanted & keys_seen or any(k.startswith(("not_", "non_")) for k in keys_seen)):
-            add("missing_negatives", f"no negative label present (looked for {', '.join(map(str, negatives))}); "
-                "a model trained without one cannot say 'none of these'", [], {"negatives": list(map(str, negatives))})
+        # "not_hate", "non_offensive": a binary task's negative class counts as one too, and a
+        # two-class set (positive/negative, ham/spam) has its negative built in.
+        binary = classes.size == 2
+        if not (wanted & keys_seen or any(k.startswith(("not_", "non_")) for k in keys_seen) or binary or refusals):
+            what = "negative label" if lab_pos.size else "refusal-style reply"
+            add("missing_negatives", f"no {what} present (looked for {', '.join(map(str, negatives))}"
+                f"{' and refusal-style replies' if outputs is not None else ''}); "
+                "a model trained without one cannot say 'none of these' or decline", [],
+                {"negatives": list(map(str, negatives)), "n_refusal_replies": refusals})
     # -- same normalised text
     nonempty_labeled = lab_pos[norm[lab_pos] != ""]
     contradictions, duplicates = [], []
     for g in _groups_by(norm, nonempty_labeled):
         (contradictions if len(set(lab[g])) > 1 else duplicates).append(g)
+    if outputs is not None:
+        # A generation set's duplicate is the same input with the same reply.
+        with_reply = np.flatnonzero(has_output & (norm != ""))
+        pair_key = np.array([n + "\x00" + normalise_text(o) for n, o in zip(norm, outputs)], dtype=object)
+        duplicates = _groups_by(pair_key, with_reply)
     if contradictions:
         add("contradiction", f"{len(contradictions)} text(s) appear with different labels "
             f"({sum(g.size for g in contradictions)} rows)", np.concatenate(contradictions),
@@ -374,10 +416,33 @@ def validate(df: pd.DataFrame, *, text_col: str = "text", label_col: str = "labe
                              "labels": [str(lab[a]), str(lab[b])], "texts": [str(texts[a]), str(texts[b])]}
                             for a, b, s in zip(i[:max_groups], j[:max_groups], sim[:max_groups])],
                  "n_pairs": int(i.size)})
+    if outputs is not None:
+        systems = (np.array(["" if normalise_label(v) is None else str(v) for v in df[system_col].to_numpy(dtype=object)],
+                            dtype=object) if system_col is not None and system_col in df.columns else None)
+        embed = None
+        if near_duplicates:
+            def embed(batch):
+                return _embeddings(np.asarray(batch, dtype=object), generated_ids(np.asarray(batch, dtype=object)),
+                                   np.full(len(batch), None, dtype=object), np.zeros(len(batch), bool), None,
+                                   embedder, cache_dir, config, source)
+        for check, message, positions, details in generation_findings(
+                texts, outputs, has_output, systems=systems, ids=ids, embed=embed,
+                reply_agreement=settings_reply_agreement(reply_agreement), min_text_chars=min_text_chars,
+                max_groups=max_groups, skip_groups={norm[g[0]] for g in contradictions}):
+            add(check, message, positions, details)
+        settings["reply_agreement"] = settings_reply_agreement(reply_agreement) if near_duplicates else None
     order = {c: n for n, c in enumerate(CHECKS)}
     findings.sort(key=lambda f: (f.severity != "blocker", order[f.check]))
     return ValidationReport(findings=findings, n_rows=int(len(ids)), n_labeled=int(lab_pos.size),
                             class_counts=counts, settings=settings, source=source)
+
+
+def settings_reply_agreement(value: float | None) -> float:
+    """The reply-agreement cosine: ``value``, or the default, checked to be a cosine."""
+    value = REPLY_AGREEMENT if value is None else value
+    if not -1.0 <= value <= 1.0:
+        raise ConfigError(f"reply_agreement must be a cosine in [-1, 1], got {value!r}")
+    return value
 
 
 def _embeddings(texts, ids, lab, labeled, embeddings, embedder, cache_dir, config, source) -> np.ndarray:

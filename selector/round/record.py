@@ -69,6 +69,8 @@ def round_record(*, round_number: int | None, config: dict, stats: dict, data_pa
         "model_fingerprint": stats.get("model_fingerprint"),
         # An approximate backend's cost on this round's labels (None with an exact backend).
         "approximation_check": stats.get("approximation_check"),
+        # Chat-format input: how labels were taken and which lines were skipped.
+        "chat": stats.get("chat"),
         "versions": package_versions(),
         "counts": {k: v for k, v in stats.items() if k.startswith("n_")},
         "class_counts": class_counts,

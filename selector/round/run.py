@@ -26,9 +26,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from selector.chat import ChatTable, read_data
 from selector.config import SelectConfig
 from selector.errors import ConfigError, DataError, EmptyPoolError
-from selector.io import file_sha256, read_table
+from selector.io import file_sha256
 from selector.loop.ledger import (
     ledger_path,
     locked_ledger,
@@ -108,6 +109,7 @@ class RoundPlan:
     outputs: OutputPlan | None
     ledger: Path | None
     command: str | None
+    chat: ChatTable | None = None
 
 
 @dataclass
@@ -172,12 +174,12 @@ def plan_round(data: str | Path | pd.DataFrame, config: SelectConfig | None = No
     """
     config = config or SelectConfig()
     outputs = OutputPlan() if out is not None else None
-    data_path = None
+    data_path, chat = None, None
     if isinstance(data, pd.DataFrame):
         df, source, data_sha256 = data, source or "<DataFrame>", None
     elif isinstance(data, (str, Path)):
         data_path = Path(data)
-        df = read_table(data_path)
+        df, chat = read_data(data_path, config, skipped_folder=cache_dir)
         source, data_sha256 = source or str(data_path), file_sha256(data_path)
     else:
         raise DataError(f"a round needs a DataFrame or a data file path, got {type(data).__name__}")
@@ -255,7 +257,19 @@ def plan_round(data: str | Path | pd.DataFrame, config: SelectConfig | None = No
                      budget=budget, strategy=strategy, template=template, embedder=embedder, embeddings=X_given,
                      cache_dir=cache_dir if X_given is None else None, gold_table=gold_table, gold_path=gold_path,
                      gold_rate=gold_rate, bucket_priority=bucket_priority, suspects=suspects, outputs=outputs,
-                     ledger=ledger_file, command=command)
+                     ledger=ledger_file, command=command, chat=chat)
+
+
+def with_conversation(queue: pd.DataFrame, df: pd.DataFrame, pool: LabeledPool) -> pd.DataFrame:
+    """``queue`` with each chat row's ``system`` prompt, reply (``output``) and whole ``conversation``
+    (JSON), so a reviewer and the tool exports see the exchange, not only the last user turn."""
+    at = {str(i): n for n, i in enumerate(pool.ids)}
+    pos = [at.get(str(i)) for i in queue["id"]]
+    queue = queue.copy()
+    for col in ("system", "output", "conversation"):
+        values = df[col].to_numpy(dtype=object)
+        queue[col] = [values[p] if p is not None else "" for p in pos]
+    return queue
 
 
 def compute_round(plan: RoundPlan, *, show_progress: bool = False) -> RoundResult:
@@ -304,7 +318,14 @@ def compute_round(plan: RoundPlan, *, show_progress: bool = False) -> RoundResul
                         "suspects": round(c_done - c_suspects, 3), "compute": round(c_done - c_start, 3)},
     }
     stats.pop("embed_seconds", None)
-    result = RoundResult(queue=queue_frame(pool, context, selection, config.strategy), selection=selection,
+    if plan.chat is not None:
+        stats["chat"] = {"task": plan.chat.task, "label_from": plan.chat.label_from, "input_turns": config.input_turns,
+                         "n_lines": plan.chat.n_lines, "n_skipped": len(plan.chat.skipped),
+                         "skipped_lines": [s["line"] for s in plan.chat.skipped[:100]]}
+    queue = queue_frame(pool, context, selection, config.strategy)
+    if plan.chat is not None:
+        queue = with_conversation(queue, plan.df, pool)
+    result = RoundResult(queue=queue, selection=selection,
                          context=context, pool=pool, embeddings=X, stats=stats, oof=oof,
                          suspects=suspect_table, suspects_note=note)
     if plan.bucket_priority is not None:
