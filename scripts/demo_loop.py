@@ -24,6 +24,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from selector.loop.ledger import ledger_path, read_ledger
+
 REPO = Path(__file__).resolve().parents[1]
 DATASETS = REPO.parent / "shared" / "datasets"
 SELECTOR = str(Path(sys.executable).parent / "selector")
@@ -128,7 +130,7 @@ def main() -> None:
     per_round = merged.loc[merged["label"] != "", "label_round"].value_counts().to_dict()
     expected = {str(r): args.budget for r in range(1, args.rounds + 1)}
     wrong = (merged["label"] != "") & (merged["label"] != merged["id"].map(gold))
-    ledger = [json.loads(x) for x in (work / ".selector" / "rounds.jsonl").read_text().splitlines()]
+    ledger = read_ledger(ledger_path(data))
     problems = []
     per_round = {k: v for k, v in per_round.items() if k}
     if per_round != expected:

@@ -7,7 +7,9 @@ Label Studio tasks are checked against the documented task format (labelstud.io/
 beside them (names and choices must match). Argilla records go through the real ``argilla`` SDK's
 ``Record.from_dict`` when it is installed (test extra). Prodigy (JSONL tasks with ``text`` and
 ``meta``; choice ``options`` as ``{id, text}``) and doccano (JSONL text classification with
-``text``; ``label`` would import as an annotation) are checked from their documented formats.
+``text`` and ``label``) are checked from their documented formats. Each tool's "score" means what the
+tool reads it as: Label Studio's prediction score and Prodigy's ``meta.score`` are the model's
+probability of the pre-annotated label; the queue's priority travels under its own key.
 """
 
 import json
@@ -21,7 +23,7 @@ from typer.testing import CliRunner
 
 from selector.cli.app import app
 from selector.errors import ConfigError
-from selector.loop.export import export_records, write_export
+from selector.loop.export import check_label_config, export_records, write_export
 from selector.loop.merge import read_labels
 
 runner = CliRunner()
@@ -46,7 +48,7 @@ def _check_number(x):
 
 def test_label_studio_tasks_match_documented_format_and_config(tmp_path, queue):
     out = tmp_path / "tasks.json"
-    written = write_export(queue, "label-studio", out, labels=LABELS)
+    written = write_export(queue, "label-studio", out, labels=LABELS, round_number=3)
     assert written == [out, tmp_path / "tasks.label_config.xml"]
     tasks = json.loads(out.read_text(encoding="utf-8"))
     view = ET.fromstring(written[1].read_text())
@@ -58,23 +60,39 @@ def test_label_studio_tasks_match_documented_format_and_config(tmp_path, queue):
     for task, row in zip(tasks, queue.itertuples()):
         assert set(task) == {"data", "predictions"}
         assert task["data"]["text"] == row.text and task["data"]["selector_id"] == row.id
+        assert task["data"]["rank"] == row.rank and task["data"]["priority"] == pytest.approx(row.score)
         (pred,) = task["predictions"]
-        assert isinstance(pred["model_version"], str) and pred["model_version"] == "selector/margin"
+        assert pred["model_version"] == "selector-r3-margin"  # one version per round
+        # Label Studio's score is the model's confidence in the pre-selected choice.
         _check_number(pred["score"])
+        assert pred["score"] == pytest.approx(row.predicted_proba)
         (res,) = pred["result"]
         assert res["from_name"] == choices_tag.get("name") and res["to_name"] == text_tag.get("name")
         assert res["type"] == "choices" and res["value"]["choices"] == [row.predicted_label]
         assert res["value"]["choices"][0] in allowed
-    # Sorting by prediction score (Data Manager) gives the queue's order.
-    by_score = sorted(tasks, key=lambda t: -t["predictions"][0]["score"])
-    assert [t["data"]["selector_id"] for t in by_score] == queue["id"].tolist()
+    # The queue's order is in the task data (rank; priority = the strategy's score).
+    by_rank = sorted(tasks, key=lambda t: t["data"]["rank"])
+    assert [t["data"]["selector_id"] for t in by_rank] == queue["id"].tolist()
 
 
-def test_label_studio_cold_start_queue_has_empty_prediction_result(queue):
+def test_label_studio_names_are_checked_against_the_project_config(queue):
+    config = ('<View><Text name="body" value="$text"/>'
+              '<Choices name="topic" toName="body"><Choice value="sports"/><Choice value="weather"/></Choices></View>')
+    assert check_label_config(config, "topic", "body") == ["sports", "weather"]
+    with pytest.raises(ConfigError, match=r"no <Choices name='label'> \(Choices controls: topic\)"):
+        check_label_config(config, "label", "body")
+    with pytest.raises(ConfigError, match="pass --to-name body"):
+        check_label_config(config, "topic", "text")
+    task = export_records(queue, "label-studio", from_name="topic", to_name="body")[0]
+    assert task["predictions"][0]["result"][0]["from_name"] == "topic"
+    assert task["predictions"][0]["result"][0]["to_name"] == "body"
+
+
+def test_label_studio_cold_start_queue_has_no_prediction(queue):
     queue = queue.assign(predicted_label=None, predicted_proba=np.nan)
     tasks = export_records(queue, "label-studio")
-    assert all(t["predictions"][0]["result"] == [] for t in tasks)
-    assert all("predicted_label" not in t["data"] for t in tasks)
+    assert all("predictions" not in t for t in tasks)
+    assert all("predicted_label" not in t["data"] and "rank" in t["data"] for t in tasks)
 
 
 def test_argilla_records_load_in_the_sdk(tmp_path, queue):
@@ -84,15 +102,15 @@ def test_argilla_records_load_in_the_sdk(tmp_path, queue):
     for rec, row in zip(records, queue.itertuples()):
         assert rec["id"] == row.id and rec["fields"] == {"text": row.text}
         sug = rec["suggestions"]["label"]
-        assert sug["value"] == row.predicted_label and sug["agent"] == "selector/margin"
+        assert sug["value"] == row.predicted_label and sug["agent"] == "selector-margin"
         assert 0.0 <= sug["score"] <= 1.0 and sug["score"] == pytest.approx(row.predicted_proba)
-        assert rec["metadata"]["rank"] == row.rank and rec["metadata"]["score"] == pytest.approx(row.score)
+        assert rec["metadata"]["rank"] == row.rank and rec["metadata"]["priority"] == pytest.approx(row.score)
     rg = pytest.importorskip("argilla")
     for rec, row in zip(records, queue.itertuples()):
         loaded = rg.Record.from_dict(rec)
         assert loaded.id == row.id and loaded.fields["text"] == row.text
         s = loaded.suggestions["label"]
-        assert (s.value, s.agent) == (row.predicted_label, "selector/margin")
+        assert (s.value, s.agent) == (row.predicted_label, "selector-margin")
         assert s.score == pytest.approx(row.predicted_proba)
 
 
@@ -102,13 +120,17 @@ def test_prodigy_tasks_have_text_meta_score_and_options(tmp_path, queue):
     tasks = [json.loads(line) for line in out.read_text().splitlines()]
     for task, row in zip(tasks, queue.itertuples()):
         assert isinstance(task["text"], str) and task["text"] == row.text
+        # textcat.teach: meta.score is the probability of the task's label; the priority has its own key.
+        assert task["label"] == row.predicted_label
         _check_number(task["meta"]["score"])
-        assert task["meta"]["score"] == pytest.approx(row.score)
+        assert task["meta"]["score"] == pytest.approx(row.predicted_proba)
+        assert task["meta"]["priority"] == pytest.approx(row.score) and task["meta"]["rank"] == row.rank
         assert task["options"] == [{"id": c, "text": c} for c in LABELS]
         assert task["selector_id"] == row.id
+        assert "_input_hash" not in task and "_task_hash" not in task  # Prodigy computes its own
 
 
-def test_doccano_lines_are_text_classification_imports_without_labels(tmp_path, queue):
+def test_doccano_lines_are_text_classification_imports_with_an_empty_label(tmp_path, queue):
     out = tmp_path / "doccano.jsonl"
     write_export(queue, "doccano", out)
     lines = out.read_text(encoding="utf-8").splitlines()
@@ -116,7 +138,8 @@ def test_doccano_lines_are_text_classification_imports_without_labels(tmp_path, 
     for line, row in zip(lines, queue.itertuples()):
         obj = json.loads(line)
         assert obj["text"] == row.text and obj["selector_id"] == row.id
-        assert "label" not in obj and "id" not in obj  # doccano owns both keys
+        # doccano's importer needs the label column ("Column label not found"); [] imports no annotation.
+        assert obj["label"] == [] and "id" not in obj
 
 
 @pytest.mark.parametrize("fmt", ["label-studio", "argilla", "prodigy", "doccano"])

@@ -4,20 +4,21 @@ import threading
 import numpy as np
 import pandas as pd
 import pytest
+from loop_helpers import write_data
 from typer.testing import CliRunner
 
-from loop_helpers import write_data
 from selector.cli.app import app
 from selector.errors import DataError
 from selector.io import file_sha256
-from selector.round.model import cv_metrics
 from selector.loop.ledger import (
     append_record,
     ledger_path,
     next_round_number,
     read_ledger,
+    round_records,
     stop_set_ids,
 )
+from selector.round.model import cv_metrics
 
 runner = CliRunner()
 
@@ -125,3 +126,25 @@ def test_corrections_entries_are_not_rounds():
                {"round": 2, "kind": "round"}]
     assert [r.get("round") for r in round_records(records)] == [1, 2]
     assert next_round_number(records) == 3
+
+
+def test_one_ledger_per_data_file_and_folder_ledger_migration(tmp_path):
+    """Two data files in one folder are two loops; a folder ledger of earlier versions is split per file."""
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    for f in (a, b):
+        f.write_text("id,text,label\n1,x,\n")
+    legacy = tmp_path / ".selector" / "rounds.jsonl"
+    legacy.parent.mkdir()
+    rounds = [{"round": 1, "data": {"path": str(a.resolve())}}, {"round": 2, "data": {"path": str(b.resolve())}},
+              {"round": 3, "data": {"path": str(a.resolve())}},
+              {"kind": "corrections", "round": None, "data": str(a.resolve()), "corrections": []}]
+    legacy.write_text("".join(json.dumps(r) + "\n" for r in rounds))
+    assert ledger_path(a).name == "a.csv.rounds.jsonl" and ledger_path(b) != ledger_path(a)
+    assert [r.get("round") for r in read_ledger(ledger_path(a))] == [1, 3, None]
+    assert [r["round"] for r in read_ledger(ledger_path(b))] == [2]
+    assert next_round_number(round_records(read_ledger(ledger_path(b)))) == 3  # b's numbering continues from its own
+    # Migration happens once: a later change to the folder ledger does not leak into a file's ledger.
+    legacy.write_text(legacy.read_text() + json.dumps({"round": 9, "data": {"path": str(a.resolve())}}) + "\n")
+    assert [r.get("round") for r in read_ledger(ledger_path(a))] == [1, 3, None]
+    c = tmp_path / "c.csv"
+    assert not ledger_path(c).exists()  # no rounds of c anywhere: nothing written

@@ -2,11 +2,12 @@ import json
 
 import pandas as pd
 import pytest
+from loop_helpers import label_studio_export, make_texts
 from typer.testing import CliRunner
 
-from loop_helpers import label_studio_export, make_texts
 from selector.cli.app import app
 from selector.errors import DataError
+from selector.loop.ledger import ledger_path, read_ledger
 from selector.loop.merge import MergeConflictError, merge_labels, read_labels
 
 runner = CliRunner()
@@ -54,9 +55,10 @@ def test_conflicts_are_reported_and_nothing_is_written(tmp_path, data_file):
     before = path.read_bytes()
     res = runner.invoke(app, ["merge", str(path), str(export), "--in-place"])
     assert res.exit_code == 1
-    assert "3 conflict(s), nothing written" in res.output
-    assert "would overwrite a different existing label" in res.output and "unknown id" in res.output
-    assert "annotators disagree" in res.output
+    # One line per label left out: the overwrite, the unknown id, and both votes of the disagreement.
+    assert "4 conflict(s), nothing written" in res.output
+    assert f"the data already has {df.gold[0]!r}; the export says {wrong!r}" in res.output and "unknown id" in res.output
+    assert "annotators disagree: the export says 'sports', the export says 'weather'" in res.output
     assert path.read_bytes() == before and not (tmp_path / "data.csv.bak").exists()
 
 
@@ -138,14 +140,29 @@ def test_argilla_records_nested_and_flattened(tmp_path):
     assert kind == "argilla" and labels[["id", "label", "annotator"]].values.tolist() == [["r3", "weather", "u9"]]
 
 
-def test_argilla_sdk_record_dict_round_trips():
+def test_argilla_sdk_exports_count_only_submitted_responses():
+    """Records built with the real SDK: its flattened export keeps each response's status and only the
+    submitted answer becomes a label; its nested export (Record.to_dict) drops the status and is refused."""
     rg = pytest.importorskip("argilla")
     import uuid
 
+    from argilla.records._io._generic import (
+        GenericIO,  # what records.to_list(flatten=True) calls per record
+    )
+
     user = uuid.uuid4()
-    rec = rg.Record(id="r7", fields={"text": "x"}, responses=[rg.Response("label", "sports", user_id=user)])
-    labels, _, _ = read_labels_from_items([rec.to_dict()])
+    rec = rg.Record(id="r7", fields={"text": "x"}, responses=[
+        rg.Response("label", "sports", user_id=user, status="submitted"),
+        rg.Response("label", "finance", user_id=uuid.uuid4(), status="draft"),
+        rg.Response("label", "weather", user_id=uuid.uuid4(), status="discarded")])
+    labels, _, _ = read_labels_from_items([GenericIO._record_to_dict(rec, flatten=True)])
     assert labels[["id", "label", "annotator"]].values.tolist() == [["r7", "sports", str(user)]]
+    with pytest.raises(DataError, match=r"record 'r7' has an Argilla response without a 'status'.*to_list\(flatten=True\)"):
+        read_labels_from_items([rec.to_dict()])
+    draft_only = rg.Record(id="r8", fields={"text": "y"},
+                           responses=[rg.Response("label", "sports", user_id=user, status="draft")])
+    labels, skipped, _ = read_labels_from_items([GenericIO._record_to_dict(draft_only, flatten=True)])
+    assert labels.empty and skipped == 1
 
 
 def read_labels_from_items(items, tmp=None):
@@ -169,7 +186,8 @@ def test_same_label_twice_and_existing_same_label_are_not_conflicts():
     labels.loc[2, "label"] = "pos"
     with pytest.raises(MergeConflictError) as err:
         merge_labels(data, labels)
-    assert err.value.conflicts["id"].tolist() == ["b"]
+    assert err.value.conflicts["id"].tolist() == ["b", "b"]
+    assert err.value.conflicts["problem"].iloc[0] == "annotators disagree: u1 says 'neg', u2 says 'pos'"
 
 
 def test_export_without_ids_is_refused(tmp_path):
@@ -181,6 +199,7 @@ def test_export_without_ids_is_refused(tmp_path):
 
 def test_gold_answers_in_a_queue_are_set_aside_not_merged(tmp_path):
     from loop_helpers import write_data
+
     from selector.loop.ledger import ledger_path, read_ledger
 
     data = tmp_path / "data.csv"
@@ -226,7 +245,7 @@ def test_accept_corrections_overwrites_deliberately_and_records_old_and_new(tmp_
     assert data_file.read_bytes() == before  # the input is never modified
     out = _read(tmp_path / "fixed.csv").set_index("id")
     assert out.loc[a, "label"] == "weather_fixed" and out.loc[b, "label"] == labeled["label"].iloc[1]
-    ledger = [json.loads(line) for line in (data_file.parent / ".selector" / "rounds.jsonl").read_text().splitlines()]
+    ledger = read_ledger(ledger_path(data_file))
     rec = ledger[-1]
     assert rec["kind"] == "corrections" and rec["corrections"] == [{"id": a, "old": old_a, "new": "weather_fixed"}]
     # Reviewed against a label the data no longer has: refused, nothing written.
@@ -238,4 +257,62 @@ def test_accept_corrections_overwrites_deliberately_and_records_old_and_new(tmp_
     export = tmp_path / "export.csv"
     pd.DataFrame({"id": [a], "label": ["weather_fixed"]}).to_csv(export, index=False)
     res = runner.invoke(app, ["merge", str(data_file), str(export), "--out", str(tmp_path / "c.csv")])
-    assert res.exit_code == 1 and "would overwrite" in res.stderr
+    assert res.exit_code == 1 and "the data already has" in res.stderr
+
+
+def test_partial_merges_clean_labels_and_lists_conflicts(tmp_path, data_file):
+    path, df = data_file
+    wrong = next(c for c in ("sports", "weather", "finance") if c != df.gold[0])
+    export = tmp_path / "labels.csv"
+    pd.DataFrame({"id": ["r0000", "r0003", "r0004", "r0004", "nope"],
+                  "label": [wrong, df.gold[3], "sports", "weather", "sports"],
+                  "annotator": ["ann", "ann", "ann", "bob", "ann"]}).to_csv(export, index=False)
+    out = tmp_path / "merged.csv"
+    res = runner.invoke(app, ["merge", str(path), str(export), "--out", str(out), "--partial"])
+    assert res.exit_code == 0, res.output
+    merged = _read(out)
+    assert merged.loc[3, "label"] == df.gold[3]                      # the clean label went in
+    assert merged.loc[0, "label"] == _read(path).loc[0, "label"]     # the overwrite did not
+    assert merged.loc[4, "label"] == _read(path).loc[4, "label"]     # nor the disputed id
+    conflicts = pd.read_csv(tmp_path / "merged.conflicts.csv", keep_default_na=False)
+    assert sorted(conflicts["id"]) == ["nope", "r0000", "r0004", "r0004"]
+    assert "annotators disagree: ann says 'sports', bob says 'weather'" in set(conflicts["problem"])
+    assert "4 conflict(s) left out" in res.stderr
+
+
+def test_unsure_rows_take_the_returned_label():
+    data = pd.DataFrame({"id": ["a", "b", "c"], "text": ["x", "y", "z"], "label": ["unsure", "pos", "NEEDS_REVIEW"]})
+    labels = pd.DataFrame({"id": ["a", "c"], "label": ["neg", "pos"]})
+    res = merge_labels(data, labels)
+    assert res.data["label"].tolist() == ["neg", "pos", "pos"] and res.n_new == 2
+    assert res.from_unsure == [{"id": "a", "was": "unsure", "label": "neg"},
+                               {"id": "c", "was": "NEEDS_REVIEW", "label": "pos"}]
+    with pytest.raises(MergeConflictError):  # with the unsure path switched off it is an overwrite again
+        merge_labels(data, labels, unsure_labels=())
+
+
+def test_doccano_zip_export_keeps_each_annotator(tmp_path):
+    """doccano 1.8 exports a zip of <username>.jsonl (one per member; all.jsonl when collaborative)."""
+    import zipfile
+
+    rows = {"alice": [{"id": 7, "text": "a", "selector_id": "r1", "label": ["sports"], "Comments": []},
+                      {"id": 8, "text": "b", "selector_id": "r2", "label": [], "Comments": []}],
+            "bob": [{"id": 7, "text": "a", "selector_id": "r1", "label": ["sports"], "Comments": []},
+                    {"id": 8, "text": "b", "selector_id": "r2", "label": ["weather"], "Comments": []}]}
+    path = tmp_path / "doccano_export.zip"
+    with zipfile.ZipFile(path, "w") as z:
+        for user, items in rows.items():
+            z.writestr(f"{user}.jsonl", "".join(json.dumps(x) + "\n" for x in items))
+    labels, skipped, kind = read_labels(path)
+    assert kind == "doccano" and skipped == 1
+    assert labels[["id", "label", "annotator"]].values.tolist() == [
+        ["r1", "sports", "alice"], ["r1", "sports", "bob"], ["r2", "weather", "bob"]]
+    merged = merge_labels(pd.DataFrame({"id": ["r1", "r2"], "text": ["a", "b"], "label": ["", ""]}), labels)
+    assert merged.data["annotator"].tolist() == ["alice;bob", "bob"]
+    with zipfile.ZipFile(tmp_path / "all.zip", "w") as z:  # collaborative project: no user per file
+        z.writestr("all.jsonl", json.dumps(rows["bob"][1]) + "\n")
+    labels, _, _ = read_labels(tmp_path / "all.zip")
+    assert labels["annotator"].tolist() == [None]
+    (tmp_path / "bad.zip").write_bytes(b"not a zip")
+    with pytest.raises(DataError, match="not a readable zip file"):
+        read_labels(tmp_path / "bad.zip")

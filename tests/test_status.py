@@ -98,3 +98,20 @@ def test_cli_loop_status_after_each_round(tmp_path):
     assert "90" in now_line and now_line.split()[-1] != "-"  # kappa vs round 3's model
     assert "stopping hint: keep labeling" in last
     assert records[2]["cv"]["n"] == 60 and records[1]["stop_set"]["predictions"] is not None
+
+
+def test_two_data_files_in_one_folder_are_two_loops(tmp_path):
+    """status and round numbers of a.csv never include rounds run on b.csv in the same folder."""
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    write_data(a, n=120, n_labeled=30, seed=0)
+    write_data(b, n=120, n_labeled=30, seed=1)
+    for data, n in ((a, 2), (b, 1)):
+        for r in range(n):
+            res = runner.invoke(app, ["select", str(data), "--budget", "5", "--model", "hashing",
+                                      "-o", str(tmp_path / f"{data.stem}_q{r}.csv")])
+            assert res.exit_code == 0, res.output
+    assert [r["round"] for r in read_ledger(ledger_path(a))] == [1, 2]
+    assert [r["round"] for r in read_ledger(ledger_path(b))] == [1]
+    res = runner.invoke(app, ["status", str(b), "--no-live"])
+    assert res.exit_code == 0, res.output
+    assert "(1 round(s))" in res.stdout and "b.csv.rounds.jsonl" in res.stdout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Optional
 
@@ -14,11 +15,13 @@ from selector.io import read_table
 from selector.labels import normalise_label
 from selector.loop.export import (
     EXPORT_FORMATS,
+    check_label_config,
     export_suffix,
     export_writers,
     label_config_path_for,
 )
 from selector.outputs import OutputPlan
+from selector.round.record import record_path_for
 
 
 @app.command("export")
@@ -30,17 +33,26 @@ def export_command(
     out: Path = typer.Option(..., "--out", "-o", help="Output file (.json for label-studio, .jsonl otherwise)."),
     labels: Optional[str] = typer.Option(None, "--labels", help="Comma-separated label set (Label Studio config, Prodigy options)."),
     data: Optional[Path] = typer.Option(None, "--data", help="Take the label set from this data file's label column."),
+    label_config: Optional[Path] = typer.Option(None, "--label-config", help="Label Studio: the project's labeling "
+                                                "config (XML); --from-name/--to-name are checked against it and its "
+                                                "choices are the label set."),
+    from_name: str = typer.Option("label", "--from-name", help="Label Studio: the Choices control's name."),
+    to_name: Optional[str] = typer.Option(None, "--to-name", help="Label Studio: the object the choices label "
+                                          "[default: text, or dialogue for chat data]."),
     opts: Shared = None,
 ) -> None:
     """Write QUEUE as tasks a labeling tool imports as is (each carries its id for `selector merge`)."""
-    if labels is not None and data is not None:
-        raise ConfigError("give the label set once: --labels or --data, not both")
+    if sum(x is not None for x in (labels, data, label_config)) > 1:
+        raise ConfigError("give the label set once: --labels, --data or --label-config")
+    if label_config is not None and fmt != "label-studio":
+        raise ConfigError("--label-config is a Label Studio labeling config; it goes with --format label-studio")
     if fmt not in EXPORT_FORMATS:
         raise ConfigError(f"unknown export format {fmt!r}; choose one of {', '.join(EXPORT_FORMATS)}")
     config = opts.config()
     plan = OutputPlan()
     plan.add_input(queue, "QUEUE")
     plan.add_input(data, "--data")
+    plan.add_input(label_config, "--label-config")
     plan.add_output("export", out, "--out", suffixes=(export_suffix(fmt),))
     plan.add_output("label_config", label_config_path_for(out), "Label Studio config")
     plan.check()
@@ -52,5 +64,22 @@ def export_command(
         if config.label_col not in df.columns:
             raise DataError(f"{data}: no label column {config.label_col!r}; pass --label-col COLUMN")
         label_set = sorted({v for v in map(normalise_label, df[config.label_col]) if v is not None})
-    written = plan.commit(export_writers(read_table(queue), fmt, out, labels=label_set, source=str(queue)))
+    queue_table = read_table(queue)
+    if label_config is not None:
+        chat = "conversation" in queue_table.columns
+        label_set = check_label_config(label_config.read_text(encoding="utf-8"), from_name,
+                                       to_name or ("dialogue" if chat else "text"), source=str(label_config))
+    # The queue's round (its record beside it) makes each round's model_version distinct.
+    record = record_path_for(queue)
+    round_number = None
+    if record.is_file():
+        try:
+            round_number = json.loads(record.read_text(encoding="utf-8")).get("round")
+        except json.JSONDecodeError:
+            raise DataError(f"{record}: the queue's round record is not valid JSON; re-run the round or move it away") from None
+    writers = export_writers(queue_table, fmt, out, labels=label_set, round_number=round_number,
+                             from_name=from_name, to_name=to_name, source=str(queue))
+    if label_config is not None:
+        writers.pop("label_config", None)  # the project has its config already
+    written = plan.commit(writers)
     info(f"exported {queue} as {fmt} -> {', '.join(map(str, written.values()))}", opts.quiet)

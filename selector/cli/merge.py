@@ -21,7 +21,7 @@ from selector.loop.merge import (
     plan_data_output,
     read_labels,
 )
-from selector.outputs import OutputPlan
+from selector.outputs import OutputPlan, table
 
 
 @app.command("merge")
@@ -34,6 +34,10 @@ def merge_command(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the merged data here (DATA is left untouched)."),
     in_place: bool = typer.Option(False, "--in-place", help="Replace DATA, after writing DATA.bak."),
     question: str = typer.Option("label", "--question", help="Argilla question holding the label."),
+    partial: bool = typer.Option(False, "--partial", help="Merge the clean labels and list the conflicts in a file "
+                                 "(default: any conflict stops the merge, nothing written)."),
+    conflicts_out: Optional[Path] = typer.Option(None, "--conflicts", help="Where --partial lists the conflicts "
+                                                 "[default: <output>.conflicts.csv]."),
     accept_corrections: Optional[Path] = typer.Option(
         None, "--accept-corrections",
         help="A reviewed suspect list: rows with a 'corrected_label' overwrite DATA's label (recorded in the ledger)."),
@@ -53,7 +57,12 @@ def merge_command(
     plan.add_input(data, "DATA")
     plan.add_input(labeled, "LABELED_FILE")
     plan.add_input(accept_corrections, "--accept-corrections")
-    plan_data_output(plan, data, out=out, in_place=in_place)
+    target = plan_data_output(plan, data, out=out, in_place=in_place)
+    if conflicts_out is not None and not partial:
+        raise ConfigError("--conflicts goes with --partial (without it, conflicts stop the merge and are printed)")
+    if partial:
+        plan.add_output("conflicts", conflicts_out or target.with_name(target.stem + ".conflicts.csv"), "--conflicts",
+                        table_format=True)
     plan.check()
     df = read_table(data)
     fixes = None
@@ -75,22 +84,32 @@ def merge_command(
     labels = labels[~is_gold].reset_index(drop=True)
     try:
         result = merge_labels(df, labels, label_col=config.label_col, id_col=config.id_col, round_number=round_number,
-                              round_of_id=round_of_id, source=str(data))
+                              round_of_id=round_of_id, partial=partial, unsure_labels=config.unsure_labels,
+                              source=str(data))
     except MergeConflictError as exc:
-        for row in exc.conflicts.head(20).to_dict("records"):
-            existing = f", data has {row['existing']!r}" if row["existing"] else ""
-            typer.echo(f"conflict: id {row['id']!r}: {row['problem']} (export says {row['label']!r}{existing})", err=True)
-        if len(exc.conflicts) > 20:
-            typer.echo(f"conflict: ... and {len(exc.conflicts) - 20} more", err=True)
+        _echo_conflicts(exc.conflicts)
         raise
-    written = plan.commit(data_writers(result.data, plan, data), **_ledger_after(data, fixes, accept_corrections))
+    writers = data_writers(result.data, plan, data)
+    if partial:
+        writers["conflicts"] = table(result.conflicts, plan.path("conflicts"))
+        _echo_conflicts(result.conflicts, prefix="left out")
+    written = plan.commit(writers, **_ledger_after(data, fixes, accept_corrections))
     backup = written.get("backup")
     rounds = ", ".join(f"round {k}: {v}" for k, v in sorted(result.rounds.items()))
     info(f"merged {result.n_new} new label(s) from a {kind} export ({result.n_unchanged} already present, "
          f"{skipped} item(s) without a label skipped) -> {written['data']}" + (f" (backup {backup})" if backup else "") +
          (f"; {rounds}" if rounds else "") +
          (f"; set aside {n_gold} answer(s) to gold items (score them with `selector gold`)" if n_gold else "")
+         + (f"; {len(result.from_unsure)} row(s) labeled unsure took their new label" if result.from_unsure else "")
+         + (f"; {len(result.conflicts)} conflict(s) left out -> {written['conflicts']}" if partial else "")
          + (f"; {_fixes_line(fixes)}" if fixes is not None else ""), opts.quiet)
+
+
+def _echo_conflicts(conflicts, prefix: str = "conflict") -> None:
+    for row in conflicts.head(20).to_dict("records"):
+        typer.echo(f"{prefix}: id {row['id']!r}: {row['problem']}", err=True)
+    if len(conflicts) > 20:
+        typer.echo(f"{prefix}: ... and {len(conflicts) - 20} more", err=True)
 
 
 def _apply_corrections(df, path: Path, config):

@@ -18,7 +18,7 @@ from selector.cli.options import (
 from selector.config import DEFAULT_CACHE_NAME, cache_dir_for
 from selector.errors import ConfigError
 from selector.examples import example_path
-from selector.loop.ledger import LEDGER_NAME
+from selector.loop.ledger import ledger_name
 from selector.round.run import run_round
 
 
@@ -45,7 +45,7 @@ def select_command(
     ledger = None
     if example:
         # The package folder may be read-only: the example's cache and ledger live in the working folder.
-        data, ledger = example_path(), Path(DEFAULT_CACHE_NAME) / LEDGER_NAME
+        data, ledger = example_path(), Path(DEFAULT_CACHE_NAME) / ledger_name(example_path())
         opts.cache_dir = opts.cache_dir if opts.cache_dir is not None else Path(DEFAULT_CACHE_NAME)
     config = opts.config(budget=budget, strategy=strategy, engine=engine, ray_address=address)
     t0 = time.perf_counter()

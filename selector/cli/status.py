@@ -34,13 +34,13 @@ from selector.round.pool import prepare_pool
 @handle_errors
 @shared_options("config_file", "text_col", "label_col", "id_col", "model", "device", "batch_size", "backend", "cache_dir", "embeddings", "quiet", *DATA_READING)
 def status_command(
-    data: Path = typer.Argument(..., help="The data file of the loop (its folder holds .selector/rounds.jsonl)."),
+    data: Path = typer.Argument(..., help="The data file of the loop (its ledger is .selector/<file name>.rounds.jsonl beside it)."),
     kappa_threshold: float = typer.Option(0.99, "--kappa-threshold", help="Stop-set kappa at which predictions count as stable (Bloodgood & Vijay-Shanker 2009)."),
     f1_tolerance: float = typer.Option(0.01, "--f1-tolerance", help="CV macro-F1 gain at or below which gains count as flat."),
     live: bool = typer.Option(True, "--live/--no-live", help="Measure labels merged since the last round (embeds from cache)."),
     opts: Shared = None,
 ) -> None:
-    """Print the labeling loop's rounds, labels per round and class, opts.model quality and a stopping hint.
+    """Print the labeling loop's rounds, labels per round and class, model quality and a stopping hint.
 
     Settings default to the last round's (from the ledger), then --config, then flags.
     """

@@ -1,22 +1,30 @@
-"""Write a labeling queue in the import format of a labeling tool.
+"""Write a labeling queue in the import format of a labeling tool, with each tool's field meanings.
 
 Every task carries the row's id as ``selector_id`` so ``selector merge`` can bring the label back
-(tools renumber their own ``id``), plus the queue's rank and score:
+(tools renumber their own ``id``), plus the queue's ``rank`` and ``priority`` (the strategy's score,
+higher = label first). Where a tool has a "score" field it means what the tool means by it:
 
-- ``label-studio``: a JSON list of tasks ``{"data": {"text", "selector_id", ...}, "predictions":
-  [{"model_version", "score", "result": [choices]}]}``; the prediction score is the queue score
-  (higher = label first), so sorting the Data Manager by prediction score reproduces the queue
-  order. With ``labels`` a matching labeling config (``<Choices name="label" toName="text">``)
-  is written beside the file.
+- ``label-studio``: a JSON list of tasks ``{"data": {"text", "selector_id", "rank", "priority", ...},
+  "predictions": [{"model_version", "score", "result": [choices]}]}``. ``score`` is the model's
+  confidence in the pre-annotated label (``predicted_proba``), as Label Studio reads it: its
+  "uncertainty sampling" serves the lowest score first, and the annotator sees the probability of
+  the pre-selected choice. ``model_version`` is per round (``selector-r3-auto``), so a project can
+  tell rounds apart. ``from_name``/``to_name`` default to ``label``/``text`` (``dialogue`` for a chat
+  queue) and can name an existing project's controls. A cold-start queue (no model yet) has no
+  prediction. With ``labels`` a matching labeling config is written beside the file.
 - ``argilla``: JSONL of Argilla 2.x record dicts ``{"id", "fields": {"text"}, "metadata",
   "suggestions": {"label": {"value", "score", "agent"}}}`` (``rg.Record.from_dict`` / ``records.log``);
-  a chat queue's record has a ``conversation`` field (``[{"role", "content"}]``) for an ``rg.ChatField``.
-  A chat queue (``conversation`` column, from chat-format data) adds ``data.dialogue`` and a
-  ``Paragraphs`` dialogue config, so the annotator reads the whole exchange.
-- ``prodigy``: JSONL tasks ``{"text", "meta": {"score", ...}}`` (+ ``options`` for the choice
-  interface when ``labels`` are given); Prodigy shows ``meta.score`` and keeps extra keys.
-- ``doccano``: JSONL ``{"text", "selector_id", ...}`` for a text-classification project; no
-  ``label`` key, since doccano would import it as a finished annotation.
+  the suggestion score is the model's probability of the suggested label. A chat queue's record has a
+  ``conversation`` field (``[{"role", "content"}]``) for an ``rg.ChatField``.
+- ``prodigy``: JSONL tasks ``{"text", "label"?, "meta": {"score", "priority", "rank", ...}}``:
+  ``meta.score`` is the model's probability of ``label`` (the predicted label), as ``textcat.teach``
+  shows it; the queue's priority has its own key. ``_input_hash``/``_task_hash`` are left to
+  Prodigy (it computes them on import). ``options`` for the choice interface when ``labels`` are given.
+- ``doccano``: JSONL ``{"text", "label": [], "selector_id", ...}`` for a text-classification project:
+  doccano's importer needs the ``label`` column, and an empty list imports no annotation.
+
+A chat queue (``conversation`` column, from chat-format data) adds ``data.dialogue`` and a
+``Paragraphs`` dialogue config for Label Studio, so the annotator reads the whole exchange.
 """
 
 from __future__ import annotations
@@ -34,7 +42,7 @@ from selector.labels import normalise_label
 from selector.outputs import OutputPlan, Writer, text_file
 
 __all__ = ["EXPORT_FORMATS", "export_records", "write_export", "export_writers", "export_suffix",
-           "label_config_path_for", "label_studio_config"]
+           "label_config_path_for", "label_studio_config", "model_version", "check_label_config"]
 
 EXPORT_FORMATS = ("label-studio", "argilla", "prodigy", "doccano")
 QUESTION = "label"
@@ -54,25 +62,58 @@ def _row_fields(row: dict) -> dict[str, Any]:
     return {
         "selector_id": str(row["id"]),
         "rank": int(row["rank"]) if _number(row.get("rank")) is not None else None,
-        "score": _number(row.get("score")),
+        "priority": _number(row.get("score")),
         "strategy": normalise_label(row.get("strategy")),
         "predicted_label": normalise_label(row.get("predicted_label")),
         "predicted_proba": _number(row.get("predicted_proba")),
     }
 
 
-def label_studio_config(labels: Sequence[str], *, dialogue: bool = False) -> str:
+def model_version(strategy: str | None, round_number: int | None) -> str:
+    """``selector-r3-auto``: one model version per round (``selector-auto`` without a round number)."""
+    parts = ["selector"] + ([f"r{round_number}"] if round_number is not None else []) + [strategy or "queue"]
+    return "-".join(parts)
+
+
+def check_label_config(config_xml: str, from_name: str, to_name: str, *, source: str = "--label-config") -> list[str]:
+    """The choices of the ``Choices`` control ``from_name`` attached to ``to_name`` in a Label Studio config.
+
+    Raises
+    ------
+    ConfigError
+        Unparsable XML, no ``Choices`` named ``from_name``, or one that points at another object.
+    """
+    import xml.etree.ElementTree as ET
+
+    try:
+        root = ET.fromstring(config_xml)
+    except ET.ParseError as exc:
+        raise ConfigError(f"{source}: not a Label Studio labeling config ({exc})") from None
+    controls = {c.get("name"): c for c in root.iter("Choices")}
+    if from_name not in controls:
+        names = ", ".join(sorted(n for n in controls if n)) or "none"
+        raise ConfigError(f"{source}: no <Choices name={from_name!r}> (Choices controls: {names}); "
+                          "pass --from-name with the project's control name")
+    target = controls[from_name].get("toName")
+    if target != to_name:
+        raise ConfigError(f"{source}: <Choices name={from_name!r}> labels {target!r}, not {to_name!r}; "
+                          f"pass --to-name {target}")
+    return [c.get("value") for c in controls[from_name].iter("Choice")]
+
+
+def label_studio_config(labels: Sequence[str], *, dialogue: bool = False, from_name: str = QUESTION,
+                        to_name: str | None = None) -> str:
     """A Label Studio labeling config for single-choice classification with these labels.
 
     With ``dialogue`` the object is a ``Paragraphs`` dialogue of the task's ``dialogue`` list
     (``{"author": role, "text": content}`` per turn), so the annotator reads the whole conversation.
     """
     choices = "\n".join(f"    <Choice value={quoteattr(str(c))}/>" for c in labels)
-    target = DIALOGUE if dialogue else "text"
-    shown = (f"  <Paragraphs name=\"{DIALOGUE}\" value=\"${DIALOGUE}\" layout=\"dialogue\" nameKey=\"author\" "
-             "textKey=\"text\"/>\n" if dialogue else "  <Text name=\"text\" value=\"$text\"/>\n")
+    target = to_name or (DIALOGUE if dialogue else "text")
+    shown = (f"  <Paragraphs name={quoteattr(target)} value=\"${DIALOGUE}\" layout=\"dialogue\" nameKey=\"author\" "
+             "textKey=\"text\"/>\n" if dialogue else f"  <Text name={quoteattr(target)} value=\"$text\"/>\n")
     return (f"<View>\n{shown}"
-            f"  <Choices name=\"{QUESTION}\" toName=\"{target}\" choice=\"single\" showInLine=\"true\">\n"
+            f"  <Choices name={quoteattr(from_name)} toName={quoteattr(target)} choice=\"single\" showInLine=\"true\">\n"
             f"{choices}\n  </Choices>\n</View>\n")
 
 
@@ -90,17 +131,22 @@ def _conversation(row: dict, source: str) -> list[dict] | None:
 
 
 def export_records(queue: pd.DataFrame, fmt: str, *, labels: Sequence[str] | None = None,
+                   round_number: int | None = None, from_name: str = QUESTION, to_name: str | None = None,
                    source: str = "<queue>") -> list[dict[str, Any]]:
-    """The queue as a list of task/record dicts in ``fmt``.
+    """The queue as a list of task/record dicts in ``fmt`` (see the module docstring per tool).
 
     Parameters
     ----------
     queue : DataFrame
         A queue from ``selector select``: ``id``, ``text`` and usually ``rank``, ``score``,
-        ``strategy``, ``predicted_label``, ``predicted_proba``.
+        ``strategy``, ``predicted_label``, ``predicted_proba`` (+ ``conversation`` for chat data).
     fmt : {"label-studio", "argilla", "prodigy", "doccano"}
     labels : sequence of str, optional
         The label set (Prodigy ``options``).
+    round_number : int, optional
+        The queue's round (from its ``.round.json``), for Label Studio's ``model_version``.
+    from_name, to_name : str
+        Label Studio's control and object names (default ``label`` and ``text``/``dialogue``).
     """
     if fmt not in EXPORT_FORMATS:
         raise ConfigError(f"unknown export format {fmt!r}; choose one of: {', '.join(EXPORT_FORMATS)}")
@@ -111,34 +157,40 @@ def export_records(queue: pd.DataFrame, fmt: str, *, labels: Sequence[str] | Non
     for row in queue.to_dict("records"):
         f = _row_fields(row)
         text = str(row["text"])
-        agent = f"selector/{f['strategy']}" if f["strategy"] else "selector"
+        agent = model_version(f["strategy"], round_number)
         chat = _conversation(row, source)
+        data_fields = {k: v for k, v in f.items() if v is not None}
         if fmt == "label-studio":
-            result = []
-            if f["predicted_label"] is not None:
-                result = [{"from_name": QUESTION, "to_name": DIALOGUE if chat else "text", "type": "choices",
-                           "value": {"choices": [f["predicted_label"]]}}]
-            task = {"data": {"text": text, **{k: v for k, v in f.items() if v is not None}}}
+            task = {"data": {"text": text, **data_fields}}
             if chat:
                 task["data"][DIALOGUE] = [{"author": m["role"], "text": m["content"]} for m in chat]
-            task["predictions"] = [{"model_version": agent, "score": f["score"] if f["score"] is not None else 0.0,
-                                    "result": result}]
+            # Label Studio reads a prediction's score as confidence; a queue with no model has none.
+            if f["predicted_label"] is not None and f["predicted_proba"] is not None:
+                target = to_name or (DIALOGUE if chat else "text")
+                task["predictions"] = [{"model_version": agent, "score": f["predicted_proba"],
+                                        "result": [{"from_name": from_name, "to_name": target, "type": "choices",
+                                                    "value": {"choices": [f["predicted_label"]]}}]}]
             out.append(task)
         elif fmt == "argilla":
             rec = {"id": f["selector_id"], "fields": {"conversation": chat} if chat else {"text": text},
-                   "metadata": {k: v for k, v in f.items() if v is not None and k != "predicted_label"}}
+                   "metadata": {k: v for k, v in data_fields.items() if k != "predicted_label"}}
             if f["predicted_label"] is not None:
                 rec["suggestions"] = {QUESTION: {"value": f["predicted_label"], "score": f["predicted_proba"],
                                                  "agent": agent}}
             out.append(rec)
         elif fmt == "prodigy":
-            task = {"text": text, "selector_id": f["selector_id"],
-                    "meta": {k: v for k, v in f.items() if v is not None}}
+            meta = {k: v for k, v in data_fields.items() if k not in ("predicted_label", "predicted_proba")}
+            task = {"text": text, "selector_id": f["selector_id"], "meta": meta}
+            if f["predicted_label"] is not None:
+                # textcat.teach's convention: the task's label with meta.score its probability.
+                task["label"] = f["predicted_label"]
+                if f["predicted_proba"] is not None:
+                    meta["score"] = f["predicted_proba"]
             if labels:
                 task["options"] = [{"id": str(c), "text": str(c)} for c in labels]
             out.append(task)
         else:
-            out.append({"text": text, **{k: v for k, v in f.items() if v is not None}})
+            out.append({"text": text, "label": [], **data_fields})
     return out
 
 
@@ -154,6 +206,7 @@ def label_config_path_for(out: str | Path) -> Path:
 
 
 def export_writers(queue: pd.DataFrame, fmt: str, out: str | Path, *, labels: Sequence[str] | None = None,
+                   round_number: int | None = None, from_name: str = QUESTION, to_name: str | None = None,
                    source: str = "<queue>") -> dict[str, Writer]:
     """Writers of the export (key ``export``) and, for Label Studio with labels, its config (``label_config``).
 
@@ -163,7 +216,8 @@ def export_writers(queue: pd.DataFrame, fmt: str, out: str | Path, *, labels: Se
     want = export_suffix(fmt)
     if fmt in EXPORT_FORMATS and out.suffix.lower() != want:
         raise ConfigError(f"--out {out}: {fmt} imports {want} files; name the output *{want}")
-    records = export_records(queue, fmt, labels=labels, source=source)
+    records = export_records(queue, fmt, labels=labels, round_number=round_number, from_name=from_name,
+                             to_name=to_name, source=source)
     if fmt == "label-studio":
         body = json.dumps(records, ensure_ascii=False, indent=1) + "\n"
     else:
@@ -171,11 +225,13 @@ def export_writers(queue: pd.DataFrame, fmt: str, out: str | Path, *, labels: Se
     writers = {"export": text_file(body)}
     if fmt == "label-studio" and labels:
         dialogue = any(DIALOGUE in r["data"] for r in records)
-        writers["label_config"] = text_file(label_studio_config(labels, dialogue=dialogue))
+        writers["label_config"] = text_file(label_studio_config(labels, dialogue=dialogue, from_name=from_name,
+                                                                to_name=to_name))
     return writers
 
 
 def write_export(queue: pd.DataFrame, fmt: str, out: str | Path, *, labels: Sequence[str] | None = None,
+                 round_number: int | None = None, from_name: str = QUESTION, to_name: str | None = None,
                  source: str = "<queue>") -> list[Path]:
     """Write the export (and Label Studio's config) together; returns the files written."""
     out = Path(out)
@@ -183,4 +239,5 @@ def write_export(queue: pd.DataFrame, fmt: str, out: str | Path, *, labels: Sequ
     plan.add_output("export", out, "--out")
     plan.add_output("label_config", label_config_path_for(out), "Label Studio config")
     plan.check()
-    return list(plan.commit(export_writers(queue, fmt, out, labels=labels, source=source)).values())
+    return list(plan.commit(export_writers(queue, fmt, out, labels=labels, round_number=round_number,
+                                           from_name=from_name, to_name=to_name, source=source)).values())

@@ -1,4 +1,9 @@
-"""The round ledger: one JSON line per ``selector select`` in ``.selector/rounds.jsonl`` beside the data.
+"""The round ledger: one JSON line per ``selector select`` in ``.selector/<data file>.rounds.jsonl``.
+
+There is one ledger per data file (two data files in one folder are two loops). Earlier versions
+kept one ledger per folder (``.selector/rounds.jsonl``); :func:`ledger_path` moves a file's rounds
+out of it on first use (:func:`migrate_folder_ledger`), leaving the folder ledger in place for the
+other files.
 
 The ledger is what makes the labeling loop resumable: it records, for every round, what was
 selected (the queue's ids and where the queue was written), from which data (sha256), with which
@@ -25,9 +30,13 @@ from typing import Any, Iterator
 import numpy as np
 
 from selector.errors import DataError
+from selector.io import atomic_write
 
 __all__ = [
-    "LEDGER_NAME",
+    "LEDGER_SUFFIX",
+    "LEGACY_LEDGER_NAME",
+    "ledger_name",
+    "migrate_folder_ledger",
     "STOP_SET_SIZE",
     "ledger_path",
     "read_ledger",
@@ -40,15 +49,63 @@ __all__ = [
     "round_records",
 ]
 
-LEDGER_NAME = "rounds.jsonl"
+#: ``data.csv`` -> ``.selector/data.csv.rounds.jsonl``
+LEDGER_SUFFIX = ".rounds.jsonl"
+#: The folder-wide ledger of earlier versions, migrated per data file.
+LEGACY_LEDGER_NAME = "rounds.jsonl"
 #: Rows in the held-aside stop set (Bloodgood & Vijay-Shanker 2009 used 2000; 500 keeps records small
 #: while kappa's standard error stays below ~0.02 at the agreement levels that matter).
 STOP_SET_SIZE = 500
 
 
+def ledger_name(data: str | os.PathLike) -> str:
+    """The ledger file name of a data file: ``<name>.rounds.jsonl``."""
+    return Path(data).name + LEDGER_SUFFIX
+
+
 def ledger_path(data: str | os.PathLike) -> Path:
-    """``.selector/rounds.jsonl`` in the data file's folder (one loop per folder)."""
-    return Path(data).resolve().parent / ".selector" / LEDGER_NAME
+    """``.selector/<data file name>.rounds.jsonl`` in the data file's folder: one loop per data file.
+
+    A folder ledger of earlier versions (``.selector/rounds.jsonl``) holding this file's rounds is
+    migrated first (:func:`migrate_folder_ledger`).
+    """
+    data = Path(data).resolve()
+    path = data.parent / ".selector" / ledger_name(data)
+    migrate_folder_ledger(data, path)
+    return path
+
+
+def _record_data_path(record: dict[str, Any]) -> str | None:
+    data = record.get("data")
+    return data.get("path") if isinstance(data, dict) else data if isinstance(data, str) else None
+
+
+def migrate_folder_ledger(data: str | os.PathLike, path: str | os.PathLike) -> int:
+    """Copy ``data``'s records from the folder's old ``rounds.jsonl`` into its own ledger ``path``.
+
+    Runs only while ``path`` does not exist, so it happens once; records of other data files stay in
+    the folder ledger for theirs. Returns how many records were moved.
+
+    Raises
+    ------
+    DataError
+        The folder ledger is damaged, or the new ledger cannot be written.
+    """
+    data, path = Path(data).resolve(), Path(path)
+    legacy = path.parent / LEGACY_LEDGER_NAME
+    if path.exists() or not legacy.is_file():
+        return 0
+    mine = [r for r in read_ledger(legacy, warn_torn=False) if _record_data_path(r) == str(data)]
+    if not mine:
+        return 0
+    body = "".join(json.dumps(r, default=_json_default, ensure_ascii=False, separators=(",", ":")) + "\n" for r in mine)
+    try:
+        with atomic_write(path) as fh:
+            fh.write(body)
+    except OSError as exc:
+        raise DataError(f"{path}: cannot write the ledger while moving {data.name}'s rounds out of {legacy} "
+                        f"({exc.strerror}); check the folder's permissions") from None
+    return len(mine)
 
 
 def read_ledger(path: str | os.PathLike, *, warn_torn: bool = True) -> list[dict[str, Any]]:

@@ -5,10 +5,12 @@ round]`` whatever the tool: a plain CSV/JSONL/Parquet with an id and a label col
 JSON export (``annotations[].result[].value.choices``), an Argilla export (``responses`` per
 question, v2 nested or flattened, or v1 ``annotation``), a Prodigy JSONL (``answer`` ==
 ``"accept"``; the label from ``accept`` (choice) or ``label`` (binary)), or a doccano JSONL
-(``label`` list). The id comes from ``selector_id`` (written by ``selector export``) or ``id``.
+(``label`` list; also its zip export, one ``<user>.jsonl`` per annotator). The id comes from ``selector_id`` (written by ``selector export``) or ``id``.
 
 :func:`merge_labels` writes them into the label column and refuses, with every conflict listed and
-nothing written, ids the data does not know and labels that would overwrite a different one.
+nothing written, ids the data does not know, annotators who disagree and labels that would overwrite a
+different one; with ``partial`` it writes the clean labels and returns the conflicts. A row whose
+current label is an unsure value takes the returned label.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import pandas as pd
 
 from selector.errors import ConfigError, DataError
 from selector.io import read_table
-from selector.labels import normalise_label
+from selector.labels import DEFAULT_UNSURE_LABELS, normalise_label, unsure_mask
 from selector.outputs import OutputPlan, Writer, bytes_file, same_file, table
 
 __all__ = ["MergeConflictError", "MergeResult", "read_labels", "merge_labels", "apply_corrections",
@@ -59,6 +61,11 @@ class MergeResult:
         Rows that already had the same label.
     rounds : dict
         Labels merged per round number.
+    conflicts : DataFrame
+        ``id, label, annotator, existing, problem`` per label left out (only with ``partial``;
+        otherwise conflicts raise).
+    from_unsure : list of dict
+        ``{"id", "was", "label"}`` per row whose unsure value was replaced by a returned label.
     """
 
     data: pd.DataFrame
@@ -66,6 +73,9 @@ class MergeResult:
     n_new: int
     n_unchanged: int
     rounds: dict = field(default_factory=dict)
+    conflicts: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(
+        columns=["id", "label", "annotator", "existing", "problem"]))
+    from_unsure: list = field(default_factory=list)
 
 
 def _id_of(*sources: dict) -> str | None:
@@ -114,7 +124,17 @@ def _label_studio(items: list[dict], source: str) -> tuple[list[dict], int]:
     return rows, skipped
 
 
-def _argilla(items: list[dict], question: str) -> tuple[list[dict], int]:
+def _no_status(source: str, item_id, question: str) -> DataError:
+    return DataError(
+        f"{source}: record {item_id!r} has an Argilla response without a 'status', so a draft or discarded answer "
+        "cannot be told from a submitted one (Argilla's nested export, records.to_json / to_list(), drops it); "
+        f"export with dataset.records(with_responses=True).to_list(flatten=True), which keeps "
+        f"'{question}.responses.status', and merge that")
+
+
+def _argilla(items: list[dict], question: str, source: str) -> tuple[list[dict], int]:
+    """Only ``submitted`` responses are labels; ``draft`` and ``discarded`` are skipped, and a
+    response without a status is refused (it could be either)."""
     rows, skipped = [], 0
     for rec in items:
         item_id = _id_of(rec.get("metadata") or {}, rec)
@@ -123,15 +143,21 @@ def _argilla(items: list[dict], question: str) -> tuple[list[dict], int]:
         responses = rec.get("responses")
         if isinstance(responses, dict) and question in responses:
             for resp in responses[question] or []:
-                if resp.get("status", "submitted") == "submitted" and normalise_label(resp.get("value")) is not None:
+                if normalise_label(resp.get("value")) is None:
+                    continue
+                if normalise_label(resp.get("status")) is None:
+                    raise _no_status(source, item_id, question)
+                if resp["status"] == "submitted":
                     rows.append({"id": item_id, "label": resp["value"], "annotator": resp.get("user_id"),
                                  "guideline_version": meta.get("guideline_version")})
                     got = True
         elif f"{question}.responses" in rec:
             values = rec.get(f"{question}.responses") or []
             users = rec.get(f"{question}.responses.users") or [None] * len(values)
-            status = rec.get(f"{question}.responses.status") or ["submitted"] * len(values)
+            status = rec.get(f"{question}.responses.status") or [None] * len(values)
             for v, u, s in zip(values, users, status):
+                if normalise_label(v) is not None and normalise_label(s) is None:
+                    raise _no_status(source, item_id, question)
                 if s == "submitted" and normalise_label(v) is not None:
                     rows.append({"id": item_id, "label": v, "annotator": u,
                                  "guideline_version": meta.get("guideline_version")})
@@ -184,17 +210,36 @@ def _doccano(items: list[dict], source: str) -> tuple[list[dict], int]:
     return rows, skipped
 
 
-def _load_json_items(path: Path) -> list[dict] | None:
-    """A JSON array or JSONL file as a list of dicts; None for a tabular file."""
-    suffix = path.suffix.lower()
-    if suffix not in (".json", ".jsonl", ".ndjson"):
-        return None
-    text = path.read_text(encoding="utf-8-sig")
+def _zip_items(path: Path) -> list[dict]:
+    """doccano's export: a zip of ``<username>.jsonl`` per member (``all.jsonl`` for a collaborative
+    project). Each item gets its file's user as ``annotator`` unless it names one itself."""
+    import zipfile
+
+    try:
+        archive = zipfile.ZipFile(path)
+    except zipfile.BadZipFile:
+        raise DataError(f"{path}: not a readable zip file; re-download the export") from None
+    items = []
+    with archive:
+        members = [m for m in archive.namelist() if m.lower().endswith((".jsonl", ".json")) and not m.endswith("/")]
+        if not members:
+            raise DataError(f"{path}: the zip holds no .jsonl/.json file; export the project as JSONL")
+        for member in sorted(members):
+            user = Path(member).stem
+            text = archive.read(member).decode("utf-8-sig")
+            for item in _parse_json_text(text, f"{path}:{member}", Path(member).suffix.lower()):
+                if user != "all" and normalise_label(item.get("annotator")) is None:
+                    item = {**item, "annotator": user}
+                items.append(item)
+    return items
+
+
+def _parse_json_text(text: str, source: str, suffix: str) -> list[dict]:
     if suffix == ".json":
         try:
             items = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise DataError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}); re-export the file") from None
+            raise DataError(f"{source}: not valid JSON ({exc.msg} at line {exc.lineno}); re-export the file") from None
         if isinstance(items, dict):
             items = items.get("records") or items.get("tasks") or [items]
     else:
@@ -204,10 +249,20 @@ def _load_json_items(path: Path) -> list[dict] | None:
                 try:
                     items.append(json.loads(line))
                 except json.JSONDecodeError as exc:
-                    raise DataError(f"{path}: line {lineno} is not valid JSON ({exc.msg}); fix that line") from None
+                    raise DataError(f"{source}: line {lineno} is not valid JSON ({exc.msg}); fix that line") from None
     if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
-        raise DataError(f"{path}: expected a list of JSON objects (one per task or record)")
+        raise DataError(f"{source}: expected a list of JSON objects (one per task or record)")
     return items
+
+
+def _load_json_items(path: Path) -> list[dict] | None:
+    """A JSON array, JSONL file or zip of JSONL files as a list of dicts; None for a tabular file."""
+    suffix = path.suffix.lower()
+    if suffix == ".zip":
+        return _zip_items(path)
+    if suffix not in (".json", ".jsonl", ".ndjson"):
+        return None
+    return _parse_json_text(path.read_text(encoding="utf-8-sig"), str(path), suffix)
 
 
 def _detect(items: list[dict]) -> str:
@@ -255,13 +310,13 @@ def read_labels(path: str | Path, *, id_col: str = "id", label_col: str = "label
     if kind == "label-studio":
         rows, skipped = _label_studio(items, source)
     elif kind == "argilla":
-        rows, skipped = _argilla(items, question)
+        rows, skipped = _argilla(items, question, source)
     elif kind == "prodigy":
         rows, skipped = _prodigy(items, source)
     elif kind == "doccano":
         rows, skipped = _doccano(items, source)
     else:
-        df = read_table(path) if items is None or path.suffix.lower() != ".json" else pd.DataFrame(items)
+        df = read_table(path) if items is None or path.suffix.lower() not in (".json", ".zip") else pd.DataFrame(items)
         key = next((k for k in ("selector_id", id_col) if k in df.columns), None)
         if key is None:
             raise DataError(f"{path}: no id column ({id_col!r} or 'selector_id'; columns found: "
@@ -302,8 +357,13 @@ def _with_label_column(data: pd.DataFrame, label_col: str) -> pd.DataFrame:
     return out
 
 
+def _who(rec: dict) -> str:
+    return f"annotator {rec['annotator']}" if rec.get("annotator") else "the export"
+
+
 def merge_labels(data: pd.DataFrame, labels: pd.DataFrame, *, label_col: str = "label", id_col: str = "id",
                  round_number: int | None = None, round_of_id: dict[str, int] | None = None,
+                 partial: bool = False, unsure_labels=DEFAULT_UNSURE_LABELS,
                  source: str = "<data>") -> MergeResult:
     """Write exported labels into ``data``'s label column by id.
 
@@ -316,49 +376,64 @@ def merge_labels(data: pd.DataFrame, labels: pd.DataFrame, *, label_col: str = "
     round_number : int, optional
         Round to record for every label (``--round``); else the export's ``round`` column, else
         ``round_of_id`` (the ledger round whose queue held the id).
+    partial : bool
+        Merge the clean labels and return the conflicts (``MergeResult.conflicts``) instead of
+        refusing everything.
+    unsure_labels : iterable of str
+        A row whose current label is one of these (re-queued as unsure) takes the returned label;
+        its id is listed in ``MergeResult.from_unsure``.
 
     Raises
     ------
     MergeConflictError
-        Unknown ids, two different labels for one id in the export, or a label that differs from
-        the one the data already has. Lists every conflict; nothing is merged.
+        Without ``partial``: unknown ids, annotators giving one id different labels, or a label that
+        differs from the one the data already has. Lists every conflict; nothing is merged.
     """
     if id_col not in data.columns:
         raise DataError(f"{source}: no id column {id_col!r}; merging needs the ids the queue was made with "
                         "(pass --id-col, or give the data an id column before the first round)")
     pos, current = _index_labels(data, id_col, label_col)
+    unsure = unsure_mask(current, unsure_labels) if len(current) else np.zeros(0, bool)
     conflicts = []
     chosen: dict[str, dict] = {}
+    disputed: dict[str, list] = {}
     records = [{k: normalise_label(v) for k, v in rec.items()} for rec in labels.to_dict("records")]
     for rec in records:
         i, lab = rec["id"], rec["label"]
         if i not in pos:
-            conflicts.append({"id": i, "label": lab, "existing": None, "problem": "unknown id"})
+            conflicts.append({"id": i, "label": lab, "annotator": rec.get("annotator"), "existing": None,
+                              "problem": "unknown id: the data has no row with this id"})
             continue
-        prev = chosen.get(i)
-        if prev is not None and prev["label"] != lab:
-            conflicts.append({"id": i, "label": lab, "existing": prev["label"],
-                              "problem": "the export has different labels for this id (annotators disagree)"})
+        k = pos[i]
+        if i in disputed or (i in chosen and chosen[i]["label"] != lab):
+            votes = disputed.setdefault(i, [chosen.pop(i)] if i in chosen else [])
+            votes.append(rec)
             continue
-        if current[pos[i]] is not None and current[pos[i]] != lab:
-            conflicts.append({"id": i, "label": lab, "existing": current[pos[i]],
-                              "problem": "would overwrite a different existing label"})
+        if current[k] is not None and not unsure[k] and current[k] != lab:
+            conflicts.append({"id": i, "label": lab, "annotator": rec.get("annotator"), "existing": current[k],
+                              "problem": f"the data already has {current[k]!r}; {_who(rec)} says {lab!r}"})
             continue
-        if prev is None:
+        if i not in chosen:
             chosen[i] = rec
-        elif rec.get("annotator") and prev.get("annotator") and rec["annotator"] not in str(prev["annotator"]).split(";"):
-            prev["annotator"] = f"{prev['annotator']};{rec['annotator']}"
-    if conflicts:
-        table = pd.DataFrame(conflicts, columns=["id", "label", "existing", "problem"])
-        first = table.iloc[0]
+        elif rec.get("annotator") and chosen[i].get("annotator") and \
+                rec["annotator"] not in str(chosen[i]["annotator"]).split(";"):
+            chosen[i]["annotator"] = f"{chosen[i]['annotator']};{rec['annotator']}"
+    for i, votes in disputed.items():
+        said = ", ".join(f"{_who(v).removeprefix('annotator ')} says {v['label']!r}" for v in votes)
+        for v in votes:
+            conflicts.append({"id": i, "label": v["label"], "annotator": v.get("annotator"),
+                              "existing": current[pos[i]], "problem": f"annotators disagree: {said}"})
+    table_ = pd.DataFrame(conflicts, columns=["id", "label", "annotator", "existing", "problem"])
+    if conflicts and not partial:
+        first = table_.iloc[0]
         raise MergeConflictError(
-            f"{len(table)} conflict(s), nothing written; first: id {first['id']!r}: {first['problem']} "
-            f"(export says {first['label']!r}" + (f", data has {first['existing']!r}" if first['existing'] else "") +
-            "); fix the export or the data and merge again", table)
+            f"{len(table_)} conflict(s), nothing written; first: id {first['id']!r}: {first['problem']}; "
+            "fix the export or the data and merge again, or pass --partial to merge the clean labels", table_)
 
     out = _with_label_column(data, label_col)
     n_new = n_same = 0
     rounds: dict[int, int] = {}
+    from_unsure = []
     extra_cols = [c for c in LABEL_FIELDS if any(r.get(c) is not None for r in records)]
     record_round = (round_number is not None or any(r.get("round") is not None for r in records)
                     or bool(round_of_id))
@@ -372,6 +447,8 @@ def merge_labels(data: pd.DataFrame, labels: pd.DataFrame, *, label_col: str = "
             n_same += 1
             continue
         n_new += 1
+        if unsure[k]:
+            from_unsure.append({"id": i, "was": current[k], "label": rec["label"]})
         out.iat[k, out.columns.get_loc(label_col)] = rec["label"]
         r = round_number if round_number is not None else rec.get("round") or (round_of_id or {}).get(i)
         if record_round and r is not None:
@@ -381,7 +458,7 @@ def merge_labels(data: pd.DataFrame, labels: pd.DataFrame, *, label_col: str = "
             if rec.get(col) is not None:
                 out.iat[k, out.columns.get_loc(col)] = str(rec[col])
     return MergeResult(data=out, n_labels=len(labels), n_new=n_new, n_unchanged=n_same,
-                       rounds=rounds)
+                       rounds=rounds, conflicts=table_, from_unsure=from_unsure)
 
 
 @dataclass

@@ -420,7 +420,7 @@ def run_round(data: str | Path | pd.DataFrame, config: SelectConfig | None = Non
     suspects : bool
         Compute the mislabel-suspect list (from the round's one out-of-fold pass).
     ledger : path, bool or None
-        Where the ledger line goes: None/True = ``.selector/rounds.jsonl`` beside a data file
+        Where the ledger line goes: None/True = ``.selector/<data name>.rounds.jsonl`` beside a data file
         (none for a DataFrame), False = no ledger line. Only used with ``out``.
     command : str, optional
         The command line, recorded.
