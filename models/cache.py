@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sys
 import time
 import uuid
 import warnings
@@ -29,12 +28,15 @@ import numpy as np
 
 from selector.errors import DataError
 from selector.io import atomic_write, pid_alive, remove_stale_temps
+from selector.models.progress import Progress
 
 __all__ = ["EmbeddingCache", "CachedEmbedder", "check_cache_root", "text_digests", "unique_digests"]
 
 _FORMAT_VERSION = 1
 _CRC_CHUNK = 64 << 20
 _GATHER_CHUNK = 1 << 16
+#: Texts per embedding call inside a cache chunk: the progress bar's step.
+PROGRESS_STEP = 256
 
 
 def text_digests(texts: Sequence[str]) -> np.ndarray:
@@ -454,13 +456,17 @@ class CachedEmbedder:
             new_vecs = np.empty((missing.size, self.dimension), dtype=np.float32)
             # Longest first, as sentence-transformers does, so batches hold similar lengths.
             order = np.argsort([-len(texts[i]) for i in missing], kind="stable")
-            from tqdm.auto import tqdm
-
-            with tqdm(total=int(order.size), desc="embedding", unit="text", file=sys.stderr,
-                      disable=not show_progress, dynamic_ncols=True) as bar:
+            with Progress(int(order.size), "embedding", unit="text", enabled=show_progress) as bar:
                 for start in range(0, order.size, self.chunk_size):
                     chunk = order[start : start + self.chunk_size]
-                    new = self.embedder.encode([texts[i] for i in missing[chunk]])
+                    # Embedded in steps of PROGRESS_STEP texts so the bar moves from the first batch
+                    # (a pool smaller than one cache chunk would otherwise sit at 0% to the end).
+                    parts = []
+                    for s in range(0, chunk.size, PROGRESS_STEP):
+                        parts.append(self.embedder.encode([texts[i] for i in missing[chunk[s:s + PROGRESS_STEP]]]))
+                        if s + PROGRESS_STEP < chunk.size:
+                            bar.update(min(PROGRESS_STEP, chunk.size - s))
+                    new = np.concatenate(parts).astype(np.float32, copy=False)
                     # Round-trip through the storage type so this run returns what later runs read back.
                     new_vecs[chunk] = new.astype(self.dtype).astype(np.float32)
                     ok = np.isfinite(new_vecs[chunk]).all(axis=1)  # never cache a vector it would reject
@@ -469,7 +475,7 @@ class CachedEmbedder:
                     except OSError as exc:
                         raise DataError(f"cannot write the embedding cache {self.cache.path}: {exc.strerror}; "
                                         "free some disk space or pass --cache-dir with a writable folder") from None
-                    bar.update(int(chunk.size))
+                    bar.update(int(chunk.size) - (len(parts) - 1) * PROGRESS_STEP)
             vecs[miss_rows] = new_vecs[inverse]
         n_unique = unique_digests(digests)[0].size if found.any() else missing.size
         self.last_stats = {"n_texts": len(texts), "n_unique": int(n_unique),

@@ -30,6 +30,7 @@ the line, or with ``skip_invalid`` are left out, counted and listed in :attr:`Ch
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
 from dataclasses import dataclass, field
@@ -39,7 +40,14 @@ from typing import Any
 import pandas as pd
 
 from selector.errors import ConfigError, DataError
-from selector.io import FORMATS, atomic_write, decode_utf8, read_table
+from selector.io import (
+    FORMATS,
+    atomic_write,
+    decode_utf8,
+    read_bytes,
+    read_table,
+    table_extension,
+)
 
 __all__ = ["ChatTable", "read_chat", "read_data", "looks_like_chat", "parse_label_from", "chat_rows",
            "ROLES", "INPUT_TURNS", "DATA_FORMATS", "skipped_path_for"]
@@ -102,17 +110,23 @@ def parse_label_from(spec: str | None) -> tuple[str, list[str]]:
 def looks_like_chat(path: str | Path) -> bool:
     """Whether ``path`` is JSONL whose first record has a ``messages`` key."""
     path = Path(path)
-    if FORMATS.get(path.suffix.lower()) != "jsonl" or not path.is_file():
+    if not _is_jsonl(path) or not path.is_file():
         return False
-    with open(path, "rb") as fh:
-        for raw in fh:
-            if raw.strip():
-                try:
+    opener = gzip.open if path.suffix.lower() == ".gz" else open
+    try:
+        with opener(path, "rb") as fh:
+            for raw in fh:
+                if raw.strip():
                     obj = json.loads(raw.decode("utf-8-sig"))
-                except (UnicodeDecodeError, json.JSONDecodeError):
-                    return False
-                return isinstance(obj, dict) and "messages" in obj
+                    return isinstance(obj, dict) and "messages" in obj
+    except (OSError, EOFError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
     return False
+
+
+def _is_jsonl(path: Path) -> bool:
+    ext = table_extension(path)
+    return FORMATS.get(ext.removesuffix(".gz")) == "jsonl"
 
 
 class _Invalid(Exception):
@@ -281,7 +295,7 @@ def read_chat(path: str | Path, *, text_col: str = "text", label_col: str = "lab
         raise ConfigError(f"--input-turns must be one of {', '.join(INPUT_TURNS)}, got {input_turns!r}")
     if not path.is_file():
         raise DataError(f"{path}: file not found; check the path")
-    text = decode_utf8(path, path.read_bytes())
+    text = decode_utf8(path, read_bytes(path))
     records: list[tuple[int, Any]] = []
     for lineno, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
@@ -358,7 +372,7 @@ def read_data(path: str | Path, config, *, skipped_folder: str | Path | None = N
             raise ConfigError(f"{path}: --label-from and --input-turns apply to chat-format JSONL "
                               "({\"messages\": [...]} per line); this file is a table")
         return read_table(path), None
-    if FORMATS.get(Path(path).suffix.lower()) != "jsonl":
+    if not _is_jsonl(Path(path)):
         raise ConfigError(f"{path}: chat format needs a .jsonl file with one {{\"messages\": [...]}} object per line")
     chat = read_chat(path, text_col=config.text_col, label_col=config.label_col, label_from=config.label_from,
                      input_turns=config.input_turns, skip_invalid=config.skip_invalid)

@@ -1,4 +1,7 @@
-"""Reading and writing tables (CSV, Parquet, JSONL by extension) and atomic output.
+"""Reading and writing tables (CSV, TSV, Parquet, JSONL, JSON by extension; ``.gz`` too) and atomic output.
+
+``.csv``, ``.tsv``, ``.jsonl`` (``.ndjson``) and ``.json`` (an array of objects) may be gzipped
+(``data.csv.gz``); Parquet compresses itself.
 
 Every reader returns a DataFrame with the file's columns; errors name the file, the row or line,
 and what to do. Writers go through a temp file in the target folder and ``os.replace``, so a crash
@@ -15,6 +18,7 @@ that one quote again, so ids and labels round-trip unchanged.
 from __future__ import annotations
 
 import contextlib
+import gzip
 import hashlib
 import io
 import json
@@ -29,9 +33,12 @@ from selector.errors import DataError
 
 __all__ = ["read_table", "write_table", "atomic_write", "write_json", "file_sha256", "FORMATS", "temp_path_for",
            "remove_stale_temps", "pid_alive", "check_table_path", "spreadsheet_safe", "TEMP_SUFFIX", "dump_table",
-           "decode_utf8"]
+           "decode_utf8", "read_bytes", "table_extension", "table_sibling", "GZIP_FORMATS", "STDIO", "sniff_extension"]
 
-FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+FORMATS = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl",
+           ".ndjson": "jsonl", ".json": "json"}
+#: Formats that may be gzipped (``.csv.gz``).
+GZIP_FORMATS = ("csv", "tsv", "jsonl", "json")
 
 
 TEMP_SUFFIX = ".tmp"
@@ -39,14 +46,52 @@ TEMP_SUFFIX = ".tmp"
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
-def _format_of(path: Path) -> str:
-    fmt = FORMATS.get(path.suffix.lower())
+def table_extension(path: str | os.PathLike) -> str:
+    """The table extension of ``path``, lower case, ``.gz`` included: ``.csv``, ``.csv.gz``, ``.parquet`` ..."""
+    suffixes = [x.lower() for x in Path(path).suffixes]
+    if len(suffixes) >= 2 and suffixes[-1] == ".gz" and FORMATS.get(suffixes[-2]) in GZIP_FORMATS:
+        return suffixes[-2] + ".gz"
+    return suffixes[-1] if suffixes else ""
+
+
+def table_sibling(path: str | os.PathLike, tag: str, extension: str | None = None) -> Path:
+    """``queue.csv.gz`` + ``suspects`` -> ``queue.suspects.csv.gz`` (``extension`` replaces the table's)."""
+    path = Path(path)
+    ext = table_extension(path)
+    stem = path.name[: len(path.name) - len(ext)] if ext and path.name.lower().endswith(ext) else path.stem
+    return path.with_name(f"{stem}.{tag}{ext if extension is None else extension}")
+
+
+#: The path that means standard input / output on the command line.
+STDIO = "-"
+
+
+def _format_of(path: Path) -> tuple[str, bool]:
+    """(format, gzipped) of ``path`` by extension; a DataError naming the extensions otherwise.
+
+    ``-`` (standard output) is CSV.
+    """
+    if str(path) == STDIO:
+        return "csv", False
+    ext = table_extension(path)
+    gz = ext.endswith(".gz")
+    fmt = FORMATS.get(ext[:-3] if gz else ext)
     if fmt is None:
-        raise DataError(
-            f"{path}: unknown file format {path.suffix or '(no extension)'!r}; "
-            f"use one of {', '.join(sorted(FORMATS))}"
-        )
-    return fmt
+        shown = ", ".join(sorted(FORMATS)) + " (" + ", ".join(f".{f}" for f in GZIP_FORMATS) + " also as .gz)"
+        raise DataError(f"{path}: unknown file format {ext or '(no extension)'!r}; use one of {shown}")
+    return fmt, gz
+
+
+def read_bytes(path: str | os.PathLike) -> bytes:
+    """The file's bytes, gunzipped when its name ends in ``.gz`` (a DataError when that fails)."""
+    path = Path(path)
+    raw = path.read_bytes()
+    if path.suffix.lower() == ".gz":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError) as exc:
+            raise DataError(f"{path}: not a readable gzip file ({exc}); re-compress it or drop the .gz") from None
+    return raw
 
 
 def check_table_path(path: str | os.PathLike) -> Path:
@@ -135,9 +180,9 @@ def decode_utf8(path: Path, raw: bytes) -> str:
 
 
 def read_table(path: str | os.PathLike) -> pd.DataFrame:
-    """Read a CSV, Parquet or JSONL file chosen by extension.
+    """Read a CSV, TSV, Parquet, JSONL or JSON (array of objects) file chosen by extension (``.gz`` too).
 
-    CSV and JSONL cells are read as text (no type guessing, empty cells stay empty strings), so
+    CSV and TSV cells are read as text (no type guessing, empty cells stay empty strings), so
     ids like ``007`` keep their zeros and an empty label means "unlabeled".
 
     Raises
@@ -146,7 +191,7 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
         Missing or empty file, unknown extension, bad encoding or unparsable content.
     """
     path = Path(path)
-    fmt = _format_of(path)
+    fmt, _ = _format_of(path)
     if not path.exists():
         raise DataError(f"{path}: file not found; check the path")
     if path.is_dir():
@@ -159,10 +204,22 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
         except (OSError, ValueError) as exc:
             raise DataError(f"{path}: not a readable Parquet file ({exc}); check the file") from None
     else:
-        text = decode_utf8(path, path.read_bytes())
-        if fmt == "csv":
+        text = decode_utf8(path, read_bytes(path))
+        if fmt == "json":
             try:
-                df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_filter=False)
+                items = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}); fix the file") from None
+            if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+                raise DataError(f"{path}: a .json table must be an array of objects, one per row "
+                                "(use .jsonl for one object per line)")
+            if not items:
+                raise DataError(f"{path}: has no data rows")
+            df = pd.DataFrame(items)
+        elif fmt in ("csv", "tsv"):
+            try:
+                df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_filter=False,
+                                 sep="\t" if fmt == "tsv" else ",")
             except pd.errors.EmptyDataError:
                 raise DataError(f"{path}: file is empty; it needs a header row and at least one data row") from None
             except pd.errors.ParserError as exc:
@@ -210,19 +267,23 @@ def dump_table(df: pd.DataFrame, file: str | os.PathLike, fmt_of: str | os.PathL
 
     CSV cells that start like a formula are made spreadsheet-safe (:func:`spreadsheet_safe`).
     """
-    fmt = _format_of(Path(fmt_of if fmt_of is not None else file))
+    fmt, gz = _format_of(Path(fmt_of if fmt_of is not None else file))
     if fmt == "parquet":
         df.to_parquet(file, index=False)
-    elif fmt == "csv":
-        with open(file, "w", encoding="utf-8", newline="") as fh:
-            spreadsheet_safe(df).to_csv(fh, index=False)
+        return
+    if fmt in ("csv", "tsv"):
+        body = spreadsheet_safe(df).to_csv(index=False, sep="\t" if fmt == "tsv" else ",", lineterminator="\n")
     else:
-        with open(file, "w", encoding="utf-8", newline="") as fh:
-            df.to_json(fh, orient="records", lines=True, force_ascii=False)
+        body = df.to_json(orient="records", lines=fmt == "jsonl", force_ascii=False)
+        body += "\n" if fmt == "json" or (body and not body.endswith("\n")) else ""
+    data = body.encode("utf-8")
+    # mtime=0: the same table gives the same bytes (deterministic outputs).
+    with open(file, "wb") as fh:
+        fh.write(gzip.compress(data, mtime=0) if gz else data)
 
 
 def write_table(df: pd.DataFrame, path: str | os.PathLike) -> Path:
-    """Write ``df`` atomically as CSV, Parquet or JSONL (by extension); returns the path."""
+    """Write ``df`` atomically as CSV, TSV, Parquet, JSONL or JSON (by extension, ``.gz`` too); returns the path."""
     path = Path(path)
     _format_of(path)
     with atomic_write(path, "wb") as fh:
@@ -246,3 +307,17 @@ def file_sha256(path: str | os.PathLike) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def sniff_extension(raw: bytes) -> str:
+    """The table extension ``raw`` (data read from standard input) looks like.
+
+    ``{`` first: JSONL; ``[``: a JSON array; a header with tabs and no commas: TSV; else CSV.
+    """
+    text = raw.lstrip(b"\xef\xbb\xbf \t\r\n")[:4096]
+    if text.startswith(b"{"):
+        return ".jsonl"
+    if text.startswith(b"["):
+        return ".json"
+    header = text.split(b"\n", 1)[0]
+    return ".tsv" if b"\t" in header and b"," not in header else ".csv"

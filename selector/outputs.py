@@ -9,7 +9,8 @@ Every command that writes files goes through an :class:`OutputPlan`:
    temp files of dead runs are removed from the output folders.
 2. **Commit** (:meth:`OutputPlan.commit`): each output is written to a temp file beside its target;
    only after the last one succeeded are they all renamed into place, then the ``after`` step runs
-   (the ledger append). On any failure the temps are removed and nothing new is visible.
+   (the ledger append). On any failure the temps are removed and nothing new is visible. An output
+   named ``-`` is rendered in memory and written to standard output last.
 
 Writers take the temp path to fill: :func:`table`, :func:`json_file`, :func:`text_file` and
 :func:`bytes_file` build them.
@@ -21,6 +22,8 @@ import errno
 import json
 import os
 import shutil
+import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -28,7 +31,7 @@ from typing import Any, Callable
 import pandas as pd
 
 from selector.errors import ConfigError, DataError, SelectorError
-from selector.io import check_table_path, dump_table, remove_stale_temps, temp_path_for
+from selector.io import STDIO, check_table_path, dump_table, remove_stale_temps, temp_path_for
 
 __all__ = ["OutputPlan", "Writer", "table", "json_file", "text_file", "bytes_file", "same_file",
            "check_writable_folder", "os_error"]
@@ -59,6 +62,14 @@ def text_file(text: str) -> Writer:
 def bytes_file(data: bytes) -> Writer:
     """A writer of raw bytes."""
     return lambda tmp: tmp.write_bytes(data)
+
+
+def _render(write: Writer) -> bytes:
+    """What ``write`` puts in a file, as bytes (for standard output)."""
+    with tempfile.TemporaryDirectory() as folder:
+        tmp = Path(folder) / "out"
+        write(tmp)
+        return tmp.read_bytes()
 
 
 def same_file(a: Path, b: Path) -> bool:
@@ -109,6 +120,11 @@ class _Output:
     path: Path
     what: str
 
+    @property
+    def stdout(self) -> bool:
+        """``-``: written to standard output once every file output is in place."""
+        return str(self.path) == STDIO
+
 
 @dataclass
 class OutputPlan:
@@ -150,6 +166,11 @@ class OutputPlan:
         if path is None:
             return None
         path = Path(path)
+        if str(path) == STDIO:
+            if any(o.stdout for o in self.outputs.values()):
+                raise ConfigError(f"{what} -: another output already goes to standard output; give a file path")
+            self.outputs[key] = _Output(key, path, what)
+            return path
         if path.is_dir():
             raise ConfigError(f"{what} {path} is a folder; give a file path")
         if table_format:
@@ -186,7 +207,7 @@ class OutputPlan:
         ConfigError
             One line naming the flag, the path and what to do.
         """
-        outs = list(self.outputs.values())
+        outs = [o for o in self.outputs.values() if not o.stdout]
         for out in outs:
             for what, src in self.inputs:
                 if same_file(out.path, src):
@@ -232,12 +253,16 @@ class OutputPlan:
         SelectorError
             A write failed (disk full, permission, ...): no output of this commit is visible.
         """
+        to_stdout = {k: w for k, w in writers.items() if self.outputs[k].stdout}
+        writers = {k: w for k, w in writers.items() if k not in to_stdout}
         temps: dict[str, Path] = {}
         backups: dict[str, Path] = {}
         renamed: list[str] = []
         current: Path | None = None
         ok = False
         try:
+            # Standard output is filled first (into memory) and sent last, after the files are in place.
+            streamed = {k: _render(w) for k, w in to_stdout.items()}
             for key, write in writers.items():
                 target = current = self.outputs[key].path
                 target.parent.mkdir(parents=True, exist_ok=True)
@@ -276,4 +301,11 @@ class OutputPlan:
             for tmp in [*temps.values(), *backups.values()]:
                 if tmp.exists():
                     tmp.unlink()
-        return {key: self.outputs[key].path for key in writers}
+        out = sys.stdout.buffer if hasattr(sys.stdout, "buffer") else None
+        for key, body in streamed.items():
+            if out is not None:
+                out.write(body)
+                out.flush()
+            else:
+                sys.stdout.write(body.decode("utf-8"))
+        return {key: self.outputs[key].path for key in [*writers, *to_stdout]}

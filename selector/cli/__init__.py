@@ -15,6 +15,7 @@ from selector.cli import (  # noqa: F401  each module registers its command on `
     merge,
     review,
     select,
+    serve,
     simulate,
     status,
     strategies,

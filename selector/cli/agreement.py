@@ -64,12 +64,13 @@ def agreement_command(
     plan.add_output("consensus", out, "--out", table_format=True)
     plan.check()
     df = read_table(annotations)
+    to_err = out is not None and str(out) == "-"  # --out - owns standard output; reports go to stderr
     if preferences or (looks_like_preferences(df) and criteria is None and level == "nominal"):
         prefs = preference_report(df, annotator_col=annotator_col,
                                   item_col=item_col if item_col in df.columns else None, min_shared=min_shared,
                                   random_state=seed, source=str(annotations))
         typer.echo(json.dumps(prefs.to_dict(), indent=2, ensure_ascii=False, default=str) if json_out
-                   else prefs.to_text(max_rows=rows))
+                   else prefs.to_text(max_rows=rows), err=to_err)
         if out is not None:
             plan.commit({"consensus": table(prefs.pairs, out)})
             info(f"wrote the consensus preference of {len(prefs.pairs)} pairs -> {out}", opts.quiet)
@@ -81,9 +82,9 @@ def agreement_command(
                                  source=str(annotations))
         if json_out:
             typer.echo(json.dumps({k: r.to_dict() for k, r in reports.items()}, indent=2, ensure_ascii=False,
-                                  default=str))
+                                  default=str), err=to_err)
         else:
-            typer.echo(format_ratings(reports, max_rows=rows))
+            typer.echo(format_ratings(reports, max_rows=rows), err=to_err)
         if out is not None:
             scores = pd.concat([r.items.assign(criterion=name) for name, r in reports.items()], ignore_index=True)
             plan.commit({"consensus": table(scores, out)})
@@ -94,9 +95,9 @@ def agreement_command(
                        min_shared=min_shared, random_state=seed, source=str(annotations),
                        unsure_labels=split_list(unsure_labels) or ())
     if json_out:
-        typer.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False, default=str))
+        typer.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False, default=str), err=to_err)
     else:
-        typer.echo(report.to_text(max_rows=rows))
+        typer.echo(report.to_text(max_rows=rows), err=to_err)
     if out is not None:
         plan.commit({"consensus": table(report.consensus, out)})
         info(f"wrote consensus labels for {report.n_items} items -> {out}", opts.quiet)

@@ -1,7 +1,7 @@
 """The ``selector`` command line (typer). Commands stay thin: parse, call the API, write, report.
 
 User errors (:class:`SelectorError`) print one line on stderr and exit 1; usage errors exit 2.
-Warnings print as one ``warning:`` line each on stderr.
+Warnings print as one ``warning:`` line each on stderr, each distinct message once per command.
 """
 
 from __future__ import annotations
@@ -27,6 +27,20 @@ app = typer.Typer(
 )
 
 
+def _version(value: bool) -> None:
+    if value:
+        from importlib import metadata
+
+        typer.echo(f"selector {metadata.version('selector')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
+    """Active-learning sample selector: choose what to label next, find what was labeled wrong."""
+
+
 def fail(message: str) -> None:
     """Print one error line on stderr and exit 1."""
     typer.echo(f"error: {message}", err=True)
@@ -44,8 +58,15 @@ def handle_errors(func: Callable) -> Callable:
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
+        seen: set[str] = set()
+
         def show(message, category, filename, lineno, file=None, line=None):
-            typer.echo(f"warning: {message}", err=True)
+            # Once per distinct message: a warning raised inside a loop (one per CV fold, per
+            # simulated round) is one line, not twelve.
+            text = str(message)
+            if text not in seen:
+                seen.add(text)
+                typer.echo(f"warning: {text}", err=True)
 
         with warnings.catch_warnings():
             warnings.simplefilter("always")

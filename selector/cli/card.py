@@ -17,6 +17,7 @@ from selector.cli.options import (
     read_table_inputs,
     shared_options,
     split_list,
+    stdin_data,
 )
 from selector.io import file_sha256, read_table
 from selector.outputs import OutputPlan
@@ -43,6 +44,7 @@ def card_command(
     opts: Shared = None,
 ) -> None:
     """Counts, class balance, agreement, validator findings, coverage, limitations and provenance."""
+    data = stdin_data(data, opts)
     config = opts.config()
     plan = OutputPlan()
     cache = plan_table_inputs(plan, data, opts, config, annotations=annotations)

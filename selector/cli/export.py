@@ -54,7 +54,8 @@ def export_command(
     plan.add_input(data, "--data")
     plan.add_input(label_config, "--label-config")
     plan.add_output("export", out, "--out", suffixes=(export_suffix(fmt),))
-    plan.add_output("label_config", label_config_path_for(out), "Label Studio config")
+    if str(out) != "-":  # tasks on standard output: the config, if any, is not written
+        plan.add_output("label_config", label_config_path_for(out), "Label Studio config")
     plan.check()
     label_set = None
     if labels is not None:
@@ -79,7 +80,7 @@ def export_command(
             raise DataError(f"{record}: the queue's round record is not valid JSON; re-run the round or move it away") from None
     writers = export_writers(queue_table, fmt, out, labels=label_set, round_number=round_number,
                              from_name=from_name, to_name=to_name, source=str(queue))
-    if label_config is not None:
-        writers.pop("label_config", None)  # the project has its config already
+    if label_config is not None or str(out) == "-":
+        writers.pop("label_config", None)  # the project has its config already / nowhere to put it
     written = plan.commit(writers)
     info(f"exported {queue} as {fmt} -> {', '.join(map(str, written.values()))}", opts.quiet)

@@ -10,6 +10,7 @@ import typer
 from selector.cli.app import app, handle_errors, info
 from selector.cli.options import (
     Shared,
+    no_stdin,
     shared_options,
 )
 from selector.config import cache_dir_for
@@ -36,6 +37,7 @@ def ingest_command(
     opts: Shared = None,
 ) -> None:
     """Add NEW_ROWS to DATA as unlabeled pool rows, dropping exact and near duplicates."""
+    no_stdin(data, "ingest")
     config = opts.config()
     threshold = NEAR_DUPLICATE_THRESHOLD if threshold is None else threshold
     plan = OutputPlan()

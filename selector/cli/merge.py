@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from selector.cli.app import app, handle_errors, info
-from selector.cli.options import Shared, shared_options
+from selector.cli.options import Shared, no_stdin, shared_options
 from selector.errors import ConfigError
 from selector.io import read_table
 from selector.loop.ledger import append_record, ledger_path, read_ledger
@@ -48,6 +48,7 @@ def merge_command(
     An export never overwrites a different existing label; reviewed corrections
     (--accept-corrections) do, deliberately, and the ledger records each old and new label.
     """
+    no_stdin(data, "merge")
     if round_number is not None and round_number < 1:
         raise ConfigError(f"--round must be a positive round number, got {round_number}")
     if labeled is None and accept_corrections is None:

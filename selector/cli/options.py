@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import functools
 import inspect
+import sys
+import tempfile
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -19,7 +21,9 @@ import typer
 
 from selector.chat import read_data
 from selector.cli.app import info
-from selector.config import SelectConfig, cache_dir_for, load_config
+from selector.config import DEFAULT_CACHE_NAME, SelectConfig, cache_dir_for, load_config
+from selector.errors import ConfigError, DataError
+from selector.io import STDIO, sniff_extension
 from selector.outputs import OutputPlan
 from selector.round.embed import load_embeddings
 
@@ -29,7 +33,7 @@ __all__ = [
     "ItemColOption", "AnnotatorColOption", "AnnotationLabelColOption", "UnsureLabelsOption",
     "split_list", "SHARED", "MODEL_COMMAND", "Shared", "shared_options", "plan_table_inputs",
     "read_table_inputs", "annotation_settings", "DataFormatOption", "LabelFromOption", "InputTurnsOption",
-    "SkipInvalidOption", "DATA_READING",
+    "SkipInvalidOption", "DATA_READING", "stdin_data", "no_stdin",
 ]
 
 ConfigFileOption = Annotated[Optional[Path], typer.Option(
@@ -164,6 +168,33 @@ def plan_table_inputs(plan: OutputPlan, data: Path, opts: Shared, config: Select
     if opts.embeddings is not None:
         return None
     return plan.add_folder(cache_dir_for(data, config), "--cache-dir")
+
+
+_STDIN_FOLDERS: list = []
+
+
+def stdin_data(data: Path, opts: Shared) -> Path:
+    """DATA as a file path: ``-`` reads standard input into a temp file (format sniffed: JSONL, a JSON
+    array, TSV or CSV) and puts the embedding cache in ``./.selector`` unless ``--cache-dir`` says."""
+    if str(data) != STDIO:
+        return data
+    raw = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read().encode("utf-8")
+    if not raw.strip():
+        raise DataError("-: standard input is empty; pipe a table in (CSV, TSV, JSONL or a JSON array) or give a file")
+    folder = tempfile.TemporaryDirectory(prefix="selector-stdin-")
+    _STDIN_FOLDERS.append(folder)  # removed when the process ends
+    path = Path(folder.name) / f"stdin{sniff_extension(raw)}"
+    path.write_bytes(raw)
+    if vars(opts).get("cache_dir") is None:
+        opts.cache_dir = Path.cwd() / DEFAULT_CACHE_NAME
+    return path
+
+
+def no_stdin(data: Path, command: str) -> None:
+    """Refuse ``-`` as DATA for a command whose loop state is keyed by the data file."""
+    if str(data) == STDIO:
+        raise ConfigError(f"`selector {command}` keeps its round ledger beside DATA, so it needs a file; "
+                          "save the data to a file first (`-` works for validate, suspects, card, review, simulate)")
 
 
 def read_table_inputs(data: Path, opts: Shared) -> tuple[pd.DataFrame, Optional[np.ndarray]]:

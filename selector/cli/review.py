@@ -16,6 +16,7 @@ from selector.cli.options import (
     plan_table_inputs,
     read_table_inputs,
     shared_options,
+    stdin_data,
 )
 from selector.io import read_table
 from selector.outputs import OutputPlan, table
@@ -39,6 +40,7 @@ def review_command(
     opts: Shared = None,
 ) -> None:
     """Merge unsure and contested items, mislabel suspects and uncertain unlabeled rows into one ranked queue."""
+    data = stdin_data(data, opts)
     config = opts.config()
     plan = OutputPlan()
     cache = plan_table_inputs(plan, data, opts, config, annotations=annotations)

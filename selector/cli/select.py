@@ -13,6 +13,7 @@ from selector.cli.app import app, command_line, handle_errors, info
 from selector.cli.options import (
     MODEL_COMMAND,
     Shared,
+    no_stdin,
     shared_options,
 )
 from selector.config import DEFAULT_CACHE_NAME, cache_dir_for
@@ -40,6 +41,7 @@ def select_command(
     opts: Shared = None,
 ) -> None:
     """Choose the next rows to label and write them as a ranked queue (+ a mislabel-suspect list)."""
+    no_stdin(data, "select")
     if example == (data is not None):
         raise ConfigError("give either a DATA file or --example (not both, not neither)")
     ledger = None
@@ -51,7 +53,8 @@ def select_command(
     t0 = time.perf_counter()
     result = run_round(data, config=config, out=out, embeddings=opts.embeddings, cache_dir=cache_dir_for(data, config),
                        gold=gold_file, gold_rate=gold_rate, bucket_priority=bucket_priority,
-                       suspects=not no_suspects, ledger=ledger, command=command_line(), show_progress=not opts.quiet)
+                       suspects=not no_suspects, ledger=ledger, command=command_line(), show_progress=not opts.quiet,
+                       on_step=lambda message: info(message, opts.quiet))
     if "chat" in result.stats:
         c = result.stats["chat"]
         info(f"chat data: {c['n_lines']} lines, {c['task']} set, labels from {c['label_from']}"

@@ -14,6 +14,7 @@ from selector.cli.options import (
     plan_table_inputs,
     read_table_inputs,
     shared_options,
+    stdin_data,
 )
 from selector.errors import ConfigError, DataError
 from selector.loop.simulate import plot_curves, simulate, verdicts
@@ -36,6 +37,7 @@ def simulate_command(
     opts: Shared = None,
 ) -> None:
     """Simulate labeling loops with each strategy and print one verdict per strategy."""
+    data = stdin_data(data, opts)
     names = [s.strip() for s in strategies.split(",") if s.strip()]
     if not names:
         raise ConfigError("--strategies is empty; name at least one strategy, e.g. random,margin")

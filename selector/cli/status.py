@@ -11,6 +11,7 @@ from selector.cli.app import app, handle_errors
 from selector.cli.options import (
     DATA_READING,
     Shared,
+    no_stdin,
     shared_options,
 )
 from selector.config import cache_dir_for, config_from_record, load_config
@@ -44,6 +45,7 @@ def status_command(
 
     Settings default to the last round's (from the ledger), then --config, then flags.
     """
+    no_stdin(data, "status")
     ledger = ledger_path(data)
     records = round_records(read_ledger(ledger))
     if not records:

@@ -17,6 +17,7 @@ from selector.cli.options import (
     plan_table_inputs,
     read_table_inputs,
     shared_options,
+    stdin_data,
 )
 from selector.errors import ConfigError
 from selector.io import read_table
@@ -54,6 +55,7 @@ def suspects_command(
     with p_mislabeled >= 0.4. Rows with the same normalised text but different labels are always
     listed (kind contradiction).
     """
+    data = stdin_data(data, opts)
     if top is not None and threshold is not None:
         raise ConfigError("give --top or --threshold, not both")
     t0 = time.perf_counter()
@@ -68,6 +70,7 @@ def suspects_command(
     check_enough_labels(pool.labels[pool.labeled], str(data), config.label_col)
     template = classifier_template(config)
     X, stats = embed_pool(pool, config, embeddings=X_given, cache_dir=cache, show_progress=not opts.quiet)
+    info(f"cross-validating the classifier on {int(pool.labeled.sum())} labeled rows and scoring them", opts.quiet)
     result = suspect_result_for_pool(
         pool, X, random_state=config.seed, classifier=template,
         annotations=read_table(annotations) if annotations is not None else None,

@@ -16,6 +16,7 @@ from selector.cli.options import (
     read_table_inputs,
     shared_options,
     split_list,
+    stdin_data,
 )
 from selector.outputs import OutputPlan, table
 from selector.quality.validate import DEFAULT_BLOCKERS, DEFAULT_NEGATIVES, validate
@@ -41,6 +42,7 @@ def validate_command(
     opts: Shared = None,
 ) -> None:
     """Duplicates, contradictions, near-duplicates across labels, invalid labels, imbalance, missing negatives, empty texts."""
+    data = stdin_data(data, opts)
     config = opts.config()
     plan = OutputPlan()
     embeds = not no_embed
@@ -62,10 +64,12 @@ def validate_command(
                       unsure_labels=config.unsure_labels, source=str(data),
                       output_col="output" if chat else None, system_col="system" if chat else None,
                       reply_agreement=reply_agreement)
+    # With --out - the findings table owns standard output; the report goes to stderr.
+    to_err = out is not None and str(out) == "-"
     if json_out:
-        typer.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False, default=str))
+        typer.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False, default=str), err=to_err)
     else:
-        typer.echo(report.to_text())
+        typer.echo(report.to_text(), err=to_err)
     if out is not None:
         plan.commit({"findings": table(report.rows(), out)})
         info(f"wrote {len(report.rows())} finding rows -> {out}", opts.quiet)

@@ -214,7 +214,7 @@ def export_writers(queue: pd.DataFrame, fmt: str, out: str | Path, *, labels: Se
     """
     out = Path(out)
     want = export_suffix(fmt)
-    if fmt in EXPORT_FORMATS and out.suffix.lower() != want:
+    if fmt in EXPORT_FORMATS and str(out) != "-" and out.suffix.lower() != want:
         raise ConfigError(f"--out {out}: {fmt} imports {want} files; name the output *{want}")
     records = export_records(queue, fmt, labels=labels, round_number=round_number, from_name=from_name,
                              to_name=to_name, source=source)

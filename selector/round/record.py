@@ -8,6 +8,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from selector.io import table_sibling
+
 __all__ = ["package_versions", "round_record", "record_path_for", "RECORD_VERSION"]
 
 #: Bumped when a key changes meaning; readers of older ledgers use ``.get``.
@@ -28,8 +30,7 @@ def package_versions() -> dict[str, str | None]:
 
 def record_path_for(out: str | Path) -> Path:
     """``queue.csv`` -> ``queue.round.json`` (beside the queue)."""
-    out = Path(out)
-    return out.with_name(f"{out.stem}.round.json")
+    return table_sibling(out, "round", ".json")
 
 
 def round_record(*, round_number: int | None, config: dict, stats: dict, data_path: str | None,

@@ -29,7 +29,7 @@ import pandas as pd
 from selector.chat import ChatTable, read_data
 from selector.config import SelectConfig
 from selector.errors import ConfigError, DataError, EmptyPoolError
-from selector.io import file_sha256
+from selector.io import file_sha256, table_sibling
 from selector.loop.ledger import (
     ledger_path,
     locked_ledger,
@@ -67,8 +67,7 @@ __all__ = ["RoundPlan", "RoundResult", "plan_round", "compute_round", "commit_ro
 
 def gold_key_path_for(queue: str | Path) -> Path:
     """``queue.csv`` -> ``queue.key.csv``: the answer key of the gold items mixed into the queue."""
-    queue = Path(queue)
-    return queue.with_name(f"{queue.stem}.key{queue.suffix}")
+    return table_sibling(queue, "key")
 
 
 @dataclass
@@ -272,8 +271,12 @@ def with_conversation(queue: pd.DataFrame, df: pd.DataFrame, pool: LabeledPool) 
     return queue
 
 
-def compute_round(plan: RoundPlan, *, show_progress: bool = False) -> RoundResult:
-    """Embed, fit once, out-of-fold once, score, select, suspects, bucket priority and gold (no files)."""
+def compute_round(plan: RoundPlan, *, show_progress: bool = False, on_step=None) -> RoundResult:
+    """Embed, fit once, out-of-fold once, score, select, suspects, bucket priority and gold (no files).
+
+    ``on_step(message)`` (optional) is told when each long step after embedding starts.
+    """
+    step = on_step or (lambda message: None)
     config, pool = plan.config, plan.pool
     t_start, c_start = time.perf_counter(), time.process_time()
     X, embed_stats = embed_pool(pool, config, embedder=plan.embedder, embeddings=plan.embeddings,
@@ -286,6 +289,7 @@ def compute_round(plan: RoundPlan, *, show_progress: bool = False) -> RoundResul
     oof = None
     # The one out-of-fold pass, when something reads it: the suspects, or the record's CV figures.
     if context.has_model and (plan.suspects or plan.outputs is not None):
+        step(f"cross-validating the classifier on {lab.size} labeled rows (out-of-fold probabilities)")
         oof = out_of_fold(plan.template, X[lab], y, random_state=config.seed)
     t_select, c_select = time.perf_counter(), time.process_time()
     selection = plan.strategy.select(context, plan.budget, random_state=config.seed)
@@ -296,6 +300,7 @@ def compute_round(plan: RoundPlan, *, show_progress: bool = False) -> RoundResul
         if oof is None:
             note = (f"suspect list skipped: {labels_problem(y)}; it needs at least 3 labeled rows of 2 classes")
         else:
+            step(f"scoring {lab.size} labeled rows for mislabel suspects")
             found = find_suspects(X[lab], y, oof_proba=oof.proba, texts=pool.texts[lab], random_state=config.seed)
             suspect_table = suspects_frame(found, select_suspects(found), ids=pool.ids[lab], texts=pool.texts[lab])
             note = "mislabel suspects: " + found.summary(len(suspect_table))
@@ -393,7 +398,7 @@ def run_round(data: str | Path | pd.DataFrame, config: SelectConfig | None = Non
               cache_dir: str | Path | None = None, gold: str | Path | pd.DataFrame | None = None,
               gold_rate: float | None = None, bucket_priority: float | None = None, suspects: bool = True,
               ledger: str | Path | bool | None = None, command: str | None = None, source: str | None = None,
-              show_progress: bool = False) -> RoundResult:
+              show_progress: bool = False, on_step=None) -> RoundResult:
     """Plan, compute and commit one labeling round.
 
     Parameters
@@ -427,7 +432,9 @@ def run_round(data: str | Path | pd.DataFrame, config: SelectConfig | None = Non
     source : str, optional
         Name of the data in messages (default: the path, or ``<DataFrame>``).
     show_progress : bool
-        Progress bar on stderr while embedding.
+        Progress on stderr while embedding (a bar on a terminal, periodic lines otherwise).
+    on_step : callable, optional
+        ``on_step(message)`` when cross-validation and the suspect scoring start (the CLI prints it).
 
     Returns
     -------
@@ -441,7 +448,7 @@ def run_round(data: str | Path | pd.DataFrame, config: SelectConfig | None = Non
     plan = plan_round(data, config=config, out=out, embeddings=embeddings, embedder=embedder, classifier=classifier,
                       cache_dir=cache_dir, gold=gold, gold_rate=gold_rate, bucket_priority=bucket_priority,
                       suspects=suspects, ledger=ledger, command=command, source=source)
-    return commit_round(plan, compute_round(plan, show_progress=show_progress))
+    return commit_round(plan, compute_round(plan, show_progress=show_progress, on_step=on_step))
 
 
 def select(df: pd.DataFrame, budget: int, *, strategy: str = "auto", text_col: str = "text",

@@ -78,6 +78,7 @@ from sklearn.isotonic import IsotonicRegression
 
 from selector.config import SelectConfig
 from selector.errors import ConfigError, DataError
+from selector.io import table_sibling
 from selector.labels import unsure_mask
 from selector.models.classifiers import make_classifier
 from selector.neighbors import EXACT_MAX, nearest_neighbors
@@ -786,6 +787,5 @@ def suspect_result_for_pool(pool, X: np.ndarray, *, random_state: int | None = 0
 
 
 def suspects_path_for(queue: str | Path) -> Path:
-    """``queue.csv`` -> ``queue.suspects.csv`` (beside the queue, same format)."""
-    queue = Path(queue)
-    return queue.with_name(f"{queue.stem}.suspects{queue.suffix}")
+    """``queue.csv`` -> ``queue.suspects.csv``, ``q.csv.gz`` -> ``q.suspects.csv.gz`` (beside the queue, same format)."""
+    return table_sibling(queue, "suspects")
