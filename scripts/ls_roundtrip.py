@@ -18,9 +18,10 @@ What it does (every step is a command or a documented Label Studio API call a us
 It checks: the imported predictions carry selector's confidence as ``score`` and a per-round
 ``model_version``; the backend's predictions reach every task; the webhooks refit the model; the
 merge puts the 12 labels on the right rows. It prints each step and writes ``report.json`` and the
-recorded requests into the work folder, and exits 1 when a check fails. Label Studio blocks requests
-to private addresses (its SSRF protection); the script starts it with ``SSRF_PROTECTION_ENABLED=false``
-so it may call the backend on 127.0.0.1, as a user running both on one machine must too.
+recorded requests into the work folder, and exits 1 when a check fails. Label Studio 1.23 refuses an ML
+backend URL on a local address ("URL resolves to a reserved network address (block: 127.0.0.0/8)");
+the script starts it with ``ML_BLOCK_LOCAL_IP=false SSRF_PROTECTION_ENABLED=false`` so it may call the
+backend on 127.0.0.1, as a user running both on one machine must too.
 """
 
 from __future__ import annotations
@@ -99,7 +100,8 @@ def main() -> None:
     tasks = json.loads((work / "tasks.json").read_text())
     config = (work / "tasks.label_config.xml").read_text()
 
-    env = dict(os.environ, SSRF_PROTECTION_ENABLED="false", LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK="true")
+    env = dict(os.environ, ML_BLOCK_LOCAL_IP="false", SSRF_PROTECTION_ENABLED="false",
+               LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK="true")
     ls = subprocess.Popen([args.label_studio, "start", "--no-browser", "--port", str(args.ls_port),
                            "--internal-host", "127.0.0.1", "--data-dir", str(work / "ls-data"),
                            "--username", "admin@example.com", "--password", "roundtrip-pass",
@@ -147,7 +149,7 @@ def main() -> None:
         served = []
         for t in ls_tasks:
             for p in api.get("/api/predictions", params={"task": t["id"]}).json():
-                if p["model_version"].startswith("selector-serve"):
+                if p["model_version"].endswith("-serve"):
                     served.append(p)
         print(f"{len(served)} of {len(ls_tasks)} tasks got a prediction from selector serve")
         report["served_predictions"] = len(served)

@@ -31,7 +31,13 @@ from typing import Any, Callable
 import pandas as pd
 
 from selector.errors import ConfigError, DataError, SelectorError
-from selector.io import STDIO, check_table_path, dump_table, remove_stale_temps, temp_path_for
+from selector.io import (
+    STDIO,
+    check_table_path,
+    dump_table,
+    remove_stale_temps,
+    temp_path_for,
+)
 
 __all__ = ["OutputPlan", "Writer", "table", "json_file", "text_file", "bytes_file", "same_file",
            "check_writable_folder", "os_error"]

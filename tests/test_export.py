@@ -184,3 +184,19 @@ def test_cli_export_and_errors(tmp_path, queue):
     assert res.exit_code == 1 and "*.jsonl" in res.output
     with pytest.raises(ConfigError):
         export_records(queue, "csv")
+
+
+def test_update_project_writes_this_rounds_predictions_by_selector_id(tmp_path, queue):
+    q = tmp_path / "queue.csv"
+    queue.to_csv(q, index=False)
+    (tmp_path / "queue.round.json").write_text(json.dumps({"round": 4}))
+    res = runner.invoke(app, ["export", str(q), "--format", "label-studio", "--out", str(tmp_path / "t.json"),
+                              "--update-project"])
+    assert res.exit_code == 0, res.output
+    preds = json.loads((tmp_path / "t.predictions.json").read_text())
+    assert [p["selector_id"] for p in preds] == queue["id"].tolist()
+    assert {p["model_version"] for p in preds} == {"selector-r4-margin"}
+    assert [p["score"] for p in preds] == pytest.approx(queue["predicted_proba"].tolist())
+    res = runner.invoke(app, ["export", str(q), "--format", "prodigy", "--out", str(tmp_path / "t.jsonl"),
+                              "--update-project"])
+    assert res.exit_code == 1 and "--update-project goes with --format label-studio" in res.output

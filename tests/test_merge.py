@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -316,3 +317,19 @@ def test_doccano_zip_export_keeps_each_annotator(tmp_path):
     (tmp_path / "bad.zip").write_bytes(b"not a zip")
     with pytest.raises(DataError, match="not a readable zip file"):
         read_labels(tmp_path / "bad.zip")
+
+
+def test_real_doccano_export_zip_merges_with_annotators(tmp_path):
+    """The zip a real doccano 1.8.4 exported (scripts/doccano_roundtrip.py): alice labeled 8 tasks,
+    bob 6, 4 of them the same; the tasks were `selector export --format doccano` lines."""
+    folder = Path(__file__).parent / "data" / "doccano"
+    labels, skipped, kind = read_labels(folder / "doccano_export.zip")
+    assert kind == "doccano" and len(labels) == 14 and skipped == 46  # 3 members x 20 tasks, 14 labeled
+    per_row = labels.groupby("id")["annotator"].apply(lambda a: ";".join(sorted(a)))
+    assert sorted(per_row.value_counts().items()) == [("alice", 4), ("alice;bob", 4), ("bob", 2)]
+    exported = [json.loads(x) for x in (folder / "selector_export.jsonl").read_text().splitlines()]
+    assert all(x["label"] == [] for x in exported)  # what doccano imported without "Column label not found"
+    data = pd.DataFrame({"id": [x["selector_id"] for x in exported], "text": [x["text"] for x in exported],
+                         "label": [""] * len(exported)})
+    merged = merge_labels(data, labels).data.set_index("id")
+    assert (merged["label"] != "").sum() == 10 and set(merged.loc[per_row.index, "annotator"]) == {"alice", "bob", "alice;bob"}

@@ -19,6 +19,7 @@ from selector.loop.export import (
     export_suffix,
     export_writers,
     label_config_path_for,
+    predictions_path_for,
 )
 from selector.outputs import OutputPlan
 from selector.round.record import record_path_for
@@ -39,6 +40,8 @@ def export_command(
     from_name: str = typer.Option("label", "--from-name", help="Label Studio: the Choices control's name."),
     to_name: Optional[str] = typer.Option(None, "--to-name", help="Label Studio: the object the choices label "
                                           "[default: text, or dialogue for chat data]."),
+    update_project: bool = typer.Option(False, "--update-project", help="Label Studio: also write FILE.predictions.json, "
+                                        "this round's prediction per selector_id, to refresh tasks a project already has."),
     opts: Shared = None,
 ) -> None:
     """Write QUEUE as tasks a labeling tool imports as is (each carries its id for `selector merge`)."""
@@ -56,6 +59,10 @@ def export_command(
     plan.add_output("export", out, "--out", suffixes=(export_suffix(fmt),))
     if str(out) != "-":  # tasks on standard output: the config, if any, is not written
         plan.add_output("label_config", label_config_path_for(out), "Label Studio config")
+    if update_project:
+        if fmt != "label-studio" or str(out) == "-":
+            raise ConfigError("--update-project goes with --format label-studio and a file --out")
+        plan.add_output("predictions", predictions_path_for(out), "Label Studio predictions")
     plan.check()
     label_set = None
     if labels is not None:
@@ -79,7 +86,8 @@ def export_command(
         except json.JSONDecodeError:
             raise DataError(f"{record}: the queue's round record is not valid JSON; re-run the round or move it away") from None
     writers = export_writers(queue_table, fmt, out, labels=label_set, round_number=round_number,
-                             from_name=from_name, to_name=to_name, source=str(queue))
+                             from_name=from_name, to_name=to_name, update_project=update_project,
+                             source=str(queue))
     if label_config is not None or str(out) == "-":
         writers.pop("label_config", None)  # the project has its config already / nowhere to put it
     written = plan.commit(writers)

@@ -42,7 +42,8 @@ from selector.labels import normalise_label
 from selector.outputs import OutputPlan, Writer, text_file
 
 __all__ = ["EXPORT_FORMATS", "export_records", "write_export", "export_writers", "export_suffix",
-           "label_config_path_for", "label_studio_config", "model_version", "check_label_config"]
+           "label_config_path_for", "label_studio_config", "model_version", "check_label_config",
+           "predictions_path_for"]
 
 EXPORT_FORMATS = ("label-studio", "argilla", "prodigy", "doccano")
 QUESTION = "label"
@@ -205,10 +206,20 @@ def label_config_path_for(out: str | Path) -> Path:
     return out.with_name(out.stem + ".label_config.xml")
 
 
+def predictions_path_for(out: str | Path) -> Path:
+    """``tasks.json`` -> ``tasks.predictions.json``: this round's predictions keyed by ``selector_id``."""
+    out = Path(out)
+    return out.with_name(out.stem + ".predictions.json")
+
+
 def export_writers(queue: pd.DataFrame, fmt: str, out: str | Path, *, labels: Sequence[str] | None = None,
                    round_number: int | None = None, from_name: str = QUESTION, to_name: str | None = None,
-                   source: str = "<queue>") -> dict[str, Writer]:
+                   update_project: bool = False, source: str = "<queue>") -> dict[str, Writer]:
     """Writers of the export (key ``export``) and, for Label Studio with labels, its config (``label_config``).
+
+    With ``update_project`` (Label Studio) also ``predictions``: ``[{"selector_id", "model_version",
+    "score", "result"}]``, this round's prediction for each task, to refresh tasks a project already
+    holds instead of importing them twice (see :func:`predictions_path_for`).
 
     Label Studio gets a JSON array (``.json``); the others JSONL (``.jsonl``).
     """
@@ -223,6 +234,10 @@ def export_writers(queue: pd.DataFrame, fmt: str, out: str | Path, *, labels: Se
     else:
         body = "".join(json.dumps(rec, ensure_ascii=False) + "\n" for rec in records)
     writers = {"export": text_file(body)}
+    if fmt == "label-studio" and update_project:
+        # One prediction per selector_id, to attach to tasks already in the project (POST /api/predictions).
+        refresh = [{"selector_id": r["data"]["selector_id"], **r["predictions"][0]} for r in records if r.get("predictions")]
+        writers["predictions"] = text_file(json.dumps(refresh, ensure_ascii=False, indent=1) + "\n")
     if fmt == "label-studio" and labels:
         dialogue = any(DIALOGUE in r["data"] for r in records)
         writers["label_config"] = text_file(label_studio_config(labels, dialogue=dialogue, from_name=from_name,

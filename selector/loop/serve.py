@@ -21,8 +21,8 @@ made by ``selector export``); other tasks are embedded from their text and predi
 :class:`BackendState` is the logic (no HTTP); :func:`make_app` wraps it in a FastAPI app.
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations`` here: FastAPI reads the endpoints' ``Request`` annotations
+# at runtime, and they are imported inside make_app (FastAPI is an optional extra).
 import datetime as _dt
 import json
 import threading
@@ -39,11 +39,22 @@ from selector.errors import ConfigError, DataError
 from selector.io import file_sha256
 from selector.labels import normalise_label
 from selector.loop.export import model_version as version_name
-from selector.loop.ledger import append_record, ledger_path, next_round_number, read_ledger, round_records
+from selector.loop.ledger import (
+    append_record,
+    ledger_path,
+    next_round_number,
+    read_ledger,
+    round_records,
+)
 from selector.models import CachedEmbedder, make_embedder
-from selector.round.embed import embed_pool
 from selector.models.classifiers import fit_classifier
-from selector.round.model import classifier_template, cv_figures, labels_problem, out_of_fold
+from selector.round.embed import embed_pool
+from selector.round.model import (
+    classifier_template,
+    cv_figures,
+    labels_problem,
+    out_of_fold,
+)
 from selector.round.pool import prepare_pool
 from selector.round.record import round_record
 
@@ -169,7 +180,7 @@ class BackendState:
 
     @property
     def model_version(self) -> str:
-        return version_name("serve", self.round)
+        return version_name("serve", self.round or None)
 
     def setup(self, schema: str | None) -> str:
         if schema:
