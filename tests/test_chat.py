@@ -15,7 +15,7 @@ from selector.chat import read_chat, read_data
 from selector.cli import app
 from selector.config import SelectConfig
 from selector.errors import ConfigError, DataError
-from selector.loop.export import export_records, label_studio_config
+from selector.loop.export import argilla_settings, export_records, label_studio_config
 
 EXAMPLE = Path(__file__).parent / "data" / "chat_banking77.jsonl"
 SYSTEM = {"role": "system", "content": "Classify the ticket. Reply with JSON."}
@@ -176,7 +176,12 @@ def test_chat_queue_exports_show_the_conversation(tmp_path):
     assert ls["predictions"][0]["result"][0]["to_name"] == "dialogue"
     config = label_studio_config(["card", "refund"], dialogue=True)
     assert '<Paragraphs name="dialogue" value="$dialogue" layout="dialogue"' in config and 'toName="dialogue"' in config
+    assert export_records(queue, "argilla")[0]["conversation"] == msgs  # the flat record's chat field
     rg = pytest.importorskip("argilla")
-    rec = export_records(queue, "argilla")[0]
+    rec = export_records(queue, "argilla", argilla_nested=True)[0]
     model = rg.Record.from_dict(rec).api_model()  # the SDK validates a chat field's messages here
     assert [m.role for m in model.fields["conversation"]] == ["system", "user"]
+    from argilla._models import FieldModel
+
+    (field,) = argilla_settings(["card", "refund"], chat=True)["fields"]
+    assert FieldModel(**field).settings.type == "chat" and field["name"] == "conversation"

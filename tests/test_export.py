@@ -95,9 +95,9 @@ def test_label_studio_cold_start_queue_has_no_prediction(queue):
     assert all("predicted_label" not in t["data"] and "rank" in t["data"] for t in tasks)
 
 
-def test_argilla_records_load_in_the_sdk(tmp_path, queue):
+def test_argilla_nested_records_load_in_the_sdk(tmp_path, queue):
     out = tmp_path / "records.jsonl"
-    write_export(queue, "argilla", out)
+    write_export(queue, "argilla", out, argilla_nested=True)
     records = [json.loads(line) for line in out.read_text().splitlines()]
     for rec, row in zip(records, queue.itertuples()):
         assert rec["id"] == row.id and rec["fields"] == {"text": row.text}
@@ -142,11 +142,36 @@ def test_doccano_lines_are_text_classification_imports_with_an_empty_label(tmp_p
         assert obj["label"] == [] and "id" not in obj
 
 
+def test_argilla_flat_records_match_the_settings_file(tmp_path, queue):
+    """The default Argilla export: flat records whose keys are the settings' names (what
+    dataset.records.log maps by name), and settings that Argilla's own models accept."""
+    out = tmp_path / "records.jsonl"
+    written = write_export(queue, "argilla", out, labels=LABELS, round_number=2)
+    assert written == [out, tmp_path / "records.settings.json"]
+    settings = json.loads((tmp_path / "records.settings.json").read_text())
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    names = {x["name"] for part in ("fields", "questions", "metadata") for x in settings[part]}
+    for rec, row in zip(records, queue.itertuples()):
+        assert set(rec) <= names | set(settings["mapping"]) | {"id"}
+        assert rec["id"] == row.id and rec["text"] == row.text and rec["label"] == row.predicted_label
+        assert rec["label_score"] == pytest.approx(row.predicted_proba) and rec["label_agent"] == "selector-r2-margin"
+        assert rec["rank"] == row.rank and rec["priority"] == pytest.approx(row.score)
+    assert settings["mapping"] == {"label_score": "label.suggestion.score", "label_agent": "label.suggestion.agent"}
+    assert [o["value"] for o in settings["questions"][0]["settings"]["options"]] == LABELS
+    pytest.importorskip("argilla")
+    from argilla._models import FieldModel, MetadataFieldModel, QuestionModel  # what rg.Settings.from_json builds
+
+    assert [FieldModel(**f).settings.type for f in settings["fields"]] == ["text"]
+    assert [QuestionModel(**q).settings.type for q in settings["questions"]] == ["label_selection"]
+    assert {m["name"]: MetadataFieldModel(**m).settings.type for m in settings["metadata"]} == \
+        {"selector_id": "terms", "rank": "integer", "priority": "float", "strategy": "terms", "predicted_proba": "float"}
+
+
 @pytest.mark.parametrize("fmt", ["label-studio", "argilla", "prodigy", "doccano"])
 def test_each_format_round_trips_through_merge(tmp_path, queue, fmt):
     suffix = ".json" if fmt == "label-studio" else ".jsonl"
     out = tmp_path / f"export{suffix}"
-    write_export(queue, fmt, out, labels=LABELS)
+    write_export(queue, fmt, out, labels=LABELS, argilla_nested=True)
     gold = {i: LABELS[k % 3] for k, i in enumerate(queue["id"])}
     items = json.loads(out.read_text()) if fmt == "label-studio" else [json.loads(x) for x in out.read_text().splitlines()]
     # What each tool hands back after annotation.

@@ -15,6 +15,7 @@ from selector.io import read_table
 from selector.labels import normalise_label
 from selector.loop.export import (
     EXPORT_FORMATS,
+    argilla_settings_path_for,
     check_label_config,
     export_suffix,
     export_writers,
@@ -40,6 +41,8 @@ def export_command(
     from_name: str = typer.Option("label", "--from-name", help="Label Studio: the Choices control's name."),
     to_name: Optional[str] = typer.Option(None, "--to-name", help="Label Studio: the object the choices label "
                                           "[default: text, or dialogue for chat data]."),
+    argilla_nested: bool = typer.Option(False, "--argilla-nested", help="Argilla: nested rg.Record.from_dict dicts "
+                                        "instead of the flat records dataset.records.log takes."),
     update_project: bool = typer.Option(False, "--update-project", help="Label Studio: also write FILE.predictions.json, "
                                         "this round's prediction per selector_id, to refresh tasks a project already has."),
     opts: Shared = None,
@@ -59,6 +62,8 @@ def export_command(
     plan.add_output("export", out, "--out", suffixes=(export_suffix(fmt),))
     if str(out) != "-":  # tasks on standard output: the config, if any, is not written
         plan.add_output("label_config", label_config_path_for(out), "Label Studio config")
+    if fmt == "argilla" and str(out) != "-":
+        plan.add_output("argilla_settings", argilla_settings_path_for(out), "Argilla settings")
     if update_project:
         if fmt != "label-studio" or str(out) == "-":
             raise ConfigError("--update-project goes with --format label-studio and a file --out")
@@ -87,8 +92,10 @@ def export_command(
             raise DataError(f"{record}: the queue's round record is not valid JSON; re-run the round or move it away") from None
     writers = export_writers(queue_table, fmt, out, labels=label_set, round_number=round_number,
                              from_name=from_name, to_name=to_name, update_project=update_project,
-                             source=str(queue))
+                             argilla_nested=argilla_nested, source=str(queue))
     if label_config is not None or str(out) == "-":
         writers.pop("label_config", None)  # the project has its config already / nowhere to put it
+    if str(out) == "-":
+        writers.pop("argilla_settings", None)
     written = plan.commit(writers)
     info(f"exported {queue} as {fmt} -> {', '.join(map(str, written.values()))}", opts.quiet)

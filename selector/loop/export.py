@@ -12,10 +12,13 @@ higher = label first). Where a tool has a "score" field it means what the tool m
   tell rounds apart. ``from_name``/``to_name`` default to ``label``/``text`` (``dialogue`` for a chat
   queue) and can name an existing project's controls. A cold-start queue (no model yet) has no
   prediction. With ``labels`` a matching labeling config is written beside the file.
-- ``argilla``: JSONL of Argilla 2.x record dicts ``{"id", "fields": {"text"}, "metadata",
-  "suggestions": {"label": {"value", "score", "agent"}}}`` (``rg.Record.from_dict`` / ``records.log``);
-  the suggestion score is the model's probability of the suggested label. A chat queue's record has a
-  ``conversation`` field (``[{"role", "content"}]``) for an ``rg.ChatField``.
+- ``argilla``: JSONL of flat Argilla 2.x records ``{"id", "text", "label", "label_score",
+  "label_agent", "rank", "priority", ...}`` as ``dataset.records.log`` takes plain dicts (keys = the
+  dataset's field, question and metadata names), and with ``labels`` a ``.settings.json`` beside them
+  (``rg.Settings.from_json``) that declares exactly those names and maps ``label_score``/``label_agent``
+  to the suggestion of ``label``, whose score is the model's probability. ``argilla_nested`` writes
+  nested ``rg.Record.from_dict`` dicts instead. A chat queue's records have a ``conversation`` field
+  (``[{"role", "content"}]``) for an ``rg.ChatField``.
 - ``prodigy``: JSONL tasks ``{"text", "label"?, "meta": {"score", "priority", "rank", ...}}``:
   ``meta.score`` is the model's probability of ``label`` (the predicted label), as ``textcat.teach``
   shows it; the queue's priority has its own key. ``_input_hash``/``_task_hash`` are left to
@@ -43,12 +46,52 @@ from selector.outputs import OutputPlan, Writer, text_file
 
 __all__ = ["EXPORT_FORMATS", "export_records", "write_export", "export_writers", "export_suffix",
            "label_config_path_for", "label_studio_config", "model_version", "check_label_config",
-           "predictions_path_for"]
+           "predictions_path_for", "argilla_settings", "argilla_settings_path_for", "ARGILLA_MAPPING",
+           "ARGILLA_METADATA"]
 
 EXPORT_FORMATS = ("label-studio", "argilla", "prodigy", "doccano")
 QUESTION = "label"
 #: The Label Studio object (and task key) holding a chat queue's conversation.
 DIALOGUE = "dialogue"
+#: Metadata properties of an Argilla export, with their Argilla type.
+ARGILLA_METADATA = {"selector_id": "terms", "rank": "integer", "priority": "float", "strategy": "terms",
+                    "predicted_proba": "float"}
+#: Flat record keys that records.log maps onto the label question's suggestion.
+ARGILLA_MAPPING = {"label_score": f"{QUESTION}.suggestion.score", "label_agent": f"{QUESTION}.suggestion.agent"}
+
+
+def argilla_settings(labels: Sequence[str], *, chat: bool = False, guidelines: str | None = None) -> dict[str, Any]:
+    """An Argilla 2.x dataset settings dict (the shape ``rg.Settings.serialize()`` writes and
+    ``rg.Settings.from_json`` reads) matching the exported records.
+
+    One field (``text``, or ``conversation`` as a chat field), the single-label question ``label`` with
+    ``labels``, the metadata properties :data:`ARGILLA_METADATA`, and the mapping of ``label_score`` /
+    ``label_agent`` to the suggestion. No vectors (optional in Argilla; selector's embeddings stay in
+    its cache).
+    """
+    if not labels:
+        raise ConfigError("Argilla settings need the label set: pass --labels or --data")
+    field_ = ({"name": "conversation", "settings": {"type": "chat", "use_markdown": True}, "title": "conversation"}
+              if chat else {"name": "text", "settings": {"type": "text", "use_markdown": False}, "title": "text"})
+    return {
+        "guidelines": guidelines or "Choose the label that fits. Rows come in selector's queue order (metadata rank).",
+        "questions": [{"name": QUESTION, "title": QUESTION, "required": True,
+                       "settings": {"type": "label_selection",
+                                    "options": [{"value": str(c), "text": str(c)} for c in labels]}}],
+        "fields": [{**field_, "required": True}],
+        "vectors": [],
+        "metadata": [{"name": k, "settings": {"type": t, **({} if t == "terms" else {"min": None, "max": None})},
+                      "title": k, "visible_for_annotators": True} for k, t in ARGILLA_METADATA.items()],
+        "allow_extra_metadata": False,
+        "distribution": {"strategy": "overlap", "min_submitted": 1},
+        "mapping": dict(ARGILLA_MAPPING),
+    }
+
+
+def argilla_settings_path_for(out: str | Path) -> Path:
+    """``records.jsonl`` -> ``records.settings.json``."""
+    out = Path(out)
+    return out.with_name(out.stem + ".settings.json")
 
 
 def _number(value) -> float | None:
@@ -133,7 +176,7 @@ def _conversation(row: dict, source: str) -> list[dict] | None:
 
 def export_records(queue: pd.DataFrame, fmt: str, *, labels: Sequence[str] | None = None,
                    round_number: int | None = None, from_name: str = QUESTION, to_name: str | None = None,
-                   source: str = "<queue>") -> list[dict[str, Any]]:
+                   argilla_nested: bool = False, source: str = "<queue>") -> list[dict[str, Any]]:
     """The queue as a list of task/record dicts in ``fmt`` (see the module docstring per tool).
 
     Parameters
@@ -148,6 +191,8 @@ def export_records(queue: pd.DataFrame, fmt: str, *, labels: Sequence[str] | Non
         The queue's round (from its ``.round.json``), for Label Studio's ``model_version``.
     from_name, to_name : str
         Label Studio's control and object names (default ``label`` and ``text``/``dialogue``).
+    argilla_nested : bool
+        Argilla records as nested ``Record.from_dict`` dicts instead of the flat dicts ``records.log`` takes.
     """
     if fmt not in EXPORT_FORMATS:
         raise ConfigError(f"unknown export format {fmt!r}; choose one of: {', '.join(EXPORT_FORMATS)}")
@@ -172,12 +217,20 @@ def export_records(queue: pd.DataFrame, fmt: str, *, labels: Sequence[str] | Non
                                         "result": [{"from_name": from_name, "to_name": target, "type": "choices",
                                                     "value": {"choices": [f["predicted_label"]]}}]}]
             out.append(task)
-        elif fmt == "argilla":
+        elif fmt == "argilla" and argilla_nested:
             rec = {"id": f["selector_id"], "fields": {"conversation": chat} if chat else {"text": text},
                    "metadata": {k: v for k, v in data_fields.items() if k != "predicted_label"}}
             if f["predicted_label"] is not None:
                 rec["suggestions"] = {QUESTION: {"value": f["predicted_label"], "score": f["predicted_proba"],
                                                  "agent": agent}}
+            out.append(rec)
+        elif fmt == "argilla":
+            # Flat: the keys are the dataset's field, question and metadata names, as records.log reads
+            # plain dicts; the settings' mapping sends label_score/label_agent to the suggestion.
+            rec = {"id": f["selector_id"], **({"conversation": chat} if chat else {"text": text}),
+                   **{k: v for k, v in data_fields.items() if k in ARGILLA_METADATA}}
+            if f["predicted_label"] is not None:
+                rec.update({QUESTION: f["predicted_label"], "label_score": f["predicted_proba"], "label_agent": agent})
             out.append(rec)
         elif fmt == "prodigy":
             meta = {k: v for k, v in data_fields.items() if k not in ("predicted_label", "predicted_proba")}
@@ -214,7 +267,8 @@ def predictions_path_for(out: str | Path) -> Path:
 
 def export_writers(queue: pd.DataFrame, fmt: str, out: str | Path, *, labels: Sequence[str] | None = None,
                    round_number: int | None = None, from_name: str = QUESTION, to_name: str | None = None,
-                   update_project: bool = False, source: str = "<queue>") -> dict[str, Writer]:
+                   update_project: bool = False, argilla_nested: bool = False,
+                   source: str = "<queue>") -> dict[str, Writer]:
     """Writers of the export (key ``export``) and, for Label Studio with labels, its config (``label_config``).
 
     With ``update_project`` (Label Studio) also ``predictions``: ``[{"selector_id", "model_version",
@@ -228,7 +282,7 @@ def export_writers(queue: pd.DataFrame, fmt: str, out: str | Path, *, labels: Se
     if fmt in EXPORT_FORMATS and str(out) != "-" and out.suffix.lower() != want:
         raise ConfigError(f"--out {out}: {fmt} imports {want} files; name the output *{want}")
     records = export_records(queue, fmt, labels=labels, round_number=round_number, from_name=from_name,
-                             to_name=to_name, source=source)
+                             to_name=to_name, argilla_nested=argilla_nested, source=source)
     if fmt == "label-studio":
         body = json.dumps(records, ensure_ascii=False, indent=1) + "\n"
     else:
@@ -238,6 +292,10 @@ def export_writers(queue: pd.DataFrame, fmt: str, out: str | Path, *, labels: Se
         # One prediction per selector_id, to attach to tasks already in the project (POST /api/predictions).
         refresh = [{"selector_id": r["data"]["selector_id"], **r["predictions"][0]} for r in records if r.get("predictions")]
         writers["predictions"] = text_file(json.dumps(refresh, ensure_ascii=False, indent=1) + "\n")
+    if fmt == "argilla" and labels:
+        chat = "conversation" in queue.columns and queue["conversation"].astype(str).str.strip().ne("").any()
+        writers["argilla_settings"] = text_file(json.dumps(argilla_settings(labels, chat=bool(chat)),
+                                                           ensure_ascii=False, indent=1) + "\n")
     if fmt == "label-studio" and labels:
         dialogue = any(DIALOGUE in r["data"] for r in records)
         writers["label_config"] = text_file(label_studio_config(labels, dialogue=dialogue, from_name=from_name,
@@ -247,12 +305,14 @@ def export_writers(queue: pd.DataFrame, fmt: str, out: str | Path, *, labels: Se
 
 def write_export(queue: pd.DataFrame, fmt: str, out: str | Path, *, labels: Sequence[str] | None = None,
                  round_number: int | None = None, from_name: str = QUESTION, to_name: str | None = None,
-                 source: str = "<queue>") -> list[Path]:
+                 argilla_nested: bool = False, source: str = "<queue>") -> list[Path]:
     """Write the export (and Label Studio's config) together; returns the files written."""
     out = Path(out)
     plan = OutputPlan()
     plan.add_output("export", out, "--out")
     plan.add_output("label_config", label_config_path_for(out), "Label Studio config")
+    plan.add_output("argilla_settings", argilla_settings_path_for(out), "Argilla settings")
     plan.check()
     return list(plan.commit(export_writers(queue, fmt, out, labels=labels, round_number=round_number,
-                                           from_name=from_name, to_name=to_name, source=source)).values())
+                                           from_name=from_name, to_name=to_name, argilla_nested=argilla_nested,
+                                           source=source)).values())
