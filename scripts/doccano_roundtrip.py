@@ -24,10 +24,8 @@ writes ``report.json`` in the work folder and exits 1 when a check fails.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -38,7 +36,7 @@ import httpx
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ls_roundtrip import build_data, selector, wait_for  # noqa: E402
+from ls_roundtrip import build_data, finish, selector, stop, wait_for  # noqa: E402
 
 
 def poll(api: httpx.Client, task_id: str, what: str, timeout: float = 300) -> dict:
@@ -152,23 +150,8 @@ def main() -> None:
         if any(who[i] != "alice;bob" for i in both):
             problems.append(f"rows both annotators labeled carry {[who[i] for i in both]}, not alice;bob")
     finally:
-        for proc in (queue_worker, web):
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-        for proc in (queue_worker, web):
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-    report["problems"] = problems
-    (work / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps(report, indent=2))
-    if problems:
-        print("FAILED: " + "; ".join(problems))
-        raise SystemExit(1)
-    print(f"round trip OK (work folder {work})")
+        stop(queue_worker, web)
+    finish(report, problems, work)
     if args.work is None:
         shutil.rmtree(work / "media", ignore_errors=True)
 

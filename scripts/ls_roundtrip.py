@@ -192,16 +192,28 @@ def main() -> None:
         if not refits:
             problems.append("no refit round in the ledger")
     finally:
-        for proc in (serve, ls):
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-        for proc in (serve, ls):
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+        stop(serve, ls)
+    finish(report, problems, work)
+    if args.work is None:
+        shutil.rmtree(work / "ls-data", ignore_errors=True)
+
+
+def stop(*procs: subprocess.Popen) -> None:
+    """SIGTERM each server's process group, then SIGKILL what is still there after 20 s."""
+    for proc in procs:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    for proc in procs:
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def finish(report: dict, problems: list, work: Path) -> None:
+    """Write and print ``report.json``; exit 1 when a check failed."""
     report["problems"] = problems
     (work / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))
@@ -209,8 +221,6 @@ def main() -> None:
         print("FAILED: " + "; ".join(problems))
         raise SystemExit(1)
     print(f"round trip OK (work folder {work})")
-    if args.work is None:
-        shutil.rmtree(work / "ls-data", ignore_errors=True)
 
 
 def parse_from_name(config: str) -> tuple[str, str]:
