@@ -333,3 +333,15 @@ def test_real_doccano_export_zip_merges_with_annotators(tmp_path):
                          "label": [""] * len(exported)})
     merged = merge_labels(data, labels).data.set_index("id")
     assert (merged["label"] != "").sum() == 10 and set(merged.loc[per_row.index, "annotator"]) == {"alice", "bob", "alice;bob"}
+
+
+def test_cli_records_unsure_relabels_in_the_ledger(tmp_path):
+    data = tmp_path / "data.csv"
+    pd.DataFrame({"id": ["a", "b"], "text": ["x", "y"], "label": ["unsure", ""]}).to_csv(data, index=False)
+    export = tmp_path / "labels.csv"
+    pd.DataFrame({"id": ["a", "b"], "label": ["pos", "neg"]}).to_csv(export, index=False)
+    res = runner.invoke(app, ["merge", str(data), str(export), "--out", str(tmp_path / "m.csv")])
+    assert res.exit_code == 0, res.output
+    assert "1 row(s) labeled unsure took their new label" in res.stderr
+    (rec,) = read_ledger(ledger_path(data))
+    assert rec["kind"] == "unsure_relabels" and rec["relabels"] == [{"id": "a", "was": "unsure", "label": "pos"}]

@@ -94,7 +94,7 @@ def merge_command(
     if partial:
         writers["conflicts"] = table(result.conflicts, plan.path("conflicts"))
         _echo_conflicts(result.conflicts, prefix="left out")
-    written = plan.commit(writers, **_ledger_after(data, fixes, accept_corrections))
+    written = plan.commit(writers, **_ledger_after(data, fixes, accept_corrections, result.from_unsure, labeled))
     backup = written.get("backup")
     rounds = ", ".join(f"round {k}: {v}" for k, v in sorted(result.rounds.items()))
     info(f"merged {result.n_new} new label(s) from a {kind} export ({result.n_unchanged} already present, "
@@ -128,15 +128,26 @@ def _fixes_line(fixes) -> str:
             f"{fixes.n_kept} kept as labeled)")
 
 
-def _ledger_after(data: Path, fixes, source: Optional[Path]) -> dict:
-    """``commit`` arguments that append the corrections record to the ledger once the data is in place."""
-    if fixes is None or not fixes.applied:
+def _ledger_after(data: Path, fixes, source: Optional[Path], relabeled: Optional[list] = None,
+                  export: Optional[Path] = None) -> dict:
+    """``commit`` arguments that append, once the data is in place, the ledger records of this merge:
+    the reviewed corrections, and the rows labeled unsure that took a returned label."""
+    now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    records = []
+    if fixes is not None and fixes.applied:
+        records.append({"kind": "corrections", "time": now, "data": str(Path(data).resolve()), "source": str(source),
+                        "n_applied": len(fixes.applied), "corrections": fixes.applied})
+    if relabeled:
+        records.append({"kind": "unsure_relabels", "time": now, "data": str(Path(data).resolve()),
+                        "source": str(export), "n_relabeled": len(relabeled), "relabels": relabeled})
+    if not records:
         return {}
-    record = {"kind": "corrections", "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-              "data": str(Path(data).resolve()), "source": str(source), "n_applied": len(fixes.applied),
-              "corrections": fixes.applied}
     ledger = ledger_path(data)
-    return {"after": lambda: append_record(ledger, record), "after_target": ledger}
+
+    def append() -> None:
+        for record in records:
+            append_record(ledger, record)
+    return {"after": append, "after_target": ledger}
 
 
 def _commit_corrections(plan: OutputPlan, data: Path, fixes, source: Path, opts: Shared) -> None:
