@@ -9,6 +9,7 @@ from selector.strategies.base import Selection, SelectionContext, Strategy
 from selector.strategies.diversity import _positive_int
 from selector.strategies.registry import make_strategy, register
 
+from selector.neighbors import nearest_in
 from selector.scoring import margin
 
 __all__ = ["ClassBalancedStrategy"]
@@ -22,12 +23,15 @@ class ClassBalancedStrategy(Strategy):
     while rare classes go unseen; balancing the batch over predicted classes is the remedy of
     Aggarwal et al. (2020), "Active Learning for Imbalanced Datasets" (WACV), and of Kothawade et
     al. (2021), "SIMILAR" (NeurIPS) for rare classes. The ``base`` strategy ranks
-    ``pool_factor × budget`` rows; first every class the classifier predicts in the pool gets at
-    least ``min_per_class`` rows (classes with the fewest labels first; from the base ranking, else
-    the class's lowest-margin rows), then the ranking fills the batch while no predicted class
-    exceeds ``max(ceil(max_share × budget), ceil(budget / n_classes))`` rows; only if that cannot
-    fill the batch is the cap lifted. At cold start there are no predictions and the base strategy
-    runs unchanged.
+    ``pool_factor × budget`` rows; first every class with fewer labels than the median class gets
+    ``min_per_class`` rows (fewest labels first, at most half the batch), found around its labeled
+    rows: nearest pool neighbours of those rows plus the rows the model gives the class most
+    probability, so a rare class the model does not predict anywhere is still looked for (with
+    ``explore=False``: every class the model predicts gets them, from its predicted rows). Then the
+    ranking fills the batch while no predicted class exceeds
+    ``max(ceil(max_share × budget), ceil(budget / n_classes))`` rows; only if that cannot fill the
+    batch is the cap lifted. At cold start there are no predictions and the base strategy runs
+    unchanged.
 
     Parameters
     ----------
@@ -39,6 +43,11 @@ class ClassBalancedStrategy(Strategy):
         Rows guaranteed to every predicted class (budget permitting), 0 to disable.
     pool_factor : int
         How many rows per batch slot the base strategy ranks.
+    explore : bool
+        True (default): the minimum goes to classes with fewer labels than the median class and is
+        found around their labeled rows (nearest neighbours + one-vs-rest probability), so a rare
+        class the model never predicts is still looked for. False: the minimum goes to every class
+        the model predicts somewhere in the pool, from those predictions (the earlier behaviour).
     """
 
     name = "class_balanced"
@@ -46,7 +55,7 @@ class ClassBalancedStrategy(Strategy):
     uses_model = True
 
     def __init__(self, base: str = "margin", max_share: float = 0.5, min_per_class: int = 1,
-                 pool_factor: int = 3) -> None:
+                 pool_factor: int = 3, explore: bool = True) -> None:
         if base == self.name:
             raise ValueError("class_balanced cannot wrap itself")
         make_strategy(base)  # unknown names fail here, with suggestions
@@ -58,6 +67,44 @@ class ClassBalancedStrategy(Strategy):
         self.max_share = float(max_share)
         self.min_per_class = min_per_class
         self.pool_factor = _positive_int("pool_factor", pool_factor)
+        if not isinstance(explore, bool):
+            raise ValueError(f"explore must be true or false, got {explore!r}")
+        self.explore = explore
+
+    def _reserve_rare(self, context: SelectionContext, budget: int, labeled_counts: np.ndarray, taken: dict,
+                      take) -> None:
+        """Reserve ``min_per_class`` rows for each under-represented class, explored around its labels.
+
+        A class is under-represented when it has fewer labels than the median class. Its rows are
+        the pool rows closest to its labeled rows (cosine, nearest neighbours) plus the rows the model
+        gives it most probability (one-vs-rest, whatever the argmax): score = max similarity to the
+        class's labeled rows + P(class). So a rare class the model never predicts still gets looked
+        for where its few examples are. Fewest labels first; at most half the batch is reserved.
+        """
+        k = labeled_counts.size
+        median = float(np.median(labeled_counts))
+        rare = [int(c) for c in np.lexsort((np.arange(k), labeled_counts)) if labeled_counts[c] < median]
+        limit = max(1, budget // 2)
+        lab = np.asarray(context.y_labeled).astype(str)
+        names = np.asarray(context.classes).astype(str)
+        for c in rare:
+            if len(taken) >= limit:
+                break
+            sim = np.zeros(context.n_pool, dtype=np.float64)
+            rows = np.flatnonzero(lab == names[c])
+            if rows.size:
+                kk = min(context.n_pool, max(10, 4 * self.min_per_class))
+                idx, s = nearest_in(context.X_pool, context.X_labeled[rows], kk)
+                np.maximum.at(sim, idx.ravel(), s.ravel().astype(np.float64))
+            score = sim + context.proba_pool[:, c]
+            need = self.min_per_class
+            for pos in np.lexsort((np.arange(context.n_pool), -score)).tolist():
+                if need == 0 or len(taken) >= limit:
+                    break
+                if pos not in taken:
+                    take(int(pos), f"class_balanced: explores around rare class {names[c]} ({labeled_counts[c]} labeled): "
+                                   f"similarity to its labeled rows {sim[pos]:.2f}, P({names[c]}) {context.proba_pool[pos, c]:.2f}")
+                    need -= 1
 
     def _select(self, context: SelectionContext, budget: int, *, random_state: int | None) -> Selection:
         base = make_strategy(self.base)
@@ -86,22 +133,25 @@ class ClassBalancedStrategy(Strategy):
                 lab = np.asarray(context.y_labeled).astype(str)
                 for c, name in enumerate(np.asarray(context.classes).astype(str)):
                     labeled_counts[c] = int((lab == name).sum())
-            unc = margin(context.proba_pool)
-            for c in np.lexsort((np.arange(k), labeled_counts)):
-                if present[c] == 0:
-                    continue
-                need = min(self.min_per_class, int(present[c]))
-                in_ranking = [int(p) for p in ranked.indices if pred[p] == c]
-                members = np.flatnonzero(pred == c)
-                extra = members[np.lexsort((members, -unc[members]))].tolist()
-                for pos in in_ranking + extra:
-                    if need == 0 or len(taken) == budget:
-                        break
-                    if pos not in taken:
-                        why = base_reason.get(pos, f"lowest margin among rows predicted {context.classes[c]}")
-                        take(pos, f"{why}; class_balanced: minimum for rare class {context.classes[c]} "
-                                  f"({labeled_counts[c]} labeled)")
-                        need -= 1
+            if self.explore:
+                self._reserve_rare(context, budget, labeled_counts, taken, take)
+            else:
+                unc = margin(context.proba_pool)
+                for c in np.lexsort((np.arange(k), labeled_counts)):
+                    if present[c] == 0:
+                        continue
+                    need = min(self.min_per_class, int(present[c]))
+                    in_ranking = [int(p) for p in ranked.indices if pred[p] == c]
+                    members = np.flatnonzero(pred == c)
+                    extra = members[np.lexsort((members, -unc[members]))].tolist()
+                    for pos in in_ranking + extra:
+                        if need == 0 or len(taken) == budget:
+                            break
+                        if pos not in taken:
+                            why = base_reason.get(pos, f"lowest margin among rows predicted {context.classes[c]}")
+                            take(pos, f"{why}; class_balanced: minimum for rare class {context.classes[c]} "
+                                      f"({labeled_counts[c]} labeled)")
+                            need -= 1
         for pos in ranked.indices.tolist():
             if len(taken) == budget:
                 break

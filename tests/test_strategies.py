@@ -157,6 +157,34 @@ def test_class_balanced_caps_and_guarantees():
     assert all("class_balanced" in r for r in sel.reasons)
 
 
+def test_class_balanced_explores_around_a_rare_class_the_model_never_predicts():
+    """Three labeled rows of a rare class among 80 of each common one: the model predicts the rare
+    class nowhere, yet the reserved rows sit next to its labeled rows and their reasons name it."""
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    # The rare class sits off to a's side, far from the a/b boundary where margin looks.
+    centers = {"a": [1, 0, 0], "b": [0, 1, 0], "rare": [0.7, -0.2, 0.68]}
+    def cloud(c, n, sd=0.08):
+        X = np.asarray(centers[c]) + sd * rng.normal(size=(n, 3))
+        return (X / np.linalg.norm(X, axis=1, keepdims=True)).astype(np.float32)
+    X_lab = np.vstack([cloud("a", 80), cloud("b", 80), cloud("rare", 3)])
+    y_lab = np.array(["a"] * 80 + ["b"] * 80 + ["rare"] * 3, dtype=object)
+    X_pool = np.vstack([cloud("a", 300), cloud("b", 300), cloud("rare", 12)])
+    model = LogisticRegression(C=0.05).fit(X_lab, y_lab)
+    context = SelectionContext(X_pool, X_lab, y_lab, proba_pool=model.predict_proba(X_pool),
+                               classes=model.classes_.astype(object), classifier=model)
+    rare_rows = set(range(600, 612))
+    old = make_strategy("class_balanced", explore=False, min_per_class=3).select(context, 10, random_state=0)
+    new = make_strategy("class_balanced", min_per_class=3).select(context, 10, random_state=0)
+    assert "rare" not in set(context.classes[context.proba_pool.argmax(1)])
+    explored = [int(p) for p, r in zip(new.indices, new.reasons) if "explores around rare class rare (3 labeled)" in r]
+    assert len(explored) == 3 and set(explored) <= rare_rows  # the reserved rows are the rare class's neighbours
+    assert len(set(new.indices.tolist()) & rare_rows) >= len(set(old.indices.tolist()) & rare_rows)
+    with pytest.raises(ConfigError):
+        make_strategy("class_balanced", explore="yes")
+
+
 def test_class_balanced_rejects_bad_params():
     with pytest.raises(ConfigError):
         make_strategy("class_balanced", max_share=0)
