@@ -49,7 +49,7 @@ from selector.io import (
     table_extension,
 )
 
-__all__ = ["ChatTable", "read_chat", "read_data", "looks_like_chat", "parse_label_from", "chat_rows",
+__all__ = ["ChatTable", "read_chat", "read_data", "looks_like_chat", "parse_label_from", "chat_rows", "parse_json_reply",
            "ROLES", "INPUT_TURNS", "DATA_FORMATS", "skipped_path_for"]
 
 #: Roles a message may have (OpenAI's ``developer`` is a system message by another name).
@@ -163,9 +163,15 @@ def _messages(obj: Any) -> list[dict]:
     return out
 
 
-def _json_reply(reply: str) -> Any:
-    """The reply parsed as JSON (a Markdown code fence around it is allowed); raises ValueError."""
-    m = _FENCE.match(reply)
+def parse_json_reply(reply: str) -> Any:
+    """A reply parsed as JSON, a Markdown code fence around it allowed (```json ... ```).
+
+    Raises
+    ------
+    ValueError
+        The reply is not JSON.
+    """
+    m = _FENCE.match(reply.strip())
     return json.loads(m.group(1) if m else reply)
 
 
@@ -182,7 +188,7 @@ def _at_path(value: Any, path: list[str]) -> Any:
 
 def _label_at(reply: str, path: list[str]) -> str:
     try:
-        parsed = _json_reply(reply)
+        parsed = parse_json_reply(reply)
     except ValueError:
         raise _Invalid(f"reply is not JSON, so json:{'.'.join(path)} cannot be read: {reply[:60]!r}") from None
     try:
@@ -257,7 +263,7 @@ def _json_reply_keys(replies: list[str]) -> list[str] | None:
     n_obj = 0
     for r in replies:
         try:
-            parsed = _json_reply(r)
+            parsed = parse_json_reply(r)
         except ValueError:
             continue
         if isinstance(parsed, dict):

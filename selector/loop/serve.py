@@ -36,7 +36,7 @@ import numpy as np
 from selector.chat import read_data
 from selector.config import SelectConfig, cache_dir_for
 from selector.errors import ConfigError, DataError
-from selector.io import file_sha256
+from selector.io import file_sha256, read_table
 from selector.labels import normalise_label
 from selector.loop.export import model_version as version_name
 from selector.loop.ledger import (
@@ -152,9 +152,10 @@ class BackendState:
         self.target: LabelTarget | None = None
         self._lock = threading.Lock()
         self.extra: dict[str, str] = {}  # id -> label sent by Label Studio (replayed from the labels file)
-        for rec in _read_jsonl(self.labels_file):
-            if rec.get("id") is not None and rec.get("label") is not None:
-                self.extra[str(rec["id"])] = str(rec["label"])
+        if self.labels_file.is_file() and self.labels_file.stat().st_size:
+            sent = read_table(self.labels_file)
+            for i, lab in zip(sent["id"], sent["label"]):
+                self.extra[str(i)] = str(lab)
         self.round = next_round_number(read_ledger(self.ledger)) - 1
         self.model = None
         self.classes = None
@@ -308,19 +309,6 @@ def _record_traffic(app, folder: Path) -> None:
                                                              encoding="utf-8")
         return Response(content=payload, status_code=response.status_code, headers=dict(response.headers),
                         media_type=response.media_type)
-
-
-def _read_jsonl(path: Path) -> list[dict]:
-    if not path.is_file():
-        return []
-    out = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if line.strip():
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError:
-                raise DataError(f"{path}: line {n} is not valid JSON; fix or remove that line") from None
-    return out
 
 
 def make_app(state: BackendState, *, record_dir: str | Path | None = None):

@@ -31,7 +31,7 @@ from scipy.special import log_softmax, logsumexp
 
 from selector.errors import ConfigError, DataError
 from selector.labels import normalise_label, normalise_unsure_labels, unsure_mask
-from selector.quality.annotations import prepare_annotations
+from selector.quality.annotations import guideline_versions, prepare_annotations
 from selector.tables import text_table
 
 __all__ = [
@@ -881,9 +881,7 @@ def agreement(df: pd.DataFrame, *, item_col: str = "item_id", annotator_col: str
         gold = g.set_index("item_id")["gold"]
     report = _report(ann, min_shared=min_shared, random_state=random_state, gold=gold, ds_max_iter=ds_max_iter)
     if "guideline_version" in ann.columns:
-        versions = ann["guideline_version"].map(
-            lambda v: "(none)" if v is None or (isinstance(v, float) and np.isnan(v)) or str(v).strip() == ""
-            else str(v).strip())
+        versions = guideline_versions(ann["guideline_version"])
         for version in sorted(versions.unique()):
             sub = ann[versions.to_numpy() == version]
             if sub["annotator"].nunique() < 2:

@@ -10,7 +10,10 @@ import pandas as pd
 from selector.errors import DataError
 from selector.labels import normalise_label
 
-__all__ = ["prepare_annotations", "ANNOTATION_COLUMNS"]
+__all__ = ["prepare_annotations", "ANNOTATION_COLUMNS", "guideline_versions", "NO_VERSION"]
+
+#: The version of a rating with no ``guideline_version``.
+NO_VERSION = "(none)"
 
 ANNOTATION_COLUMNS = ("item_id", "annotator", "label")
 
@@ -72,3 +75,8 @@ def prepare_annotations(df: pd.DataFrame, *, item_col: str = "item_id", annotato
                             "keep one rating per annotator and item")
         out = out.drop_duplicates(["item_id", "annotator"]).reset_index(drop=True)
     return out
+
+
+def guideline_versions(values: pd.Series) -> pd.Series:
+    """Each rating's guideline version as text: stripped, and :data:`NO_VERSION` where it is missing or empty."""
+    return values.map(lambda v: NO_VERSION if v is None or pd.isna(v) or str(v).strip() == "" else str(v).strip())

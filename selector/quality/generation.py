@@ -29,6 +29,7 @@ import re
 
 import numpy as np
 
+from selector.chat import parse_json_reply
 from selector.textnorm import normalise_text
 
 __all__ = ["generation_findings", "is_refusal", "parses_as_json", "REPLY_AGREEMENT", "LENGTH_Z", "GENERATION_CHECKS"]
@@ -50,7 +51,6 @@ _REFUSAL = re.compile(
     r"fulfil|fulfill)|i\s+(?:must|have\s+to)\s+decline|(?:that|this)\s+is\s+(?:outside|beyond)\s+(?:my|the)\s+scope|"
     r"not\s+something\s+i\s+can\s+help)", re.I)
 _CLOSING = tuple(".!?\"')]}`*:;…>」。！？")
-_FENCE = re.compile(r"^\s*```[a-zA-Z0-9_-]*\s*\n(.*?)\n\s*```\s*$", re.S)
 
 
 def is_refusal(reply: str) -> bool:
@@ -60,16 +60,11 @@ def is_refusal(reply: str) -> bool:
 
 def parses_as_json(reply: str):
     """The reply parsed as a JSON object or array (a surrounding code fence allowed), else None."""
-    text = reply.strip()
-    m = _FENCE.match(text)
-    if m:
-        text = m.group(1).strip()
-    if not text or text[0] not in "{[":
-        return None
     try:
-        return json.loads(text)
+        value = parse_json_reply(reply)
     except ValueError:
         return None
+    return value if isinstance(value, (dict, list)) else None
 
 
 def _robust_z(values: np.ndarray) -> np.ndarray:

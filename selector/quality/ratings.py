@@ -34,7 +34,7 @@ from selector.quality.agreement import (
     frame_records,
     number_or_none,
 )
-from selector.quality.annotations import prepare_annotations
+from selector.quality.annotations import guideline_versions, prepare_annotations
 from selector.tables import text_table
 
 __all__ = ["LEVELS", "RatingsReport", "krippendorff_alpha_at", "weighted_kappa", "ratings_report", "rating_table",
@@ -334,8 +334,7 @@ def _fmt_value(v: float) -> str:
 def _versions(r: pd.DataFrame) -> dict[str, pd.DataFrame]:
     if "guideline_version" not in r.columns:
         return {}
-    versions = r["guideline_version"].map(lambda v: "(none)" if v is None or str(v).strip() in ("", "nan")
-                                          else str(v).strip())
+    versions = guideline_versions(r["guideline_version"])
     return {v: r[versions.to_numpy() == v].reset_index(drop=True) for v in sorted(versions.unique())}
 
 

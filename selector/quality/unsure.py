@@ -20,6 +20,7 @@ import pandas as pd
 
 from selector.errors import ConfigError, DataError
 from selector.labels import normalise_unsure_labels, unsure_mask
+from selector.quality.annotations import guideline_versions
 from selector.quality.stats import wilson_interval
 
 __all__ = [
@@ -139,8 +140,7 @@ def unsure_report(annotations: pd.DataFrame, unsure_labels: Iterable[str] | str 
     by_class = _rate_table(_reference_labels(annotations, ~unsure, gold), unsure, "class", max_rate)
     by_version = None
     if "guideline_version" in annotations.columns:
-        versions = annotations["guideline_version"].map(lambda v: "(none)" if pd.isna(v) or str(v).strip() == ""
-                                                        else str(v).strip())
+        versions = guideline_versions(annotations["guideline_version"])
         by_version = _rate_table(versions, unsure, "guideline_version", max_rate)
     return UnsureReport(
         by_annotator=_rate_table(annotations["annotator"], unsure, "annotator", max_rate),
