@@ -27,7 +27,7 @@ from selector.io import read_table
 from selector.labels import DEFAULT_UNSURE_LABELS, normalise_label, unsure_mask
 from selector.outputs import OutputPlan, Writer, bytes_file, same_file, table
 
-__all__ = ["MergeConflictError", "MergeResult", "read_labels", "merge_labels", "apply_corrections",
+__all__ = ["annotator_name", "MergeConflictError", "MergeResult", "read_labels", "merge_labels", "apply_corrections",
            "CorrectionResult", "ROUND_COL", "LABEL_FIELDS", "CORRECTED_COL"]
 
 ROUND_COL = "label_round"
@@ -89,7 +89,8 @@ def _id_of(*sources: dict) -> str | None:
     return None
 
 
-def _annotator_name(value):
+def annotator_name(value):
+    """A labeling tool's user as one name: a user object's email, username or id; anything else as is."""
     if isinstance(value, dict):
         return value.get("email") or value.get("username") or value.get("id")
     return value
@@ -117,7 +118,7 @@ def _label_studio(items: list[dict], source: str) -> tuple[list[dict], int]:
                 raise DataError(f"{source}: task {n} (id {item_id}) has {len(choices)} choices in one annotation "
                                 f"({', '.join(map(str, choices))}); selector merges single-label classification")
             if choices:
-                rows.append({"id": item_id, "label": choices[0], "annotator": _annotator_name(ann.get("completed_by")),
+                rows.append({"id": item_id, "label": choices[0], "annotator": annotator_name(ann.get("completed_by")),
                              "guideline_version": data.get("guideline_version")})
                 got = True
         skipped += not got

@@ -46,6 +46,7 @@ from selector.loop.ledger import (
     read_ledger,
     round_records,
 )
+from selector.loop.merge import annotator_name
 from selector.models import CachedEmbedder, make_embedder
 from selector.models.classifiers import fit_classifier
 from selector.round.embed import embed_pool
@@ -240,17 +241,16 @@ class BackendState:
         annotations = annotations if isinstance(annotations, list) else [annotations]
         tasks = payload.get("task") or payload.get("tasks")
         tasks = tasks if isinstance(tasks, list) else [tasks] * len(annotations)
-        target = self.target
-        if payload.get("project", {}).get("label_config") if isinstance(payload.get("project"), dict) else None:
-            target = parse_label_config(payload["project"]["label_config"])
+        project = payload.get("project")
+        config = project.get("label_config") if isinstance(project, dict) else None
+        target = parse_label_config(config) if config else self.target
         new = []
         for ann, task in zip(annotations, tasks):
             label = _annotation_label(ann, target)
             sid = normalise_label(((task or {}).get("data") or {}).get("selector_id"))
             if label is None or sid is None or sid not in self.position:
                 continue
-            who = ann.get("completed_by")
-            who = who.get("email") or who.get("id") if isinstance(who, dict) else who
+            who = annotator_name(ann.get("completed_by"))
             new.append({"id": sid, "label": label, "annotator": None if who is None else str(who),
                         "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                         "source": f"label-studio {action}"})
