@@ -9,6 +9,7 @@ from selector.strategies.base import (
     Strategy,
     UncertaintyStrategy,
 )
+from selector.strategies.balanced import explore_rare_classes, labeled_class_counts
 from selector.strategies.registry import make_strategy, register
 
 from selector.kmeans import subsample
@@ -25,30 +26,47 @@ class AutoStrategy(Strategy):
     (``cold``, TypiClust by default), and once the classifier is informative the most uncertain,
     diverse rows do (``hybrid``, margin + k-means by default; Zhdanov 2019). The switch: the
     diversity branch runs while no classifier can be fitted (zero labels, one class) or while the
-    labeled rows per labeled class are fewer than ``switch_per_class``; after that the hybrid
-    branch fills the batch, except an ``explore`` share that still goes to ``cold`` picks among
-    the remaining rows (so regions the classifier is confidently wrong about keep being sampled).
-    The defaults were chosen on ``scripts/bench_selection.py`` (see the README). Every row's
-    reason starts with ``auto[<branch>]``.
+    labeled rows per labeled class are fewer than ``switch_per_class``. After that, in each batch:
+    first a ``rare_share`` is reserved for classes with fewer than ``rare_ratio`` x the median
+    class's labels (split evenly among them, fewest labels first), taken from the pool rows around
+    their labeled rows (similarity to them + the model's probability of the class, one-vs-rest:
+    :func:`~selector.strategies.balanced.explore_rare_classes`), so a rare class margin never looks
+    at is still found; then an optional ``explore`` share goes to ``explore_with`` picks (``cold``
+    by default; ``coreset`` looks far from every label, where an unseen class would be) while the
+    labels per labeled class are fewer than ``explore_until``; the hybrid fills the rest. Balanced
+    labels reserve nothing. The defaults (switch at 10 labels per class, up to half the batch for
+    classes below half the median, no exploration) were chosen on ``scripts/bench_selection.py``'s
+    seven settings, with a leave-one-setting-out check (docs/bench_selection_settings.md): 15%
+    core-set exploration found rare classes from round 2 on the imbalanced pool but cost final
+    accuracy on banking77 and sst2. Every row's reason starts with ``auto[<branch>]``.
 
     Parameters
     ----------
     switch_per_class : float
         Labeled rows per labeled class below which the diversity branch is used.
     explore : float
-        Share of the batch given to ``cold`` in the hybrid branch, in [0, 1).
+        Share of the batch given to ``explore_with`` in the hybrid branch, in [0, 1).
     cold : str
         Registered diversity strategy (no classifier needed).
     hybrid : str
         Registered strategy used once the classifier is informative.
+    rare_share : float
+        Most of the batch reserved for under-represented classes, in [0, 1); 0 turns it off.
+    rare_ratio : float
+        A class is under-represented below this share of the median class's labels, in (0, 1].
+    explore_with : str or None
+        Registered diversity strategy for the ``explore`` share (default: ``cold``).
+    explore_until : float or None
+        Labels per labeled class from which the ``explore`` share stops (None: it never stops).
     """
 
     name = "auto"
     description = "default: typical/diverse picks while labels are few, then uncertainty x diversity"
     uses_model = True
 
-    def __init__(self, switch_per_class: float = 3.0, explore: float = 0.0, cold: str = "typiclust",
-                 hybrid: str = "margin_kmeans") -> None:
+    def __init__(self, switch_per_class: float = 10.0, explore: float = 0.0, cold: str = "typiclust",
+                 hybrid: str = "margin_kmeans", rare_share: float = 0.5, rare_ratio: float = 0.5,
+                 explore_with: str | None = None, explore_until: float | None = None) -> None:
         if isinstance(switch_per_class, bool) or not isinstance(switch_per_class, (int, float)) or switch_per_class < 0:
             raise ValueError(f"switch_per_class must be a number >= 0, got {switch_per_class!r}")
         if isinstance(explore, bool) or not isinstance(explore, (int, float)) or not 0 <= explore < 1:
@@ -62,6 +80,21 @@ class AutoStrategy(Strategy):
         self.explore = float(explore)
         self.cold = cold
         self.hybrid = hybrid
+        if isinstance(rare_share, bool) or not isinstance(rare_share, (int, float)) or not 0 <= rare_share < 1:
+            raise ValueError(f"rare_share must be in [0, 1), got {rare_share!r}")
+        if isinstance(rare_ratio, bool) or not isinstance(rare_ratio, (int, float)) or not 0 < rare_ratio <= 1:
+            raise ValueError(f"rare_ratio must be in (0, 1], got {rare_ratio!r}")
+        self.rare_share = float(rare_share)
+        self.rare_ratio = float(rare_ratio)
+        explore_with = explore_with or cold
+        if make_strategy(explore_with).uses_model:
+            raise ValueError(f"explore_with strategy {explore_with!r} needs a classifier; choose e.g. 'coreset' or "
+                             "'typiclust'")
+        self.explore_with = explore_with
+        if explore_until is not None and (isinstance(explore_until, bool) or not isinstance(explore_until, (int, float))
+                                          or explore_until <= 0):
+            raise ValueError(f"explore_until must be a number > 0 or None, got {explore_until!r}")
+        self.explore_until = None if explore_until is None else float(explore_until)
 
     def branch(self, context: SelectionContext) -> tuple[str, str]:
         """Which branch a context gets, and why in words: ``("cold" | "hybrid", why)``."""
@@ -79,28 +112,65 @@ class AutoStrategy(Strategy):
             picked = make_strategy(self.cold).select(context, budget, random_state=random_state)
             reasons = np.array([f"auto[diverse: {why}] {r}" for r in picked.reasons], dtype=object)
             return Selection(picked.indices, picked.scores, reasons, dict(picked.info, branch="diverse", why=why))
+        rare_picks, counts = self._rare_picks(context, budget)
+        names = np.asarray(context.classes).astype(str)
+        indices, scores, reasons, clusters = [], [], [], []
+        for pos, c, sim, pr in rare_picks:
+            indices.append(pos)
+            scores.append(pr)
+            reasons.append(f"auto[rare class: {names[c]} has {counts[c]} labels, < {self.rare_ratio:g} x the "
+                           f"median class] explores around its labeled rows: similarity {sim:.2f}, P({names[c]}) {pr:.2f}")
+            clusters.append(-1)
         n_explore = int(round(self.explore * budget)) if budget > 1 else 0
-        main = make_strategy(self.hybrid).select(context, budget - n_explore, random_state=random_state)
-        reasons = [f"auto[uncertain+diverse: {why}] {r}" for r in main.reasons]
-        indices, scores = [main.indices], [main.scores]
-        cluster = main.info.get("cluster")
-        clusters = [np.asarray(cluster, dtype=np.int64)] if cluster is not None else None
+        if self.explore_until is not None and context.n_labeled / max(1, counts.size) >= self.explore_until:
+            n_explore = 0  # enough labels per known class: the exploration phase is over
         if n_explore:
-            rng = np.random.default_rng(random_state)
-            rest = np.setdiff1d(np.arange(context.n_pool), main.indices)
-            # A seeded sample of the remaining rows keeps the exploration step cheap on huge pools.
-            rest = rest[subsample(rest.size, 200_000, rng)]
-            sub = SelectionContext(context.X_pool[rest], context.X_labeled, context.y_labeled,
-                                   cold_start_reason="exploration")
-            extra = make_strategy(self.cold).select(sub, n_explore, random_state=random_state)
-            indices.append(rest[extra.indices])
-            scores.append(extra.scores)
-            reasons += [f"auto[explore: {self.explore:.0%} of the batch] {r}" for r in extra.reasons]
-            if clusters is not None:
-                # Exploration clusters come from another clustering: mark them apart (-1).
-                clusters.append(np.full(n_explore, -1, dtype=np.int64))
-        info = {"branch": "uncertain+diverse", "why": why, "n_explore": n_explore}
-        if clusters is not None:
-            info["cluster"] = np.concatenate(clusters)
-        return Selection(np.concatenate(indices).astype(np.int64), np.concatenate(scores).astype(np.float64),
-                         np.array(reasons, dtype=object), info)
+            for pos, score, why_row in self._novel_picks(context, n_explore, set(indices), random_state):
+                indices.append(pos)
+                scores.append(score)
+                reasons.append(f"auto[explore: up to {self.explore:.0%} of the batch] {why_row}")
+                clusters.append(-1)
+        n_main = budget - len(indices)
+        taken = set(indices)
+        main = make_strategy(self.hybrid).select(
+            context, min(context.n_pool, n_main + len(taken)), random_state=random_state)
+        keep = np.array([p not in taken for p in main.indices.tolist()], dtype=bool)
+        keep &= np.cumsum(keep) <= n_main
+        cluster = main.info.get("cluster")
+        # Uncertain rows first (the batch's ranking), then the reserved ones; reserved rows carry cluster -1.
+        out_idx = np.concatenate([main.indices[keep], np.asarray(indices, dtype=np.int64)]).astype(np.int64)
+        out_scores = np.concatenate([main.scores[keep], np.asarray(scores, dtype=np.float64)])
+        out_reasons = [f"auto[uncertain+diverse: {why}] {r}" for r in main.reasons[keep]] + reasons
+        info = {"branch": "uncertain+diverse", "why": why, "n_explore": len(indices) - len(rare_picks),
+                "n_rare": len(rare_picks)}
+        if cluster is not None:
+            info["cluster"] = np.concatenate([np.asarray(cluster, dtype=np.int64)[keep],
+                                              np.asarray(clusters, dtype=np.int64)])
+        return Selection(out_idx, out_scores, np.array(out_reasons, dtype=object), info)
+
+    def _novel_picks(self, context: SelectionContext, n: int, taken: set[int],
+                     random_state: int | None) -> list[tuple[int, float, str]]:
+        """Up to ``n`` rows picked by ``explore_with`` among the rows not ``taken``, as
+        ``(position, score, reason)``."""
+        rng = np.random.default_rng(random_state)
+        rest = np.setdiff1d(np.arange(context.n_pool), np.fromiter(taken, dtype=np.int64, count=len(taken)))
+        # A seeded sample of the remaining rows keeps the exploration step cheap on huge pools.
+        rest = rest[subsample(rest.size, 200_000, rng)]
+        sub = SelectionContext(context.X_pool[rest], context.X_labeled, context.y_labeled,
+                               cold_start_reason="exploration")
+        extra = make_strategy(self.explore_with).select(sub, min(n, rest.size), random_state=random_state)
+        return [(int(rest[i]), float(sc), r) for i, sc, r in zip(extra.indices, extra.scores, extra.reasons)]
+
+    def _rare_picks(self, context: SelectionContext,
+                    budget: int) -> tuple[list[tuple[int, int, float, float]], np.ndarray]:
+        """The ``rare_share`` of the batch for classes with fewer than ``rare_ratio`` x the median
+        class's labels, fewest labels first, found around their labeled rows
+        (:func:`~selector.strategies.balanced.explore_rare_classes`); and the labeled counts per class."""
+        counts = labeled_class_counts(context)
+        n_rare = int(round(self.rare_share * budget))
+        median = float(np.median(counts))
+        rare = [int(c) for c in np.lexsort((np.arange(counts.size), counts)) if counts[c] < self.rare_ratio * median]
+        if not n_rare or not rare:
+            return [], counts
+        per_class = max(1, -(-n_rare // len(rare)))
+        return explore_rare_classes(context, {c: per_class for c in rare}, n_rare), counts

@@ -12,7 +12,67 @@ from selector.strategies.registry import make_strategy, register
 from selector.neighbors import nearest_in
 from selector.scoring import margin
 
-__all__ = ["ClassBalancedStrategy"]
+__all__ = ["ClassBalancedStrategy", "explore_rare_classes", "labeled_class_counts"]
+
+
+def labeled_class_counts(context: SelectionContext) -> np.ndarray:
+    """Labeled rows per class, in the column order of ``context.proba_pool``.
+
+    Returns
+    -------
+    ndarray of int64, shape (k,)
+    """
+    lab = np.asarray(context.y_labeled).astype(str)
+    return np.array([int((lab == name).sum()) for name in np.asarray(context.classes).astype(str)], dtype=np.int64)
+
+
+def explore_rare_classes(context: SelectionContext, quota: dict[int, int], limit: int,
+                         exclude: set[int] = frozenset()) -> list[tuple[int, int, float, float]]:
+    """Pool rows that look for under-represented classes around their few labeled rows.
+
+    For class ``c`` a row scores (max cosine similarity to the labeled rows of ``c``, over their
+    nearest pool neighbours) + P(c) one-vs-rest, whatever the argmax; so a rare class the model
+    predicts nowhere in the pool is still looked for where its examples are. Classes are served in
+    the order of ``quota`` (put the fewest-labeled first), each with its quota of rows.
+
+    Parameters
+    ----------
+    context : SelectionContext
+        With a fitted model (``proba_pool`` and ``classes`` set).
+    quota : dict of int to int
+        Column of ``proba_pool`` -> rows wanted for that class.
+    limit : int
+        Most rows returned in all.
+    exclude : set of int
+        Pool positions already taken.
+
+    Returns
+    -------
+    list of (position, class column, similarity, probability)
+    """
+    lab = np.asarray(context.y_labeled).astype(str)
+    names = np.asarray(context.classes).astype(str)
+    out: list[tuple[int, int, float, float]] = []
+    seen = set(exclude)
+    for c, want in quota.items():
+        if len(out) >= limit:
+            break
+        sim = np.zeros(context.n_pool, dtype=np.float64)
+        rows = np.flatnonzero(lab == names[c])
+        if rows.size:
+            kk = min(context.n_pool, max(10, 4 * want))
+            idx, s = nearest_in(context.X_pool, context.X_labeled[rows], kk)
+            np.maximum.at(sim, idx.ravel(), s.ravel().astype(np.float64))
+        score = sim + context.proba_pool[:, c]
+        need = want
+        for pos in np.lexsort((np.arange(context.n_pool), -score)).tolist():
+            if need == 0 or len(out) >= limit:
+                break
+            if pos not in seen:
+                seen.add(pos)
+                out.append((int(pos), int(c), float(sim[pos]), float(context.proba_pool[pos, c])))
+                need -= 1
+    return out
 
 
 @register
@@ -73,38 +133,18 @@ class ClassBalancedStrategy(Strategy):
 
     def _reserve_rare(self, context: SelectionContext, budget: int, labeled_counts: np.ndarray, taken: dict,
                       take) -> None:
-        """Reserve ``min_per_class`` rows for each under-represented class, explored around its labels.
-
-        A class is under-represented when it has fewer labels than the median class. Its rows are
-        the pool rows closest to its labeled rows (cosine, nearest neighbours) plus the rows the model
-        gives it most probability (one-vs-rest, whatever the argmax): score = max similarity to the
-        class's labeled rows + P(class). So a rare class the model never predicts still gets looked
-        for where its few examples are. Fewest labels first; at most half the batch is reserved.
-        """
+        """Reserve ``min_per_class`` rows for each class with fewer labels than the median class
+        (fewest labels first, at most half the batch), explored around its labeled rows
+        (:func:`explore_rare_classes`)."""
         k = labeled_counts.size
         median = float(np.median(labeled_counts))
         rare = [int(c) for c in np.lexsort((np.arange(k), labeled_counts)) if labeled_counts[c] < median]
         limit = max(1, budget // 2)
-        lab = np.asarray(context.y_labeled).astype(str)
         names = np.asarray(context.classes).astype(str)
-        for c in rare:
-            if len(taken) >= limit:
-                break
-            sim = np.zeros(context.n_pool, dtype=np.float64)
-            rows = np.flatnonzero(lab == names[c])
-            if rows.size:
-                kk = min(context.n_pool, max(10, 4 * self.min_per_class))
-                idx, s = nearest_in(context.X_pool, context.X_labeled[rows], kk)
-                np.maximum.at(sim, idx.ravel(), s.ravel().astype(np.float64))
-            score = sim + context.proba_pool[:, c]
-            need = self.min_per_class
-            for pos in np.lexsort((np.arange(context.n_pool), -score)).tolist():
-                if need == 0 or len(taken) >= limit:
-                    break
-                if pos not in taken:
-                    take(int(pos), f"class_balanced: explores around rare class {names[c]} ({labeled_counts[c]} labeled): "
-                                   f"similarity to its labeled rows {sim[pos]:.2f}, P({names[c]}) {context.proba_pool[pos, c]:.2f}")
-                    need -= 1
+        quota = {c: self.min_per_class for c in rare}
+        for pos, c, sim, p in explore_rare_classes(context, quota, limit - len(taken), exclude=set(taken)):
+            take(pos, f"class_balanced: explores around rare class {names[c]} ({labeled_counts[c]} labeled): "
+                      f"similarity to its labeled rows {sim:.2f}, P({names[c]}) {p:.2f}")
 
     def _select(self, context: SelectionContext, budget: int, *, random_state: int | None) -> Selection:
         base = make_strategy(self.base)
@@ -128,11 +168,7 @@ class ClassBalancedStrategy(Strategy):
         base_rank = {int(p): r for r, p in enumerate(ranked.indices)}
         present = np.bincount(pred, minlength=k)
         if self.min_per_class:
-            labeled_counts = np.zeros(k, dtype=np.int64)
-            if context.n_labeled and context.classes is not None:
-                lab = np.asarray(context.y_labeled).astype(str)
-                for c, name in enumerate(np.asarray(context.classes).astype(str)):
-                    labeled_counts[c] = int((lab == name).sum())
+            labeled_counts = labeled_class_counts(context)
             if self.explore:
                 self._reserve_rare(context, budget, labeled_counts, taken, take)
             else:

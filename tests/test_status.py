@@ -32,15 +32,26 @@ def _points(kappas, f1s):
 
 
 def test_stopping_hint_says_flattened_only_with_stable_kappa_and_flat_f1():
-    flat, hint, nums = stopping_hint(_points([0.995, 0.997, 0.999], [0.80, 0.85, 0.851, 0.852]))
-    assert flat and hint.startswith("gains have flattened: kappa 0.997") and "(+0.001)" in hint
-    assert nums["kappa_n"] == 3
-    flat, hint, _ = stopping_hint(_points([0.7, 0.8, 0.9], [0.6, 0.7, 0.75, 0.8]))
-    assert not flat and "keep labeling: predictions still changing (kappa 0.800" in hint and "(+0.050)" in hint
-    flat, hint, _ = stopping_hint(_points([0.995, 0.996, 0.999], [0.6, 0.7, 0.75, 0.8]))
+    # Above the threshold (mean of the last 2 of 4 comparisons) with flat CV macro-F1.
+    flat, hint, nums = stopping_hint(_points([0.9, 0.95, 0.975, 0.985], [0.7, 0.8, 0.85, 0.851, 0.852]))
+    assert flat and hint.startswith("gains have flattened: kappa 0.980") and ">= 0.98" in hint and "(+0.001)" in hint
+    assert nums["kappa_n"] == 2 and nums["kappa_mean_before"] == pytest.approx(0.925)
+    # Below the threshold but above the floor and no longer rising: the plateau branch.
+    flat, hint, _ = stopping_hint(_points([0.93, 0.95, 0.94, 0.955], [0.6, 0.7, 0.75, 0.75, 0.749]))
+    assert not flat and "still settling (kappa 0.948" in hint  # rose 0.0075 > 0.005 over the window before
+    flat, hint, _ = stopping_hint(_points([0.94, 0.95, 0.945, 0.948], [0.6, 0.7, 0.75, 0.75, 0.749]))
+    assert flat and "no longer rising (0.945 -> 0.946, +0.001 <= 0.005)" in hint
+    # Still rising, below the threshold.
+    flat, hint, _ = stopping_hint(_points([0.90, 0.91, 0.93, 0.95], [0.6, 0.7, 0.75, 0.75, 0.75]))
+    assert not flat and "predictions still settling (kappa 0.940" in hint and "up +0.035 from 0.905" in hint
+    flat, hint, _ = stopping_hint(_points([0.7, 0.8, 0.85, 0.88], [0.6, 0.7, 0.75, 0.8, 0.85]))
+    assert not flat and "keep labeling: predictions still changing (kappa 0.865" in hint and "(+0.050)" in hint
+    flat, hint, _ = stopping_hint(_points([0.99, 0.995, 0.996, 0.999], [0.6, 0.7, 0.75, 0.8, 0.85]))
     assert not flat and "still rising" in hint
+    # F1 ignored (None): kappa alone decides.
+    assert stopping_hint(_points([0.99, 0.995, 0.996, 0.999], [0.6, 0.7, 0.75, 0.8, 0.85]), f1_tolerance=None)[0]
     flat, hint, _ = stopping_hint(_points([1.0], [0.8, 0.8]))
-    assert not flat and "only 1 of the 3 comparisons" in hint
+    assert not flat and "1 of the 4 model-to-model comparisons the rule needs" in hint
     flat, hint, _ = stopping_hint(_points([], [0.8]))
     assert not flat and "too early" in hint
 

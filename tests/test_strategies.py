@@ -157,13 +157,13 @@ def test_class_balanced_caps_and_guarantees():
     assert all("class_balanced" in r for r in sel.reasons)
 
 
-def test_class_balanced_explores_around_a_rare_class_the_model_never_predicts():
-    """Three labeled rows of a rare class among 80 of each common one: the model predicts the rare
-    class nowhere, yet the reserved rows sit next to its labeled rows and their reasons name it."""
+def _rare_class_context(seed: int):
+    """Three labeled rows of a rare class among 80 of each common one (pool: 300 + 300 + 12 rare rows at
+    positions 600-611); the rare class sits off to a's side, far from the a/b boundary where margin looks,
+    and the fitted model predicts it nowhere."""
     from sklearn.linear_model import LogisticRegression
 
-    rng = np.random.default_rng(0)
-    # The rare class sits off to a's side, far from the a/b boundary where margin looks.
+    rng = np.random.default_rng(seed)
     centers = {"a": [1, 0, 0], "b": [0, 1, 0], "rare": [0.7, -0.2, 0.68]}
     def cloud(c, n, sd=0.08):
         X = np.asarray(centers[c]) + sd * rng.normal(size=(n, 3))
@@ -172,8 +172,14 @@ def test_class_balanced_explores_around_a_rare_class_the_model_never_predicts():
     y_lab = np.array(["a"] * 80 + ["b"] * 80 + ["rare"] * 3, dtype=object)
     X_pool = np.vstack([cloud("a", 300), cloud("b", 300), cloud("rare", 12)])
     model = LogisticRegression(C=0.05).fit(X_lab, y_lab)
-    context = SelectionContext(X_pool, X_lab, y_lab, proba_pool=model.predict_proba(X_pool),
-                               classes=model.classes_.astype(object), classifier=model)
+    return SelectionContext(X_pool, X_lab, y_lab, proba_pool=model.predict_proba(X_pool),
+                            classes=model.classes_.astype(object), classifier=model)
+
+
+def test_class_balanced_explores_around_a_rare_class_the_model_never_predicts():
+    """The model predicts the rare class nowhere, yet the reserved rows sit next to its labeled rows
+    and their reasons name it."""
+    context = _rare_class_context(0)
     rare_rows = set(range(600, 612))
     old = make_strategy("class_balanced", explore=False, min_per_class=3).select(context, 10, random_state=0)
     new = make_strategy("class_balanced", min_per_class=3).select(context, 10, random_state=0)
@@ -183,6 +189,26 @@ def test_class_balanced_explores_around_a_rare_class_the_model_never_predicts():
     assert len(set(new.indices.tolist()) & rare_rows) >= len(set(old.indices.tolist()) & rare_rows)
     with pytest.raises(ConfigError):
         make_strategy("class_balanced", explore="yes")
+
+
+def test_auto_reserves_a_share_for_rare_classes_around_their_labels():
+    """auto with ``rare_share``: a class with fewer than ``rare_ratio`` x the median class's labels gets
+    up to that share of the batch, from the rows around its labeled ones; the reasons name it and its count."""
+    context = _rare_class_context(1)
+    X_pool, X_lab, y_lab = context.X_pool, context.X_labeled, context.y_labeled
+    plain = make_strategy("auto", switch_per_class=10, rare_share=0).select(context, 10, random_state=0)
+    rare = make_strategy("auto").select(context, 10, random_state=0)  # the defaults: 10 per class, half for rare
+    reserved = [int(p) for p, r in zip(rare.indices, rare.reasons) if r.startswith("auto[rare class: rare has 3 labels")]
+    assert len(reserved) == 5 and set(reserved) <= set(range(600, 612))
+    assert len(set(rare.indices.tolist())) == 10 and rare.info["n_rare"] == 5
+    assert len(set(plain.indices.tolist()) & set(range(600, 612))) < 5
+    # Balanced labels: nothing is reserved and the batch is the plain one.
+    even = SelectionContext(X_pool, X_lab[:160], y_lab[:160], proba_pool=context.proba_pool[:, :2] /
+                            context.proba_pool[:, :2].sum(1, keepdims=True), classes=np.array(["a", "b"], dtype=object))
+    assert make_strategy("auto", switch_per_class=10, rare_share=0.5).select(even, 10, random_state=0).info["n_rare"] == 0
+    for bad in ({"rare_share": 1.0}, {"rare_ratio": 0}, {"explore_with": "margin"}):
+        with pytest.raises(ConfigError):
+            make_strategy("auto", **bad)
 
 
 def test_class_balanced_rejects_bad_params():
@@ -199,10 +225,18 @@ def test_auto_branches_and_reasons():
     few = build_context(X[:4], y[:4].astype(str), X[4:], random_state=0)  # 1 label per class
     assert make_strategy("auto").branch(few)[0] == "cold"
     many = build_context(X[:80], y[:80].astype(str), X[80:], random_state=0)
-    sel = make_strategy("auto", explore=0.25).select(many, 8, random_state=0)
+    sel = make_strategy("auto", explore=0.25, explore_until=None).select(many, 8, random_state=0)
     assert sum(r.startswith("auto[uncertain+diverse") for r in sel.reasons) == 6
     assert sum(r.startswith("auto[explore") for r in sel.reasons) == 2
     assert np.unique(sel.indices).size == 8
+    # Opt-in: 15% core-set exploration (rows far from every label) while labels per class < 15.
+    explorer = make_strategy("auto", explore=0.15, explore_with="coreset", explore_until=15)
+    early = build_context(X[:48], y[:48].astype(str), X[48:], random_state=0)  # 12 per class: hybrid, exploring
+    sel = explorer.select(early, 20, random_state=0)
+    explored = [r for r in sel.reasons if r.startswith("auto[explore: up to 15% of the batch] ")]
+    assert len(explored) == 3 and all("coreset" in r for r in explored)
+    assert explorer.select(many, 20, random_state=0).info["n_explore"] == 0  # 20 per class: over
+    assert make_strategy("auto").select(early, 20, random_state=0).info["n_explore"] == 0  # the default: none
 
 
 def test_auto_rejects_a_cold_branch_that_needs_a_model():

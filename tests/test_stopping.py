@@ -1,0 +1,86 @@
+"""The stopping hint as an API object (small-text style), on a real labeling loop over trec."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import DATASETS
+from selector.loop.status import MeasurePoint, stopping_hint
+from selector.loop.stopping import StoppingHint
+from selector.models import HashingEmbedder
+from selector.round.compute import select_batch
+from selector.round.model import cv_metrics
+
+TREC = DATASETS / "trec" / "data.csv"
+
+
+@pytest.fixture(scope="module")
+def trec():
+    if not TREC.exists():
+        pytest.skip("shared trec not found")
+    df = pd.read_csv(TREC, dtype=str, keep_default_na=False)
+    df = df[df["split"] == "train"].sample(2000, random_state=0)
+    return HashingEmbedder(256).encode(df["text"].tolist()), df["label"].to_numpy().astype(str)
+
+
+def test_stopping_hint_object_follows_a_real_loop_and_agrees_with_status(trec):
+    """A margin loop of 100-row rounds: the object says keep labeling while the model still moves,
+    and every answer equals ``stopping_hint`` on the same measurements (the rule ``selector status``
+    prints)."""
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = trec
+    stop_rows, pool = np.arange(300), np.arange(300, len(y))
+    hint = StoppingHint()
+    chosen = np.zeros(len(pool), dtype=bool)
+    answers, points = [], []
+    for r in range(12):
+        lab, unl = pool[chosen], np.flatnonzero(~chosen)
+        sel = select_batch(X[lab], y[lab], X[pool[unl]], 100, strategy="margin", random_state=r)
+        chosen[unl[sel.indices]] = True
+        lab = pool[chosen]
+        model = LogisticRegression(max_iter=1000).fit(X[lab], y[lab])
+        f1 = cv_metrics(X[lab], y[lab])["macro_f1"]
+        pred = model.predict(X[stop_rows])
+        answers.append(hint.stop(predictions=pred, macro_f1=f1, n_labeled=lab.size))
+        point = MeasurePoint(f"round {r + 1}", int(lab.size), {"macro_f1": f1}, dict(zip(map(str, stop_rows), pred)))
+        if points:
+            point.kappa_prev = hint.points[-1].kappa_prev
+        points.append(point)
+        assert answers[-1] == stopping_hint(points)[0]
+        assert hint.reason == stopping_hint(points)[1]
+    assert answers[0] is False and answers[1] is False  # too early to judge
+    assert hint.points[-1].n_labeled == 1200
+    assert all(p.kappa_prev is not None for p in hint.points[1:])
+    # Hashing features keep the model moving at 1,200 labels: agreement rises but has not levelled off.
+    kappas = [p.kappa_prev for p in hint.points[1:]]
+    assert not any(answers) and np.mean(kappas[-2:]) > np.mean(kappas[:2]) + 0.2
+    assert hint.reason.startswith("keep labeling: predictions still settling")
+
+
+def test_stopping_hint_object_signature_and_errors():
+    hint = StoppingHint(kappa_threshold=0.9, window=1)  # needs 2 x window = 2 comparisons
+    # small-text's positional signature: stop(active_learner, predictions, proba, indices_stopping)
+    assert hint.stop(None, ["a", "b", "a"], macro_f1=0.5) is False
+    assert "too early" in hint.reason
+    assert hint.stop(predictions=np.array(["a", "b", "a"]), macro_f1=0.5) is False  # 1 comparison of 2
+    assert "1 of the 2 model-to-model comparisons" in hint.reason
+    assert hint.stop(predictions=["a", "b", "a"], macro_f1=0.505) is True
+    assert hint.reason.startswith("gains have flattened")
+    assert hint.numbers["kappa_mean"] == 1.0 and hint.points[-1].kappa_prev == 1.0
+    with pytest.raises(ValueError, match="same held-aside rows"):
+        hint.stop(predictions=["a", "b"])
+    with pytest.raises(ValueError, match="needs predictions"):
+        hint.stop()
+    needs_f1 = StoppingHint(window=1)
+    for _ in range(3):
+        assert needs_f1.stop(predictions=["a"]) is False
+    assert "too early" in needs_f1.reason  # the F1 half cannot be judged without macro_f1
+    kappa_only = StoppingHint(window=1, f1_tolerance=None)
+    assert [kappa_only.stop(predictions=["a", "b"]) for _ in range(3)] == [False, False, True]
+    for bad in ({"kappa_threshold": 2}, {"f1_tolerance": -0.1}, {"window": 0}, {"kappa_floor": 1.5},
+                {"kappa_epsilon": -1}):
+        with pytest.raises(ValueError):
+            StoppingHint(**bad)
