@@ -7,6 +7,7 @@ import math
 import numpy as np
 from selector.strategies.base import Selection, SelectionContext, Strategy
 from selector.strategies.diversity import _positive_int
+from selector.strategies.hybrid import top_by_score
 from selector.strategies.registry import make_strategy, register
 
 from selector.neighbors import nearest_in
@@ -65,7 +66,8 @@ def explore_rare_classes(context: SelectionContext, quota: dict[int, int], limit
             np.maximum.at(sim, idx.ravel(), s.ravel().astype(np.float64))
         score = sim + context.proba_pool[:, c]
         need = want
-        for pos in np.lexsort((np.arange(context.n_pool), -score)).tolist():
+        # Only the best want + |seen| rows can be picked: no full sort of a large pool per class.
+        for pos in top_by_score(score, want + len(seen)).tolist():
             if need == 0 or len(out) >= limit:
                 break
             if pos not in seen:
