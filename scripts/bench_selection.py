@@ -426,9 +426,7 @@ def auto_targets(results):
               f"{gains_m[-1]:+9.3f} {cold[-1]:+10.3f}")
         if st["auto"]["aulc"] < st[best]["aulc"]:
             failures.append(f"{ds}: auto AULC {st['auto']['aulc']:.4f} < {best} {st[best]['aulc']:.4f}")
-        # Final round: auto may trail margin only within the seed spread (the larger of the two stds).
-        last_a, last_m = st["auto"]["acc_mean"][-1], st["margin"]["acc_mean"][-1]
-        spread = max(st["auto"]["acc_std"][-1], st["margin"]["acc_std"][-1])
+        last_a, last_m, spread = final_round_vs_margin(st, "auto")
         final_rows.append(f"  {ds:20s} auto {last_a:.3f} vs margin {last_m:.3f} ({last_a - last_m:+.3f}; "
                           f"seed spread {spread:.3f})")
         if last_a < last_m - spread:
@@ -449,12 +447,18 @@ def auto_targets(results):
     return failures
 
 
+def final_round_vs_margin(st: dict, spec: str) -> tuple[float, float, float]:
+    """``spec``'s and margin's final-round accuracy, and the seed spread (the larger of the two stds)
+    within which ``spec`` may trail margin."""
+    v, m = st[spec], st["margin"]
+    return v["acc_mean"][-1], m["acc_mean"][-1], max(v["acc_std"][-1], m["acc_std"][-1])
+
+
 def never_below_margin(st: dict, variant: str) -> bool:
     """The variant's AULC >= margin's, and its final-round accuracy not below margin's by more than the
-    seed spread (the larger of the two stds): "auto never below plain margin"."""
-    v, m = st[variant], st["margin"]
-    spread = max(v["acc_std"][-1], m["acc_std"][-1])
-    return v["aulc"] >= m["aulc"] and v["acc_mean"][-1] >= m["acc_mean"][-1] - spread
+    seed spread: "auto never below plain margin"."""
+    last_v, last_m, spread = final_round_vs_margin(st, variant)
+    return st[variant]["aulc"] >= st["margin"]["aulc"] and last_v >= last_m - spread
 
 
 def choose_variant(results, variants, settings):

@@ -68,7 +68,7 @@ PLATEAU_POINTS = 0.01
 MAX_POOL = 10_000
 
 
-def trace(name: str, seed: int, batch: int, rounds: int, cache_dir=None) -> dict:
+def trace(name: str, seed: int, batch: int, rounds: int, cache_dir=None, strategy: str = "auto") -> dict:
     """One oracle loop: per round labels, CV figures, stop-set predictions, kappa and test accuracy."""
     from threadpoolctl import threadpool_limits
 
@@ -87,7 +87,7 @@ def trace(name: str, seed: int, batch: int, rounds: int, cache_dir=None) -> dict
     with threadpool_limits(limits=1, user_api="blas"):
         for r in range(1, rounds + 1):
             lab, unl = np.flatnonzero(chosen), np.flatnonzero(~chosen)
-            sel = select_batch(Xtr[lab], ytr[lab], Xtr[unl], batch, strategy="auto", classifier=template,
+            sel = select_batch(Xtr[lab], ytr[lab], Xtr[unl], batch, strategy=strategy, classifier=template,
                                random_state=seed * 1000 + r)
             chosen[unl[sel.indices]] = True
             lab = np.flatnonzero(chosen)
@@ -99,7 +99,7 @@ def trace(name: str, seed: int, batch: int, rounds: int, cache_dir=None) -> dict
             rows.append({"round": r, "labels": int(lab.size), "cv": cv_metrics(Xtr[lab], ytr[lab], random_state=0),
                          "kappa": k, "predictions": None if preds is None else [preds[i] for i in ids[stop_pos]],
                          "test_accuracy": float((model.predict(Xte) == yte).mean()) if model is not None else None})
-    return {"setting": name, "seed": seed, "batch": batch, "rounds": rounds, "rows": rows,
+    return {"setting": name, "seed": seed, "batch": batch, "rounds": rounds, "strategy": strategy, "rows": rows,
             "wall_s": time.perf_counter() - t0}
 
 
@@ -190,11 +190,12 @@ def main(argv=None) -> int:
                     for k, f, w, fl, e in itertools.product(KAPPAS, F1_TOLERANCES, WINDOWS, FLOORS, EPSILONS)},
                    key=str)
     default = (KAPPA_THRESHOLD, F1_TOLERANCE, KAPPA_WINDOW, KAPPA_FLOOR, KAPPA_EPSILON)
+    summaries = {rule: rule_summary(every, rule) for rule in {*rules, default}}  # each rule scored once
 
     print(f"\nper trace, default rule ({fmt_rule(default)}): batch {args.batch}, {args.rounds} rounds, auto")
     print(f"{'setting':12s} {'seed':>4s} {'plateau':>14s} {'fires':>14s} {'error':>6s} {'acc final':>9s} "
           f"{'acc@fire':>8s} {'early cost':>10s}")
-    summary = rule_summary(every, default)
+    summary = summaries[default]
     for t, s in zip(every, summary["scored"]):
         acc_fire = "-" if s["fired"] is None else f"{t['rows'][s['fired'] - 1]['test_accuracy']:.3f}"
         fired = "never" if s["fired"] is None else f"r{s['fired']} ({s['fired_labels']})"
@@ -208,10 +209,10 @@ def main(argv=None) -> int:
     before = rule_summary(every, BEFORE)
     print(f"the rule before ({fmt_rule(BEFORE)}): {before['within']}/{before['n']} within +-2 rounds; errors "
           + ", ".join("never" if s["error"] is None else f"{s['error']:+d}" for s in before["scored"]))
-    ranked = sorted(rules, key=lambda r: rank_key(rule_summary(every, r)))
+    ranked = sorted(rules, key=lambda r: rank_key(summaries[r]))
     print(f"\nrules on all traces (best 8 of {len(rules)}; in-sample):")
     for rule in ranked[:8]:
-        s = rule_summary(every, rule)
+        s = summaries[rule]
         print(f"  {fmt_rule(rule):56s} within {s['within']}/{s['n']}  worst early {s['worst_early']:.3f}  "
               f"mean |error| {s['mean_abs_error']:.2f}")
     print("\nleave-one-setting-out: the rule best on the other settings, scored on this one")
@@ -235,8 +236,7 @@ def main(argv=None) -> int:
     payload = {"command": " ".join(sys.argv), "default_rule": default, "before_rule": BEFORE,
                "before": {k: v for k, v in before.items()}, "batch": args.batch, "rounds": args.rounds,
                "seeds": args.seeds, "default": {k: v for k, v in summary.items()},
-               "rules": {fmt_rule(r): {k: v for k, v in rule_summary(every, r).items() if k != "scored"}
-                         for r in rules},
+               "rules": {fmt_rule(r): {k: v for k, v in summaries[r].items() if k != "scored"} for r in rules},
                "lodo": {"within": lodo_within, "n": lodo_n, "worst_early": lodo_worst},
                "targets_missed": failures}
     (out / "results.json").write_text(json.dumps(payload, indent=1))

@@ -13,6 +13,17 @@ from selector.models import HashingEmbedder
 REPO = Path(__file__).resolve().parents[1]
 DATASETS = REPO.parent / "shared" / "datasets"
 
+
+def shared_split(name: str, split: str, n: int | None = None, seed: int = 0) -> pd.DataFrame:
+    """Rows of one split of a shared dataset (a seeded sample of ``n`` when given); skips the test when
+    the shared datasets are not there."""
+    path = DATASETS / name / "data.csv"
+    if not path.exists():
+        pytest.skip(f"shared {name} not found")
+    df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    df = df[df["split"] == split]
+    return df.sample(n, random_state=seed) if n is not None else df
+
 _TOPICS = {
     "sports": ["match", "goal", "team", "coach", "season", "league", "score", "player"],
     "finance": ["bank", "stock", "market", "loan", "interest", "profit", "shares", "rate"],

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 
-from conftest import DATASETS
+from conftest import shared_split
 from selector.errors import UnknownStrategyError
 from selector.models import HashingEmbedder
 
@@ -16,16 +15,9 @@ from sklearn.linear_model import LogisticRegression  # noqa: E402
 
 import selector.modal as bridge  # noqa: E402
 
-TREC = DATASETS / "trec" / "data.csv"
-
-
 @pytest.fixture(scope="module")
 def trec():
-    if not TREC.exists():
-        pytest.skip("shared trec not found")
-    df = pd.read_csv(TREC, dtype=str, keep_default_na=False)
-    train = df[df["split"] == "train"].sample(1200, random_state=0)
-    test = df[df["split"] == "test"]
+    train, test = shared_split("trec", "train", 1200), shared_split("trec", "test")
     emb = HashingEmbedder(256)
     return (emb.encode(train["text"].tolist()), train["label"].to_numpy(),
             emb.encode(test["text"].tolist()), test["label"].to_numpy())

@@ -3,25 +3,18 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 
-from conftest import DATASETS
+from conftest import shared_split
 from selector.loop.status import MeasurePoint, stopping_hint
 from selector.loop.stopping import StoppingHint
 from selector.models import HashingEmbedder
 from selector.round.compute import select_batch
 from selector.round.model import cv_metrics
 
-TREC = DATASETS / "trec" / "data.csv"
-
-
 @pytest.fixture(scope="module")
 def trec():
-    if not TREC.exists():
-        pytest.skip("shared trec not found")
-    df = pd.read_csv(TREC, dtype=str, keep_default_na=False)
-    df = df[df["split"] == "train"].sample(2000, random_state=0)
+    df = shared_split("trec", "train", 2000)
     return HashingEmbedder(256).encode(df["text"].tolist()), df["label"].to_numpy().astype(str)
 
 
