@@ -21,6 +21,29 @@ SINGLE_LABEL = ("ag_news", "trec", "banking77", "sst2", "sms_spam", "emotion")
 MULTI_ANNOTATOR = ("snow2008_rte", "lewidi_hs_brexit", "lewidi_md_agreement")
 
 
+def code_fingerprint() -> str:
+    """A short hash of the installed ``selector`` sources (``selector``, ``selector.strategies``,
+    ``selector.models``).
+
+    Benchmarks store it with each cached run, so a run recorded by older code is recognised
+    instead of silently reused: the figures then describe the code they were measured on.
+    """
+    import hashlib
+
+    import selector
+    import selector.models
+    import selector.strategies
+
+    digest = hashlib.sha256()
+    packages = (selector, selector.strategies, selector.models)
+    roots = sorted({Path(p).resolve() for mod in packages for p in mod.__path__})
+    for root in roots:
+        for f in sorted(root.rglob("*.py")):
+            digest.update(str(f.relative_to(root.parent)).encode())
+            digest.update(f.read_bytes())
+    return digest.hexdigest()[:12]
+
+
 def load_dataset(name: str) -> pd.DataFrame:
     """The dataset's ``data.csv`` as text columns (no type guessing)."""
     path = DATASETS / name / "data.csv"

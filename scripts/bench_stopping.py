@@ -4,7 +4,8 @@ For each setting and seed an oracle loop runs ``selector``'s default strategy (`
 labels, ``--batch`` rows a round for ``--rounds`` rounds, and records what ``selector status``
 measures each round (5-fold CV accuracy / macro-F1 on the labels so far, the model's predictions on
 the fixed 500-row stop set, Cohen's kappa against the previous round) and what the hint cannot see:
-held-out test accuracy. The traces are stored in ``--out`` and reused.
+held-out test accuracy. The traces are stored in ``--out`` and reused while the ``selector`` sources
+are unchanged (each trace records a hash of them; a trace from other code is recomputed).
 
 Then, on those traces, each candidate rule (kappa threshold x F1 tolerance x window, the same
 ``stopping_hint`` function ``selector status`` and :class:`selector.loop.stopping.StoppingHint`
@@ -39,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import dataset_embeddings, train_test  # noqa: E402
+from bench_common import code_fingerprint, dataset_embeddings, train_test  # noqa: E402
 
 from selector.loop.ledger import stop_set_ids  # noqa: E402
 from selector.loop.status import (  # noqa: E402
@@ -166,13 +167,16 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     for name in args.settings:  # embed (or read the cache) once, before the workers
         dataset_embeddings(name, args.cache_dir)
-    todo, traces = [], {}
+    todo, traces, code = [], {}, code_fingerprint()
     for name, seed in itertools.product(args.settings, range(args.seeds)):
         f = out / f"trace_{name}_{seed}_b{args.batch}_r{args.rounds}.json"
-        if f.exists():
-            traces[name, seed] = json.loads(f.read_text())
-        else:
+        stored = json.loads(f.read_text()) if f.exists() else None
+        if stored is not None and stored.get("code") == code:
+            traces[name, seed] = stored
+        else:  # none yet, or recorded by other code: its picks may differ
             todo.append((name, seed, f))
+    if any(f.exists() for *_, f in todo):
+        print(f"  recomputing {sum(f.exists() for *_, f in todo)} traces recorded by other selector code", flush=True)
     if todo:
         import concurrent.futures as cf
 
@@ -181,7 +185,7 @@ def main(argv=None) -> int:
             futures = {ex.submit(trace, n, s, args.batch, args.rounds, args.cache_dir): (n, s, f) for n, s, f in todo}
             for fut in cf.as_completed(futures):
                 n, s, f = futures[fut]
-                traces[n, s] = fut.result()
+                traces[n, s] = dict(fut.result(), code=code)
                 f.write_text(json.dumps(traces[n, s]))
                 print(f"  traced {n} seed {s}: {traces[n, s]['wall_s']:.0f} s", flush=True)
     by_setting = {n: [traces[n, s] for s in range(args.seeds)] for n in args.settings}

@@ -38,7 +38,9 @@ class AutoStrategy(Strategy):
     classes below half the median, no exploration) were chosen on ``scripts/bench_selection.py``'s
     seven settings, with a leave-one-setting-out check (docs/bench_selection_settings.md): 15%
     core-set exploration found rare classes from round 2 on the imbalanced pool but cost final
-    accuracy on banking77 and sst2. Every row's reason starts with ``auto[<branch>]``.
+    accuracy on banking77 and sst2; the opt-in ``cold_explore`` (far rows in a small first batch)
+    wins the imbalanced pool without touching banking77 but costs sst2 and emotion. Every row's
+    reason starts with ``auto[<branch>]``.
 
     Parameters
     ----------
@@ -58,6 +60,14 @@ class AutoStrategy(Strategy):
         Registered diversity strategy for the ``explore`` share (default: ``cold``).
     explore_until : float or None
         Labels per labeled class from which the ``explore`` share stops (None: it never stops).
+    cold_explore : float
+        Share of a diversity-branch batch given to core-set picks, the rows farthest from every
+        labeled row and from the batch's typical picks, in [0, 1); 0 (the default) turns it off.
+        A class at 1-2% of the pool is never among the typical rows, and these far rows are where
+        it is found (opt-in: it costs accuracy on some balanced sets, docs/bench_selection_settings.md).
+    cold_explore_batch : int
+        ``cold_explore`` applies to batches under this many rows only: each typical pick stands for
+        about 1/batch of the pool, so a larger batch already reaches classes above 1/batch of it.
     """
 
     name = "auto"
@@ -66,7 +76,8 @@ class AutoStrategy(Strategy):
 
     def __init__(self, switch_per_class: float = 10.0, explore: float = 0.0, cold: str = "typiclust",
                  hybrid: str = "margin_kmeans", rare_share: float = 0.5, rare_ratio: float = 0.5,
-                 explore_with: str | None = None, explore_until: float | None = None) -> None:
+                 explore_with: str | None = None, explore_until: float | None = None,
+                 cold_explore: float = 0.0, cold_explore_batch: int = 50) -> None:
         if isinstance(switch_per_class, bool) or not isinstance(switch_per_class, (int, float)) or switch_per_class < 0:
             raise ValueError(f"switch_per_class must be a number >= 0, got {switch_per_class!r}")
         if isinstance(explore, bool) or not isinstance(explore, (int, float)) or not 0 <= explore < 1:
@@ -95,6 +106,12 @@ class AutoStrategy(Strategy):
                                           or explore_until <= 0):
             raise ValueError(f"explore_until must be a number > 0 or None, got {explore_until!r}")
         self.explore_until = None if explore_until is None else float(explore_until)
+        if isinstance(cold_explore, bool) or not isinstance(cold_explore, (int, float)) or not 0 <= cold_explore < 1:
+            raise ValueError(f"cold_explore must be in [0, 1), got {cold_explore!r}")
+        self.cold_explore = float(cold_explore)
+        if isinstance(cold_explore_batch, bool) or not isinstance(cold_explore_batch, int) or cold_explore_batch < 1:
+            raise ValueError(f"cold_explore_batch must be an integer >= 1, got {cold_explore_batch!r}")
+        self.cold_explore_batch = cold_explore_batch
 
     def branch(self, context: SelectionContext) -> tuple[str, str]:
         """Which branch a context gets, and why in words: ``("cold" | "hybrid", why)``."""
@@ -109,9 +126,29 @@ class AutoStrategy(Strategy):
     def _select(self, context: SelectionContext, budget: int, *, random_state: int | None) -> Selection:
         which, why = self.branch(context)
         if which == "cold":
-            picked = make_strategy(self.cold).select(context, budget, random_state=random_state)
-            reasons = np.array([f"auto[diverse: {why}] {r}" for r in picked.reasons], dtype=object)
-            return Selection(picked.indices, picked.scores, reasons, dict(picked.info, branch="diverse", why=why))
+            # Each typical pick stands for about 1/budget of the pool, so a class smaller than that
+            # share is never typical: only batches under cold_explore_batch rows need far picks.
+            n_far = int(round(self.cold_explore * budget)) if 1 < budget < self.cold_explore_batch else 0
+            n_far = min(n_far, max(0, context.n_pool - (budget - n_far)))
+            picked = make_strategy(self.cold).select(context, budget - n_far, random_state=random_state)
+            reasons = [f"auto[diverse: {why}] {r}" for r in picked.reasons]
+            if not n_far:
+                return Selection(picked.indices, picked.scores, np.array(reasons, dtype=object),
+                                 dict(picked.info, branch="diverse", why=why))
+            # The typical picks count as labeled for the far ones: far from both, where an unseen class
+            # would be (a class at 1-2% of the pool is never typical).
+            far = self._novel_picks(context, n_far, set(picked.indices.tolist()), random_state,
+                                    with_picked=picked.indices, strategy="coreset")
+            indices = np.concatenate([picked.indices, np.array([f[0] for f in far], dtype=np.int64)])
+            scores = np.concatenate([picked.scores, np.array([f[1] for f in far], dtype=np.float64)])
+            reasons += [f"auto[explore: {self.cold_explore:.0%} of a diverse batch, far from the typical rows] {f[2]}"
+                        for f in far]
+            info = dict(picked.info)
+            if "cluster" in info:  # far picks belong to no cluster of the diverse branch
+                info["cluster"] = np.concatenate([np.asarray(info["cluster"], dtype=np.int64),
+                                                  np.full(len(far), -1, dtype=np.int64)])
+            return Selection(indices, scores, np.array(reasons, dtype=object),
+                             dict(info, branch="diverse", why=why, n_explore=len(far)))
         rare_picks, counts = self._rare_picks(context, budget)
         names = np.asarray(context.classes).astype(str)
         indices, scores, reasons, clusters = [], [], [], []
@@ -148,17 +185,21 @@ class AutoStrategy(Strategy):
                                               np.asarray(clusters, dtype=np.int64)])
         return Selection(out_idx, out_scores, np.array(out_reasons, dtype=object), info)
 
-    def _novel_picks(self, context: SelectionContext, n: int, taken: set[int],
-                     random_state: int | None) -> list[tuple[int, float, str]]:
-        """Up to ``n`` rows picked by ``explore_with`` among the rows not ``taken``, as
-        ``(position, score, reason)``."""
+    def _novel_picks(self, context: SelectionContext, n: int, taken: set[int], random_state: int | None,
+                     with_picked: np.ndarray | None = None,
+                     strategy: str | None = None) -> list[tuple[int, float, str]]:
+        """Up to ``n`` rows picked by ``strategy`` (default ``explore_with``) among the rows not
+        ``taken``, as ``(position, score, reason)``; ``with_picked`` pool positions count as labeled."""
         rng = np.random.default_rng(random_state)
         rest = np.setdiff1d(np.arange(context.n_pool), np.fromiter(taken, dtype=np.int64, count=len(taken)))
         # A seeded sample of the remaining rows keeps the exploration step cheap on huge pools.
         rest = rest[subsample(rest.size, 200_000, rng)]
-        sub = SelectionContext(context.X_pool[rest], context.X_labeled, context.y_labeled,
-                               cold_start_reason="exploration")
-        extra = make_strategy(self.explore_with).select(sub, min(n, rest.size), random_state=random_state)
+        X_lab, y_lab = context.X_labeled, context.y_labeled
+        if with_picked is not None and with_picked.size:
+            X_lab = np.concatenate([X_lab, context.X_pool[with_picked]]).astype(context.X_pool.dtype, copy=False)
+            y_lab = np.concatenate([np.asarray(y_lab, dtype=object), np.full(with_picked.size, "", dtype=object)])
+        sub = SelectionContext(context.X_pool[rest], X_lab, y_lab, cold_start_reason="exploration")
+        extra = make_strategy(strategy or self.explore_with).select(sub, min(n, rest.size), random_state=random_state)
         return [(int(rest[i]), float(sc), r) for i, sc, r in zip(extra.indices, extra.scores, extra.reasons)]
 
     def _rare_picks(self, context: SelectionContext,

@@ -239,6 +239,33 @@ def test_auto_branches_and_reasons():
     assert make_strategy("auto").select(early, 20, random_state=0).info["n_explore"] == 0  # the default: none
 
 
+def test_auto_cold_explore_takes_the_rows_farthest_from_the_typical_ones():
+    """From zero labels, rows that are never typical (three lone rows, far from two dense groups) are not in
+    TypiClust's batch; the opt-in ``cold_explore`` share takes the rows farthest from the typical picks,
+    which are those, and says so. (A class at 1.5% of a real pool is in that position:
+    docs/bench_selection_settings.md.)"""
+    rng = np.random.default_rng(0)
+    lone = -np.eye(3, dtype=np.float32)
+    X = np.vstack([np.eye(3)[0] + 0.2 * rng.normal(size=(300, 3)), np.eye(3)[1] + 0.2 * rng.normal(size=(300, 3)),
+                   lone]).astype(np.float32)
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    rare = set(range(600, 603))
+    context = _cold(X)
+    plain = make_strategy("auto").select(context, 20, random_state=0)
+    assert not set(plain.indices.tolist()) & rare and "n_explore" not in plain.info
+    explorer = make_strategy("auto", cold_explore=0.15)
+    sel = explorer.select(context, 20, random_state=0)
+    far = [int(p) for p, r in zip(sel.indices, sel.reasons)
+           if r.startswith("auto[explore: 15% of a diverse batch, far from the typical rows] coreset")]
+    assert set(far) == rare and sel.info["n_explore"] == 3
+    assert np.unique(sel.indices).size == 20 and sel.info["cluster"].size == 20
+    # A batch of 50 or more typical rows reaches classes at 2% of the pool on its own: no far picks.
+    assert "n_explore" not in explorer.select(context, 60, random_state=0).info
+    for bad in ({"cold_explore": 1.0}, {"cold_explore": -0.1}, {"cold_explore_batch": 0}, {"cold_explore_batch": 2.5}):
+        with pytest.raises(ConfigError):
+            make_strategy("auto", **bad)
+
+
 def test_auto_rejects_a_cold_branch_that_needs_a_model():
     with pytest.raises(ConfigError, match="needs a classifier"):
         make_strategy("auto", cold="margin")
