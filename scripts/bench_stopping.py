@@ -175,8 +175,9 @@ def main(argv=None) -> int:
             traces[name, seed] = stored
         else:  # none yet, or recorded by other code: its picks may differ
             todo.append((name, seed, f))
-    if any(f.exists() for *_, f in todo):
-        print(f"  recomputing {sum(f.exists() for *_, f in todo)} traces recorded by other selector code", flush=True)
+    stale = sum(f.exists() for *_, f in todo)
+    if stale:
+        print(f"  recomputing {stale} traces recorded by other selector code", flush=True)
     if todo:
         import concurrent.futures as cf
 
