@@ -7,7 +7,8 @@ Settings: the five shared datasets plus two that stress what real pools look lik
 test split is fixed, the classifier is logistic regression on all-MiniLM-L6-v2 embeddings (cached).
 Every strategy starts from zero labels and runs ``--rounds`` rounds of ``batch = max(20, 5 ×
 n_classes)`` rows (2% of the pool for ``@large_batch``); after each round the classifier is refitted
-on everything labeled so far and scored on the test split. Baselines in the same run: random, top-k
+on everything labeled so far and scored on the test split. The task's label set is declared to every
+strategy (``SelectionContext.label_set``), as a labeling project's schema is; only ``auto`` reads it. Baselines in the same run: random, top-k
 entropy, margin and least-confidence (with the classic random cold start), and modAL's
 ``uncertainty_batch_sampling`` (ranked batch-mode sampling, Cardoso et al. 2017).
 
@@ -66,21 +67,22 @@ SPECS = {
 #: auto's rule variants measured beside the default, spelled out in full so a stored run keeps its meaning
 #: when the defaults change; the leave-one-setting-out table chooses among them and ``auto``.
 AUTO_VARIANTS = (
-    "auto:switch_per_class=3,rare_share=0,explore=0",  # the default before issue 13
-    "auto:switch_per_class=1,rare_share=0,explore=0",
-    "auto:switch_per_class=10,rare_share=0,explore=0",
-    "auto:switch_per_class=3,rare_share=0.25,rare_ratio=0.5,explore=0",
-    "auto:switch_per_class=3,rare_share=0.5,rare_ratio=0.5,explore=0",
-    "auto:switch_per_class=10,rare_share=0.5,rare_ratio=0.5,explore=0",
-    "auto:switch_per_class=3,explore=0.25,explore_with=coreset,explore_until=null,rare_share=0.5,rare_ratio=0.5",
-    "auto:switch_per_class=10,rare_share=0.5,explore=0.15,explore_with=coreset,explore_until=30,rare_ratio=0.5",
-    "auto:switch_per_class=10,rare_share=0.5,explore=0.15,explore_with=coreset,explore_until=30,rare_ratio=0.75",
-    "auto:switch_per_class=10,rare_share=0.5,explore=0.15,explore_with=coreset,explore_until=20,rare_ratio=0.75",
-    "auto:switch_per_class=10,rare_share=0.5,explore=0.1,explore_with=coreset,explore_until=15,rare_ratio=0.75",
-    "auto:switch_per_class=10,rare_share=0.5,explore=0.15,explore_with=coreset,explore_until=15,rare_ratio=0.75",
-    # 15% of a first (diverse) batch under 50 rows to the rows farthest from its typical picks.
+    # The default before issue 13.
+    "auto:switch_per_class=3,rare_share=0,explore=0,cold_explore=0,unseen_share=0,cold_mix=0",
+    # The default before the declared-label search (unseen_share).
+    "auto:switch_per_class=10,rare_share=0.5,rare_ratio=0.5,explore=0,cold_explore=0,unseen_share=0,cold_mix=0",
+    # The declared-label search with a smaller share.
+    "auto:switch_per_class=10,rare_share=0.5,rare_ratio=0.5,explore=0,cold_explore=0,unseen_share=0.2,"
+    "unseen_after=3,unseen_until=25,cold_mix=0",
+    # ... and with rare classes below 0.75 x the median class.
+    "auto:switch_per_class=10,rare_share=0.5,rare_ratio=0.75,explore=0,cold_explore=0,unseen_share=0.4,"
+    "unseen_after=3,unseen_until=25,cold_mix=0",
+    # ... and half of each diverse batch after the first from the uncertain+diverse branch.
+    "auto:switch_per_class=10,rare_share=0.5,rare_ratio=0.5,explore=0,cold_explore=0,unseen_share=0.4,"
+    "unseen_after=3,unseen_until=25,cold_mix=0.5",
+    # 15% of a first (diverse) batch under 50 rows to the rows farthest from its typical picks (opt-in).
     "auto:switch_per_class=10,rare_share=0.5,rare_ratio=0.5,explore=0,cold_explore=0.15,explore_with=coreset,"
-    "cold_explore_batch=50",
+    "cold_explore_batch=50,unseen_share=0,cold_mix=0",
 )
 DEFAULT_STRATEGIES = ("random", "entropy", "margin", "least_confidence", "modal_ranked", "auto", *AUTO_VARIANTS,
                       "typiclust", "kmeans", "margin_kmeans", "cluster_margin", "badge", "coreset", "class_balanced")
@@ -142,6 +144,8 @@ def simulate(spec, X, y, X_test, y_test, labels, batch, rounds, seed, rare=()):
     name, params = parse_spec(spec)
     strategy = None if name == "modal_ranked" else make_strategy(name, **params)
     labeled = np.zeros(X.shape[0], dtype=bool)
+    # The task's label set is declared, as in a labeling project's schema (``labels:`` in the config).
+    label_set = tuple(str(c) for c in labels)
     order: list[int] = []
     model, acc, f1, secs, min_class, rare_found = None, [], [], [], [], []
     for r in range(rounds):
@@ -154,10 +158,11 @@ def simulate(spec, X, y, X_test, y_test, labels, batch, rounds, seed, rare=()):
         else:
             if model is None:
                 why = "0 labeled rows" if lab.size == 0 else "one class labeled"
-                ctx = SelectionContext(X_pool, X_lab, y_lab, cold_start_reason=why)
+                ctx = SelectionContext(X_pool, X_lab, y_lab, cold_start_reason=why, label_set=label_set)
             else:
                 ctx = SelectionContext(X_pool, X_lab, y_lab, proba_pool=model.predict_proba(X_pool),
-                                       classes=np.asarray(model.classes_, dtype=object), classifier=model)
+                                       classes=np.asarray(model.classes_, dtype=object), classifier=model,
+                                       label_set=label_set)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 picks = strategy.select(ctx, batch, random_state=seed * 1000 + r).indices

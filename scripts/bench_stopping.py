@@ -81,6 +81,7 @@ def trace(name: str, seed: int, batch: int, rounds: int, cache_dir=None, strateg
     ids = np.array([f"row{i}" for i in train], dtype=object)
     stop_pos = np.flatnonzero(np.isin(ids, stop_set_ids(ids, [])))
     Xtr, ytr, Xte, yte = X[train], y[train], X[test], y[test]
+    label_set = sorted(set(y.tolist()))
     template = make_classifier(random_state=seed)
     chosen = np.zeros(train.size, dtype=bool)
     rows, prev = [], None
@@ -88,8 +89,9 @@ def trace(name: str, seed: int, batch: int, rounds: int, cache_dir=None, strateg
     with threadpool_limits(limits=1, user_api="blas"):
         for r in range(1, rounds + 1):
             lab, unl = np.flatnonzero(chosen), np.flatnonzero(~chosen)
+            # The label set is declared, as in bench_selection (a labeling project's schema).
             sel = select_batch(Xtr[lab], ytr[lab], Xtr[unl], batch, strategy=strategy, classifier=template,
-                               random_state=seed * 1000 + r)
+                               random_state=seed * 1000 + r, labels=label_set)
             chosen[unl[sel.indices]] = True
             lab = np.flatnonzero(chosen)
             multi = np.unique(ytr[lab]).size > 1

@@ -26,11 +26,13 @@ rows and refits the learner's estimator the way ``teach`` would, without that ca
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Callable
 
 import numpy as np
 
 from selector.errors import DataError
+from selector.round.compute import declared_labels
 from selector.round.embed import as_embeddings
 from selector.round.model import labels_problem
 from selector.strategies import SelectionContext, make_strategy
@@ -44,7 +46,8 @@ def _unit_rows(X) -> np.ndarray:
     return X / np.where(norms > 0, norms, 1.0)
 
 
-def query_strategy(name: str = "auto", *, random_state: int | None = 0, **params: Any) -> Callable:
+def query_strategy(name: str = "auto", *, random_state: int | None = 0, labels: Sequence[str] | None = None,
+                   **params: Any) -> Callable:
     """A modAL ``query_strategy`` running the selector strategy ``name`` (with ``params``).
 
     Parameters
@@ -53,6 +56,8 @@ def query_strategy(name: str = "auto", *, random_state: int | None = 0, **params
         Any registered strategy (``selector strategies`` lists them); checked now.
     random_state : int or None
         Seed of each query (the same learner state and seed give the same picks).
+    labels : sequence of str, optional
+        Every label the task allows; ``auto`` looks for the declared labels no training row has yet.
 
     Returns
     -------
@@ -61,6 +66,7 @@ def query_strategy(name: str = "auto", *, random_state: int | None = 0, **params
         ``X_pool``, best first, shape (n_instances,).
     """
     strategy = make_strategy(name, **params)
+    label_set = declared_labels(labels)
 
     def query(learner, X_pool, n_instances: int = 1, **_: Any):
         pool = _unit_rows(X_pool)
@@ -78,9 +84,10 @@ def query_strategy(name: str = "auto", *, random_state: int | None = 0, **params
             # The learner's own fitted model scores the pool (raw features, as it was trained).
             proba = np.asarray(estimator.predict_proba(np.asarray(X_pool)), dtype=np.float64)
             context = SelectionContext(pool, X_lab, y_lab, proba_pool=proba,
-                                       classes=np.asarray(estimator.classes_, dtype=object), classifier=estimator)
+                                       classes=np.asarray(estimator.classes_, dtype=object), classifier=estimator,
+                                       label_set=label_set)
         else:
-            context = SelectionContext(pool, X_lab, y_lab,
+            context = SelectionContext(pool, X_lab, y_lab, label_set=label_set,
                                        cold_start_reason=problem or "the learner's estimator is not fitted yet")
         selection = strategy.select(context, int(n_instances), random_state=random_state)
         return selection.indices, selection.scores

@@ -34,13 +34,23 @@ class AutoStrategy(Strategy):
     at is still found; then an optional ``explore`` share goes to ``explore_with`` picks (``cold``
     by default; ``coreset`` looks far from every label, where an unseen class would be) while the
     labels per labeled class are fewer than ``explore_until``; the hybrid fills the rest. Balanced
-    labels reserve nothing. The defaults (switch at 10 labels per class, up to half the batch for
-    classes below half the median, no exploration) were chosen on ``scripts/bench_selection.py``'s
-    seven settings, with a leave-one-setting-out check (docs/bench_selection_settings.md): 15%
-    core-set exploration found rare classes from round 2 on the imbalanced pool but cost final
-    accuracy on banking77 and sst2; the opt-in ``cold_explore`` (far rows in a small first batch)
-    wins the imbalanced pool without touching banking77 but costs sst2 and emotion. Every row's
-    reason starts with ``auto[<branch>]``.
+    labels reserve nothing.
+
+    When the task's labels are declared (``context.label_set``: ``labels:`` in the config, ``--labels``)
+    and some declared label has no labeled row once there are ``unseen_after`` labels per declared
+    label, ``unseen_share`` of the batch (either branch) goes to the core-set rows farthest from every
+    label, where a class the typical and uncertain picks never reach would be; it stops once every
+    declared label has a row, or at ``unseen_until`` labels per declared label (the class is then
+    absent or too rare to chase).
+
+    The defaults (switch at 10 labels per class, up to half the batch for classes below half the
+    median, 40% for unseen declared labels, no other exploration) were chosen on
+    ``scripts/bench_selection.py``'s seven settings, with a leave-one-setting-out check
+    (docs/bench_selection_settings.md): the declared-label search wins the imbalanced pool and leaves
+    the other six settings as they were; 15% core-set exploration throughout cost final accuracy on
+    banking77 and sst2; the opt-in ``cold_explore`` (far rows in a small first batch) costs sst2 and
+    emotion; the opt-in ``cold_mix`` (uncertain rows in a diverse batch that has a model) wins trec and
+    costs ag_news and banking77. Every row's reason starts with ``auto[<branch>]``.
 
     Parameters
     ----------
@@ -68,6 +78,17 @@ class AutoStrategy(Strategy):
     cold_explore_batch : int
         ``cold_explore`` applies to batches under this many rows only: each typical pick stands for
         about 1/batch of the pool, so a larger batch already reaches classes above 1/batch of it.
+    unseen_share : float
+        Share of the batch given to core-set picks while a declared label has no labeled row, in
+        [0, 1); 0 turns it off. Nothing happens without a declared label set.
+    unseen_after : float
+        Labels per declared label from which an unseen label is looked for (fewer labels than that
+        miss classes of ordinary size by chance).
+    unseen_until : float
+        Labels per declared label from which an unseen label is no longer looked for.
+    cold_mix : float
+        Share of a diversity-branch batch (once a classifier exists) taken from the ``hybrid``
+        branch instead of ``cold``, in [0, 1); 0 (the default) turns it off.
     """
 
     name = "auto"
@@ -77,7 +98,8 @@ class AutoStrategy(Strategy):
     def __init__(self, switch_per_class: float = 10.0, explore: float = 0.0, cold: str = "typiclust",
                  hybrid: str = "margin_kmeans", rare_share: float = 0.5, rare_ratio: float = 0.5,
                  explore_with: str | None = None, explore_until: float | None = None,
-                 cold_explore: float = 0.0, cold_explore_batch: int = 50) -> None:
+                 cold_explore: float = 0.0, cold_explore_batch: int = 50, unseen_share: float = 0.4,
+                 unseen_after: float = 3.0, unseen_until: float = 25.0, cold_mix: float = 0.0) -> None:
         if isinstance(switch_per_class, bool) or not isinstance(switch_per_class, (int, float)) or switch_per_class < 0:
             raise ValueError(f"switch_per_class must be a number >= 0, got {switch_per_class!r}")
         if isinstance(explore, bool) or not isinstance(explore, (int, float)) or not 0 <= explore < 1:
@@ -112,6 +134,18 @@ class AutoStrategy(Strategy):
         if isinstance(cold_explore_batch, bool) or not isinstance(cold_explore_batch, int) or cold_explore_batch < 1:
             raise ValueError(f"cold_explore_batch must be an integer >= 1, got {cold_explore_batch!r}")
         self.cold_explore_batch = cold_explore_batch
+        if isinstance(unseen_share, bool) or not isinstance(unseen_share, (int, float)) or not 0 <= unseen_share < 1:
+            raise ValueError(f"unseen_share must be in [0, 1), got {unseen_share!r}")
+        self.unseen_share = float(unseen_share)
+        if isinstance(unseen_until, bool) or not isinstance(unseen_until, (int, float)) or unseen_until <= 0:
+            raise ValueError(f"unseen_until must be a number > 0, got {unseen_until!r}")
+        self.unseen_until = float(unseen_until)
+        if isinstance(unseen_after, bool) or not isinstance(unseen_after, (int, float)) or unseen_after < 0:
+            raise ValueError(f"unseen_after must be a number >= 0, got {unseen_after!r}")
+        self.unseen_after = float(unseen_after)
+        if isinstance(cold_mix, bool) or not isinstance(cold_mix, (int, float)) or not 0 <= cold_mix < 1:
+            raise ValueError(f"cold_mix must be in [0, 1), got {cold_mix!r}")
+        self.cold_mix = float(cold_mix)
 
     def branch(self, context: SelectionContext) -> tuple[str, str]:
         """Which branch a context gets, and why in words: ``("cold" | "hybrid", why)``."""
@@ -125,13 +159,45 @@ class AutoStrategy(Strategy):
 
     def _select(self, context: SelectionContext, budget: int, *, random_state: int | None) -> Selection:
         which, why = self.branch(context)
+        unseen = context.unseen_labels() if context.n_labeled else []
+        # A declared label still without a row once there are unseen_after labels per declared label
+        # is a class the picks so far missed (a class of average size is then missed with chance
+        # e^-3 = 5%): margin never looks for it, so a share goes to the rows far from every label.
+        # Fewer labels than that say nothing (77 intents, 100 labels); past unseen_until labels per
+        # declared label the class is absent or too rare to chase.
+        per_declared = context.n_labeled / len(context.label_set) if unseen else 0.0
+        if unseen and not self.unseen_after <= per_declared < self.unseen_until:
+            unseen = []
+        n_unseen = int(round(self.unseen_share * budget)) if unseen and budget > 1 else 0
+        unseen_why = (f"{len(unseen)} declared label(s) with no labeled row yet: "
+                      f"{', '.join(unseen[:3])}{', ...' if len(unseen) > 3 else ''}")
         if which == "cold":
             # Each typical pick stands for about 1/budget of the pool, so a class smaller than that
             # share is never typical: only batches under cold_explore_batch rows need far picks.
-            n_far = int(round(self.cold_explore * budget)) if 1 < budget < self.cold_explore_batch else 0
+            n_cold = int(round(self.cold_explore * budget)) if 1 < budget < self.cold_explore_batch else 0
+            n_far = max(n_cold, n_unseen)
             n_far = min(n_far, max(0, context.n_pool - (budget - n_far)))
+            far_why = (f"auto[unseen class: {unseen_why}] far from the labeled and typical rows" if n_far > n_cold
+                       else f"auto[explore: {self.cold_explore:.0%} of a diverse batch, far from the typical rows]")
             picked = make_strategy(self.cold).select(context, budget - n_far, random_state=random_state)
             reasons = [f"auto[diverse: {why}] {r}" for r in picked.reasons]
+            n_mix = int(round(self.cold_mix * (budget - n_far))) if context.has_model and budget > 1 else 0
+            if n_mix:
+                keep_n = budget - n_far - n_mix
+                typical = picked.indices[:keep_n]
+                main = make_strategy(self.hybrid).select(context, min(context.n_pool, n_mix + keep_n),
+                                                         random_state=random_state)
+                ok = ~np.isin(main.indices, typical)
+                ok &= np.cumsum(ok) <= n_mix
+                info = dict(picked.info)
+                if "cluster" in info:
+                    info["cluster"] = np.concatenate([np.asarray(info["cluster"], dtype=np.int64)[:keep_n],
+                                                      np.full(int(ok.sum()), -1, dtype=np.int64)])
+                picked = Selection(np.concatenate([typical, main.indices[ok]]),
+                                   np.concatenate([picked.scores[:keep_n], main.scores[ok]]),
+                                   np.array(reasons[:keep_n] + [f"auto[mix: {self.cold_mix:.0%} uncertain] {r}"
+                                                                for r in main.reasons[ok]], dtype=object), info)
+                reasons = list(picked.reasons)
             if not n_far:
                 return Selection(picked.indices, picked.scores, np.array(reasons, dtype=object),
                                  dict(picked.info, branch="diverse", why=why))
@@ -141,15 +207,16 @@ class AutoStrategy(Strategy):
                                     with_picked=picked.indices, strategy="coreset")
             indices = np.concatenate([picked.indices, np.array([f[0] for f in far], dtype=np.int64)])
             scores = np.concatenate([picked.scores, np.array([f[1] for f in far], dtype=np.float64)])
-            reasons += [f"auto[explore: {self.cold_explore:.0%} of a diverse batch, far from the typical rows] {f[2]}"
-                        for f in far]
+            reasons += [f"{far_why} {f[2]}" for f in far]
             info = dict(picked.info)
             if "cluster" in info:  # far picks belong to no cluster of the diverse branch
                 info["cluster"] = np.concatenate([np.asarray(info["cluster"], dtype=np.int64),
                                                   np.full(len(far), -1, dtype=np.int64)])
             return Selection(indices, scores, np.array(reasons, dtype=object),
-                             dict(info, branch="diverse", why=why, n_explore=len(far)))
+                             dict(info, branch="diverse", why=why, n_explore=len(far) if n_far == n_cold else 0,
+                                  n_unseen=len(far) if n_far > n_cold else 0))
         rare_picks, counts = self._rare_picks(context, budget)
+        n_unseen_taken = 0
         names = np.asarray(context.classes).astype(str)
         indices, scores, reasons, clusters = [], [], [], []
         for pos, c, sim, pr in rare_picks:
@@ -158,6 +225,14 @@ class AutoStrategy(Strategy):
             reasons.append(f"auto[rare class: {names[c]} has {counts[c]} labels, < {self.rare_ratio:g} x the "
                            f"median class] explores around its labeled rows: similarity {sim:.2f}, P({names[c]}) {pr:.2f}")
             clusters.append(-1)
+        if n_unseen:
+            for pos, score, why_row in self._novel_picks(context, min(n_unseen, budget - len(indices)), set(indices),
+                                                         random_state, strategy="coreset"):
+                indices.append(pos)
+                scores.append(score)
+                reasons.append(f"auto[unseen class: {unseen_why}] {why_row}")
+                clusters.append(-1)
+                n_unseen_taken += 1
         n_explore = int(round(self.explore * budget)) if budget > 1 else 0
         if self.explore_until is not None and context.n_labeled / max(1, counts.size) >= self.explore_until:
             n_explore = 0  # enough labels per known class: the exploration phase is over
@@ -178,8 +253,9 @@ class AutoStrategy(Strategy):
         out_idx = np.concatenate([main.indices[keep], np.asarray(indices, dtype=np.int64)]).astype(np.int64)
         out_scores = np.concatenate([main.scores[keep], np.asarray(scores, dtype=np.float64)])
         out_reasons = [f"auto[uncertain+diverse: {why}] {r}" for r in main.reasons[keep]] + reasons
-        info = {"branch": "uncertain+diverse", "why": why, "n_explore": len(indices) - len(rare_picks),
-                "n_rare": len(rare_picks)}
+        info = {"branch": "uncertain+diverse", "why": why,
+                "n_explore": len(indices) - len(rare_picks) - n_unseen_taken, "n_rare": len(rare_picks),
+                "n_unseen": n_unseen_taken}
         if cluster is not None:
             info["cluster"] = np.concatenate([np.asarray(cluster, dtype=np.int64)[keep],
                                               np.asarray(clusters, dtype=np.int64)])

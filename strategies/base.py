@@ -39,6 +39,9 @@ class SelectionContext:
     classifier : fitted scikit-learn estimator or None
     cold_start_reason : str or None
         Why ``proba_pool`` is None, in words (shown in the queue's ``reason`` column).
+    label_set : tuple of str or None
+        Every label the task allows, when the user declared them (``labels:`` in the config); a
+        declared label with no labeled row yet is a class nobody has found (``auto`` looks for it).
     """
 
     X_pool: np.ndarray
@@ -48,6 +51,7 @@ class SelectionContext:
     classes: np.ndarray | None = None
     classifier: Any = None
     cold_start_reason: str | None = None
+    label_set: tuple[str, ...] | None = None
 
     @property
     def n_pool(self) -> int:
@@ -60,6 +64,13 @@ class SelectionContext:
     @property
     def has_model(self) -> bool:
         return self.proba_pool is not None
+
+    def unseen_labels(self) -> list[str]:
+        """Declared labels (``label_set``) with no labeled row yet, in declared order; [] when none are declared."""
+        if not self.label_set:
+            return []
+        seen = set(np.asarray(self.y_labeled).astype(str).tolist())
+        return [c for c in self.label_set if c not in seen]
 
 
 @dataclass(frozen=True)

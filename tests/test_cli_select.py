@@ -107,6 +107,17 @@ def test_config_file_and_flag_precedence(tmp_path, csv_file):
     assert len(queue) == 10 and (queue["strategy"] == "least_confidence").all()
 
 
+def test_declared_labels_no_row_has_yet_get_a_share_of_the_queue(tmp_path, csv_file):
+    """``--labels`` (or ``labels:`` in the config) declares the label set; auto spends its ``unseen_share``
+    on rows far from every label for a declared label nobody has found, and says which."""
+    out, _ = select(csv_file, tmp_path, "--labels", "sports,finance,weather,politics")
+    reasons = pd.read_csv(out, keep_default_na=False)["reason"]
+    unseen = reasons[reasons.str.startswith("auto[unseen class: 1 declared label(s) with no labeled row yet: politics]")]
+    assert 0 < len(unseen) < len(reasons)
+    plain, _ = select(csv_file, tmp_path, out_name="plain.csv")
+    assert not pd.read_csv(plain, keep_default_na=False)["reason"].str.contains("unseen class").any()
+
+
 def test_default_config_documents_every_key():
     import dataclasses
     from pathlib import Path

@@ -67,3 +67,22 @@ def test_cold_start_learner_and_errors(trec):
     assert len(set(idx.tolist())) == 10  # no model yet: selector's model-free cold start
     with pytest.raises(UnknownStrategyError):
         bridge.query_strategy("margn")
+
+
+def test_declared_labels_reach_auto_through_the_bridge(trec):
+    """With ``labels=`` the bridge tells auto the task's label set: declared labels no training row has
+    take 40% of the query (far from every label), which changes the picks; declaring only labels the
+    learner has already seen changes nothing."""
+    X, y, _, _ = trec
+    seed = np.flatnonzero(np.isin(y, ["DESC", "ENTY"]))[:30]
+    pool = np.setdiff1d(np.arange(len(y)), seed)
+    picks = {}
+    for labels in (sorted(set(y.tolist())), ["DESC", "ENTY"], None):
+        query = bridge.query_strategy("auto", labels=labels, switch_per_class=5)
+        learner = ActiveLearner(estimator=LogisticRegression(max_iter=1000), query_strategy=query,
+                                X_training=X[seed], y_training=y[seed])
+        idx, _ = learner.query(X[pool], n_instances=30)
+        picks[len(labels or ())] = idx.tolist()
+        assert len(set(idx.tolist())) == 30
+    assert picks[2] == picks[0]
+    assert len(set(picks[6]) - set(picks[0])) >= 10

@@ -47,10 +47,13 @@ def test_stopping_hint_object_follows_a_real_loop_and_agrees_with_status(trec):
     assert answers[0] is False and answers[1] is False  # too early to judge
     assert hint.points[-1].n_labeled == 1200
     assert all(p.kappa_prev is not None for p in hint.points[1:])
-    # Hashing features keep the model moving at 1,200 labels: agreement rises but has not levelled off.
+    # Hashing features keep the model moving at 1,200 labels: agreement has risen, and either it is still
+    # rising or CV macro-F1 is (which of the two holds the hint back moved with the machine's BLAS sums:
+    # kappa 0.932 levelled off with F1 +0.057 on one 2-core machine, still rising on another).
     kappas = [p.kappa_prev for p in hint.points[1:]]
     assert not any(answers) and np.mean(kappas[-2:]) > np.mean(kappas[:2]) + 0.2
-    assert hint.reason.startswith("keep labeling: predictions still settling")
+    assert hint.reason.startswith(("keep labeling: predictions still settling", "keep labeling: predictions stable"))
+    assert "still settling" in hint.reason or "still rising by more than" in hint.reason
 
 
 def test_stopping_hint_object_signature_and_errors():

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pytest
 
@@ -264,6 +262,49 @@ def test_auto_cold_explore_takes_the_rows_farthest_from_the_typical_ones():
     for bad in ({"cold_explore": 1.0}, {"cold_explore": -0.1}, {"cold_explore_batch": 0}, {"cold_explore_batch": 2.5}):
         with pytest.raises(ConfigError):
             make_strategy("auto", **bad)
+
+
+def test_auto_looks_for_declared_labels_no_row_has_yet():
+    """Two classes labeled, a third declared (``label_set``) but never found: margin looks only at the
+    boundary of the two it knows (the third class's lone rows are confidently "a" to the model), and
+    ``auto``'s ``unseen_share`` goes to the rows farthest from every label, where those rows are. It names the label it looks for; without a declared
+    label set, or once every declared label has a row, nothing is reserved."""
+    rng = np.random.default_rng(0)
+    X = np.vstack([np.eye(3)[0] + 0.2 * rng.normal(size=(300, 3)), np.eye(3)[1] + 0.2 * rng.normal(size=(300, 3)),
+                   np.array([0.5, -0.8, -0.3]) + 0.05 * rng.normal(size=(3, 3))]).astype(np.float32)
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    lab = np.r_[0:15, 300:315]
+    y = np.array(["a"] * 15 + ["b"] * 15, dtype=object)
+    pool = np.setdiff1d(np.arange(X.shape[0]), lab)
+    lone = set(np.flatnonzero(pool >= 600).tolist())
+    strategy = make_strategy("auto", switch_per_class=5, unseen_share=0.2)
+    context = build_context(X[lab], y, X[pool], random_state=0, label_set=["a", "b", "c"])
+    assert context.unseen_labels() == ["c"]
+    sel = strategy.select(context, 15, random_state=0)
+    unseen = [int(p) for p, r in zip(sel.indices, sel.reasons)
+              if r.startswith("auto[unseen class: 1 declared label(s) with no labeled row yet: c] coreset")]
+    # Core-set spreads the share: one row of the lone group (the rest of it is then near a pick).
+    assert len(set(unseen) & lone) == 1 and len(unseen) == sel.info["n_unseen"] == 3
+    assert np.unique(sel.indices).size == 15 and sel.info["cluster"].size == 15
+    undeclared = strategy.select(build_context(X[lab], y, X[pool], random_state=0), 15, random_state=0)
+    assert not set(undeclared.indices.tolist()) & lone and undeclared.info["n_unseen"] == 0
+    all_seen = build_context(X[lab], y, X[pool], random_state=0, label_set=["a", "b"])
+    assert strategy.select(all_seen, 15, random_state=0).info["n_unseen"] == 0
+    # 30 labels for 3 declared labels: at unseen_until=10 per label, "c" is taken as absent.
+    given_up = make_strategy("auto", switch_per_class=5, unseen_share=0.2, unseen_until=10)
+    assert given_up.select(context, 15, random_state=0).info["n_unseen"] == 0
+    # ... and at unseen_after=12 per label, 10 labels per declared label are too few to call it missed.
+    too_early = make_strategy("auto", switch_per_class=5, unseen_share=0.2, unseen_after=12)
+    assert too_early.select(context, 15, random_state=0).info["n_unseen"] == 0
+    # Still in the diverse branch (few labels per class), the share goes to far rows there too.
+    cold = make_strategy("auto", switch_per_class=20, unseen_share=0.2).select(context, 15, random_state=0)
+    assert cold.info["branch"] == "diverse" and cold.info["n_unseen"] == 3 and set(cold.indices.tolist()) & lone
+    for bad in ({"unseen_share": 1.0}, {"unseen_share": -0.1}, {"unseen_share": True}, {"unseen_until": 0}, {"unseen_after": -1},
+                {"cold_mix": 1.0}):
+        with pytest.raises(ConfigError):
+            make_strategy("auto", **bad)
+    with pytest.raises(ConfigError, match="label_set"):
+        build_context(X[lab], y, X[pool], label_set="abc")
 
 
 def test_auto_rejects_a_cold_branch_that_needs_a_model():

@@ -15,6 +15,7 @@ from selector.cli.options import (
     Shared,
     no_stdin,
     shared_options,
+    split_list,
 )
 from selector.config import DEFAULT_CACHE_NAME, cache_dir_for
 from selector.errors import ConfigError
@@ -38,6 +39,7 @@ def select_command(
     gold_rate: Optional[float] = typer.Option(None, "--gold-rate", help="Share of the queue that is gold, with --gold [default: 0.05]."),
     bucket_priority: Optional[float] = typer.Option(None, "--bucket-priority", help="Share of the budget (0-1) reserved for unlabeled rows of the rarest failure buckets (`bucket` column, see `selector ingest`)."),
     no_suspects: bool = typer.Option(False, "--no-suspects", help="Skip the mislabel-suspect list beside the queue."),
+    labels: Optional[str] = typer.Option(None, "--labels", help="Every label the task allows: 'a,b,c' or a file with one per line; auto looks for the ones no row has yet [default: config 'labels']."),
     opts: Shared = None,
 ) -> None:
     """Choose the next rows to label and write them as a ranked queue (+ a mislabel-suspect list)."""
@@ -49,7 +51,8 @@ def select_command(
         # The package folder may be read-only: the example's cache and ledger live in the working folder.
         data, ledger = example_path(), Path(DEFAULT_CACHE_NAME) / ledger_name(example_path())
         opts.cache_dir = opts.cache_dir if opts.cache_dir is not None else Path(DEFAULT_CACHE_NAME)
-    config = opts.config(budget=budget, strategy=strategy, engine=engine, ray_address=address)
+    config = opts.config(budget=budget, strategy=strategy, engine=engine, ray_address=address,
+                         labels=split_list(labels))
     t0 = time.perf_counter()
     result = run_round(data, config=config, out=out, embeddings=opts.embeddings, cache_dir=cache_dir_for(data, config),
                        gold=gold_file, gold_rate=gold_rate, bucket_priority=bucket_priority,

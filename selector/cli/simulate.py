@@ -60,7 +60,7 @@ def simulate_command(
     X, estats = embed_pool(pool, config, embeddings=X_given, cache_dir=cache, show_progress=not opts.quiet)
     split = df["split"].to_numpy(dtype=object) if "split" in df.columns else None
     result = simulate(X, pool.labels.astype(str), strategies=names, batch=batch, rounds=rounds, seeds=seeds,
-                      split=split, test_size=test_size, random_state=seed,
+                      split=split, test_size=test_size, random_state=seed, label_set=config.labels,
                       progress=None if opts.quiet else (lambda line: info(line)))
     lines = verdicts(result)
     title = f"{data.parent.name}/{data.name}: batch {batch}, {seeds} seed(s), test n={result.n_test}"

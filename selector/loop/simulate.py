@@ -86,7 +86,7 @@ def _evaluate(template, X_tr, y_tr, X_te, y_te) -> tuple[float, float]:
 
 def simulate(X: np.ndarray, labels: np.ndarray, *, strategies: Sequence[str], batch: int, rounds: int,
              seeds: int = 1, split: np.ndarray | None = None, test_size: float = 0.2, classifier=None,
-             random_state: int = 0, progress=None) -> SimulationResult:
+             random_state: int = 0, progress=None, label_set: Sequence[str] | None = None) -> SimulationResult:
     """Run oracle labeling loops for each strategy and seed.
 
     Parameters
@@ -103,6 +103,8 @@ def simulate(X: np.ndarray, labels: np.ndarray, *, strategies: Sequence[str], ba
     classifier : unfitted scikit-learn estimator, optional (default logistic regression)
     progress : callable(str), optional
         Called with one line per finished (strategy, seed).
+    label_set : sequence of str, optional
+        The declared labels (the config's ``labels``), passed to each selection as ``select`` would.
 
     Returns
     -------
@@ -127,10 +129,11 @@ def simulate(X: np.ndarray, labels: np.ndarray, *, strategies: Sequence[str], ba
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=1, user_api="blas"):
-        return _simulate(X, labels, train, test, template, strategies, batch, rounds, seeds, random_state, progress)
+        return _simulate(X, labels, train, test, template, strategies, batch, rounds, seeds, random_state, progress,
+                         label_set)
 
 
-def _simulate(X, labels, train, test, template, strategies, batch, rounds, seeds, random_state, progress):
+def _simulate(X, labels, train, test, template, strategies, batch, rounds, seeds, random_state, progress, label_set):
 
     X_tr, y_tr, X_te, y_te = X[train], labels[train], X[test], labels[test]
     full_acc, full_f1 = _evaluate(template, X_tr, y_tr, X_te, y_te)
@@ -146,7 +149,7 @@ def _simulate(X, labels, train, test, template, strategies, batch, rounds, seeds
                     # The cold-start fallback warning repeats every simulated loop; the curve shows it.
                     warnings.filterwarnings("ignore", message="cold start.*")
                     sel = select_batch(X_tr[lab], y_tr[lab], X_tr[unl], batch, strategy=name, classifier=template,
-                                       random_state=s * 1000 + r)
+                                       random_state=s * 1000 + r, labels=label_set)
                 chosen[unl[sel.indices]] = True
                 lab = np.flatnonzero(chosen)
                 acc, f1 = _evaluate(template, X_tr[lab], y_tr[lab], X_te, y_te)

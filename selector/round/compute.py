@@ -6,12 +6,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from selector.errors import DataError
+from selector.errors import ConfigError, DataError
 from selector.models.classifiers import aligned_proba, fit_classifier, make_classifier
 from selector.round.embed import as_embeddings
 from selector.round.model import labels_problem
@@ -39,7 +40,8 @@ def _chunked_proba(model, X: np.ndarray, classes: np.ndarray) -> np.ndarray:
 
 
 def build_context(X_labeled: np.ndarray, y_labeled: np.ndarray, X_pool: np.ndarray, *,
-                  classifier=None, random_state: int | None = None) -> SelectionContext:
+                  classifier=None, random_state: int | None = None,
+                  label_set: Sequence[str] | None = None) -> SelectionContext:
     """Fit the classifier on the labeled rows (when possible) and score the pool.
 
     Parameters
@@ -49,6 +51,9 @@ def build_context(X_labeled: np.ndarray, y_labeled: np.ndarray, X_pool: np.ndarr
     X_pool : ndarray, shape (n_pool, d)
     classifier : scikit-learn estimator with predict_proba, optional
         Unfitted template; default logistic regression.
+    label_set : sequence of str, optional
+        Every label the task allows (the config's ``labels``); ``auto`` looks for declared labels that
+        have no labeled row yet.
 
     Returns
     -------
@@ -63,19 +68,30 @@ def build_context(X_labeled: np.ndarray, y_labeled: np.ndarray, X_pool: np.ndarr
         raise DataError(f"X_labeled has {X_labeled.shape[0]} rows but y_labeled has {y_labeled.shape[0]}")
     if X_labeled.shape[0] and X_labeled.shape[1] != X_pool.shape[1]:
         raise DataError(f"X_labeled has {X_labeled.shape[1]} dimensions but X_pool has {X_pool.shape[1]}")
+    declared = declared_labels(label_set)
     problem = labels_problem(y_labeled)
     if problem is not None:
-        return SelectionContext(X_pool, X_labeled, y_labeled, cold_start_reason=problem)
+        return SelectionContext(X_pool, X_labeled, y_labeled, cold_start_reason=problem, label_set=declared)
     template = classifier if classifier is not None else make_classifier(random_state=random_state)
     model = fit_classifier(template, X_labeled, y_labeled.astype(str))
     classes = np.asarray(model.classes_, dtype=object)
     proba = _chunked_proba(model, X_pool, classes) if X_pool.shape[0] else np.zeros((0, classes.size))
-    return SelectionContext(X_pool, X_labeled, y_labeled, proba_pool=proba, classes=classes, classifier=model)
+    return SelectionContext(X_pool, X_labeled, y_labeled, proba_pool=proba, classes=classes, classifier=model,
+                            label_set=declared)
+
+
+def declared_labels(label_set: Sequence[str] | None) -> tuple[str, ...] | None:
+    """The declared labels as a tuple of distinct strings, in order; None when none are declared."""
+    if label_set is None:
+        return None
+    if isinstance(label_set, str) or not all(isinstance(v, str) and v.strip() for v in label_set):
+        raise ConfigError(f"label_set must be a list of non-empty strings, got {label_set!r}")
+    return tuple(dict.fromkeys(v.strip() for v in label_set)) or None
 
 
 def select_batch(X_labeled: np.ndarray, y_labeled: np.ndarray, X_pool: np.ndarray, budget: int, *,
                  strategy: str = "auto", classifier=None, random_state: int | None = None,
-                 strategy_params: dict[str, Any] | None = None) -> Selection:
+                 strategy_params: dict[str, Any] | None = None, labels: Sequence[str] | None = None) -> Selection:
     """Pick ``budget`` rows of ``X_pool`` to label next.
 
     Parameters
@@ -90,6 +106,9 @@ def select_batch(X_labeled: np.ndarray, y_labeled: np.ndarray, X_pool: np.ndarra
         A registered strategy name (``selector.strategies.available_strategies()``).
     classifier : scikit-learn estimator with predict_proba, optional
     random_state : int or None
+    labels : sequence of str, optional
+        Every label the task allows; ``auto`` spends a share of the batch looking for declared labels
+        that have no labeled row yet (its ``unseen_share``).
 
     Returns
     -------
@@ -97,7 +116,8 @@ def select_batch(X_labeled: np.ndarray, y_labeled: np.ndarray, X_pool: np.ndarra
         ``.indices`` are positions in ``X_pool`` in rank order, ``.scores`` their scores.
     """
     strat = make_strategy(strategy, **(strategy_params or {}))
-    context = build_context(X_labeled, y_labeled, X_pool, classifier=classifier, random_state=random_state)
+    context = build_context(X_labeled, y_labeled, X_pool, classifier=classifier, random_state=random_state,
+                            label_set=labels)
     return strat.select(context, budget, random_state=random_state)
 
 

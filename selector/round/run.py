@@ -284,7 +284,8 @@ def compute_round(plan: RoundPlan, *, show_progress: bool = False, on_step=None)
     lab, unl = pool.labeled_positions, pool.pool_positions
     y = pool.labels[lab].astype(str)
     t_fit, c_fit = time.perf_counter(), time.process_time()
-    context = build_context(X[lab], y, X[unl], classifier=plan.template, random_state=config.seed)
+    context = build_context(X[lab], y, X[unl], classifier=plan.template, random_state=config.seed,
+                            label_set=config.labels)
     t_oof, c_oof = time.perf_counter(), time.process_time()
     oof = None
     # The one out-of-fold pass, when something reads it: the suspects, or the record's CV figures.
