@@ -116,6 +116,15 @@ def test_declared_labels_no_row_has_yet_get_a_share_of_the_queue(tmp_path, csv_f
     assert 0 < len(unseen) < len(reasons)
     plain, _ = select(csv_file, tmp_path, out_name="plain.csv")
     assert not pd.read_csv(plain, keep_default_na=False)["reason"].str.contains("unseen class").any()
+    # Without --quiet the run says how many queued rows look for them; a labeled row whose label is
+    # not declared is a warning naming the label.
+    out = tmp_path / "told.csv"
+    told = runner.invoke(app, ["select", str(csv_file), "--budget", "10", "--out", str(out), "--model", "hashing",
+                               "--cache-dir", str(tmp_path / "cache"), "--labels", "sports,finance,politics"])
+    assert told.exit_code == 0, told.output
+    assert "warning: " in told.output and "1 label(s) outside the declared labels: weather" in told.output
+    unseen = (pd.read_csv(out, keep_default_na=False)["reason"].str.startswith("auto[unseen class")).sum()
+    assert f"auto: {unseen} of 10 queued rows look for declared labels that no row has yet" in told.output
 
 
 def test_default_config_documents_every_key():

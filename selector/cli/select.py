@@ -70,6 +70,10 @@ def select_command(
         info(f"mixed {len(result.gold_ids)} gold items into the queue (ids in {result.written['record']}, "
              f"answer key {result.written['gold_key']})", opts.quiet)
     s = result.stats
+    n_unseen = s.get("strategy_info", {}).get("n_unseen", 0)
+    if n_unseen:
+        info(f"auto: {n_unseen} of {s['n_selected']} queued rows look for declared labels that no row has yet "
+             "(reason 'auto[unseen class: ...]')", opts.quiet)
     info(f"round {result.record['round']}: queued {s['n_selected']} of {s['n_unlabeled']} unlabeled rows "
          f"({s['n_labeled']} labeled) with {config.strategy!r} -> {out} ; embedded {s['n_embedded']} new texts, "
          f"{s['n_cached']} from cache; {time.perf_counter() - t0:.1f}s", opts.quiet)

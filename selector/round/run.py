@@ -247,6 +247,12 @@ def plan_round(data: str | Path | pd.DataFrame, config: SelectConfig | None = No
     if cache_dir is not None and X_given is None:
         check_cache_root(cache_dir)
 
+    if config.labels is not None:
+        outside = sorted(set(pool.labels[pool.labeled].astype(str).tolist()) - set(config.labels))
+        if outside:
+            warnings.warn(f"{source}: labeled rows carry {len(outside)} label(s) outside the declared labels: "
+                          f"{', '.join(outside[:5])}{', ...' if len(outside) > 5 else ''}; correct them or add them "
+                          "to `labels` (`selector validate --labels ...` lists the rows)", stacklevel=3)
     budget = config.budget
     if budget > n_pool:
         warnings.warn(f"budget {budget} is larger than the pool ({n_pool} unlabeled rows); queueing the whole pool",
