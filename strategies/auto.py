@@ -185,10 +185,7 @@ class AutoStrategy(Strategy):
             if n_mix:
                 keep_n = budget - n_far - n_mix
                 typical = picked.indices[:keep_n]
-                main = make_strategy(self.hybrid).select(context, min(context.n_pool, n_mix + keep_n),
-                                                         random_state=random_state)
-                ok = ~np.isin(main.indices, typical)
-                ok &= np.cumsum(ok) <= n_mix
+                main, ok = self._hybrid_picks(context, n_mix, typical, random_state)
                 info = dict(picked.info)
                 if "cluster" in info:
                     info["cluster"] = np.concatenate([np.asarray(info["cluster"], dtype=np.int64)[:keep_n],
@@ -243,11 +240,7 @@ class AutoStrategy(Strategy):
                 reasons.append(f"auto[explore: up to {self.explore:.0%} of the batch] {why_row}")
                 clusters.append(-1)
         n_main = budget - len(indices)
-        taken = set(indices)
-        main = make_strategy(self.hybrid).select(
-            context, min(context.n_pool, n_main + len(taken)), random_state=random_state)
-        keep = np.array([p not in taken for p in main.indices.tolist()], dtype=bool)
-        keep &= np.cumsum(keep) <= n_main
+        main, keep = self._hybrid_picks(context, n_main, np.asarray(indices, dtype=np.int64), random_state)
         cluster = main.info.get("cluster")
         # Uncertain rows first (the batch's ranking), then the reserved ones; reserved rows carry cluster -1.
         out_idx = np.concatenate([main.indices[keep], np.asarray(indices, dtype=np.int64)]).astype(np.int64)
@@ -260,6 +253,15 @@ class AutoStrategy(Strategy):
             info["cluster"] = np.concatenate([np.asarray(cluster, dtype=np.int64)[keep],
                                               np.asarray(clusters, dtype=np.int64)])
         return Selection(out_idx, out_scores, np.array(out_reasons, dtype=object), info)
+
+    def _hybrid_picks(self, context: SelectionContext, n: int, taken: np.ndarray,
+                      random_state: int | None) -> tuple[Selection, np.ndarray]:
+        """The ``hybrid`` strategy's selection and a mask of its first ``n`` picks not in ``taken``
+        (pool positions already in the batch), shape (len(selection),)."""
+        main = make_strategy(self.hybrid).select(context, min(context.n_pool, n + taken.size), random_state=random_state)
+        keep = ~np.isin(main.indices, taken)
+        keep &= np.cumsum(keep) <= n
+        return main, keep
 
     def _novel_picks(self, context: SelectionContext, n: int, taken: set[int], random_state: int | None,
                      with_picked: np.ndarray | None = None,
