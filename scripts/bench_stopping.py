@@ -7,17 +7,21 @@ the fixed 500-row stop set, Cohen's kappa against the previous round) and what t
 held-out test accuracy. The traces are stored in ``--out`` and reused while the ``selector`` sources
 are unchanged (each trace records a hash of them; a trace from other code is recomputed).
 
-Then, on those traces, each candidate rule (kappa threshold x F1 tolerance x window, the same
-``stopping_hint`` function ``selector status`` and :class:`selector.loop.stopping.StoppingHint`
+Then, on those traces, each candidate rule (change threshold x ceiling x fall x F1 tolerance x window,
+the same ``stopping_hint`` function ``selector status`` and :class:`selector.loop.stopping.StoppingHint`
 call) is scored per trace:
 
 * plateau round: the first round whose test accuracy is within 1 point of the final accuracy
   (mean of the last three rounds);
 * fire round: the first round the rule says "gains have flattened" (never = a miss);
-  the rules: mean kappa of the last ``window`` comparisons >= a threshold, or >= a floor and no more
-  than epsilon above the ``window`` before; and (unless ``-``) the last CV macro-F1 change <= a tolerance;
+  the rules: the mean share of stop-set predictions that changed between successive models over the
+  last ``window`` comparisons <= a threshold, or <= a ceiling and no longer falling (at least
+  ``1 - fall`` times the ``window`` before); and (unless ``-``) the last CV macro-F1 change <= a tolerance;
 * error = fire - plateau (rounds; negative = early) and early cost = test accuracy at the plateau
   round minus at the fire round, when the rule fires first.
+
+The kappa rules the hint used before (Bloodgood & Vijay-Shanker's kappa >= 0.99 over 3 comparisons,
+and kappa >= 0.98 or >= 0.93 and no longer rising over 2) are scored on the same traces for comparison.
 
 Targets (issue 13): the default rule within +-2 rounds of the plateau on most traces (more than
 half) and never more than 1 point of accuracy early. The rule is chosen leave-one-setting-out
@@ -44,11 +48,11 @@ from bench_common import code_fingerprint, dataset_embeddings, train_test  # noq
 
 from selector.loop.ledger import stop_set_ids  # noqa: E402
 from selector.loop.status import (  # noqa: E402
+    CHANGE_CEILING,
+    CHANGE_FALL,
+    CHANGE_THRESHOLD,
     F1_TOLERANCE,
-    KAPPA_EPSILON,
-    KAPPA_FLOOR,
-    KAPPA_THRESHOLD,
-    KAPPA_WINDOW,
+    WINDOW,
     MeasurePoint,
     kappa,
     stopping_hint,
@@ -58,13 +62,15 @@ from selector.round.compute import select_batch  # noqa: E402
 from selector.round.model import cv_metrics  # noqa: E402
 
 SETTINGS = ("ag_news", "trec", "banking77", "sst2", "emotion", "sms_spam")
-KAPPAS = (0.97, 0.98, 0.99)
+THRESHOLDS = (0.01, 0.015, 0.02, 0.025)
+CEILINGS = (0.0, 0.04, 0.05, 0.06)  # 0.0: the ceiling branch is off (change_threshold alone)
+FALLS = (0.0, 0.1, 0.2)
 F1_TOLERANCES = (None, 0.01, 0.02)
 WINDOWS = (2, 3)
-FLOORS = (0.85, 0.9, 0.93, 1.0)  # 1.0: the floor branch is off (kappa_threshold alone)
-EPSILONS = (0.0, 0.005, 0.01)
-#: The rule before issue 13 (Bloodgood & Vijay-Shanker's 0.99 over 3 comparisons, + CV macro-F1).
-BEFORE = (0.99, 0.01, 3, 1.0, 0.0)
+#: The kappa rules before, as (kappa threshold, F1 tolerance, window, kappa floor, epsilon): the rule
+#: before issue 13 (Bloodgood & Vijay-Shanker's 0.99 over 3 comparisons, + CV macro-F1) and the rule of
+#: the stop before this one (kappa >= 0.98, or >= 0.93 and no more than 0.005 above the window before).
+KAPPA_RULES = {"before issue 13": (0.99, 0.01, 3, 1.0, 0.0), "last stop": (0.98, 0.01, 2, 0.93, 0.005)}
 PLATEAU_POINTS = 0.01
 MAX_POOL = 10_000
 
@@ -106,25 +112,53 @@ def trace(name: str, seed: int, batch: int, rounds: int, cache_dir=None, strateg
             "wall_s": time.perf_counter() - t0}
 
 
-def fire_round(rows: list[dict], kappa_threshold: float, f1_tolerance: float | None, window: int,
-               kappa_floor: float, kappa_epsilon: float) -> int | None:
+def changes(rows: list[dict]) -> list[float | None]:
+    """Per round, the share of stop-set predictions that changed since the last round with a model."""
+    out, prev = [], None
+    for row in rows:
+        cur = row["predictions"]
+        out.append(None if cur is None or prev is None else float(np.mean(np.asarray(cur) != np.asarray(prev))))
+        prev = cur if cur is not None else prev
+    return out
+
+
+def fire_round(rows: list[dict], change_threshold: float, change_ceiling: float, change_fall: float,
+               f1_tolerance: float | None, window: int) -> int | None:
     """First round (1-based) at which ``stopping_hint`` says the gains have flattened, or None."""
     points = []
-    for row in rows:
+    for row, changed in zip(rows, changes(rows)):
         point = MeasurePoint(f"round {row['round']}", row["labels"], row["cv"], None)
-        point.kappa_prev = row["kappa"]
+        point.changed_prev = changed
         points.append(point)
-        if stopping_hint(points, kappa_threshold=kappa_threshold, f1_tolerance=f1_tolerance, window=window,
-                         kappa_floor=kappa_floor, kappa_epsilon=kappa_epsilon)[0]:
+        if stopping_hint(points, change_threshold=change_threshold, change_ceiling=change_ceiling,
+                         change_fall=change_fall, f1_tolerance=f1_tolerance, window=window)[0]:
             return row["round"]
     return None
 
 
-def score_trace(rows: list[dict], rule: tuple[float, float, int]) -> dict:
+def kappa_fire_round(rows: list[dict], kappa_threshold: float, f1_tolerance: float | None, window: int,
+                     kappa_floor: float, kappa_epsilon: float) -> int | None:
+    """First round at which an earlier kappa rule fired (for comparison only; the hint no longer uses it)."""
+    kappas, f1s = [], []
+    for row in rows:
+        if row["kappa"] is not None:
+            kappas.append(row["kappa"])
+        if row["cv"]:
+            f1s.append(row["cv"]["macro_f1"])
+        if len(kappas) < 2 * window or len(f1s) < 2:
+            continue
+        k, before = np.mean(kappas[-window:]), np.mean(kappas[-2 * window:-window])
+        stable = k >= kappa_threshold or (k >= kappa_floor and k - before <= kappa_epsilon)
+        if stable and (f1_tolerance is None or f1s[-1] - f1s[-2] <= f1_tolerance):
+            return row["round"]
+    return None
+
+
+def score_trace(rows: list[dict], rule: tuple, fire=fire_round) -> dict:
     acc = np.array([np.nan if r["test_accuracy"] is None else r["test_accuracy"] for r in rows])
     final = float(np.nanmean(acc[-3:]))
     plateau = int(np.flatnonzero(np.nan_to_num(acc, nan=-1) >= final - PLATEAU_POINTS)[0]) + 1
-    fired = fire_round(rows, *rule)
+    fired = fire(rows, *rule)
     out = {"plateau": plateau, "plateau_labels": rows[plateau - 1]["labels"], "final_accuracy": final,
            "fired": fired, "fired_labels": None if fired is None else rows[fired - 1]["labels"]}
     if fired is None:
@@ -135,8 +169,8 @@ def score_trace(rows: list[dict], rule: tuple[float, float, int]) -> dict:
     return out
 
 
-def rule_summary(traces: list[dict], rule) -> dict:
-    scored = [score_trace(t["rows"], rule) for t in traces]
+def rule_summary(traces: list[dict], rule, fire=fire_round) -> dict:
+    scored = [score_trace(t["rows"], rule, fire) for t in traces]
     within = sum(s["within"] for s in scored)
     worst_early = max(s["early_cost"] for s in scored)
     errors = [abs(s["error"]) if s["error"] is not None else len(t["rows"]) for s, t in zip(scored, traces)]
@@ -150,6 +184,13 @@ def rank_key(summary: dict):
 
 
 def fmt_rule(rule) -> str:
+    threshold, ceiling, fall, f1, w = rule
+    falling = "not falling" if fall == 0 else f"falling <{fall:.0%}"
+    settle = f" or <={ceiling:.1%} {falling}" if ceiling > threshold else ""
+    return f"changed<={threshold:.1%}{settle}, dF1<={'-' if f1 is None else f'{f1:g}'}, window {w}"
+
+
+def fmt_kappa_rule(rule) -> str:
     k, f1, w, floor, eps = rule
     plateau = f" or >={floor:g} rising <={eps:g}" if floor < 1 else ""
     return f"kappa>={k:g}{plateau}, dF1<={'-' if f1 is None else f'{f1:g}'}, window {w}"
@@ -193,10 +234,10 @@ def main(argv=None) -> int:
                 print(f"  traced {n} seed {s}: {traces[n, s]['wall_s']:.0f} s", flush=True)
     by_setting = {n: [traces[n, s] for s in range(args.seeds)] for n in args.settings}
     every = [t for ts in by_setting.values() for t in ts]
-    rules = sorted({(k, f, w, fl, e if fl < 1 else 0.0)
-                    for k, f, w, fl, e in itertools.product(KAPPAS, F1_TOLERANCES, WINDOWS, FLOORS, EPSILONS)},
+    rules = sorted({(t, c, fa if c > t else 0.0, f, w)
+                    for t, c, fa, f, w in itertools.product(THRESHOLDS, CEILINGS, FALLS, F1_TOLERANCES, WINDOWS)},
                    key=str)
-    default = (KAPPA_THRESHOLD, F1_TOLERANCE, KAPPA_WINDOW, KAPPA_FLOOR, KAPPA_EPSILON)
+    default = (CHANGE_THRESHOLD, CHANGE_CEILING, CHANGE_FALL, F1_TOLERANCE, WINDOW)
     summaries = {rule: rule_summary(every, rule) for rule in {*rules, default}}  # each rule scored once
 
     print(f"\nper trace, default rule ({fmt_rule(default)}): batch {args.batch}, {args.rounds} rounds, auto")
@@ -213,9 +254,12 @@ def main(argv=None) -> int:
     print(f"default rule: {summary['within']}/{summary['n']} traces within +-2 rounds of the plateau; "
           f"worst early cost {summary['worst_early']:.3f}; mean |error| {summary['mean_abs_error']:.2f} rounds")
 
-    before = rule_summary(every, BEFORE)
-    print(f"the rule before ({fmt_rule(BEFORE)}): {before['within']}/{before['n']} within +-2 rounds; errors "
-          + ", ".join("never" if s["error"] is None else f"{s['error']:+d}" for s in before["scored"]))
+    befores = {name: rule_summary(every, rule, kappa_fire_round) for name, rule in KAPPA_RULES.items()}
+    for name, rule in KAPPA_RULES.items():
+        b = befores[name]
+        print(f"the kappa rule {name} ({fmt_kappa_rule(rule)}): {b['within']}/{b['n']} within +-2 rounds; worst "
+              f"early cost {b['worst_early']:.3f}; errors "
+              + ", ".join("never" if s["error"] is None else f"{s['error']:+d}" for s in b["scored"]))
     ranked = sorted(rules, key=lambda r: rank_key(summaries[r]))
     print(f"\nrules on all traces (best 8 of {len(rules)}; in-sample):")
     for rule in ranked[:8]:
@@ -240,8 +284,8 @@ def main(argv=None) -> int:
         failures.append(f"default rule within +-2 rounds on {summary['within']}/{summary['n']} traces (target: most)")
     if summary["worst_early"] > PLATEAU_POINTS:
         failures.append(f"default rule stops {summary['worst_early']:.3f} of accuracy early (target <= {PLATEAU_POINTS})")
-    payload = {"command": " ".join(sys.argv), "default_rule": default, "before_rule": BEFORE,
-               "before": {k: v for k, v in before.items()}, "batch": args.batch, "rounds": args.rounds,
+    payload = {"command": " ".join(sys.argv), "default_rule": default, "kappa_rules": KAPPA_RULES,
+               "kappa_rules_scored": befores, "batch": args.batch, "rounds": args.rounds,
                "seeds": args.seeds, "default": {k: v for k, v in summary.items()},
                "rules": {fmt_rule(r): {k: v for k, v in summaries[r].items() if k != "scored"} for r in rules},
                "lodo": {"within": lodo_within, "n": lodo_n, "worst_early": lodo_worst},

@@ -1,8 +1,8 @@
 """Does the stopping hint fire, and where? One oracle loop on one dataset, round by round.
 
-The loop of ``scripts/bench_stopping.py`` (5-fold CV accuracy / macro-F1 on the labels so far, Cohen's
-kappa between successive models on the fixed 500-row stop set, the stopping rule ``selector status``
-uses) for one dataset and strategy, printed per round beside the held-out test accuracy the hint cannot
+The loop of ``scripts/bench_stopping.py`` (5-fold CV accuracy / macro-F1 on the labels so far, the share
+of the fixed 500-row stop set's predictions that changed between successive models, the stopping rule
+``selector status`` uses) for one dataset and strategy, printed per round beside the held-out test accuracy the hint cannot
 see, to show whether "gains have flattened" comes where the test curve flattens.
 
 Usage:
@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import REPO  # noqa: E402
-from bench_stopping import trace  # noqa: E402
+from bench_stopping import changes, trace  # noqa: E402
 
 from selector.loop.status import MeasurePoint, stopping_hint  # noqa: E402
 
@@ -36,20 +36,23 @@ def main() -> None:
 
     points, rows = [], []
     fired_at = None
-    for row in trace(args.name, 0, args.batch, args.rounds, strategy=args.strategy)["rows"]:
+    traced = trace(args.name, 0, args.batch, args.rounds, strategy=args.strategy)["rows"]
+    for row, changed in zip(traced, changes(traced)):
         point = MeasurePoint(f"round {row['round']}", row["labels"], row["cv"], None)
-        point.kappa_prev = row["kappa"]
+        point.kappa_prev, point.changed_prev = row["kappa"], changed
         points.append(point)
         flat = stopping_hint(points)[0]
         test_acc = float("nan") if row["test_accuracy"] is None else row["test_accuracy"]
         rows.append({"round": row["round"], "labels": row["labels"],
                      "cv_macro_f1": row["cv"]["macro_f1"] if row["cv"] else None, "kappa": row["kappa"],
+                     "changed": changed,
                      "test_accuracy": round(test_acc, 4), "flattened": flat})
         if flat and fired_at is None:
             fired_at = row["round"]
         k = "-" if row["kappa"] is None else f"{row['kappa']:.3f}"
+        ch = "-" if changed is None else f"{changed:.1%}"
         f1 = "-" if not row["cv"] else f"{row['cv']['macro_f1']:.3f}"
-        print(f"round {row['round']:>2}  labels {row['labels']:>5}  cv_macroF1 {f1}  kappa {k}  test_acc {test_acc:.3f}  "
+        print(f"round {row['round']:>2}  labels {row['labels']:>5}  cv_macroF1 {f1}  kappa {k}  changed {ch:>5}  test_acc {test_acc:.3f}  "
               f"{'FLATTENED' if flat else 'keep labeling'}", flush=True)
     final = rows[-1]["test_accuracy"]
     out = Path(REPO / "bench_out" / f"stopping_hint_{args.name}.json")

@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 from loop_helpers import label_studio_export, write_data
 from selector.cli.app import app
 from selector.loop.ledger import ledger_path, read_ledger
-from selector.loop.status import MeasurePoint, build_status, format_status, kappa, stopping_hint
+from selector.loop.status import MeasurePoint, build_status, changed_share, format_status, kappa, stopping_hint
 
 runner = CliRunner()
 
@@ -24,33 +24,43 @@ def test_kappa_matches_definition():
     assert kappa({"1": "x", "2": "x"}, {"1": "x", "2": "x"})[0] == 1.0  # constant and equal
 
 
-def _points(kappas, f1s):
+def test_changed_share_counts_differing_common_ids():
+    a = {"1": "x", "2": "x", "3": "y", "4": "y"}
+    b = {"1": "x", "2": "y", "3": "y", "4": "x", "5": "x"}
+    assert changed_share(a, b) == (0.5, 4)  # ids 2 and 4 of the 4 common ones changed; 5 is not shared
+    assert changed_share(a, a) == (0.0, 4)
+    assert changed_share({"1": "x"}, {"2": "x"}) == (None, 0)
+
+
+def _points(changes, f1s):
     pts = [MeasurePoint(f"round {i + 1}", 10 * i, {"accuracy": f, "macro_f1": f}, {}) for i, f in enumerate(f1s)]
-    for p, k in zip(pts[1:], kappas):
-        p.kappa_prev = k
+    for p, c in zip(pts[1:], changes):
+        p.changed_prev = c
     return pts
 
 
-def test_stopping_hint_says_flattened_only_with_stable_kappa_and_flat_f1():
-    # Above the threshold (mean of the last 2 of 4 comparisons) with flat CV macro-F1.
-    flat, hint, nums = stopping_hint(_points([0.9, 0.95, 0.975, 0.985], [0.7, 0.8, 0.85, 0.851, 0.852]))
-    assert flat and hint.startswith("gains have flattened: kappa 0.980") and ">= 0.98" in hint and "(+0.001)" in hint
-    assert nums["kappa_n"] == 2 and nums["kappa_mean_before"] == pytest.approx(0.925)
-    # Below the threshold but above the floor and no longer rising: the plateau branch.
-    flat, hint, _ = stopping_hint(_points([0.93, 0.95, 0.94, 0.955], [0.6, 0.7, 0.75, 0.75, 0.749]))
-    assert not flat and "still settling (kappa 0.948" in hint  # rose 0.0075 > 0.005 over the window before
-    flat, hint, _ = stopping_hint(_points([0.94, 0.95, 0.945, 0.948], [0.6, 0.7, 0.75, 0.75, 0.749]))
-    assert flat and "no longer rising (0.945 -> 0.946, +0.001 <= 0.005)" in hint
-    # Still rising, below the threshold.
-    flat, hint, _ = stopping_hint(_points([0.90, 0.91, 0.93, 0.95], [0.6, 0.7, 0.75, 0.75, 0.75]))
-    assert not flat and "predictions still settling (kappa 0.940" in hint and "up +0.035 from 0.905" in hint
-    flat, hint, _ = stopping_hint(_points([0.7, 0.8, 0.85, 0.88], [0.6, 0.7, 0.75, 0.8, 0.85]))
-    assert not flat and "keep labeling: predictions still changing (kappa 0.865" in hint and "(+0.050)" in hint
-    flat, hint, _ = stopping_hint(_points([0.99, 0.995, 0.996, 0.999], [0.6, 0.7, 0.75, 0.8, 0.85]))
-    assert not flat and "still rising" in hint
-    # F1 ignored (None): kappa alone decides.
-    assert stopping_hint(_points([0.99, 0.995, 0.996, 0.999], [0.6, 0.7, 0.75, 0.8, 0.85]), f1_tolerance=None)[0]
-    flat, hint, _ = stopping_hint(_points([1.0], [0.8, 0.8]))
+def test_stopping_hint_says_flattened_only_with_stable_predictions_and_flat_f1():
+    # At or below the threshold (mean of the last 2 of 4 comparisons) with flat CV macro-F1.
+    flat, hint, nums = stopping_hint(_points([0.08, 0.04, 0.02, 0.01], [0.7, 0.8, 0.85, 0.851, 0.852]))
+    assert flat and hint.startswith("gains have flattened: 1.5% of stop-set predictions changed per round")
+    assert "<= 2.0%" in hint and "(+0.001)" in hint
+    assert nums["changed_n"] == 2 and nums["changed_mean_before"] == pytest.approx(0.06)
+    # Above the threshold, within the ceiling and no longer falling: the plateau branch.
+    flat, hint, _ = stopping_hint(_points([0.04, 0.03, 0.035, 0.04], [0.6, 0.7, 0.75, 0.75, 0.749]))
+    assert flat and "3.8% of stop-set predictions changed per round (mean of last 2) <= 5.0%" in hint
+    assert "no longer falling (3.5% -> 3.8%)" in hint
+    # Within the ceiling but still falling.
+    flat, hint, _ = stopping_hint(_points([0.06, 0.05, 0.04, 0.03], [0.6, 0.7, 0.75, 0.75, 0.75]))
+    assert not flat and "predictions still settling (3.5% of stop-set predictions" in hint and "down from 5.5%" in hint
+    # change_fall lets a small relative fall count as levelled off: 3.5% is 36% below 5.5%.
+    assert stopping_hint(_points([0.06, 0.05, 0.04, 0.03], [0.6, 0.7, 0.75, 0.75, 0.75]), change_fall=0.4)[0]
+    flat, hint, _ = stopping_hint(_points([0.2, 0.1, 0.08, 0.07], [0.6, 0.7, 0.75, 0.8, 0.85]))
+    assert not flat and "keep labeling: predictions still changing (7.5% of stop-set" in hint and "(+0.050)" in hint
+    flat, hint, _ = stopping_hint(_points([0.01, 0.005, 0.004, 0.001], [0.6, 0.7, 0.75, 0.8, 0.85]))
+    assert not flat and "predictions stable" in hint and "still rising" in hint
+    # F1 ignored (None): stability alone decides.
+    assert stopping_hint(_points([0.01, 0.005, 0.004, 0.001], [0.6, 0.7, 0.75, 0.8, 0.85]), f1_tolerance=None)[0]
+    flat, hint, _ = stopping_hint(_points([0.0], [0.8, 0.8]))
     assert not flat and "1 of the 4 model-to-model comparisons the rule needs" in hint
     flat, hint, _ = stopping_hint(_points([], [0.8]))
     assert not flat and "too early" in hint
@@ -72,8 +82,10 @@ def test_build_status_counts_queues_and_classes():
     assert rep.still_unlabeled_earlier == 1 and rep.still_unlabeled_latest == 1
     assert rep.class_counts == {"x": 1, "y": 1} and rep.labels_per_round == {"1": 1, "2": 1}
     assert rep.points[-1].kappa_prev == pytest.approx(0.5)
+    assert rep.points[-1].changed_prev == pytest.approx(0.25)  # b: x -> y, of the 4 stop-set rows
     text = format_status(rep)
     assert "now" in text and "0.550" in text and "stopping hint: keep labeling" in text
+    assert next(line for line in text.splitlines() if line.startswith("now")).split()[-2:] == ["0.500", "25.0%"]
 
 
 def test_cli_loop_status_after_each_round(tmp_path):
@@ -106,7 +118,7 @@ def test_cli_loop_status_after_each_round(tmp_path):
     assert "labels per round: 1: 30, 2: 30, 3: 30" in last
     assert "queued but still unlabeled: 0 from earlier rounds, 0 from the latest round" in last
     now_line = next(line for line in last.splitlines() if line.startswith("now"))
-    assert "90" in now_line and now_line.split()[-1] != "-"  # kappa vs round 3's model
+    assert "90" in now_line and now_line.split()[-1] != "-"  # share changed vs round 3's model
     assert "stopping hint: keep labeling" in last
     assert records[2]["cv"]["n"] == 60 and records[1]["stop_set"]["predictions"] is not None
 

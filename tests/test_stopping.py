@@ -40,24 +40,25 @@ def test_stopping_hint_object_follows_a_real_loop_and_agrees_with_status(trec):
         answers.append(hint.stop(predictions=pred, macro_f1=f1, n_labeled=lab.size))
         point = MeasurePoint(f"round {r + 1}", int(lab.size), {"macro_f1": f1}, dict(zip(map(str, stop_rows), pred)))
         if points:
-            point.kappa_prev = hint.points[-1].kappa_prev
+            point.changed_prev = hint.points[-1].changed_prev
         points.append(point)
         assert answers[-1] == stopping_hint(points)[0]
         assert hint.reason == stopping_hint(points)[1]
     assert answers[0] is False and answers[1] is False  # too early to judge
     assert hint.points[-1].n_labeled == 1200
-    assert all(p.kappa_prev is not None for p in hint.points[1:])
-    # Hashing features keep the model moving at 1,200 labels: agreement has risen, and either it is still
-    # rising or CV macro-F1 is (which of the two holds the hint back moved with the machine's BLAS sums:
-    # kappa 0.932 levelled off with F1 +0.057 on one 2-core machine, still rising on another).
-    kappas = [p.kappa_prev for p in hint.points[1:]]
-    assert not any(answers) and np.mean(kappas[-2:]) > np.mean(kappas[:2]) + 0.2
-    assert hint.reason.startswith(("keep labeling: predictions still settling", "keep labeling: predictions stable"))
-    assert "still settling" in hint.reason or "still rising by more than" in hint.reason
+    assert all(p.kappa_prev is not None and p.changed_prev is not None for p in hint.points[1:])
+    # Hashing features keep the model moving at 1,200 labels: fewer predictions change each round than at
+    # the start, but the hint holds back, because predictions still change or CV macro-F1 still rises (which
+    # of the two is near its limit moves with the machine's BLAS sums: 5.3% of the stop set changing per
+    # round with F1 +0.057 on one 2-core machine).
+    changed = [p.changed_prev for p in hint.points[1:]]
+    assert not any(answers) and np.mean(changed[-2:]) < np.mean(changed[:2]) - 0.1
+    assert hint.reason.startswith("keep labeling: ")
+    assert any(why in hint.reason for why in ("still changing", "still settling", "still rising by more than"))
 
 
 def test_stopping_hint_object_signature_and_errors():
-    hint = StoppingHint(kappa_threshold=0.9, window=1)  # needs 2 x window = 2 comparisons
+    hint = StoppingHint(change_threshold=0.1, window=1)  # needs 2 x window = 2 comparisons
     # small-text's positional signature: stop(active_learner, predictions, proba, indices_stopping)
     assert hint.stop(None, ["a", "b", "a"], macro_f1=0.5) is False
     assert "too early" in hint.reason
@@ -65,7 +66,8 @@ def test_stopping_hint_object_signature_and_errors():
     assert "1 of the 2 model-to-model comparisons" in hint.reason
     assert hint.stop(predictions=["a", "b", "a"], macro_f1=0.505) is True
     assert hint.reason.startswith("gains have flattened")
-    assert hint.numbers["kappa_mean"] == 1.0 and hint.points[-1].kappa_prev == 1.0
+    assert hint.numbers["changed_mean"] == 0.0 and hint.points[-1].changed_prev == 0.0
+    assert hint.points[-1].kappa_prev == 1.0
     with pytest.raises(ValueError, match="same held-aside rows"):
         hint.stop(predictions=["a", "b"])
     with pytest.raises(ValueError, match="needs predictions"):
@@ -74,9 +76,9 @@ def test_stopping_hint_object_signature_and_errors():
     for _ in range(3):
         assert needs_f1.stop(predictions=["a"]) is False
     assert "too early" in needs_f1.reason  # the F1 half cannot be judged without macro_f1
-    kappa_only = StoppingHint(window=1, f1_tolerance=None)
-    assert [kappa_only.stop(predictions=["a", "b"]) for _ in range(3)] == [False, False, True]
-    for bad in ({"kappa_threshold": 2}, {"f1_tolerance": -0.1}, {"window": 0}, {"kappa_floor": 1.5},
-                {"kappa_epsilon": -1}):
+    stability_only = StoppingHint(window=1, f1_tolerance=None)
+    assert [stability_only.stop(predictions=["a", "b"]) for _ in range(3)] == [False, False, True]
+    for bad in ({"change_threshold": 2}, {"f1_tolerance": -0.1}, {"window": 0}, {"change_ceiling": 1.5},
+                {"change_fall": -1}, {"change_threshold": True}):
         with pytest.raises(ValueError):
             StoppingHint(**bad)

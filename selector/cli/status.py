@@ -25,11 +25,11 @@ from selector.loop.ledger import (
 )
 from selector.loop.merge import ROUND_COL
 from selector.loop.status import (
+    CHANGE_CEILING,
+    CHANGE_FALL,
+    CHANGE_THRESHOLD,
     F1_TOLERANCE,
-    KAPPA_EPSILON,
-    KAPPA_FLOOR,
-    KAPPA_THRESHOLD,
-    KAPPA_WINDOW,
+    WINDOW,
     MeasurePoint,
     build_status,
     format_status,
@@ -45,10 +45,10 @@ from selector.round.pool import prepare_pool
 @shared_options("config_file", "text_col", "label_col", "id_col", "model", "device", "batch_size", "backend", "cache_dir", "embeddings", "quiet", *DATA_READING)
 def status_command(
     data: Path = typer.Argument(..., help="The data file of the loop (its ledger is .selector/<file name>.rounds.jsonl beside it)."),
-    kappa_threshold: float = typer.Option(KAPPA_THRESHOLD, "--kappa-threshold", help="Mean stop-set kappa (last --kappa-window comparisons) at which predictions count as stable (after Bloodgood & Vijay-Shanker 2009)."),
-    kappa_floor: float = typer.Option(KAPPA_FLOOR, "--kappa-floor", help="Below --kappa-threshold, kappa at or above this that has stopped rising (by --kappa-epsilon) also counts as stable."),
-    kappa_epsilon: float = typer.Option(KAPPA_EPSILON, "--kappa-epsilon", help="Largest rise of mean kappa over the previous window that counts as no longer rising."),
-    kappa_window: int = typer.Option(KAPPA_WINDOW, "--kappa-window", min=1, help="Model-to-model comparisons averaged."),
+    change_threshold: float = typer.Option(CHANGE_THRESHOLD, "--change-threshold", min=0.0, max=1.0, help="Mean share of stop-set predictions that changed between successive models (last --window comparisons) at or below which predictions count as stable (stabilizing predictions, after Bloodgood & Vijay-Shanker 2009)."),
+    change_ceiling: float = typer.Option(CHANGE_CEILING, "--change-ceiling", min=0.0, max=1.0, help="Above --change-threshold, a mean share at or below this that has stopped falling also counts as stable."),
+    change_fall: float = typer.Option(CHANGE_FALL, "--change-fall", min=0.0, max=1.0, help="Largest relative fall from the --window comparisons before that still counts as no longer falling."),
+    window: int = typer.Option(WINDOW, "--window", min=1, help="Model-to-model comparisons averaged."),
     f1_tolerance: float = typer.Option(F1_TOLERANCE, "--f1-tolerance", help="CV macro-F1 gain at or below which gains count as flat."),
     live: bool = typer.Option(True, "--live/--no-live", help="Measure labels merged since the last round (embeds from cache)."),
     opts: Shared = None,
@@ -84,6 +84,6 @@ def status_command(
                            cv=cv_metrics(X[lab], y, classifier=template, random_state=config.seed), predictions=preds)
     round_col = df[ROUND_COL].to_numpy(dtype=object) if ROUND_COL in df.columns else None
     report = build_status(records, pool.ids, pool.labels, data=str(data), ledger=str(ledger), now=now,
-                          round_col=round_col, kappa_threshold=kappa_threshold, f1_tolerance=f1_tolerance,
-                          kappa_floor=kappa_floor, kappa_epsilon=kappa_epsilon, window=kappa_window)
+                          round_col=round_col, change_threshold=change_threshold, change_ceiling=change_ceiling,
+                          change_fall=change_fall, f1_tolerance=f1_tolerance, window=window)
     typer.echo(format_status(report))

@@ -1,12 +1,12 @@
 """The stopping hint as an object for training scripts: feed it each round's model, ask whether to stop.
 
-The rule is the one ``selector status`` prints (:func:`selector.loop.status.stopping_hint`):
-Cohen's kappa between successive models' predictions on a fixed held-aside sample (after Bloodgood &
-Vijay-Shanker 2009), averaged over the last ``window`` comparisons, at or above
-``kappa_threshold`` (or at or above ``kappa_floor`` and no longer rising), and the change of
-cross-validated macro-F1 at most ``f1_tolerance``. The
-interface follows small-text's stopping criteria (``criterion.stop(predictions=...)`` returns
-True once labeling may stop), so a loop written for one reads the same with the other.
+The rule is the one ``selector status`` prints (:func:`selector.loop.status.stopping_hint`): the share
+of predictions on a fixed held-aside sample that changed between successive models (stabilizing
+predictions, after Bloodgood & Vijay-Shanker 2009), averaged over the last ``window`` comparisons, at
+most ``change_threshold`` (or at most ``change_ceiling`` and no longer falling), and the change of
+cross-validated macro-F1 at most ``f1_tolerance``. The interface follows small-text's stopping criteria
+(``criterion.stop(predictions=...)`` returns True once labeling may stop), so a loop written for one
+reads the same with the other.
 """
 
 from __future__ import annotations
@@ -16,12 +16,13 @@ from typing import Any
 import numpy as np
 
 from selector.loop.status import (
+    CHANGE_CEILING,
+    CHANGE_FALL,
+    CHANGE_THRESHOLD,
     F1_TOLERANCE,
-    KAPPA_EPSILON,
-    KAPPA_FLOOR,
-    KAPPA_THRESHOLD,
-    KAPPA_WINDOW,
+    WINDOW,
     MeasurePoint,
+    changed_share,
     kappa,
     stopping_hint,
 )
@@ -34,19 +35,20 @@ class StoppingHint:
 
     Parameters
     ----------
-    kappa_threshold : float
-        Mean kappa between successive models on the stop set at or above which predictions count
-        as stable.
+    change_threshold : float
+        Mean share of held-aside predictions that changed between successive models (last
+        ``window`` comparisons) at or below which predictions count as stable.
+    change_ceiling : float
+        Above ``change_threshold``, a mean share at or below this that has stopped falling also
+        counts as stable.
+    change_fall : float
+        Largest relative fall from the ``window`` comparisons before that still counts as no longer
+        falling (0: no lower than before).
     f1_tolerance : float or None
         Largest rise of cross-validated macro-F1 between the last two rounds that counts as flat;
-        None judges by kappa alone.
+        None judges by stability alone.
     window : int
-        Kappa comparisons averaged; ``2 x window`` are needed before the hint can fire.
-    kappa_floor : float
-        Below ``kappa_threshold``, a mean kappa at or above this that has stopped rising also counts
-        as stable.
-    kappa_epsilon : float
-        Largest rise over the previous window's mean kappa that counts as no longer rising.
+        Comparisons averaged; ``2 x window`` are needed before the hint can fire.
 
     Examples
     --------
@@ -57,29 +59,26 @@ class StoppingHint:
     ...                  macro_f1=cv_macro_f1, n_labeled=labeled.sum()):
     ...         break
     >>> hint.reason                                                # doctest: +SKIP
-    'gains have flattened: kappa 0.991 ...'
+    'gains have flattened: 1.6% of stop-set predictions changed per round ...'
     """
 
-    def __init__(self, kappa_threshold: float = KAPPA_THRESHOLD, f1_tolerance: float | None = F1_TOLERANCE,
-                 window: int = KAPPA_WINDOW, kappa_floor: float = KAPPA_FLOOR,
-                 kappa_epsilon: float = KAPPA_EPSILON) -> None:
-        if isinstance(kappa_threshold, bool) or not isinstance(kappa_threshold, (int, float)) \
-                or not -1 <= kappa_threshold <= 1:
-            raise ValueError(f"kappa_threshold must be in [-1, 1], got {kappa_threshold!r}")
+    def __init__(self, change_threshold: float = CHANGE_THRESHOLD, change_ceiling: float = CHANGE_CEILING,
+                 change_fall: float = CHANGE_FALL, f1_tolerance: float | None = F1_TOLERANCE,
+                 window: int = WINDOW) -> None:
+        for name, value in (("change_threshold", change_threshold), ("change_ceiling", change_ceiling),
+                            ("change_fall", change_fall)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+                raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
         if f1_tolerance is not None and (isinstance(f1_tolerance, bool) or not isinstance(f1_tolerance, (int, float))
                                          or f1_tolerance < 0):
             raise ValueError(f"f1_tolerance must be a number >= 0 or None, got {f1_tolerance!r}")
-        if isinstance(kappa_floor, bool) or not isinstance(kappa_floor, (int, float)) or not -1 <= kappa_floor <= 1:
-            raise ValueError(f"kappa_floor must be in [-1, 1], got {kappa_floor!r}")
-        if isinstance(kappa_epsilon, bool) or not isinstance(kappa_epsilon, (int, float)) or kappa_epsilon < 0:
-            raise ValueError(f"kappa_epsilon must be a number >= 0, got {kappa_epsilon!r}")
         if isinstance(window, bool) or not isinstance(window, int) or window < 1:
             raise ValueError(f"window must be an integer >= 1, got {window!r}")
-        self.kappa_threshold = float(kappa_threshold)
+        self.change_threshold = float(change_threshold)
+        self.change_ceiling = float(change_ceiling)
+        self.change_fall = float(change_fall)
         self.f1_tolerance = None if f1_tolerance is None else float(f1_tolerance)
         self.window = window
-        self.kappa_floor = float(kappa_floor)
-        self.kappa_epsilon = float(kappa_epsilon)
         self.points: list[MeasurePoint] = []
         self.reason = "keep labeling: no round seen yet"
         self.numbers: dict[str, Any] = {}
@@ -120,8 +119,9 @@ class StoppingHint:
                              cv=None if macro_f1 is None else {"macro_f1": float(macro_f1)}, predictions=current)
         if self.points:
             point.kappa_prev, _ = kappa(self.points[-1].predictions, current)
+            point.changed_prev, _ = changed_share(self.points[-1].predictions, current)
         self.points.append(point)
         flattened, self.reason, self.numbers = stopping_hint(
-            self.points, kappa_threshold=self.kappa_threshold, f1_tolerance=self.f1_tolerance, window=self.window,
-            kappa_floor=self.kappa_floor, kappa_epsilon=self.kappa_epsilon)
+            self.points, change_threshold=self.change_threshold, change_ceiling=self.change_ceiling,
+            change_fall=self.change_fall, f1_tolerance=self.f1_tolerance, window=self.window)
         return flattened
