@@ -77,9 +77,12 @@ AUTO_VARIANTS = (
     # ... and with rare classes below 0.75 x the median class.
     "auto:switch_per_class=10,rare_share=0.5,rare_ratio=0.75,explore=0,cold_explore=0,unseen_share=0.4,"
     "unseen_after=3,unseen_until=25,cold_mix=0",
-    # ... and half of each diverse batch after the first from the uncertain+diverse branch.
+    # ... the default of the stop before the neighbour-kappa gate: no uncertain rows in a diverse batch.
     "auto:switch_per_class=10,rare_share=0.5,rare_ratio=0.5,explore=0,cold_explore=0,unseen_share=0.4,"
-    "unseen_after=3,unseen_until=25,cold_mix=0.5",
+    "unseen_after=3,unseen_until=25,cold_mix=0",
+    # ... and half of each diverse batch after the first from the uncertain+diverse branch, ungated.
+    "auto:switch_per_class=10,rare_share=0.5,rare_ratio=0.5,explore=0,cold_explore=0,unseen_share=0.4,"
+    "unseen_after=3,unseen_until=25,cold_mix=0.5,mix_below=null",
     # 15% of a first (diverse) batch under 50 rows to the rows farthest from its typical picks (opt-in).
     "auto:switch_per_class=10,rare_share=0.5,rare_ratio=0.5,explore=0,cold_explore=0.15,explore_with=coreset,"
     "cold_explore_batch=50,unseen_share=0,cold_mix=0",

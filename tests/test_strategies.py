@@ -237,6 +237,45 @@ def test_auto_branches_and_reasons():
     assert make_strategy("auto").select(early, 20, random_state=0).info["n_explore"] == 0  # the default: none
 
 
+def test_neighbour_label_kappa_reads_whether_neighbourhoods_follow_the_labels():
+    from selector.strategies.auto import neighbour_label_kappa
+
+    X, y = _blobs(120, k=4, spread=0.3)
+    assert neighbour_label_kappa(X, y.astype(str)) == pytest.approx(1.0)  # every nearest row shares the label
+    shuffled = np.random.default_rng(1).permutation(y).astype(str)
+    assert abs(neighbour_label_kappa(X, shuffled)) < 0.2  # labels unrelated to the clusters
+    assert neighbour_label_kappa(X[:2], y[:2].astype(str)) is None  # too few rows
+    assert neighbour_label_kappa(X, np.full(120, "a")) is None  # one label
+    # Above max_rows a seeded sample is compared: same answer for the same seed.
+    assert (neighbour_label_kappa(X, shuffled, max_rows=50, random_state=3)
+            == neighbour_label_kappa(X, shuffled, max_rows=50, random_state=3))
+
+
+def test_auto_mixes_uncertain_rows_into_a_diverse_batch_only_when_labels_ignore_neighbourhoods():
+    X, y = _blobs(600, k=4, spread=1.0)
+    # 5 labels per class: the diverse branch, with a classifier.
+    aligned = build_context(X[:20], y[:20].astype(str), X[20:], random_state=0)
+    sel = make_strategy("auto").select(aligned, 10, random_state=0)
+    assert sel.info["branch"] == "diverse" and not any(r.startswith("auto[mix") for r in sel.reasons)
+    # The same rows with labels unrelated to the clusters (as question types across topics): half the
+    # batch comes from the uncertain+diverse branch, and each such row says why.
+    y_odd = np.random.default_rng(2).permutation(np.arange(20) % 4).astype(str)
+    unaligned = build_context(X[:20], y_odd, X[20:], random_state=0)
+    sel = make_strategy("auto").select(unaligned, 10, random_state=0)
+    mixed = [r for r in sel.reasons if r.startswith("auto[mix: 50% uncertain: labels agree with their nearest "
+                                                    "labeled neighbour's at kappa ")]
+    assert sel.info["branch"] == "diverse" and len(mixed) == 5 and np.unique(sel.indices).size == 10
+    assert "< 0.45]" in mixed[0]
+    # mix_below=None mixes whatever the labels; cold_mix=0 never does.
+    always = make_strategy("auto", mix_below=None).select(aligned, 10, random_state=0)
+    assert sum(r.startswith("auto[mix: 50% uncertain]") for r in always.reasons) == 5
+    assert not any(r.startswith("auto[mix") for r in
+                   make_strategy("auto", cold_mix=0).select(unaligned, 10, random_state=0).reasons)
+    for bad in ({"mix_below": 2}, {"mix_below": True}, {"mix_below": "x"}):
+        with pytest.raises(ConfigError):
+            make_strategy("auto", **bad)
+
+
 def test_auto_cold_explore_takes_the_rows_farthest_from_the_typical_ones():
     """From zero labels, rows that are never typical (three lone rows, far from two dense groups) are not in
     TypiClust's batch; the opt-in ``cold_explore`` share takes the rows farthest from the typical picks,
