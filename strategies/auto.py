@@ -24,6 +24,14 @@ NEIGHBOUR_MAX_ROWS = 2000
 NEIGHBOUR_MIN_PER_CLASS = 3
 
 
+def _number(name: str, value, ok, expected: str) -> float:
+    """``value`` as a float when it is a real number (not a bool) for which ``ok(value)`` holds; else a
+    ValueError saying ``<name> must be <expected>``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not ok(value):
+        raise ValueError(f"{name} must be {expected}, got {value!r}")
+    return float(value)
+
+
 def neighbour_label_kappa(X: np.ndarray, y, *, max_rows: int = NEIGHBOUR_MAX_ROWS,
                           random_state: int | None = None) -> float | None:
     """Cohen's kappa between each labeled row's label and its nearest other labeled row's label.
@@ -54,7 +62,7 @@ def neighbour_label_kappa(X: np.ndarray, y, *, max_rows: int = NEIGHBOUR_MAX_ROW
         X, labels = X[keep], labels[keep]
     # A row whose label no other row has cannot agree with any neighbour: only rows of labels with
     # two or more rows are asked (a 77-intent task at one label per intent says nothing yet).
-    names, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
+    _, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
     asked = np.flatnonzero(counts[inverse] >= 2)
     if asked.size < 3 or np.unique(labels[asked]).size < 2:
         return None
@@ -162,56 +170,34 @@ class AutoStrategy(Strategy):
                  cold_explore: float = 0.0, cold_explore_batch: int = 50, unseen_share: float = 0.4,
                  unseen_after: float = 3.0, unseen_until: float = 25.0, cold_mix: float = 0.5,
                  mix_below: float | None = 0.45) -> None:
-        if isinstance(switch_per_class, bool) or not isinstance(switch_per_class, (int, float)) or switch_per_class < 0:
-            raise ValueError(f"switch_per_class must be a number >= 0, got {switch_per_class!r}")
-        if isinstance(explore, bool) or not isinstance(explore, (int, float)) or not 0 <= explore < 1:
-            raise ValueError(f"explore must be in [0, 1), got {explore!r}")
+        self.switch_per_class = _number("switch_per_class", switch_per_class, lambda v: v >= 0, "a number >= 0")
+        self.explore = _number("explore", explore, lambda v: 0 <= v < 1, "in [0, 1)")
         if isinstance(make_strategy(cold), UncertaintyStrategy) or make_strategy(cold).uses_model:
             raise ValueError(f"cold strategy {cold!r} needs a classifier; choose e.g. 'typiclust' or 'kmeans'")
         if hybrid in (self.name,):
             raise ValueError("auto cannot use itself as its hybrid branch")
         make_strategy(hybrid)
-        self.switch_per_class = float(switch_per_class)
-        self.explore = float(explore)
         self.cold = cold
         self.hybrid = hybrid
-        if isinstance(rare_share, bool) or not isinstance(rare_share, (int, float)) or not 0 <= rare_share < 1:
-            raise ValueError(f"rare_share must be in [0, 1), got {rare_share!r}")
-        if isinstance(rare_ratio, bool) or not isinstance(rare_ratio, (int, float)) or not 0 < rare_ratio <= 1:
-            raise ValueError(f"rare_ratio must be in (0, 1], got {rare_ratio!r}")
-        self.rare_share = float(rare_share)
-        self.rare_ratio = float(rare_ratio)
+        self.rare_share = _number("rare_share", rare_share, lambda v: 0 <= v < 1, "in [0, 1)")
+        self.rare_ratio = _number("rare_ratio", rare_ratio, lambda v: 0 < v <= 1, "in (0, 1]")
         explore_with = explore_with or cold
         if make_strategy(explore_with).uses_model:
             raise ValueError(f"explore_with strategy {explore_with!r} needs a classifier; choose e.g. 'coreset' or "
                              "'typiclust'")
         self.explore_with = explore_with
-        if explore_until is not None and (isinstance(explore_until, bool) or not isinstance(explore_until, (int, float))
-                                          or explore_until <= 0):
-            raise ValueError(f"explore_until must be a number > 0 or None, got {explore_until!r}")
-        self.explore_until = None if explore_until is None else float(explore_until)
-        if isinstance(cold_explore, bool) or not isinstance(cold_explore, (int, float)) or not 0 <= cold_explore < 1:
-            raise ValueError(f"cold_explore must be in [0, 1), got {cold_explore!r}")
-        self.cold_explore = float(cold_explore)
+        self.explore_until = (None if explore_until is None else
+                              _number("explore_until", explore_until, lambda v: v > 0, "a number > 0 or None"))
+        self.cold_explore = _number("cold_explore", cold_explore, lambda v: 0 <= v < 1, "in [0, 1)")
         if isinstance(cold_explore_batch, bool) or not isinstance(cold_explore_batch, int) or cold_explore_batch < 1:
             raise ValueError(f"cold_explore_batch must be an integer >= 1, got {cold_explore_batch!r}")
         self.cold_explore_batch = cold_explore_batch
-        if isinstance(unseen_share, bool) or not isinstance(unseen_share, (int, float)) or not 0 <= unseen_share < 1:
-            raise ValueError(f"unseen_share must be in [0, 1), got {unseen_share!r}")
-        self.unseen_share = float(unseen_share)
-        if isinstance(unseen_until, bool) or not isinstance(unseen_until, (int, float)) or unseen_until <= 0:
-            raise ValueError(f"unseen_until must be a number > 0, got {unseen_until!r}")
-        self.unseen_until = float(unseen_until)
-        if isinstance(unseen_after, bool) or not isinstance(unseen_after, (int, float)) or unseen_after < 0:
-            raise ValueError(f"unseen_after must be a number >= 0, got {unseen_after!r}")
-        self.unseen_after = float(unseen_after)
-        if isinstance(cold_mix, bool) or not isinstance(cold_mix, (int, float)) or not 0 <= cold_mix < 1:
-            raise ValueError(f"cold_mix must be in [0, 1), got {cold_mix!r}")
-        self.cold_mix = float(cold_mix)
-        if mix_below is not None and (isinstance(mix_below, bool) or not isinstance(mix_below, (int, float))
-                                      or not -1 <= mix_below <= 1):
-            raise ValueError(f"mix_below must be in [-1, 1] or None, got {mix_below!r}")
-        self.mix_below = None if mix_below is None else float(mix_below)
+        self.unseen_share = _number("unseen_share", unseen_share, lambda v: 0 <= v < 1, "in [0, 1)")
+        self.unseen_until = _number("unseen_until", unseen_until, lambda v: v > 0, "a number > 0")
+        self.unseen_after = _number("unseen_after", unseen_after, lambda v: v >= 0, "a number >= 0")
+        self.cold_mix = _number("cold_mix", cold_mix, lambda v: 0 <= v < 1, "in [0, 1)")
+        self.mix_below = (None if mix_below is None else
+                          _number("mix_below", mix_below, lambda v: -1 <= v <= 1, "in [-1, 1] or None"))
 
     def branch(self, context: SelectionContext) -> tuple[str, str]:
         """Which branch a context gets, and why in words: ``("cold" | "hybrid", why)``."""
