@@ -5,6 +5,7 @@ Any scikit-learn estimator with ``predict_proba`` works; the default is logistic
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from typing import Any
 
@@ -16,7 +17,7 @@ from sklearn.model_selection import StratifiedKFold
 
 from selector.errors import ConfigError
 
-__all__ = ["SmallClassWarning", "make_classifier", "fit_classifier", "aligned_proba", "out_of_fold_proba", "CLASSIFIERS"]
+__all__ = ["SmallClassWarning", "quiet_fit", "make_classifier", "fit_classifier", "aligned_proba", "out_of_fold_proba", "CLASSIFIERS"]
 
 CLASSIFIERS = ("logistic_regression",)
 
@@ -52,13 +53,25 @@ def _check_estimator(estimator) -> None:
         raise ConfigError(f"classifier {type(estimator).__name__} needs fit() and predict_proba()")
 
 
+@contextlib.contextmanager
+def quiet_fit():
+    """Silence scikit-learn's warnings that are not actionable on labels we know are classes.
+
+    lbfgs convergence chatter on tiny labeled sets, and ``type_of_target``'s "`y` could represent a
+    regression problem" (it fires whenever a small early round has more classes than half its rows;
+    our labels are class names by construction).
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        warnings.filterwarnings("ignore", message=r".*could represent a regression problem", category=UserWarning)
+        yield
+
+
 def fit_classifier(estimator, X: np.ndarray, y: np.ndarray):
     """Fit a clone of ``estimator`` on ``X`` (n, d) and ``y`` (n,); returns the fitted clone."""
     _check_estimator(estimator)
     model = clone(estimator)
-    with warnings.catch_warnings():
-        # lbfgs convergence chatter on tiny labeled sets is not actionable for the user.
-        warnings.simplefilter("ignore", ConvergenceWarning)
+    with quiet_fit():
         model.fit(X, y)
     return model
 
@@ -120,7 +133,9 @@ def out_of_fold_proba(estimator, X: np.ndarray, y: np.ndarray, *, n_splits: int 
     if big.any() and np.unique(y_idx[big]).size >= 1:
         skf = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=random_state)
         big_pos = np.flatnonzero(big)
-        for f, (_, test) in enumerate(skf.split(np.zeros(big_pos.size), y_idx[big])):
+        with quiet_fit():
+            splits = list(skf.split(np.zeros(big_pos.size), y_idx[big]))
+        for f, (_, test) in enumerate(splits):
             fold[big_pos[test]] = f
     rng = np.random.default_rng(random_state)
     for c in np.flatnonzero(counts < n_splits):

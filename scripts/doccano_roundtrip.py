@@ -39,6 +39,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ls_roundtrip import build_data, finish, selector, stop, wait_for  # noqa: E402
 
 
+def loopback_webserver(doccano: str, port: int) -> list[str]:
+    """doccano's WSGI app under gunicorn bound to 127.0.0.1 only.
+
+    ``doccano webserver`` hard-codes gunicorn's bind to all interfaces; this runs the same app
+    (``config.wsgi`` from doccano's ``backend`` folder, with the python of doccano's venv) on the
+    loopback address, so nothing outside this machine can reach the test server.
+    """
+    python = str(Path(doccano).with_name("python"))
+    backend = subprocess.run([python, "-c", "import backend, os; print(os.path.dirname(backend.__file__))"],
+                             check=True, capture_output=True, text=True).stdout.strip()
+    return [python, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "2", "--chdir", backend,
+            "config.wsgi:application"]
+
+
 def poll(api: httpx.Client, task_id: str, what: str, timeout: float = 300) -> dict:
     t0 = time.time()
     while time.time() - t0 < timeout:
@@ -71,7 +85,7 @@ def main() -> None:
     for user in ("admin", "alice", "bob"):
         subprocess.run([args.doccano, "createuser", "--username", user, "--password", f"{user}-pass-1",
                         "--email", f"{user}@example.com"], env=env, check=True, capture_output=True)
-    web = subprocess.Popen([args.doccano, "webserver", "--port", str(args.port)], env=env, start_new_session=True,
+    web = subprocess.Popen(loopback_webserver(args.doccano, args.port), env=env, start_new_session=True,
                            stdout=open(work / "doccano-web.log", "w"), stderr=subprocess.STDOUT)
     queue_worker = subprocess.Popen([args.doccano, "task", "--concurrency", "1"], env=env, start_new_session=True,
                                     stdout=open(work / "doccano-task.log", "w"), stderr=subprocess.STDOUT)

@@ -41,8 +41,22 @@ import httpx
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "datasets"
+# Committed (300 banking77 questions, 30 for each of 10 intents; tests/data/SOURCE.md): runs on a fresh clone.
+FIXTURE = ROOT / "tests" / "data" / "banking77_10_intents.csv"
 TOKEN = "selector-roundtrip-token"
+
+
+def label_studio_env() -> dict[str, str]:
+    """Label Studio's environment for a local, offline run.
+
+    LATEST_VERSION_CHECK=false and an empty SENTRY_DSN / FRONTEND_SENTRY_DSN keep it from calling out
+    (version check, error reporting); the ML backend on 127.0.0.1 needs local addresses allowed. The
+    legacy token (``--user-token`` with ``--enable-legacy-api-token``: without the flag Label Studio
+    1.23 answers 401 to a plain token) is passed on the command line.
+    """
+    return dict(os.environ, ML_BLOCK_LOCAL_IP="false", SSRF_PROTECTION_ENABLED="false",
+                LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK="true", LATEST_VERSION_CHECK="false",
+                SENTRY_DSN="", FRONTEND_SENTRY_DSN="")
 
 
 def selector(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -70,9 +84,7 @@ def wait_for(url: str, timeout: float, what: str, proc: subprocess.Popen) -> Non
 
 
 def build_data(work: Path, seed: int = 0) -> pd.DataFrame:
-    df = pd.read_csv(SHARED / "banking77" / "data.csv", dtype=str, keep_default_na=False)
-    intents = sorted(df["label"].unique())[:10]
-    df = pd.concat([df[df["label"] == i].sample(30, random_state=seed) for i in intents])
+    df = pd.read_csv(FIXTURE, dtype=str, keep_default_na=False)
     df = df.sample(frac=1.0, random_state=seed).reset_index(drop=True)
     df.insert(0, "id", [f"b{i:03d}" for i in range(len(df))])
     gold = df[["id", "label"]].copy()
@@ -100,8 +112,7 @@ def main() -> None:
     tasks = json.loads((work / "tasks.json").read_text())
     config = (work / "tasks.label_config.xml").read_text()
 
-    env = dict(os.environ, ML_BLOCK_LOCAL_IP="false", SSRF_PROTECTION_ENABLED="false",
-               LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK="true")
+    env = label_studio_env()
     ls = subprocess.Popen([args.label_studio, "start", "--no-browser", "--port", str(args.ls_port),
                            "--internal-host", "127.0.0.1", "--data-dir", str(work / "ls-data"),
                            "--username", "admin@example.com", "--password", "roundtrip-pass",

@@ -1,7 +1,8 @@
 """Run configuration: a frozen dataclass loaded from YAML, with unknown keys rejected.
 
 Precedence: these defaults, then the YAML file (``--config``), then CLI flags.
-``configs/default.yaml`` documents every key with its default value.
+``default.yaml``, installed with the package (``selector/data/default.yaml``, :func:`default_config_path`;
+``configs/default.yaml`` in the repository), documents every key with its default value.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 from selector.errors import ConfigError
 from selector.models.embedders import BACKENDS
 
-__all__ = ["SelectConfig", "load_config", "cache_dir_for", "config_from_record", "DEFAULT_CACHE_NAME"]
+__all__ = ["SelectConfig", "default_config_path", "load_config", "cache_dir_for", "config_from_record", "DEFAULT_CACHE_NAME"]
 
 #: The embedding cache and the round ledger live in this folder beside the data file.
 DEFAULT_CACHE_NAME = ".selector"
@@ -95,6 +96,13 @@ class SelectConfig:
         return dataclasses.asdict(self)
 
 
+def default_config_path() -> Path:
+    """Path of the installed ``default.yaml``: every setting with its default value, documented."""
+    from importlib import resources
+
+    return Path(str(resources.files("selector.data").joinpath("default.yaml")))
+
+
 def load_config(path: str | os.PathLike | None = None) -> SelectConfig:
     """Defaults, overridden by the YAML file at ``path`` when given.
 
@@ -125,7 +133,8 @@ def load_config(path: str | os.PathLike | None = None) -> SelectConfig:
         for key in unknown:
             close = difflib.get_close_matches(key, sorted(known), n=1)
             hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
-        raise ConfigError(f"{path}: unknown setting(s) {', '.join(hints)}; see configs/default.yaml for every key")
+        raise ConfigError(f"{path}: unknown setting(s) {', '.join(hints)}; every key is documented in "
+                          f"{default_config_path()}")
     try:
         return SelectConfig(**data)
     except ConfigError as exc:

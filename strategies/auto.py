@@ -110,7 +110,7 @@ class AutoStrategy(Strategy):
     The defaults (switch at 10 labels per class, up to half the batch for classes below half the
     median, 40% for unseen declared labels, half of a diverse batch uncertain below kappa 0.45, no
     other exploration) were chosen on ``scripts/bench_selection.py``'s seven settings, with a
-    leave-one-setting-out check (docs/bench_selection_settings.md): the declared-label search wins the
+    leave-one-setting-out check (docs/benchmarks/bench_selection_settings.md): the declared-label search wins the
     imbalanced pool and leaves the other six settings as they were; the gated mix wins trec and
     emotion and leaves the other five as they were (ungated it cost ag_news and banking77); 15%
     core-set exploration throughout cost final accuracy on banking77 and sst2; the opt-in
@@ -139,7 +139,7 @@ class AutoStrategy(Strategy):
         Share of a diversity-branch batch given to core-set picks, the rows farthest from every
         labeled row and from the batch's typical picks, in [0, 1); 0 (the default) turns it off.
         A class at 1-2% of the pool is never among the typical rows, and these far rows are where
-        it is found (opt-in: it costs accuracy on some balanced sets, docs/bench_selection_settings.md).
+        it is found (opt-in: it costs accuracy on some balanced sets, docs/benchmarks/bench_selection_settings.md).
     cold_explore_batch : int
         ``cold_explore`` applies to batches under this many rows only: each typical pick stands for
         about 1/batch of the pool, so a larger batch already reaches classes above 1/batch of it.

@@ -12,6 +12,14 @@ from selector.models import HashingEmbedder
 
 REPO = Path(__file__).resolve().parents[1]
 DATASETS = REPO.parent / "shared" / "datasets"
+FIXTURES = REPO / "tests" / "data"
+#: The bundled example (2,002 banking77 questions), installed with the package.
+EXAMPLE = REPO / "selector" / "data" / "banking77_sample.csv"
+
+
+def trec_sample() -> pd.DataFrame:
+    """600 trec training questions (``text``, ``label``), committed under ``tests/data`` (see its SOURCE.md)."""
+    return pd.read_csv(FIXTURES / "trec_sample.csv", dtype=str, keep_default_na=False)
 
 
 def shared_split(name: str, split: str, n: int | None = None, seed: int = 0) -> pd.DataFrame:

@@ -169,4 +169,4 @@ def test_strategies_lists_descriptions():
 
 def test_example_flag_needs_no_data_and_refuses_both(tmp_path, csv_file):
     result = runner.invoke(app, ["select", str(csv_file), "--example", "--out", str(tmp_path / "q.csv")])
-    assert result.exit_code == 1 and "either a DATA file or --example" in result.stderr
+    assert result.exit_code == 1 and "or --example, not both" in result.stderr

@@ -63,10 +63,12 @@ def test_label_studio_tasks_match_documented_format_and_config(tmp_path, queue):
         assert task["data"]["rank"] == row.rank and task["data"]["priority"] == pytest.approx(row.score)
         (pred,) = task["predictions"]
         assert pred["model_version"] == "selector-r3-margin"  # one version per round
-        # Label Studio's score is the model's confidence in the pre-selected choice.
+        # Label Studio's score is the queue position (uncertainty sampling serves the lowest first);
+        # the model's probability of the pre-selected choice is the choice's own score.
         _check_number(pred["score"])
-        assert pred["score"] == pytest.approx(row.predicted_proba)
+        assert pred["score"] == pytest.approx(row.rank / (len(queue) + 1))
         (res,) = pred["result"]
+        assert res["score"] == pytest.approx(row.predicted_proba)
         assert res["from_name"] == choices_tag.get("name") and res["to_name"] == text_tag.get("name")
         assert res["type"] == "choices" and res["value"]["choices"] == [row.predicted_label]
         assert res["value"]["choices"][0] in allowed
@@ -88,10 +90,11 @@ def test_label_studio_names_are_checked_against_the_project_config(queue):
     assert task["predictions"][0]["result"][0]["to_name"] == "body"
 
 
-def test_label_studio_cold_start_queue_has_no_prediction(queue):
+def test_label_studio_cold_start_queue_has_no_preselected_choice(queue):
     queue = queue.assign(predicted_label=None, predicted_proba=np.nan)
     tasks = export_records(queue, "label-studio")
-    assert all("predictions" not in t for t in tasks)
+    # Only the queue position, so Label Studio still serves the queue in order.
+    assert all(t["predictions"][0]["result"] == [] for t in tasks)
     assert all("predicted_label" not in t["data"] and "rank" in t["data"] for t in tasks)
 
 
@@ -221,7 +224,8 @@ def test_update_project_writes_this_rounds_predictions_by_selector_id(tmp_path, 
     preds = json.loads((tmp_path / "t.predictions.json").read_text())
     assert [p["selector_id"] for p in preds] == queue["id"].tolist()
     assert {p["model_version"] for p in preds} == {"selector-r4-margin"}
-    assert [p["score"] for p in preds] == pytest.approx(queue["predicted_proba"].tolist())
+    assert [p["score"] for p in preds] == pytest.approx((queue["rank"] / (len(queue) + 1)).tolist())
+    assert [p["result"][0]["score"] for p in preds] == pytest.approx(queue["predicted_proba"].tolist())
     res = runner.invoke(app, ["export", str(q), "--format", "prodigy", "--out", str(tmp_path / "t.jsonl"),
                               "--update-project"])
     assert res.exit_code == 1 and "--update-project goes with --format label-studio" in res.output

@@ -56,8 +56,9 @@ def test_conflicts_are_reported_and_nothing_is_written(tmp_path, data_file):
     before = path.read_bytes()
     res = runner.invoke(app, ["merge", str(path), str(export), "--in-place"])
     assert res.exit_code == 1
-    # One line per label left out: the overwrite, the unknown id, and both votes of the disagreement.
-    assert "4 conflict(s), nothing written" in res.output
+    # One line per id left out: the overwrite, the unknown id, and the disagreement (once, both votes named).
+    assert "3 conflict(s), nothing written" in res.output
+    assert res.output.count("annotators disagree") == 1
     assert f"the data already has {df.gold[0]!r}; the export says {wrong!r}" in res.output and "unknown id" in res.output
     assert "annotators disagree: the export says 'sports', the export says 'weather'" in res.output
     assert path.read_bytes() == before and not (tmp_path / "data.csv.bak").exists()
@@ -187,7 +188,7 @@ def test_same_label_twice_and_existing_same_label_are_not_conflicts():
     labels.loc[2, "label"] = "pos"
     with pytest.raises(MergeConflictError) as err:
         merge_labels(data, labels)
-    assert err.value.conflicts["id"].tolist() == ["b", "b"]
+    assert err.value.conflicts["id"].tolist() == ["b"]  # one row per id, both votes named
     assert err.value.conflicts["problem"].iloc[0] == "annotators disagree: u1 says 'neg', u2 says 'pos'"
 
 
@@ -276,9 +277,10 @@ def test_partial_merges_clean_labels_and_lists_conflicts(tmp_path, data_file):
     assert merged.loc[0, "label"] == _read(path).loc[0, "label"]     # the overwrite did not
     assert merged.loc[4, "label"] == _read(path).loc[4, "label"]     # nor the disputed id
     conflicts = pd.read_csv(tmp_path / "merged.conflicts.csv", keep_default_na=False)
-    assert sorted(conflicts["id"]) == ["nope", "r0000", "r0004", "r0004"]
+    assert sorted(conflicts["id"]) == ["nope", "r0000", "r0004"]  # one row per id
+    assert conflicts.set_index("id").loc["r0004", "label"] == "sports;weather"
     assert "annotators disagree: ann says 'sports', bob says 'weather'" in set(conflicts["problem"])
-    assert "4 conflict(s) left out" in res.stderr
+    assert "3 conflict(s) left out" in res.stderr
 
 
 def test_unsure_rows_take_the_returned_label():

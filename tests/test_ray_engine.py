@@ -15,7 +15,8 @@ from selector.models import CachedEmbedder, HashingEmbedder  # noqa: E402
 from selector.round.run import run_round  # noqa: E402
 from selector.ray_engine import embed_with_ray  # noqa: E402
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "banking77" / "data.csv"
+# The bundled example: a fresh clone has it (no ../shared needed).
+DATA = Path(__file__).resolve().parents[1] / "selector" / "data" / "banking77_sample.csv"
 
 
 @pytest.fixture(scope="module")

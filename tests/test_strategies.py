@@ -280,7 +280,7 @@ def test_auto_cold_explore_takes_the_rows_farthest_from_the_typical_ones():
     """From zero labels, rows that are never typical (three lone rows, far from two dense groups) are not in
     TypiClust's batch; the opt-in ``cold_explore`` share takes the rows farthest from the typical picks,
     which are those, and says so. (A class at 1.5% of a real pool is in that position:
-    docs/bench_selection_settings.md.)"""
+    docs/benchmarks/bench_selection_settings.md.)"""
     rng = np.random.default_rng(0)
     lone = -np.eye(3, dtype=np.float32)
     X = np.vstack([np.eye(3)[0] + 0.2 * rng.normal(size=(300, 3)), np.eye(3)[1] + 0.2 * rng.normal(size=(300, 3)),

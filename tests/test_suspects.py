@@ -26,7 +26,7 @@ from selector.round.suspects import (
 )
 from selector.textnorm import normalise_text
 
-DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
+from conftest import trec_sample  # noqa: E402
 
 
 def blobs(n=600, k=4, d=16, noise=0.1, seed=0, spread=0.35):
@@ -275,7 +275,7 @@ def test_select_skips_suspects_with_one_class(tmp_path):
 
 @pytest.mark.slow
 def test_real_model_finds_injected_flips_on_trec_slice(tmp_path):
-    df = pd.read_csv(DATASETS / "trec" / "data.csv", dtype=str, keep_default_na=False).iloc[:600].copy()
+    df = trec_sample()  # committed fixture: runs on a fresh clone
     rng = np.random.default_rng(0)
     classes = sorted(df["label"].unique())
     flip = rng.choice(len(df), size=30, replace=False)

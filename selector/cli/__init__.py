@@ -26,3 +26,13 @@ from selector.cli import (  # noqa: F401  each module registers its command on `
 from selector.cli.app import app, main
 
 __all__ = ["app", "main"]
+
+
+def __getattr__(name: str):
+    """``click_command``: the typer app as a click command, for the generated command reference
+    (``docs/reference/cli.md``, mkdocs-click); built on first use so the console script does not pay for it."""
+    if name == "click_command":
+        import typer.main
+
+        return typer.main.get_command(app)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -77,8 +77,8 @@ def agreement_command(
         return
     if criteria is not None or level != "nominal":
         reports = ratings_report(df, item_col=item_col, annotator_col=annotator_col, rating_col=label_col,
-                                 criteria=split_list(criteria), level="ordinal" if level == "nominal" else level,
-                                 min_shared=min_shared, unsure_labels=split_list(unsure_labels) or (),
+                                 criteria=split_list(criteria, "--criteria"), level="ordinal" if level == "nominal" else level,
+                                 min_shared=min_shared, unsure_labels=split_list(unsure_labels, "--unsure-labels") or (),
                                  source=str(annotations))
         if json_out:
             typer.echo(json.dumps({k: r.to_dict() for k, r in reports.items()}, indent=2, ensure_ascii=False,
@@ -93,7 +93,7 @@ def agreement_command(
         return
     report = agreement(df, item_col=item_col, annotator_col=annotator_col, label_col=label_col, gold_col=gold_col,
                        min_shared=min_shared, random_state=seed, source=str(annotations),
-                       unsure_labels=split_list(unsure_labels) or ())
+                       unsure_labels=split_list(unsure_labels, "--unsure-labels") or ())
     if json_out:
         typer.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False, default=str), err=to_err)
     else:

@@ -9,7 +9,7 @@ import typer
 
 from selector.cli.app import app, command_line, handle_errors, info
 from selector.cli.options import (
-    MODEL_COMMAND,
+    accepts_example, MODEL_COMMAND,
     AnnotatorColOption,
     ItemColOption,
     Shared,
@@ -26,6 +26,7 @@ from selector.quality.card import card_paths, data_card
 
 @app.command("card")
 @handle_errors
+@accepts_example()
 @shared_options(*MODEL_COMMAND)
 def card_command(
     data: Path = typer.Argument(..., help="Table of texts (CSV, Parquet or JSONL); empty label = unlabeled."),
@@ -64,6 +65,6 @@ def card_command(
                      cache_dir=cache, config=config, model_agreement=not no_model,
                      n_clusters=clusters, random_state=config.seed, command=command_line(),
                      input_sha256=file_sha256(data), source=str(data),
-                     ratings_level=level if level != "nominal" else None, criteria=split_list(criteria))
+                     ratings_level=level if level != "nominal" else None, criteria=split_list(criteria, "--criteria"))
     written = plan.commit(card.writers(card.paths_for(out)))
     info("wrote data card: " + ", ".join(str(p) for p in written.values()), opts.quiet)

@@ -61,7 +61,7 @@ def consensus_command(
     frame = read_table(data) if data is not None else None
     result = consensus(ann, data=frame, method=method, item_col=item_col, annotator_col=annotator_col,
                        label_col=config.label_col, text_col=config.text_col, id_col=config.id_col,
-                       unsure_labels=split_list(unsure) or (), random_state=config.seed, cache_dir=cache,
+                       unsure_labels=split_list(unsure, "--unsure-labels") or (), random_state=config.seed, cache_dir=cache,
                        config=config, show_progress=not opts.quiet, source=str(annotations))
     written = plan.commit({"consensus": table(result.frame(), out),
                            "annotators": table(result.annotator_frame(), annotators_path_for(out))})

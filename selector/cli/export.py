@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from selector.cli.app import app, handle_errors, info
-from selector.cli.options import Shared, shared_options
+from selector.cli.options import Shared, shared_options, split_list
 from selector.errors import ConfigError, DataError
 from selector.io import read_table
 from selector.labels import normalise_label
@@ -68,10 +68,24 @@ def export_command(
         if fmt != "label-studio" or str(out) == "-":
             raise ConfigError("--update-project goes with --format label-studio and a file --out")
         plan.add_output("predictions", predictions_path_for(out), "Label Studio predictions")
+    # The queue's round (its record beside it) makes each round's model_version distinct.
+    record = record_path_for(queue)
+    round_number, round_data = None, None
+    if record.is_file():
+        try:
+            rec = json.loads(record.read_text(encoding="utf-8"))
+        except json.JSONDecodeError:
+            raise DataError(f"{record}: the queue's round record is not valid JSON; re-run the round or move it away") from None
+        if isinstance(rec, dict):
+            round_number = rec.get("round")
+            path = (rec.get("data") or {}).get("path") if isinstance(rec.get("data"), dict) else None
+            round_data = Path(path) if isinstance(path, str) else None
+    if labels is None and data is None and label_config is None and round_data is not None and round_data.is_file():
+        plan.add_input(round_data, "the round's data")
     plan.check()
     label_set = None
     if labels is not None:
-        label_set = [x.strip() for x in labels.split(",") if x.strip()]
+        label_set = split_list(labels)
     elif data is not None:
         df = read_table(data)
         if config.label_col not in df.columns:
@@ -82,14 +96,19 @@ def export_command(
         chat = "conversation" in queue_table.columns
         label_set = check_label_config(label_config.read_text(encoding="utf-8"), from_name,
                                        to_name or ("dialogue" if chat else "text"), source=str(label_config))
-    # The queue's round (its record beside it) makes each round's model_version distinct.
-    record = record_path_for(queue)
-    round_number = None
-    if record.is_file():
-        try:
-            round_number = json.loads(record.read_text(encoding="utf-8")).get("round")
-        except json.JSONDecodeError:
-            raise DataError(f"{record}: the queue's round record is not valid JSON; re-run the round or move it away") from None
+    if label_set is None and label_config is None:
+        # No label set given: the round's own data (named in its record) has one.
+        if round_data is not None and round_data.is_file():
+            df = read_table(round_data)
+            if config.label_col in df.columns:
+                label_set = sorted({v for v in map(normalise_label, df[config.label_col]) if v is not None}) or None
+                if label_set:
+                    info(f"label set: the {len(label_set)} labels of {round_data} (the round's data; "
+                         "--labels or --data to choose)", opts.quiet)
+        if label_set is None and fmt == "label-studio":
+            typer.echo("warning: no label set (--labels, --data or --label-config, and none in the round's data), so "
+                       "no labeling config was written beside the tasks: create the project's config by hand",
+                       err=True)
     writers = export_writers(queue_table, fmt, out, labels=label_set, round_number=round_number,
                              from_name=from_name, to_name=to_name, update_project=update_project,
                              argilla_nested=argilla_nested, source=str(queue))

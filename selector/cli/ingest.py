@@ -9,7 +9,7 @@ import typer
 
 from selector.cli.app import app, handle_errors, info
 from selector.cli.options import (
-    Shared,
+    accepts_example, Shared,
     no_stdin,
     shared_options,
 )
@@ -24,6 +24,7 @@ from selector.outputs import OutputPlan, table
 
 @app.command("ingest")
 @handle_errors
+@accepts_example(shift="new_rows")
 @shared_options("config_file", "text_col", "label_col", "id_col", "model", "device", "batch_size", "backend", "cache_dir", "quiet")
 def ingest_command(
     data: Path = typer.Argument(..., help="The data file to add rows to."),

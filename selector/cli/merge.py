@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from selector.cli.app import app, handle_errors, info
-from selector.cli.options import Shared, no_stdin, shared_options
+from selector.cli.options import Shared, accepts_example, no_stdin, shared_options
 from selector.errors import ConfigError
 from selector.io import read_table
 from selector.loop.ledger import append_record, ledger_path, read_ledger
@@ -26,6 +26,7 @@ from selector.outputs import OutputPlan, table
 
 @app.command("merge")
 @handle_errors
+@accepts_example(shift="labeled")
 @shared_options("config_file", "label_col", "id_col", "quiet")
 def merge_command(
     data: Path = typer.Argument(..., help="The data file whose label column receives the labels."),

@@ -23,6 +23,7 @@ from selector.chat import read_data
 from selector.cli.app import info
 from selector.config import DEFAULT_CACHE_NAME, SelectConfig, cache_dir_for, load_config
 from selector.errors import ConfigError, DataError
+from selector.examples import example_copy
 from selector.io import STDIO, sniff_extension
 from selector.outputs import OutputPlan
 from selector.round.embed import load_embeddings
@@ -37,7 +38,7 @@ __all__ = [
 ]
 
 ConfigFileOption = Annotated[Optional[Path], typer.Option(
-    "--config", help="YAML config (see configs/default.yaml); flags beat it.")]
+    "--config", help="YAML config (every key: selector/data/default.yaml in the installed package, configs/default.yaml in the repository); flags beat it.")]
 TextColOption = Annotated[Optional[str], typer.Option("--text-col", help="Text column [default: text].")]
 LabelColOption = Annotated[Optional[str], typer.Option(
     "--label-col", help="Label column [default: label] (also of the annotations, when given).")]
@@ -71,14 +72,42 @@ UnsureLabelsOption = Annotated[Optional[str], typer.Option(
     "--unsure-labels", help="Comma-separated values meaning 'no label' [default: config unsure_labels: unsure,needs_review].")]
 
 
-def split_list(value: Optional[str]) -> Optional[list[str]]:
-    """``"a,b, c"`` -> ``["a", "b", "c"]``; a path to an existing file -> one item per non-empty line."""
+#: A ``--labels`` value with one of these endings (and no comma) names a file, never a label.
+_LIST_FILE_SUFFIXES = (".txt", ".csv", ".tsv", ".lst", ".list", ".labels", ".json", ".yaml", ".yml")
+
+
+def split_list(value: Optional[str], option: str = "--labels") -> Optional[list[str]]:
+    """``"a,b, c"`` -> ``["a", "b", "c"]``; a path to an existing file -> one item per non-empty line.
+
+    Raises
+    ------
+    ConfigError
+        A value that looks like a file name (a path separator or a file ending, no comma) but is no
+        file: it would otherwise be read as one label named after the file. Also an empty entry
+        (``a,,b``), which is a typo more often than a label.
+    """
     if value is None:
         return None
     path = Path(value)
     if path.is_file():
-        return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return [v.strip() for v in value.split(",") if v.strip()]
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{value}: {option} file is not UTF-8 text ({exc.reason} at byte {exc.start}); "
+                              "save it as UTF-8 with one label per line") from None
+        except OSError as exc:
+            raise ConfigError(f"{value}: cannot read the {option} file ({exc.strerror})") from None
+        return [line.strip() for line in text.splitlines() if line.strip()]
+    looks_like_path = "," not in value and ("/" in value or "\\" in value
+                                             or value.lower().endswith(_LIST_FILE_SUFFIXES))
+    if looks_like_path:
+        what = "is a folder, not a file" if path.is_dir() else "no such file"
+        raise ConfigError(f"{value}: {option} file not found ({what}); give an existing file with one "
+                          f"label per line, or the labels themselves as 'a,b,c'")
+    items = [v.strip() for v in value.split(",")]
+    if any(not v for v in items) and len(items) > 1:
+        raise ConfigError(f"{option} {value!r} has an empty entry; list labels as 'a,b,c' with no empty items")
+    return [v for v in items if v]
 
 
 #: The shared options by parameter name: (annotation, default). Commands take them through
@@ -147,6 +176,56 @@ def shared_options(*names: str):
 
         wrapper.__signature__ = sig.replace(parameters=own + extra)
         wrapper.__annotations__ = {p.name: p.annotation for p in own + extra}
+        return wrapper
+    return decorate
+
+
+def accepts_example(data: str = "data", shift: str | None = None):
+    """Add ``--example`` to a command whose argument ``data`` is a data table.
+
+    With ``--example`` the command runs on ``./banking77_sample.csv``, a copy of the bundled example
+    written on first use (:func:`selector.examples.example_copy`), so ``select``, ``status``,
+    ``export``, ``merge`` ... follow one loop on a fresh install. ``shift`` names the argument after
+    DATA (``merge``'s LABELED_FILE): given ``--example``, the one positional argument is that one.
+    Apply it above :func:`shared_options`.
+    """
+    def decorate(func):
+        sig = inspect.signature(func, eval_str=True)
+        params = []
+        for prm in sig.parameters.values():
+            if prm.name == data:
+                argument = prm.default
+                prm = prm.replace(annotation=Optional[Path], default=typer.Argument(
+                    None, help=f"{argument.help} Optional with --example.", show_default=False))
+            params.append(prm)
+        example_param = inspect.Parameter("example", inspect.Parameter.KEYWORD_ONLY, annotation=bool, default=typer.Option(
+            False, "--example", help="Use ./banking77_sample.csv, a copy of the bundled example (2,002 banking77 "
+                                     "questions) written there on first use, as DATA."))
+        keyword = [q for q in params if q.kind == inspect.Parameter.KEYWORD_ONLY]
+        positional = [q for q in params if q.kind != inspect.Parameter.KEYWORD_ONLY]
+        params = positional + [example_param] + keyword
+
+        @functools.wraps(func)
+        def wrapper(*args, **kwargs):
+            example = kwargs.pop("example")
+            given = kwargs.get(data)
+            if example:
+                if shift is not None and given is not None and kwargs.get(shift) is None:
+                    kwargs[shift], given = given, None
+                if given is not None:
+                    raise ConfigError(f"give either DATA ({given}) or --example, not both")
+                quiet = bool(kwargs.get("quiet"))
+                path, created = example_copy()
+                info((f"--example: wrote the bundled example to {path} (2,002 banking77 questions, 385 labeled); "
+                      "later --example runs use this copy") if created
+                     else f"--example: using {path} (the example's copy; delete it to start over)", quiet)
+                kwargs[data] = path
+            elif given is None:
+                raise ConfigError("give a DATA file (or --example to use the bundled example)")
+            return func(*args, **kwargs)
+
+        wrapper.__signature__ = sig.replace(parameters=params)
+        wrapper.__annotations__ = {q.name: q.annotation for q in params}
         return wrapper
     return decorate
 

@@ -9,7 +9,7 @@ import typer
 
 from selector.cli.app import app, handle_errors, info
 from selector.cli.options import (
-    MODEL_COMMAND,
+    accepts_example, MODEL_COMMAND,
     AnnotatorColOption,
     ItemColOption,
     Shared,
@@ -25,6 +25,7 @@ from selector.quality.review import review
 
 @app.command("review")
 @handle_errors
+@accepts_example()
 @shared_options(*MODEL_COMMAND)
 def review_command(
     data: Path = typer.Argument(..., help="Table of texts (labeled and unlabeled rows)."),

@@ -12,20 +12,19 @@ from selector.chat import skipped_path_for
 from selector.cli.app import app, command_line, handle_errors, info
 from selector.cli.options import (
     MODEL_COMMAND,
+    accepts_example,
     Shared,
     no_stdin,
     shared_options,
     split_list,
 )
-from selector.config import DEFAULT_CACHE_NAME, cache_dir_for
-from selector.errors import ConfigError
-from selector.examples import example_path
-from selector.loop.ledger import ledger_name
+from selector.config import cache_dir_for
 from selector.round.run import run_round
 
 
 @app.command("select")
 @handle_errors
+@accepts_example()
 @shared_options(*MODEL_COMMAND)
 def select_command(
     data: Optional[Path] = typer.Argument(None, help="Table of texts (CSV, Parquet or JSONL); empty label = unlabeled."),
@@ -34,7 +33,6 @@ def select_command(
     out: Path = typer.Option(Path("queue.csv"), "--out", "-o", help="Queue file; format by extension (.csv, .parquet, .jsonl)."),
     engine: Optional[str] = typer.Option(None, "--engine", help="local or ray: where missing embeddings are computed [default: local]."),
     address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address for --engine ray [default: local Ray]."),
-    example: bool = typer.Option(False, "--example", help="Run on the bundled example (a banking77 sample) instead of DATA."),
     gold_file: Optional[Path] = typer.Option(None, "--gold", help="Gold file (item_id, gold_label[, text]) to mix into the queue."),
     gold_rate: Optional[float] = typer.Option(None, "--gold-rate", help="Share of the queue that is gold, with --gold [default: 0.05]."),
     bucket_priority: Optional[float] = typer.Option(None, "--bucket-priority", help="Share of the budget (0-1) reserved for unlabeled rows of the rarest failure buckets (`bucket` column, see `selector ingest`)."),
@@ -44,19 +42,12 @@ def select_command(
 ) -> None:
     """Choose the next rows to label and write them as a ranked queue (+ a mislabel-suspect list)."""
     no_stdin(data, "select")
-    if example == (data is not None):
-        raise ConfigError("give either a DATA file or --example (not both, not neither)")
-    ledger = None
-    if example:
-        # The package folder may be read-only: the example's cache and ledger live in the working folder.
-        data, ledger = example_path(), Path(DEFAULT_CACHE_NAME) / ledger_name(example_path())
-        opts.cache_dir = opts.cache_dir if opts.cache_dir is not None else Path(DEFAULT_CACHE_NAME)
     config = opts.config(budget=budget, strategy=strategy, engine=engine, ray_address=address,
                          labels=split_list(labels))
     t0 = time.perf_counter()
     result = run_round(data, config=config, out=out, embeddings=opts.embeddings, cache_dir=cache_dir_for(data, config),
                        gold=gold_file, gold_rate=gold_rate, bucket_priority=bucket_priority,
-                       suspects=not no_suspects, ledger=ledger, command=command_line(), show_progress=not opts.quiet,
+                       suspects=not no_suspects, command=command_line(), show_progress=not opts.quiet,
                        on_step=lambda message: info(message, opts.quiet))
     if "chat" in result.stats:
         c = result.stats["chat"]

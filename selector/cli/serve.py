@@ -7,13 +7,14 @@ from pathlib import Path
 import typer
 
 from selector.cli.app import app, handle_errors, info
-from selector.cli.options import DATA_READING, Shared, no_stdin, shared_options
+from selector.cli.options import DATA_READING, Shared, accepts_example, no_stdin, shared_options
 from selector.config import cache_dir_for
 from selector.errors import ConfigError
 
 
 @app.command("serve")
 @handle_errors
+@accepts_example()
 @shared_options("config_file", "text_col", "label_col", "id_col", "model", "device", "batch_size", "backend",
                 "cache_dir", "quiet", *DATA_READING)
 def serve_command(

@@ -9,7 +9,7 @@ import typer
 
 from selector.cli.app import app, handle_errors, info
 from selector.cli.options import (
-    DATA_READING,
+    accepts_example, DATA_READING,
     Shared,
     plan_table_inputs,
     read_table_inputs,
@@ -25,6 +25,7 @@ from selector.round.pool import prepare_pool
 
 @app.command("simulate")
 @handle_errors
+@accepts_example()
 @shared_options("seed", "config_file", "text_col", "label_col", "id_col", "model", "device", "batch_size", "backend", "cache_dir", "embeddings", "quiet", *DATA_READING)
 def simulate_command(
     data: Path = typer.Argument(..., help="A fully labeled file (CSV, Parquet or JSONL)."),

@@ -9,7 +9,7 @@ import typer
 from selector.chat import read_data
 from selector.cli.app import app, handle_errors
 from selector.cli.options import (
-    DATA_READING,
+    accepts_example, DATA_READING,
     Shared,
     no_stdin,
     shared_options,
@@ -42,6 +42,7 @@ from selector.round.pool import prepare_pool
 
 @app.command("status")
 @handle_errors
+@accepts_example()
 @shared_options("config_file", "text_col", "label_col", "id_col", "model", "device", "batch_size", "backend", "cache_dir", "embeddings", "quiet", *DATA_READING)
 def status_command(
     data: Path = typer.Argument(..., help="The data file of the loop (its ledger is .selector/<file name>.rounds.jsonl beside it)."),
@@ -72,7 +73,7 @@ def status_command(
     changed = file_sha256(data) != (records[-1].get("data") or {}).get("sha256")
     if live and changed:
         X_given = load_embeddings(opts.embeddings, pool.n) if opts.embeddings is not None else None
-        X, _ = embed_pool(pool, config, embeddings=X_given, cache_dir=cache_dir_for(data, config),
+        X, embed_stats = embed_pool(pool, config, embeddings=X_given, cache_dir=cache_dir_for(data, config),
                           show_progress=not opts.quiet)
         lab = pool.labeled_positions
         y = pool.labels[lab].astype(str)
@@ -81,7 +82,8 @@ def status_command(
         stop = stop_set_predictions(pool.ids, X, fitted, records)
         preds = dict(zip(stop["ids"], stop["predictions"])) if stop["predictions"] else None
         now = MeasurePoint(name="now", n_labeled=int(lab.size),
-                           cv=cv_metrics(X[lab], y, classifier=template, random_state=config.seed), predictions=preds)
+                           cv=cv_metrics(X[lab], y, classifier=template, random_state=config.seed), predictions=preds,
+                           model=embed_stats.get("model_fingerprint"))
     round_col = df[ROUND_COL].to_numpy(dtype=object) if ROUND_COL in df.columns else None
     report = build_status(records, pool.ids, pool.labels, data=str(data), ledger=str(ledger), now=now,
                           round_col=round_col, change_threshold=change_threshold, change_ceiling=change_ceiling,

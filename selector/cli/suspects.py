@@ -10,7 +10,7 @@ import typer
 
 from selector.cli.app import app, handle_errors, info
 from selector.cli.options import (
-    MODEL_COMMAND,
+    accepts_example, MODEL_COMMAND,
     AnnotatorColOption,
     ItemColOption,
     Shared,
@@ -34,6 +34,7 @@ from selector.round.suspects import (
 
 @app.command("suspects")
 @handle_errors
+@accepts_example()
 @shared_options(*MODEL_COMMAND)
 def suspects_command(
     data: Path = typer.Argument(..., help="Table of texts (CSV, Parquet or JSONL); rows with an empty label are ignored."),

@@ -10,7 +10,7 @@ import typer
 
 from selector.cli.app import app, handle_errors, info
 from selector.cli.options import (
-    DATA_READING,
+    accepts_example, DATA_READING,
     Shared,
     plan_table_inputs,
     read_table_inputs,
@@ -24,6 +24,7 @@ from selector.quality.validate import DEFAULT_BLOCKERS, DEFAULT_NEGATIVES, valid
 
 @app.command("validate")
 @handle_errors
+@accepts_example()
 @shared_options("config_file", "text_col", "label_col", "id_col", "model", "device", "batch_size", "backend", "cache_dir", "embeddings", "quiet", *DATA_READING)
 def validate_command(
     data: Path = typer.Argument(..., help="Labeled table (CSV, Parquet or JSONL)."),
@@ -57,9 +58,9 @@ def validate_command(
     chat = df.attrs.get("selector_chat")
     report = validate(df, text_col=config.text_col, label_col=config.label_col, id_col=config.id_col,
                       labels=split_list(labels) if labels is not None else config.labels,
-                      negatives=split_list(negatives) or None, imbalance_ratio=imbalance,
+                      negatives=split_list(negatives, "--negatives") or None, imbalance_ratio=imbalance,
                       near_duplicate_threshold=near_dup, min_text_chars=min_chars,
-                      blockers=split_list(blockers) or (), embeddings=X_given,
+                      blockers=split_list(blockers, "--blockers") or (), embeddings=X_given,
                       cache_dir=cache, config=config, near_duplicates=embeds,
                       unsure_labels=config.unsure_labels, source=str(data),
                       output_col="output" if chat else None, system_col="system" if chat else None,

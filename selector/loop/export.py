@@ -5,10 +5,11 @@ Every task carries the row's id as ``selector_id`` so ``selector merge`` can bri
 higher = label first). Where a tool has a "score" field it means what the tool means by it:
 
 - ``label-studio``: a JSON list of tasks ``{"data": {"text", "selector_id", "rank", "priority", ...},
-  "predictions": [{"model_version", "score", "result": [choices]}]}``. ``score`` is the model's
-  confidence in the pre-annotated label (``predicted_proba``), as Label Studio reads it: its
-  "uncertainty sampling" serves the lowest score first, and the annotator sees the probability of
-  the pre-selected choice. ``model_version`` is per round (``selector-r3-auto``), so a project can
+  "predictions": [{"model_version", "score", "result": [choices]}]}``. The prediction's ``score`` is
+  the task's queue position, ``rank / (n + 1)``: Label Studio's "uncertainty sampling" serves the
+  lowest score first, so it serves selector's queue order whatever the strategy. The model's
+  probability of the pre-selected choice is the choice's own ``score`` in ``result`` and
+  ``data.predicted_proba``. ``model_version`` is per round (``selector-r3-auto``), so a project can
   tell rounds apart. ``from_name``/``to_name`` default to ``label``/``text`` (``dialogue`` for a chat
   queue) and can name an existing project's controls. A cold-start queue (no model yet) has no
   prediction. With ``labels`` a matching labeling config is written beside the file.
@@ -45,7 +46,7 @@ from selector.labels import normalise_label
 from selector.outputs import OutputPlan, Writer, text_file
 
 __all__ = ["EXPORT_FORMATS", "export_records", "write_export", "export_writers", "export_suffix",
-           "label_config_path_for", "label_studio_config", "model_version", "check_label_config",
+           "label_config_path_for", "label_studio_config", "model_version", "rank_score", "check_label_config",
            "predictions_path_for", "argilla_settings", "argilla_settings_path_for", "ARGILLA_MAPPING",
            "ARGILLA_METADATA"]
 
@@ -111,6 +112,15 @@ def _row_fields(row: dict) -> dict[str, Any]:
         "predicted_label": normalise_label(row.get("predicted_label")),
         "predicted_proba": _number(row.get("predicted_proba")),
     }
+
+
+def rank_score(rank: int | None, n: int) -> float:
+    """Label Studio's prediction score for the task at queue ``rank`` of ``n``: ``rank / (n + 1)``.
+
+    In (0, 1) and rising with rank, so "uncertainty sampling" (lowest score first) serves the queue
+    in order. A task without a rank comes last (1.0).
+    """
+    return 1.0 if rank is None else round(rank / (n + 1), 6)
 
 
 def model_version(strategy: str | None, round_number: int | None) -> str:
@@ -210,12 +220,20 @@ def export_records(queue: pd.DataFrame, fmt: str, *, labels: Sequence[str] | Non
             task = {"data": {"text": text, **data_fields}}
             if chat:
                 task["data"][DIALOGUE] = [{"author": m["role"], "text": m["content"]} for m in chat]
-            # Label Studio reads a prediction's score as confidence; a queue with no model has none.
-            if f["predicted_label"] is not None and f["predicted_proba"] is not None:
-                target = to_name or (DIALOGUE if chat else "text")
-                task["predictions"] = [{"model_version": agent, "score": f["predicted_proba"],
-                                        "result": [{"from_name": from_name, "to_name": target, "type": "choices",
-                                                    "value": {"choices": [f["predicted_label"]]}}]}]
+            # The prediction's score is the queue position (rank / (n + 1)), not a confidence: Label
+            # Studio's "uncertainty sampling" serves the lowest score first, so it serves selector's
+            # queue order for every strategy. The class probability stays on the choice (the result's
+            # own score) and in data.predicted_proba. A cold-start queue has no label to pre-select.
+            target = to_name or (DIALOGUE if chat else "text")
+            result = []
+            if f["predicted_label"] is not None:
+                choice = {"from_name": from_name, "to_name": target, "type": "choices",
+                          "value": {"choices": [f["predicted_label"]]}}
+                if f["predicted_proba"] is not None:
+                    choice["score"] = f["predicted_proba"]
+                result.append(choice)
+            task["predictions"] = [{"model_version": agent, "score": rank_score(f["rank"], len(queue)),
+                                    "result": result}]
             out.append(task)
         elif fmt == "argilla" and argilla_nested:
             rec = {"id": f["selector_id"], "fields": {"conversation": chat} if chat else {"text": text},

@@ -358,6 +358,42 @@ def _with_label_column(data: pd.DataFrame, label_col: str) -> pd.DataFrame:
     return out
 
 
+def latest_per_annotator(records: list[dict]) -> list[dict]:
+    """Keep each annotator's last label per id (file order), in the order of those last labels.
+
+    An append-only log (``selector serve``'s labels file) or a tool export that keeps history holds
+    every edit one annotator made to an item as another line; the latest edit is their answer, not a
+    disagreement with themselves. Records without an annotator are all kept.
+    """
+    last: dict[tuple, int] = {}
+    for k, rec in enumerate(records):
+        if rec.get("annotator") is not None:
+            last[(rec["id"], rec["annotator"])] = k
+    return [rec for k, rec in enumerate(records)
+            if rec.get("annotator") is None or last[(rec["id"], rec["annotator"])] == k]
+
+
+def _join(values) -> str | None:
+    """Distinct non-empty values in first-seen order, joined with ';' (None when there are none)."""
+    seen = list(dict.fromkeys(str(v) for v in values if v is not None))
+    return ";".join(seen) or None
+
+
+def _one_conflict_per_id(conflicts: list[dict]) -> list[dict]:
+    """Merge conflict rows that name the same id into one row (labels, annotators, problems joined)."""
+    by_id: dict = {}
+    for c in conflicts:
+        by_id.setdefault(c["id"], []).append(c)
+    out = []
+    for i, rows in by_id.items():
+        if len(rows) == 1:
+            out.append(rows[0])
+            continue
+        out.append({"id": i, "label": _join(r["label"] for r in rows), "annotator": _join(r["annotator"] for r in rows),
+                    "existing": rows[0]["existing"], "problem": "; ".join(dict.fromkeys(r["problem"] for r in rows))})
+    return out
+
+
 def _who(rec: dict) -> str:
     return f"annotator {rec['annotator']}" if rec.get("annotator") else "the export"
 
@@ -398,7 +434,8 @@ def merge_labels(data: pd.DataFrame, labels: pd.DataFrame, *, label_col: str = "
     conflicts = []
     chosen: dict[str, dict] = {}
     disputed: dict[str, list] = {}
-    records = [{k: normalise_label(v) for k, v in rec.items()} for rec in labels.to_dict("records")]
+    records = latest_per_annotator([{k: normalise_label(v) for k, v in rec.items()}
+                                    for rec in labels.to_dict("records")])
     for rec in records:
         i, lab = rec["id"], rec["label"]
         if i not in pos:
@@ -421,9 +458,13 @@ def merge_labels(data: pd.DataFrame, labels: pd.DataFrame, *, label_col: str = "
             chosen[i]["annotator"] = f"{chosen[i]['annotator']};{rec['annotator']}"
     for i, votes in disputed.items():
         said = ", ".join(f"{_who(v).removeprefix('annotator ')} says {v['label']!r}" for v in votes)
-        for v in votes:
-            conflicts.append({"id": i, "label": v["label"], "annotator": v.get("annotator"),
-                              "existing": current[pos[i]], "problem": f"annotators disagree: {said}"})
+        conflicts.append({"id": i, "label": _join(v["label"] for v in votes),
+                          "annotator": _join(v.get("annotator") for v in votes),
+                          "existing": current[pos[i]], "problem": f"annotators disagree: {said}"})
+    conflicts = _one_conflict_per_id(conflicts)
+    # An id with any conflict is merged by nobody, even with --partial: its clean votes wait with it.
+    for c in conflicts:
+        chosen.pop(c["id"], None)
     table_ = pd.DataFrame(conflicts, columns=["id", "label", "annotator", "existing", "problem"])
     if conflicts and not partial:
         first = table_.iloc[0]

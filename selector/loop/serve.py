@@ -26,6 +26,9 @@ made by ``selector export``); other tasks are embedded from their text and predi
 import datetime as _dt
 import json
 import threading
+import urllib.error
+import urllib.request
+import warnings
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,6 +122,15 @@ def _annotation_label(annotation: dict, target: LabelTarget | None) -> str | Non
     return choices[0] if len(choices) == 1 else None
 
 
+@dataclass(frozen=True)
+class ProjectLink:
+    """Where the Label Studio project behind ``/setup`` lives: base URL, API token, project id."""
+
+    hostname: str
+    access_token: str
+    project: int
+
+
 class BackendState:
     """The model behind ``selector serve``: the data's embeddings, the labels so far, the fitted classifier.
 
@@ -160,6 +172,7 @@ class BackendState:
         self.round = next_round_number(read_ledger(self.ledger)) - 1
         self.model = None
         self.classes = None
+        self.project: ProjectLink | None = None
         self._fit()
 
     # -- the model
@@ -184,10 +197,39 @@ class BackendState:
     def model_version(self) -> str:
         return version_name("serve", self.round or None)
 
-    def setup(self, schema: str | None) -> str:
+    def setup(self, schema: str | None, *, hostname: str | None = None, access_token: str | None = None,
+              project: Any = None) -> str:
+        """Read the project's labeling config; remember where the project lives (Label Studio sends its
+        ``hostname``, an ``access_token`` and the ``project`` id), so a refit can tell the project its new
+        model version."""
         if schema:
             self.target = parse_label_config(schema)
+        if isinstance(hostname, str) and hostname.strip() and isinstance(access_token, str) and access_token.strip():
+            project_id = str(project).split(".", 1)[0] if project is not None else ""
+            if project_id.isdigit():
+                self.project = ProjectLink(hostname.rstrip("/"), access_token, int(project_id))
         return self.model_version
+
+    def announce_version(self) -> str | None:
+        """PATCH the project's ``model_version`` to this backend's, so Label Studio sorts and shows the
+        latest refit's predictions rather than the imported round's. Returns the version set, or None
+        without a project link; a failure is a warning (labeling goes on), never silent."""
+        link = self.project
+        if link is None:
+            return None
+        version = self.model_version
+        request = urllib.request.Request(
+            f"{link.hostname}/api/projects/{link.project}", method="PATCH",
+            data=json.dumps({"model_version": version}).encode("utf-8"),
+            headers={"Content-Type": "application/json", "Authorization": f"Token {link.access_token}"})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                response.read()
+        except (urllib.error.URLError, OSError) as exc:
+            warnings.warn(f"could not set project {link.project}'s model_version to {version} at {link.hostname} "
+                          f"({exc}); Label Studio keeps sorting by its current model version", stacklevel=2)
+            return None
+        return version
 
     def _target(self, label_config: str | None) -> LabelTarget:
         if label_config:
@@ -265,7 +307,9 @@ class BackendState:
                 self.extra[rec["id"]] = rec["label"]
             self._fit()
             self._record_round(new)
-            return {"status": "refitted", "n_labels": len(new), "model_version": self.model_version}
+        announced = self.announce_version()
+        return {"status": "refitted", "n_labels": len(new), "model_version": self.model_version,
+                "project_model_version": announced}
 
     def _record_round(self, new: list[dict]) -> None:
         rows, y = self.training_labels()
@@ -339,7 +383,8 @@ def make_app(state: BackendState, *, record_dir: str | Path | None = None):
     @app.post("/setup")
     async def setup(request: Request) -> dict:
         body = await request.json()
-        return {"model_version": state.setup(body.get("schema"))}
+        return {"model_version": state.setup(body.get("schema"), hostname=body.get("hostname"),
+                                             access_token=body.get("access_token"), project=body.get("project"))}
 
     @app.post("/predict")
     async def predict(request: Request) -> dict:

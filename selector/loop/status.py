@@ -52,6 +52,7 @@ class MeasurePoint:
     predictions: dict[str, str] | None
     kappa_prev: float | None = None
     changed_prev: float | None = None
+    model: str | None = None
 
 
 @dataclass
@@ -180,6 +181,21 @@ def stopping_hint(points: list[MeasurePoint], *, change_threshold: float = CHANG
     return False, "keep labeling: " + "; ".join(why), numbers
 
 
+def record_model(record: dict) -> str | None:
+    """The embedding model a ledger record's round ran with: its model fingerprint, or None."""
+    fingerprint = record.get("model_fingerprint")
+    return str(fingerprint) if fingerprint else None
+
+
+def model_name(fingerprint: str | None) -> str | None:
+    """A fingerprint as a short name: ``st-all-MiniLM-L6-v2-3dda4743...`` -> ``all-MiniLM-L6-v2``."""
+    if not fingerprint:
+        return None
+    name = fingerprint.removeprefix("st-").removeprefix("onnx-").removeprefix("static-")
+    head, _, tail = name.rpartition("-")
+    return head if head and len(tail) >= 12 and all(c in "0123456789abcdef" for c in tail) else name
+
+
 def _predictions(record: dict) -> dict[str, str] | None:
     stop = record.get("stop_set") or {}
     if not stop.get("predictions"):
@@ -209,32 +225,41 @@ def build_status(records: list[dict], ids: np.ndarray, labels: np.ndarray, *, da
     labeled_now = {str(i) for i, lab in zip(ids, labels) if lab is not None}
     rows = []
     points = []
+    queued_ids: list[list[str]] = []
     for rec in records:
         q = [str(i) for i in (rec.get("queue") or {}).get("ids", [])]
+        queued_ids.append(q)
         done = sum(i in labeled_now for i in q)
         cv = rec.get("cv")
         counts = rec.get("counts") or {}
+        model = record_model(rec)
         points.append(MeasurePoint(name=f"round {rec.get('round')}", n_labeled=int(counts.get("n_labeled", 0)),
-                                   cv=cv, predictions=_predictions(rec)))
+                                   cv=cv, predictions=_predictions(rec), model=model))
         rows.append({"round": rec.get("round"), "time": str(rec.get("time", ""))[:19].replace("T", " "),
                      "strategy": (f"{rec.get('strategy')} (cold start)" if rec.get("cold_start")
-                                  else rec.get("strategy")), "labeled_before": counts.get("n_labeled"),
+                                  else rec.get("strategy")), "model": model_name(model), "labeled_before": counts.get("n_labeled"),
                      "queued": len(q), "queue_labeled": done, "queue_unlabeled": len(q) - done,
                      "cv_accuracy": cv["accuracy"] if cv else None, "cv_macro_f1": cv["macro_f1"] if cv else None})
     if now is not None:
+        if now.model is None and points:
+            now.model = points[-1].model
         points.append(now)
-    prev = None
+    # Predictions are compared only between models on the same embedder: a `--model hashing` trial
+    # round and a real-model round disagree for reasons that say nothing about whether labels still pay.
+    prev: dict[str | None, dict[str, str]] = {}
     for p in points:
-        if p.predictions is not None and prev is not None:
-            p.kappa_prev, _ = kappa(prev, p.predictions)
-            p.changed_prev, _ = changed_share(prev, p.predictions)
+        if p.predictions is not None and p.model in prev:
+            p.kappa_prev, _ = kappa(prev[p.model], p.predictions)
+            p.changed_prev, _ = changed_share(prev[p.model], p.predictions)
         if p.predictions is not None:
-            prev = p.predictions
+            prev[p.model] = p.predictions
+    last_model = points[-1].model if points else None
+    stop_points = [p for p in points if p.model == last_model]
     table = pd.DataFrame(rows)
     if len(table):
         table["kappa_vs_prev"] = [p.kappa_prev for p in points[:len(rows)]]
         table["changed_vs_prev"] = [p.changed_prev for p in points[:len(rows)]]
-    flattened, hint, numbers = stopping_hint(points, change_threshold=change_threshold, change_ceiling=change_ceiling,
+    flattened, hint, numbers = stopping_hint(stop_points, change_threshold=change_threshold, change_ceiling=change_ceiling,
                                              change_fall=change_fall, f1_tolerance=f1_tolerance, window=window)
     lab = np.array([x for x in labels if x is not None], dtype=object).astype(str)
     names, counts = np.unique(lab, return_counts=True)
@@ -248,8 +273,10 @@ def build_status(records: list[dict], ids: np.ndarray, labels: np.ndarray, *, da
         for row in rows:
             per_round[str(row["round"])] = row["queue_labeled"]
     per_round = dict(sorted(per_round.items(), key=lambda kv: (not kv[0].isdigit(), int(kv[0]) if kv[0].isdigit() else 0)))
-    earlier = int(table["queue_unlabeled"].iloc[:-1].sum()) if len(table) > 1 else 0
-    latest = int(table["queue_unlabeled"].iloc[-1]) if len(table) else 0
+    # Distinct ids: a row queued again by a later round is counted once, under the latest round.
+    latest_ids = {i for i in queued_ids[-1] if i not in labeled_now} if queued_ids else set()
+    earlier_ids = {i for q in queued_ids[:-1] for i in q if i not in labeled_now} - latest_ids
+    earlier, latest = len(earlier_ids), len(latest_ids)
     return StatusReport(data=data, ledger=ledger, rounds=table, points=points,
                         class_counts={str(k): int(v) for k, v in zip(names, counts)}, labels_per_round=per_round,
                         n_labeled=int(lab.size), n_rows=int(len(ids)), still_unlabeled_earlier=earlier,
@@ -272,21 +299,21 @@ def format_status(report: StatusReport) -> str:
     """The report as the text ``selector status`` prints."""
     lines = [f"data: {report.data}  ({report.n_labeled} of {report.n_rows} rows labeled)",
              f"ledger: {report.ledger}  ({len(report.rounds)} round(s))", ""]
-    header = ["round", "time (UTC)", "strategy", "labeled", "queued", "q.labeled", "q.unlabeled",
+    header = ["round", "time (UTC)", "strategy", "model", "labeled", "queued", "q.labeled", "q.unlabeled",
               "cv_acc", "cv_macroF1", "kappa", "changed"]
     body = []
     for r in report.rounds.to_dict("records"):
-        body.append([str(r["round"]), r["time"], str(r["strategy"]), _fmt(r["labeled_before"]), str(r["queued"]),
+        body.append([str(r["round"]), r["time"], str(r["strategy"]), _fmt(r["model"]), _fmt(r["labeled_before"]), str(r["queued"]),
                      str(r["queue_labeled"]), str(r["queue_unlabeled"]), _fmt(r["cv_accuracy"]),
                      _fmt(r["cv_macro_f1"]), _fmt(r["kappa_vs_prev"]), _pct(r["changed_vs_prev"])])
     if len(report.points) > len(report.rounds):
         p = report.points[-1]
-        body.append(["now", "", "", str(p.n_labeled), "", "", "", _fmt(p.cv["accuracy"] if p.cv else None),
+        body.append(["now", "", "", _fmt(model_name(p.model)), str(p.n_labeled), "", "", "", _fmt(p.cv["accuracy"] if p.cv else None),
                      _fmt(p.cv["macro_f1"] if p.cv else None), _fmt(p.kappa_prev), _pct(p.changed_prev)])
     lines.extend(text_table(header, body))
     lines.append("(labeled = labels when the round selected; cv_* = 5-fold cross-validated logistic regression "
                  "on those labels; kappa = agreement with the previous model on the fixed stop set, changed = "
-                 "share of its stop-set predictions that changed)")
+                 "share of its stop-set predictions that changed; both compare rounds of the same model only)")
     lines.append("")
     lines.append("labels per round: " + (", ".join(f"{k}: {v}" for k, v in report.labels_per_round.items()) or "-"))
     lines.append("labels per class: " + (", ".join(f"{k} {v}" for k, v in report.class_counts.items()) or "-"))

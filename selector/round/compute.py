@@ -21,7 +21,8 @@ from selector.strategies import Selection, SelectionContext, make_strategy
 
 __all__ = ["select_batch", "build_context", "queue_frame", "QUEUE_COLUMNS"]
 
-QUEUE_COLUMNS = ["rank", "id", "text", "score", "strategy", "reason", "predicted_label", "predicted_proba"]
+QUEUE_COLUMNS = ["rank", "id", "text", "score", "strategy_score", "strategy", "reason", "predicted_label",
+                 "predicted_proba"]
 
 # Pool rows scored per classifier call. Scoring is row-wise, so chunks give the same probabilities
 # as one call, while the float64 copies scikit-learn makes stay ~100 MB instead of O(pool).
@@ -121,6 +122,11 @@ def select_batch(X_labeled: np.ndarray, y_labeled: np.ndarray, X_pool: np.ndarra
     return strat.select(context, budget, random_state=random_state)
 
 
+def queue_priority(n: int) -> np.ndarray:
+    """The queue's ``score``: ``1 - (rank - 1) / n`` for ranks 1..n, shape (n,), strictly falling."""
+    return np.round(1.0 - np.arange(n, dtype=np.float64) / max(n, 1), 6)
+
+
 def queue_frame(pool: LabeledPool, context: SelectionContext, selection: Selection, strategy: str) -> pd.DataFrame:
     """The labeling queue: one row per pick, best first (columns ``QUEUE_COLUMNS`` + extras)."""
     unl = pool.pool_positions
@@ -137,7 +143,11 @@ def queue_frame(pool: LabeledPool, context: SelectionContext, selection: Selecti
         "rank": np.arange(1, rows.size + 1),
         "id": pool.ids[rows],
         "text": pool.texts[rows],
-        "score": np.round(selection.scores, 6),
+        # A priority that falls evenly with rank (1 for the first row, 1/n for the last), whatever the
+        # strategy: a strategy's own scores are on its branch's scale (typicality, distance, margin)
+        # and need not fall with rank when picks alternate clusters or branches (``strategy_score``).
+        "score": queue_priority(rows.size),
+        "strategy_score": np.round(selection.scores, 6),
         "strategy": strategy,
         "reason": selection.reasons,
         "predicted_label": pred_label,
