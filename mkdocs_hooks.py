@@ -16,7 +16,8 @@ ROOT = Path(__file__).resolve().parent
 VIEW = ROOT / "build" / "api-src"
 
 
-def on_config(config):
+def build_view() -> None:
+    """(Re)build ``build/api-src/selector`` from the sources."""
     package = VIEW / "selector"
     if VIEW.exists():
         shutil.rmtree(VIEW)
@@ -24,4 +25,12 @@ def on_config(config):
     shutil.copytree(ROOT / "selector", package, ignore=skip)
     shutil.copytree(ROOT / "strategies", package / "strategies", ignore=skip)
     shutil.copytree(ROOT / "models", package / "models", ignore=skip)
+
+
+# Built when MkDocs loads this hook, before any plugin's on_config: mkdocstrings drops search paths
+# that do not exist when it sets its handler up.
+build_view()
+
+
+def on_config(config):
     return config

@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import re
+import warnings
 from pathlib import Path
 from typing import Protocol, Sequence, runtime_checkable
 
@@ -399,6 +400,9 @@ def make_embedder(model: str | None = None, *, device: str | None = "auto", batc
         raise ModelError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     if model is not None and (model == "hashing" or model.startswith("hashing:")):
         _, _, dim = model.partition(":")
+        if device not in (None, "auto", "cpu"):
+            warnings.warn(f"device {device!r} is ignored: the hashing embedder is plain Python on the CPU",
+                          stacklevel=2)
         try:
             return HashingEmbedder(int(dim) if dim else 256)
         except ValueError:

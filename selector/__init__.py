@@ -7,8 +7,27 @@ One labeling round is :func:`run_round` (plan, compute, commit; :func:`select` r
 
 from __future__ import annotations
 
-from selector.config import SelectConfig, load_config
-from selector.errors import (
+import os as _os
+import signal as _signal
+import sys as _sys
+
+
+def _interrupted_while_starting(signum, frame) -> None:  # pragma: no cover - exercised in a subprocess
+    _sys.stderr.write("error: interrupted while starting; nothing was read or written\n")
+    _sys.stderr.flush()
+    _os._exit(130)
+
+
+# Ctrl-C during the first second of `selector ...` lands in these imports (torch, pandas, sklearn);
+# the command line ends with one line instead of an import traceback. selector.cli.app.main restores
+# Python's own handler before any work starts. A library import leaves SIGINT alone.
+_COMMAND_LINE = _os.path.basename(_sys.argv[0] if _sys.argv else "") in ("selector", "selector.exe") or (
+    bool(_sys.argv) and _sys.argv[0].endswith(_os.path.join("selector", "__main__.py")))
+if _COMMAND_LINE and _signal.getsignal(_signal.SIGINT) is _signal.default_int_handler:
+    _signal.signal(_signal.SIGINT, _interrupted_while_starting)
+
+from selector.config import SelectConfig, load_config  # noqa: E402
+from selector.errors import (  # noqa: E402
     ConfigError,
     DataError,
     EmptyPoolError,
@@ -16,21 +35,21 @@ from selector.errors import (
     SelectorError,
     UnknownStrategyError,
 )
-from selector.labels import DEFAULT_UNSURE_LABELS
-from selector.loop.export import export_records
-from selector.loop.ingest import ingest_rows
-from selector.loop.ledger import read_ledger
-from selector.loop.merge import merge_labels, read_labels
-from selector.quality.adjudicate import Adjudication, adjudicate, prepare_decisions
-from selector.quality.agreement import (
+from selector.labels import DEFAULT_UNSURE_LABELS  # noqa: E402
+from selector.loop.export import export_records  # noqa: E402
+from selector.loop.ingest import ingest_rows  # noqa: E402
+from selector.loop.ledger import read_ledger  # noqa: E402
+from selector.loop.merge import merge_labels, read_labels  # noqa: E402
+from selector.quality.adjudicate import Adjudication, adjudicate, prepare_decisions  # noqa: E402
+from selector.quality.agreement import (  # noqa: E402
     AgreementReport,
     agreement,
     dawid_skene,
     majority_vote,
 )
-from selector.quality.card import DataCard, data_card
-from selector.quality.consensus import ConsensusResult, consensus
-from selector.quality.gold import (
+from selector.quality.card import DataCard, data_card  # noqa: E402
+from selector.quality.consensus import ConsensusResult, consensus  # noqa: E402
+from selector.quality.gold import (  # noqa: E402
     DriftReport,
     GoldInjection,
     GoldReport,
@@ -41,21 +60,21 @@ from selector.quality.gold import (
     read_gold,
     split_gold,
 )
-from selector.quality.review import ReviewQueue, review
-from selector.quality.stats import wilson_interval
-from selector.quality.unsure import UnsureReport, unsure_items, unsure_report
-from selector.quality.validate import ValidationReport, validate
-from selector.round.compute import select_batch
-from selector.round.run import RoundResult, run_round, select
-from selector.round.suspects import SuspectResult, find_suspects, suspects
-from selector.strategies import (
+from selector.quality.review import ReviewQueue, review  # noqa: E402
+from selector.quality.stats import wilson_interval  # noqa: E402
+from selector.quality.unsure import UnsureReport, unsure_items, unsure_report  # noqa: E402
+from selector.quality.validate import ValidationReport, validate  # noqa: E402
+from selector.round.compute import select_batch  # noqa: E402
+from selector.round.run import RoundResult, run_round, select  # noqa: E402
+from selector.round.suspects import SuspectResult, find_suspects, suspects  # noqa: E402
+from selector.strategies import (  # noqa: E402
     Selection,
     SelectionContext,
     available_strategies,
     make_strategy,
     register,
 )
-from selector.textnorm import normalise_text
+from selector.textnorm import normalise_text  # noqa: E402
 
 __version__ = "0.1.0"
 

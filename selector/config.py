@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 from selector.errors import ConfigError
 from selector.models.embedders import BACKENDS
 
-__all__ = ["SelectConfig", "default_config_path", "load_config", "cache_dir_for", "config_from_record", "DEFAULT_CACHE_NAME"]
+__all__ = ["SelectConfig", "default_config_path", "read_settings_text", "load_config", "cache_dir_for", "config_from_record", "DEFAULT_CACHE_NAME"]
 
 #: The embedding cache and the round ledger live in this folder beside the data file.
 DEFAULT_CACHE_NAME = ".selector"
@@ -87,6 +88,8 @@ class SelectConfig:
         for name in ("strategy", "text_col", "label_col", "id_col", "device", "classifier"):
             if not isinstance(getattr(self, name), str) or not getattr(self, name):
                 raise ConfigError(f"{name} must be a non-empty string, got {getattr(self, name)!r}")
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", self.device):
+            raise ConfigError(f"device must be auto, cpu, cuda, cuda:N or mps, got {self.device!r}")
 
     def replace(self, **changes: Any) -> "SelectConfig":
         """A copy with ``changes`` applied; ``None`` values are ignored (flag not given)."""
@@ -101,6 +104,18 @@ def default_config_path() -> Path:
     from importlib import resources
 
     return Path(str(resources.files("selector.data").joinpath("default.yaml")))
+
+
+def read_settings_text(path: str | os.PathLike, what: str, fix: str) -> str:
+    """The UTF-8 text of a settings file (a config, a labels list); a ConfigError names the file, the
+    bad byte or the OS error, and ``fix``."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: the {what} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset "
+                          f"{exc.start}); {fix}") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the {what} ({exc.strerror})") from None
 
 
 def load_config(path: str | os.PathLike | None = None) -> SelectConfig:
@@ -118,10 +133,13 @@ def load_config(path: str | os.PathLike | None = None) -> SelectConfig:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
+    text = read_settings_text(path, "config", "a config is a YAML text file")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply to be a config; a config is a flat mapping of settings") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of settings")
     known = {f.name for f in dataclasses.fields(SelectConfig)}

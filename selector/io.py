@@ -18,6 +18,7 @@ that one quote again, so ids and labels round-trip unchanged.
 from __future__ import annotations
 
 import contextlib
+import errno
 import gzip
 import hashlib
 import io
@@ -32,7 +33,7 @@ import pandas as pd
 from selector.errors import DataError
 
 __all__ = ["read_table", "write_table", "atomic_write", "write_json", "file_sha256", "FORMATS", "temp_path_for",
-           "remove_stale_temps", "pid_alive", "check_table_path", "spreadsheet_safe", "TEMP_SUFFIX", "dump_table",
+           "remove_stale_temps", "pid_alive", "append_line", "check_table_path", "spreadsheet_safe", "needs_guard", "guard_cell", "unguard_cell", "TEMP_SUFFIX", "dump_table",
            "decode_utf8", "read_bytes", "table_extension", "table_sibling", "GZIP_FORMATS", "STDIO", "sniff_extension"]
 
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl",
@@ -141,13 +142,58 @@ def remove_stale_temps(folder: str | os.PathLike) -> int:
     return removed
 
 
-def spreadsheet_safe(df: pd.DataFrame) -> pd.DataFrame:
-    """A copy of ``df`` whose text cells that start like a formula are prefixed with ``'``."""
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def needs_guard(value) -> bool:
+    """Whether a text cell must be written with a leading ``'`` to stay text in a spreadsheet.
+
+    A text that starts like a formula (``= + - @``, tab, carriage return) and is not a number, or a
+    text that already starts with quotes followed by such a start (so that reading strips exactly the
+    one quote we add, and ``'=x`` written by a user reads back as ``'=x``). Numbers (``-0.5``) never.
+    """
+    if not isinstance(value, str) or not value:
+        return False
+    body = value.lstrip("'")
+    return bool(body) and body.startswith(_FORMULA_START) and not _is_number(body)
+
+
+def guard_cell(value):
+    """``value`` as written to CSV/TSV: prefixed with ``'`` when :func:`needs_guard`."""
+    return "'" + value if needs_guard(value) else value
+
+
+def unguard_cell(value):
+    """The inverse of :func:`guard_cell` on a cell read from CSV/TSV."""
+    if isinstance(value, str) and value.startswith("'") and needs_guard(value[1:]):
+        return value[1:]
+    return value
+
+
+def spreadsheet_safe(df: pd.DataFrame, unchanged: pd.DataFrame | None = None) -> pd.DataFrame:
+    """A copy of ``df`` whose text cells are guarded (:func:`guard_cell`).
+
+    Parameters
+    ----------
+    unchanged : DataFrame, optional
+        The table as it was read, raw (:func:`read_table` with ``raw=True``): a cell of ``df`` equal to
+        that table's cell in the same row position and column is written as it was read, untouched.
+        Only cells the command wrote (changed or new) are guarded.
+    """
     out = df.copy()
     for col in out.columns:
         if out[col].dtype == object or pd.api.types.is_string_dtype(out[col]):
             values = out[col].to_numpy(dtype=object)
-            risky = [i for i, v in enumerate(values) if isinstance(v, str) and v.startswith(_FORMULA_START)]
+            before = None
+            if unchanged is not None and col in unchanged.columns:
+                before = unchanged[col].to_numpy(dtype=object)
+            risky = [i for i, v in enumerate(values) if needs_guard(v)
+                     and not (before is not None and i < before.shape[0] and before[i] == v)]
             if risky:
                 values = values.copy()
                 values[risky] = ["'" + values[i] for i in risky]
@@ -159,7 +205,7 @@ def _unescape_formulas(df: pd.DataFrame) -> pd.DataFrame:
     """Undo :func:`spreadsheet_safe` on a CSV just read (cells are str)."""
     for col in df.columns:
         values = df[col].to_numpy(dtype=object)
-        hits = [i for i, v in enumerate(values) if isinstance(v, str) and v[:1] == "'" and v[1:2] and v[1:].startswith(_FORMULA_START)]
+        hits = [i for i, v in enumerate(values) if isinstance(v, str) and v[:1] == "'" and needs_guard(v[1:])]
         if hits:
             values = values.copy()
             values[hits] = [values[i][1:] for i in hits]
@@ -179,11 +225,14 @@ def decode_utf8(path: Path, raw: bytes) -> str:
         ) from None
 
 
-def read_table(path: str | os.PathLike) -> pd.DataFrame:
+def read_table(path: str | os.PathLike, *, raw: bool = False) -> pd.DataFrame:
     """Read a CSV, TSV, Parquet, JSONL or JSON (array of objects) file chosen by extension (``.gz`` too).
 
     CSV and TSV cells are read as text (no type guessing, empty cells stay empty strings), so
-    ids like ``007`` keep their zeros and an empty label means "unlabeled".
+    ids like ``007`` keep their zeros and an empty label means "unlabeled". The spreadsheet guard of
+    our own outputs is undone (:func:`unguard_cell`) unless ``raw``: a command that rewrites the
+    user's table (``merge``, ``ingest``) reads it raw, so the cells it does not change are written
+    back byte for byte.
 
     Raises
     ------
@@ -224,7 +273,9 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
                 raise DataError(f"{path}: file is empty; it needs a header row and at least one data row") from None
             except pd.errors.ParserError as exc:
                 raise DataError(f"{path}: malformed CSV ({str(exc).strip()}); fix the quoting on that line") from None
-            df = _unescape_formulas(df)
+            _refuse_duplicate_columns(text, "\t" if fmt == "tsv" else ",", path)
+            if not raw:
+                df = _unescape_formulas(df)
         else:
             rows = []
             for lineno, line in enumerate(text.splitlines(), start=1):
@@ -242,6 +293,44 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
         raise DataError(f"{path}: has a header but no data rows")
     df.columns = [str(c) for c in df.columns]
     return df
+
+
+def _refuse_duplicate_columns(text: str, sep: str, path) -> None:
+    """A header naming one column twice is an error: pandas would rename the second (``label.1``) and
+    one of the two would be silently ignored."""
+    import csv
+
+    header = next(csv.reader(io.StringIO(text), delimiter=sep), [])
+    seen, dupes = set(), []
+    for name in (h.strip() for h in header):
+        if name in seen and name not in dupes:
+            dupes.append(name)
+        seen.add(name)
+    if dupes:
+        raise DataError(f"{path}: the header names column(s) {', '.join(map(repr, dupes))} more than once; "
+                        "rename or remove the extra column so each name is used once")
+
+
+def append_line(fd: int, data: bytes, path: Path) -> None:
+    """Append ``data`` to the open file ``fd`` whole, flushed to disk, or not at all.
+
+    A short write (a full disk writes what fits and says nothing) or a failed ``fsync`` truncates the
+    file back to its size before the append, so no torn line is left, and raises ``OSError``.
+    """
+    before = os.fstat(fd).st_size
+    try:
+        done = 0
+        while done < len(data):
+            n = os.write(fd, data[done:])
+            if n <= 0:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+            done += n
+        os.fsync(fd)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, before)
+            os.fsync(fd)
+        raise
 
 
 @contextlib.contextmanager
@@ -262,17 +351,28 @@ def atomic_write(path: str | os.PathLike, mode: str = "w") -> Iterator:
             tmp.unlink()
 
 
-def dump_table(df: pd.DataFrame, file: str | os.PathLike, fmt_of: str | os.PathLike | None = None) -> None:
+def dump_table(df: pd.DataFrame, file: str | os.PathLike, fmt_of: str | os.PathLike | None = None, *,
+               unchanged: pd.DataFrame | None = None) -> None:
     """Write ``df`` to ``file`` (not atomically) in the format of ``fmt_of``'s extension (default ``file``'s).
 
-    CSV cells that start like a formula are made spreadsheet-safe (:func:`spreadsheet_safe`).
+    CSV cells that start like a formula are made spreadsheet-safe (:func:`spreadsheet_safe`; with
+    ``unchanged``, only the cells that differ from it).
     """
     fmt, gz = _format_of(Path(fmt_of if fmt_of is not None else file))
     if fmt == "parquet":
-        df.to_parquet(file, index=False)
+        import pyarrow as pa
+
+        try:
+            df.to_parquet(file, index=False)
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            bad = next((str(c) for c in df.columns if df[c].dtype == object
+                        and len({type(v) for v in df[c] if v is not None and v == v}) > 1), None)
+            where = f"column {bad!r} mixes numbers and text" if bad else f"a column cannot be stored ({exc})"
+            raise DataError(f"{fmt_of or file}: cannot write Parquet: {where}; make that column text in the input "
+                            "(or write .csv)") from None
         return
     if fmt in ("csv", "tsv"):
-        body = spreadsheet_safe(df).to_csv(index=False, sep="\t" if fmt == "tsv" else ",", lineterminator="\n")
+        body = spreadsheet_safe(df, unchanged).to_csv(index=False, sep="\t" if fmt == "tsv" else ",", lineterminator="\n")
     else:
         body = df.to_json(orient="records", lines=fmt == "jsonl", force_ascii=False)
         body += "\n" if fmt == "json" or (body and not body.endswith("\n")) else ""

@@ -24,6 +24,7 @@ import os
 import shutil
 import sys
 import tempfile
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -33,22 +34,27 @@ import pandas as pd
 from selector.errors import ConfigError, DataError, SelectorError
 from selector.io import (
     STDIO,
+    append_line,
     check_table_path,
     dump_table,
+    pid_alive,
     remove_stale_temps,
     temp_path_for,
 )
 
 __all__ = ["OutputPlan", "Writer", "table", "json_file", "text_file", "bytes_file", "same_file",
-           "check_writable_folder", "os_error"]
+           "check_writable_folder", "os_error", "recover_commits", "write_journal"]
 
 #: Fills the temp file at the given path.
 Writer = Callable[[Path], None]
 
 
-def table(df: pd.DataFrame, fmt_of: str | os.PathLike) -> Writer:
-    """A writer of ``df`` in the format of ``fmt_of``'s extension (CSV, Parquet or JSONL)."""
-    return lambda tmp: dump_table(df, tmp, fmt_of)
+def table(df: pd.DataFrame, fmt_of: str | os.PathLike, *, unchanged: pd.DataFrame | None = None) -> Writer:
+    """A writer of ``df`` in the format of ``fmt_of``'s extension (CSV, Parquet or JSONL).
+
+    ``unchanged``: the table as read raw; its cells are written back untouched (see
+    :func:`selector.io.spreadsheet_safe`)."""
+    return lambda tmp: dump_table(df, tmp, fmt_of, unchanged=unchanged)
 
 
 def json_file(obj: Any) -> Writer:
@@ -132,6 +138,101 @@ class _Output:
         return str(self.path) == STDIO
 
 
+JOURNAL_GLOB = ".selector-commit.*.json"
+
+
+def write_journal(folder: Path, renames: list[tuple[Path, Path]], backups: list[Path],
+                  append: tuple[Path, str] | None) -> Path:
+    """Write (atomically, fsynced) the record of a commit about to rename ``renames`` (temp, target)
+    and then append ``append`` = (file, line); returns its path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f".selector-commit.{os.getpid()}.{uuid.uuid4().hex[:12]}.json"
+    body = {"pid": os.getpid(), "renames": [[str(Path(t).resolve()), str(Path(g).resolve())] for t, g in renames],
+            "backups": [str(Path(b).resolve()) for b in backups],
+            "append": None if append is None else {"path": str(Path(append[0]).resolve()), "line": append[1]}}
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(body, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    return path
+
+
+def recover_commits(folder: str | os.PathLike) -> list[str]:
+    """Finish the commits that killed runs left unfinished in ``folder`` (their journal is still there).
+
+    Rolls forward: every temp still waiting is renamed over its target (the renames before it
+    already happened), then the journal's line is appended to the ledger unless its last line already
+    is that line; leftover backups go. Each finished commit is reported as a warning.
+
+    Returns
+    -------
+    list of str
+        One message per commit finished.
+    """
+    import fcntl
+    import warnings
+
+    messages = []
+    for journal in sorted(Path(folder).glob(JOURNAL_GLOB)):
+        parts = journal.name.split(".")
+        pid = int(parts[2]) if len(parts) > 2 and parts[2].isdigit() else None
+        if pid is None or pid == os.getpid() or pid_alive(pid):
+            continue
+        try:
+            body = json.loads(journal.read_text(encoding="utf-8"))
+            renames = [(Path(t), Path(g)) for t, g in body["renames"]]
+        except (OSError, ValueError, KeyError, TypeError):
+            raise DataError(f"{journal}: an interrupted commit's journal cannot be read; check the outputs it "
+                            "names by hand, then delete it") from None
+        done = 0
+        for tmp, target in renames:
+            if tmp.exists():
+                os.replace(tmp, target)
+                done += 1
+        appended = False
+        append = body.get("append")
+        if append:
+            ledger, line = Path(append["path"]), append["line"]
+            fd = os.open(ledger, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                raw = ledger.read_bytes()
+                if raw and not raw.endswith(b"\n"):  # a torn line of the killed append
+                    os.ftruncate(fd, raw.rfind(b"\n") + 1)
+                    raw = raw[: raw.rfind(b"\n") + 1]
+                present = {x.strip() for x in raw.decode("utf-8", errors="replace").splitlines()[-200:]}
+                missing = "".join(x for x in line.splitlines(keepends=True) if x.strip() and x.strip() not in present)
+                if missing:
+                    append_line(fd, missing.encode("utf-8"), ledger)
+                    appended = True
+            finally:
+                os.close(fd)
+        for backup in body.get("backups") or []:
+            Path(backup).unlink(missing_ok=True)
+        journal.unlink()
+        message = (f"finished a commit that process {pid} left unfinished when it was stopped: "
+                   f"{done} of {len(renames)} output(s) put in place"
+                   + (f", its line appended to {append['path']}" if appended else ""))
+        warnings.warn(message, stacklevel=2)
+        messages.append(message)
+    return messages
+
+
+#: Files of a loop's state (``.selector/<data>.<kind>``) that no command output may replace.
+_LOOP_STATE_SUFFIXES = (".rounds.jsonl", ".serve-labels.jsonl", ".skipped.jsonl")
+
+
+def _refuse_loop_state(path: Path, what: str) -> None:
+    """The round ledger and the serve labels beside a data file are never an output (a table written
+    over the ledger would lose every round record)."""
+    resolved = Path(os.path.realpath(path))
+    if resolved.parent.name == ".selector" and resolved.name.endswith(_LOOP_STATE_SUFFIXES):
+        raise ConfigError(f"{what} {path}: that is the labeling loop's own record ({resolved.name}), never an "
+                          "output; write the output somewhere else")
+
+
 @dataclass
 class OutputPlan:
     """The files one command reads and writes.
@@ -187,6 +288,8 @@ class OutputPlan:
         if suffixes is not None and path.suffix.lower() not in suffixes:
             raise ConfigError(f"{what} {path}: the file name must end in {' or '.join(suffixes)}; "
                               f"name the output *{suffixes[0]}")
+        if key != "ledger":  # the round's own ledger line is appended under its lock, never replaced
+            _refuse_loop_state(path, what)
         if key in self.outputs:
             raise ValueError(f"output key {key!r} registered twice")
         self.outputs[key] = _Output(key, path, what)
@@ -232,12 +335,21 @@ class OutputPlan:
             if folder.exists() and not folder.is_dir():
                 raise ConfigError(f"{what} {folder} is a file, not a folder; choose another path")
             check_writable_folder(folder, f"{what} {folder}")
-        for folder in {out.path.parent for out in outs if out.path.parent.is_dir()}:
+        for folder in sorted({out.path.parent for out in outs if out.path.parent.is_dir()}):
+            # Unfinished commits of killed runs first: their temps are what finishing them renames.
+            recover_commits(folder)
             remove_stale_temps(folder)
 
     def commit(self, writers: dict[str, Writer], *, after: Callable[[], Any] | None = None,
-               after_target: Path | None = None) -> dict[str, Path]:
+               after_target: Path | None = None, after_line: str | None = None) -> dict[str, Path]:
         """Write every output to a temp file, then rename them all into place, then run ``after``.
+
+        Between the first rename and the end of ``after``, a commit journal
+        (``.selector-commit.<pid>.<id>.json`` in the folder of ``after_target``, else of the first
+        output) lists every temp -> target and, with ``after_line``, the line ``after`` appends to
+        ``after_target``. A process killed in between leaves it behind; the next plan that writes into
+        that folder finishes the commit (:func:`recover_commits`), so the outputs and the ledger always
+        describe one run.
 
         Parameters
         ----------
@@ -248,6 +360,9 @@ class OutputPlan:
             of this commit are taken back.
         after_target : Path, optional
             The file ``after`` writes, named in the error message when it fails.
+        after_line : str, optional
+            The exact text ``after`` appends to ``after_target`` (a ledger line), so an interrupted
+            commit can be finished without the process that began it.
 
         Returns
         -------
@@ -264,6 +379,7 @@ class OutputPlan:
         temps: dict[str, Path] = {}
         backups: dict[str, Path] = {}
         renamed: list[str] = []
+        journal: Path | None = None
         current: Path | None = None
         ok = False
         try:
@@ -286,6 +402,12 @@ class OutputPlan:
                         os.link(target, backups[key])
                     except OSError:
                         shutil.copy2(target, backups[key])
+            if len(temps) > 1 or after is not None:
+                journal = write_journal(
+                    Path(after_target).parent if after_target is not None else next(iter(
+                        self.outputs[k].path for k in temps)).parent,
+                    [(temps[k], self.outputs[k].path) for k in temps], list(backups.values()),
+                    (after_target, after_line) if after_target is not None and after_line is not None else None)
             for key, tmp in temps.items():
                 current = self.outputs[key].path
                 os.replace(tmp, current)
@@ -307,6 +429,9 @@ class OutputPlan:
             for tmp in [*temps.values(), *backups.values()]:
                 if tmp.exists():
                     tmp.unlink()
+            # Last: the commit is whole (or wholly taken back) only once its journal is gone.
+            if journal is not None:
+                journal.unlink(missing_ok=True)
         out = sys.stdout.buffer if hasattr(sys.stdout, "buffer") else None
         for key, body in streamed.items():
             if out is not None:

@@ -9,6 +9,7 @@ import typer
 
 from selector.cli.app import app, handle_errors, info
 from selector.cli.options import (
+    add_inputs,
     AnnotatorColOption,
     ItemColOption,
     Shared,
@@ -42,6 +43,7 @@ def adjudicate_command(
     """Record reviewers' final labels for contested items and write the resolved label set."""
     label_col, unsure_labels = annotation_settings(opts, unsure_labels)
     plan = OutputPlan()
+    add_inputs(plan, opts)
     plan.add_input(annotations_file, "ANNOTATIONS")
     plan.add_input(decisions_file, "DECISIONS")
     plan.add_output("resolved", out, "--out", table_format=True)

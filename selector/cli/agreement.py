@@ -16,6 +16,7 @@ import typer
 
 from selector.cli.app import app, handle_errors, info
 from selector.cli.options import (
+    add_inputs,
     AnnotatorColOption,
     ItemColOption,
     Shared,
@@ -60,6 +61,7 @@ def agreement_command(
     if level not in LEVELS:
         raise ConfigError(f"--level must be one of {', '.join(LEVELS)}, got {level!r}")
     plan = OutputPlan()
+    add_inputs(plan, opts)
     plan.add_input(annotations, "ANNOTATIONS")
     plan.add_output("consensus", out, "--out", table_format=True)
     plan.check()

@@ -88,5 +88,9 @@ def command_line() -> str:
 
 def main() -> None:
     """Console-script entry point."""
+    import signal
+
+    # selector/__init__ caught Ctrl-C during the imports; from here on it is Python's KeyboardInterrupt.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     app()
 

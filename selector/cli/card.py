@@ -9,6 +9,7 @@ import typer
 
 from selector.cli.app import app, command_line, handle_errors, info
 from selector.cli.options import (
+    list_file,
     accepts_example, MODEL_COMMAND,
     AnnotatorColOption,
     ItemColOption,
@@ -21,6 +22,7 @@ from selector.cli.options import (
 )
 from selector.io import file_sha256, read_table
 from selector.outputs import OutputPlan
+from selector.quality.annotations import prepare_annotations
 from selector.quality.card import card_paths, data_card
 
 
@@ -48,7 +50,7 @@ def card_command(
     data = stdin_data(data, opts)
     config = opts.config()
     plan = OutputPlan()
-    cache = plan_table_inputs(plan, data, opts, config, annotations=annotations)
+    cache = plan_table_inputs(plan, data, opts, config, annotations=annotations, labels=list_file(labels))
     # Every file the card may write is checked now; the agreement plot exists only when there is
     # per-class agreement (from annotations or the model), which is known after the work.
     paths = card_paths(out)
@@ -57,6 +59,9 @@ def card_command(
     plan.check()
     df, X_given = read_table_inputs(data, opts)
     ann = read_table(annotations) if annotations is not None else None
+    if ann is not None:  # its shape is checked before anything is embedded
+        prepare_annotations(ann, item_col=item_col, annotator_col=annotator_col, label_col=config.label_col,
+                            source=str(annotations))
     card = data_card(df, annotations=ann, name=name, text_col=config.text_col, label_col=config.label_col,
                      id_col=config.id_col, item_col=item_col, annotator_col=annotator_col,
                      annotation_label_col=config.label_col,

@@ -9,6 +9,7 @@ import typer
 
 from selector.cli.app import app, handle_errors, info
 from selector.cli.options import (
+    add_inputs,
     AnnotatorColOption,
     ItemColOption,
     Shared,
@@ -51,6 +52,7 @@ def consensus_command(
     config = opts.config()
     unsure = unsure_labels if unsure_labels is not None else ",".join(config.unsure_labels)
     plan = OutputPlan()
+    add_inputs(plan, opts)
     plan.add_input(annotations, "ANNOTATIONS")
     plan.add_input(data, "--data")
     cache = plan.add_folder(cache_dir_for(data or annotations, config), "--cache-dir") if method == "model" else None

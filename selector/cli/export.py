@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from selector.cli.app import app, handle_errors, info
-from selector.cli.options import Shared, shared_options, split_list
+from selector.cli.options import Shared, shared_options, split_list, add_inputs
 from selector.errors import ConfigError, DataError
 from selector.io import read_table
 from selector.labels import normalise_label
@@ -56,6 +56,7 @@ def export_command(
         raise ConfigError(f"unknown export format {fmt!r}; choose one of {', '.join(EXPORT_FORMATS)}")
     config = opts.config()
     plan = OutputPlan()
+    add_inputs(plan, opts, labels=labels)
     plan.add_input(queue, "QUEUE")
     plan.add_input(data, "--data")
     plan.add_input(label_config, "--label-config")

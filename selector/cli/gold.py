@@ -9,6 +9,7 @@ import typer
 
 from selector.cli.app import app, handle_errors, info
 from selector.cli.options import (
+    add_inputs,
     AnnotatorColOption,
     ItemColOption,
     Shared,
@@ -61,6 +62,7 @@ def gold_command(
         if b not in DRIFT_BY:
             raise ConfigError(f"--by must be one of {', '.join(DRIFT_BY)}, got {b!r}")
     plan = OutputPlan()
+    add_inputs(plan, opts)
     plan.add_input(gold_file, "GOLD_FILE")
     plan.add_input(annotations_file, "ANNOTATIONS")
     if out is not None:

@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from pathlib import Path
 from typing import Optional
 
+import pandas as pd
 import typer
 
 from selector.cli.app import app, handle_errors, info
 from selector.cli.options import (
+    add_inputs,
     accepts_example, Shared,
     no_stdin,
     shared_options,
 )
 from selector.config import cache_dir_for
+from selector.errors import DataError
 from selector.io import read_table
+from selector.locks import data_lock
 from selector.loop.ingest import NEAR_DUPLICATE_THRESHOLD, ingest_rows
 from selector.loop.merge import data_writers, plan_data_output
 from selector.models.cache import CachedEmbedder, check_cache_root
@@ -42,6 +48,7 @@ def ingest_command(
     config = opts.config()
     threshold = NEAR_DUPLICATE_THRESHOLD if threshold is None else threshold
     plan = OutputPlan()
+    add_inputs(plan, opts)
     plan.add_input(data, "DATA")
     plan.add_input(new_rows, "NEW_ROWS")
     plan_data_output(plan, data, out=out, in_place=in_place)
@@ -49,17 +56,23 @@ def ingest_command(
     cache = plan.add_folder(cache_dir_for(data, config), "--cache-dir")
     plan.check()
     check_cache_root(cache)
-    df = read_table(data)
-    new = read_table(new_rows)
-    embedder = CachedEmbedder(make_embedder(config.model, device=config.device, batch_size=config.batch_size,
-                                            backend=config.backend), cache, dtype=config.cache_dtype)
-    result = ingest_rows(df, new, source=source, embed=lambda texts: embedder.encode(texts, show_progress=not opts.quiet),
-                         text_col=config.text_col, label_col=config.label_col, id_col=config.id_col,
-                         bucket_col=bucket, threshold=threshold, new_source=str(new_rows))
-    writers = data_writers(result.data, plan, data)
-    if dropped_out is not None:
-        writers["dropped"] = table(result.dropped, dropped_out)
-    written = plan.commit(writers)
+    # An in-place ingest holds DATA's lock from the read to the rename: concurrent runs serialise.
+    with data_lock(data) if in_place else contextlib.nullcontext():
+        df = read_table(data, raw=True)  # raw: untouched cells are written back as they were
+        new = read_table(new_rows)
+        for col in ("source", "bucket"):  # ingest writes text there: refuse a numeric column before any work
+            if col in df.columns and df[col].dtype != object and not pd.api.types.is_string_dtype(df[col]):
+                raise DataError(f"{data}: its {col!r} column holds {df[col].dtype} values, but ingest writes text "
+                                f"there; make the column text (or rename it) and run again")
+        embedder = CachedEmbedder(make_embedder(config.model, device=config.device, batch_size=config.batch_size,
+                                                backend=config.backend), cache, dtype=config.cache_dtype)
+        result = ingest_rows(df, new, source=source, embed=lambda texts: embedder.encode(texts, show_progress=not opts.quiet),
+                             text_col=config.text_col, label_col=config.label_col, id_col=config.id_col,
+                             bucket_col=bucket, threshold=threshold, new_source=str(new_rows))
+        writers = data_writers(result.data, plan, data, df)
+        if dropped_out is not None:
+            writers["dropped"] = table(result.dropped, dropped_out)
+        written = plan.commit(writers)
     backup = written.get("backup")
     info(f"ingested {result.n_added} of {result.n_new} new rows from {new_rows} (source {source!r}); dropped "
          f"{result.n_exact_duplicates} exact and {result.n_near_duplicates} near duplicates "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 from pathlib import Path
 from typing import Optional
@@ -9,10 +10,11 @@ from typing import Optional
 import typer
 
 from selector.cli.app import app, handle_errors, info
-from selector.cli.options import Shared, accepts_example, no_stdin, shared_options
+from selector.cli.options import Shared, accepts_example, no_stdin, shared_options, add_inputs
 from selector.errors import ConfigError
+from selector.locks import data_lock
 from selector.io import read_table
-from selector.loop.ledger import append_record, ledger_path, read_ledger
+from selector.loop.ledger import LockedLedger, append_record, ledger_path, read_ledger
 from selector.loop.merge import (
     MergeConflictError,
     apply_corrections,
@@ -56,6 +58,7 @@ def merge_command(
         raise ConfigError("give LABELED_FILE (an export to merge), --accept-corrections FILE, or both")
     config = opts.config()
     plan = OutputPlan()
+    add_inputs(plan, opts)
     plan.add_input(data, "DATA")
     plan.add_input(labeled, "LABELED_FILE")
     plan.add_input(accept_corrections, "--accept-corrections")
@@ -66,13 +69,21 @@ def merge_command(
         plan.add_output("conflicts", conflicts_out or target.with_name(target.stem + ".conflicts.csv"), "--conflicts",
                         table_format=True)
     plan.check()
-    df = read_table(data)
+    # An in-place merge holds DATA's lock from the read to the rename: concurrent merges serialise.
+    with data_lock(data) if in_place else contextlib.nullcontext():
+        _merge(plan, data, labeled, config=config, opts=opts, accept_corrections=accept_corrections,
+               round_number=round_number, question=question, partial=partial)
+
+
+def _merge(plan: OutputPlan, data: Path, labeled: Optional[Path], *, config, opts: Shared,
+           accept_corrections: Optional[Path], round_number: Optional[int], question: str, partial: bool) -> None:
+    df = original = read_table(data, raw=True)  # raw: untouched cells are written back as they were
     fixes = None
     if accept_corrections is not None:
         fixes = _apply_corrections(df, accept_corrections, config)
         df = fixes.data
     if labeled is None:
-        _commit_corrections(plan, data, fixes, accept_corrections, opts)
+        _commit_corrections(plan, data, fixes, accept_corrections, opts, original)
         return
     labels, skipped, kind = read_labels(labeled, id_col=config.id_col, label_col=config.label_col, question=question)
     round_of_id, gold_ids = {}, set()
@@ -91,7 +102,7 @@ def merge_command(
     except MergeConflictError as exc:
         _echo_conflicts(exc.conflicts)
         raise
-    writers = data_writers(result.data, plan, data)
+    writers = data_writers(result.data, plan, data, original)
     if partial:
         writers["conflicts"] = table(result.conflicts, plan.path("conflicts"))
         _echo_conflicts(result.conflicts, prefix="left out")
@@ -148,11 +159,12 @@ def _ledger_after(data: Path, fixes, source: Optional[Path], relabeled: Optional
     def append() -> None:
         for record in records:
             append_record(ledger, record)
-    return {"after": append, "after_target": ledger}
+    return {"after": append, "after_target": ledger,
+            "after_line": "".join(LockedLedger.line_for(record) for record in records)}
 
 
-def _commit_corrections(plan: OutputPlan, data: Path, fixes, source: Path, opts: Shared) -> None:
-    written = plan.commit(data_writers(fixes.data, plan, data), **_ledger_after(data, fixes, source))
+def _commit_corrections(plan: OutputPlan, data: Path, fixes, source: Path, opts: Shared, original) -> None:
+    written = plan.commit(data_writers(fixes.data, plan, data, original), **_ledger_after(data, fixes, source))
     backup = written.get("backup")
     info(f"{_fixes_line(fixes)} -> {written['data']}" + (f" (backup {backup})" if backup else "")
          + (f"; recorded in {ledger_path(data)}" if fixes.applied else ""), opts.quiet)

@@ -21,7 +21,7 @@ import typer
 
 from selector.chat import read_data
 from selector.cli.app import info
-from selector.config import DEFAULT_CACHE_NAME, SelectConfig, cache_dir_for, load_config
+from selector.config import DEFAULT_CACHE_NAME, SelectConfig, cache_dir_for, load_config, read_settings_text
 from selector.errors import ConfigError, DataError
 from selector.examples import example_copy
 from selector.io import STDIO, sniff_extension
@@ -32,7 +32,7 @@ __all__ = [
     "ConfigFileOption", "TextColOption", "LabelColOption", "IdColOption", "ModelOption", "DeviceOption",
     "BackendOption", "BatchSizeOption", "CacheDirOption", "EmbeddingsOption", "QuietOption", "SeedOption",
     "ItemColOption", "AnnotatorColOption", "AnnotationLabelColOption", "UnsureLabelsOption",
-    "split_list", "SHARED", "MODEL_COMMAND", "Shared", "shared_options", "plan_table_inputs",
+    "split_list", "list_file", "read_inputs", "add_inputs", "SHARED", "MODEL_COMMAND", "Shared", "shared_options", "plan_table_inputs",
     "read_table_inputs", "annotation_settings", "DataFormatOption", "LabelFromOption", "InputTurnsOption",
     "SkipInvalidOption", "DATA_READING", "stdin_data", "no_stdin",
 ]
@@ -90,13 +90,7 @@ def split_list(value: Optional[str], option: str = "--labels") -> Optional[list[
         return None
     path = Path(value)
     if path.is_file():
-        try:
-            text = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError as exc:
-            raise ConfigError(f"{value}: {option} file is not UTF-8 text ({exc.reason} at byte {exc.start}); "
-                              "save it as UTF-8 with one label per line") from None
-        except OSError as exc:
-            raise ConfigError(f"{value}: cannot read the {option} file ({exc.strerror})") from None
+        text = read_settings_text(path, f"{option} file", "save it as UTF-8 with one label per line")
         return [line.strip() for line in text.splitlines() if line.strip()]
     looks_like_path = "," not in value and ("/" in value or "\\" in value
                                              or value.lower().endswith(_LIST_FILE_SUFFIXES))
@@ -230,6 +224,31 @@ def accepts_example(data: str = "data", shift: str | None = None):
     return decorate
 
 
+def list_file(value: Optional[str]) -> Optional[Path]:
+    """The file a list option (``--labels``) names, when it names one (see :func:`split_list`)."""
+    return Path(value) if value is not None and Path(value).is_file() else None
+
+
+def read_inputs(opts: Shared, **lists: Optional[str]) -> list[tuple[str, Path]]:
+    """Files a command reads besides its arguments: ``--config`` and list options given as a file
+    (flag name -> value), as ``(flag, path)`` for an :class:`OutputPlan`'s inputs."""
+    found = []
+    config_file = vars(opts).get("config_file")
+    if config_file is not None:
+        found.append(("--config", Path(config_file)))
+    for flag, value in lists.items():
+        path = list_file(value)
+        if path is not None:
+            found.append((f"--{flag.replace('_', '-')}", path))
+    return found
+
+
+def add_inputs(plan: OutputPlan, opts: Shared, **lists: Optional[str]) -> None:
+    """Register :func:`read_inputs` on ``plan``."""
+    for what, path in read_inputs(opts, **lists):
+        plan.add_input(path, what)
+
+
 def plan_table_inputs(plan: OutputPlan, data: Path, opts: Shared, config: SelectConfig,
                       **inputs: Optional[Path]) -> Optional[Path]:
     """Register DATA, ``--embeddings`` and the other ``inputs`` (flag name -> path) as inputs of ``plan``,
@@ -242,6 +261,7 @@ def plan_table_inputs(plan: OutputPlan, data: Path, opts: Shared, config: Select
     """
     plan.add_input(data, "DATA")
     plan.add_input(opts.embeddings, "--embeddings")
+    add_inputs(plan, opts)
     for flag, path in inputs.items():
         plan.add_input(path, f"--{flag.replace('_', '-')}")
     if opts.embeddings is not None:

@@ -20,6 +20,7 @@ from selector.cli.options import (
 )
 from selector.io import read_table
 from selector.outputs import OutputPlan, table
+from selector.quality.annotations import prepare_annotations
 from selector.quality.review import review
 
 
@@ -49,6 +50,9 @@ def review_command(
     plan.check()
     df, X_given = read_table_inputs(data, opts)
     ann = read_table(annotations) if annotations is not None else None
+    if ann is not None:  # its shape is checked before anything is embedded
+        prepare_annotations(ann, item_col=item_col, annotator_col=annotator_col, label_col=config.label_col,
+                            source=str(annotations))
     result = review(df, annotations=ann, budget=budget, text_col=config.text_col, label_col=config.label_col,
                     id_col=config.id_col, item_col=item_col, annotator_col=annotator_col,
                     annotation_label_col=config.label_col,

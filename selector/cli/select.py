@@ -11,6 +11,7 @@ import typer
 from selector.chat import skipped_path_for
 from selector.cli.app import app, command_line, handle_errors, info
 from selector.cli.options import (
+    read_inputs,
     MODEL_COMMAND,
     accepts_example,
     Shared,
@@ -48,7 +49,7 @@ def select_command(
     result = run_round(data, config=config, out=out, embeddings=opts.embeddings, cache_dir=cache_dir_for(data, config),
                        gold=gold_file, gold_rate=gold_rate, bucket_priority=bucket_priority,
                        suspects=not no_suspects, command=command_line(), show_progress=not opts.quiet,
-                       on_step=lambda message: info(message, opts.quiet))
+                       on_step=lambda message: info(message, opts.quiet), inputs=read_inputs(opts, labels=labels))
     if "chat" in result.stats:
         c = result.stats["chat"]
         info(f"chat data: {c['n_lines']} lines, {c['task']} set, labels from {c['label_from']}"

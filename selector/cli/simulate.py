@@ -17,7 +17,7 @@ from selector.cli.options import (
     stdin_data,
 )
 from selector.errors import ConfigError, DataError
-from selector.loop.simulate import plot_curves, simulate, verdicts
+from selector.loop.simulate import check_simulation, plot_curves, simulate, verdicts
 from selector.outputs import OutputPlan, json_file, table
 from selector.round.embed import embed_pool
 from selector.round.pool import prepare_pool
@@ -58,8 +58,10 @@ def simulate_command(
         first = int(np.flatnonzero(~pool.labeled)[0]) + 1
         raise DataError(f"{data}: simulate needs every row labeled, but {int((~pool.labeled).sum())} rows have no "
                         f"{config.label_col!r} (first: data row {first}); drop them or label them")
-    X, estats = embed_pool(pool, config, embeddings=X_given, cache_dir=cache, show_progress=not opts.quiet)
     split = df["split"].to_numpy(dtype=object) if "split" in df.columns else None
+    check_simulation(pool.labels.astype(str), strategies=names, batch=batch, rounds=rounds, seeds=seeds,
+                     split=split, test_size=test_size, random_state=seed)  # before anything is embedded
+    X, estats = embed_pool(pool, config, embeddings=X_given, cache_dir=cache, show_progress=not opts.quiet)
     result = simulate(X, pool.labels.astype(str), strategies=names, batch=batch, rounds=rounds, seeds=seeds,
                       split=split, test_size=test_size, random_state=seed, label_set=config.labels,
                       progress=None if opts.quiet else (lambda line: info(line)))

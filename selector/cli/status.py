@@ -35,6 +35,7 @@ from selector.loop.status import (
     format_status,
 )
 from selector.models.classifiers import fit_classifier
+from selector.outputs import recover_commits
 from selector.round.embed import embed_pool, load_embeddings
 from selector.round.model import classifier_template, cv_metrics, labels_problem
 from selector.round.pool import prepare_pool
@@ -60,6 +61,8 @@ def status_command(
     """
     no_stdin(data, "status")
     ledger = ledger_path(data)
+    if ledger.parent.is_dir():
+        recover_commits(ledger.parent)  # a round killed mid-commit is finished before it is reported
     records = round_records(read_ledger(ledger))
     if not records:
         raise DataError(f"{ledger}: no rounds recorded yet; run `selector select {data}` first")

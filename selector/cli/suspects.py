@@ -19,13 +19,14 @@ from selector.cli.options import (
     shared_options,
     stdin_data,
 )
-from selector.errors import ConfigError
 from selector.io import read_table
 from selector.outputs import OutputPlan, table
+from selector.quality.annotations import prepare_annotations
 from selector.round.embed import embed_pool
 from selector.round.model import check_enough_labels, classifier_template
 from selector.round.pool import prepare_pool
 from selector.round.suspects import (
+    check_list_size,
     select_suspects,
     suspect_result_for_pool,
     suspects_frame,
@@ -57,8 +58,7 @@ def suspects_command(
     listed (kind contradiction).
     """
     data = stdin_data(data, opts)
-    if top is not None and threshold is not None:
-        raise ConfigError("give --top or --threshold, not both")
+    check_list_size(top, threshold)
     t0 = time.perf_counter()
     config = opts.config()
     plan = OutputPlan()
@@ -69,12 +69,17 @@ def suspects_command(
     pool = prepare_pool(df, text_col=config.text_col, label_col=config.label_col, id_col=config.id_col,
                         source=str(data), unsure_labels=config.unsure_labels)
     check_enough_labels(pool.labels[pool.labeled], str(data), config.label_col)
+    votes = None
+    if annotations is not None:  # its shape is checked before anything is embedded
+        votes = read_table(annotations)
+        prepare_annotations(votes, item_col=item_col, annotator_col=annotator_col, label_col=config.label_col,
+                            source=str(annotations))
     template = classifier_template(config)
     X, stats = embed_pool(pool, config, embeddings=X_given, cache_dir=cache, show_progress=not opts.quiet)
     info(f"cross-validating the classifier on {int(pool.labeled.sum())} labeled rows and scoring them", opts.quiet)
     result = suspect_result_for_pool(
         pool, X, random_state=config.seed, classifier=template,
-        annotations=read_table(annotations) if annotations is not None else None,
+        annotations=votes,
         annotation_columns={"item_col": item_col, "annotator_col": annotator_col, "label_col": config.label_col},
         unsure_labels=config.unsure_labels, source=str(data))
     lab = pool.labeled_positions

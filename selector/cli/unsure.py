@@ -9,6 +9,7 @@ import typer
 
 from selector.cli.app import app, handle_errors, info
 from selector.cli.options import (
+    add_inputs,
     AnnotatorColOption,
     ItemColOption,
     Shared,
@@ -47,6 +48,7 @@ def unsure_command(
     """Unsure rate per annotator, class and guideline version (too high = the guideline is unclear there)."""
     label_col, unsure_labels = annotation_settings(opts, unsure_labels)
     plan = OutputPlan()
+    add_inputs(plan, opts)
     plan.add_input(annotations_file, "ANNOTATIONS")
     plan.add_input(gold_file, "--gold")
     plan.add_output("items", items_out, "--items-out", table_format=True)

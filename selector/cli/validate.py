@@ -10,6 +10,8 @@ import typer
 
 from selector.cli.app import app, handle_errors, info
 from selector.cli.options import (
+    add_inputs,
+    list_file,
     accepts_example, DATA_READING,
     Shared,
     plan_table_inputs,
@@ -35,7 +37,7 @@ def validate_command(
     imbalance: float = typer.Option(0.05, "--imbalance", help="Flag classes below this share of the largest class."),
     near_dup: float = typer.Option(0.95, "--near-dup-threshold", help="Cosine at/above which cross-label texts are near-duplicates."),
     no_embed: bool = typer.Option(False, "--no-embed", help="Skip the near-duplicate check (no embedding model)."),
-    min_chars: int = typer.Option(3, "--min-chars", help="Texts with fewer letters/digits are near-empty."),
+    min_chars: int = typer.Option(3, "--min-chars", min=0, help="Texts with fewer letters/digits are near-empty."),
     blockers: str = typer.Option(",".join(DEFAULT_BLOCKERS), "--blockers",
                                  help="Checks that fail the gate (exit 1); '' never fails."),
     json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
@@ -48,9 +50,11 @@ def validate_command(
     plan = OutputPlan()
     embeds = not no_embed
     if embeds:
-        cache = plan_table_inputs(plan, data, opts, config)
+        cache = plan_table_inputs(plan, data, opts, config, labels=list_file(labels))
     else:
         plan.add_input(data, "DATA")
+        plan.add_input(list_file(labels), "--labels")
+        add_inputs(plan, opts)
         cache = None
     plan.add_output("findings", out, "--out", table_format=True)
     plan.check()

@@ -30,7 +30,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from selector.errors import DataError
-from selector.io import atomic_write
+from selector.io import append_line, atomic_write
 
 __all__ = [
     "LEDGER_SUFFIX",
@@ -143,8 +143,38 @@ def read_ledger(path: str | os.PathLike, *, warn_torn: bool = True) -> list[dict
             raise DataError(f"{path}: line {lineno} is not valid JSON; fix or remove that line") from None
         if not isinstance(obj, dict):
             raise DataError(f"{path}: line {lineno} is not a JSON object; each line must be one round record")
+        problem = _record_problem(obj)
+        if problem is not None:
+            raise DataError(f"{path}: line {lineno} is not a valid record ({problem}); fix that line or delete it "
+                            "(the rounds before and after it stay valid)")
         records.append(obj)
     return records
+
+
+def _record_problem(obj: dict) -> str | None:
+    """What is wrong with a ledger line's shape, in words, or None."""
+    kind = obj.get("kind", "round")
+    if not isinstance(kind, str):
+        return f"'kind' is {type(kind).__name__}, not text"
+    if kind == "round":
+        number = obj.get("round")
+        if isinstance(number, bool) or not isinstance(number, int) or number < 0:
+            return f"'round' must be a whole number, got {number!r}"
+        queue = obj.get("queue")
+        if queue is not None:
+            if not isinstance(queue, dict):
+                return f"'queue' must be an object, got {type(queue).__name__}"
+            ids = queue.get("ids")
+            if ids is not None and not isinstance(ids, list):
+                return f"'queue.ids' must be a list, got {type(ids).__name__}"
+        for key in ("config", "counts", "data", "stop_set", "cv"):
+            value = obj.get(key)
+            if value is not None and not isinstance(value, dict):
+                return f"{key!r} must be an object, got {type(value).__name__}"
+        gold = obj.get("gold_ids")
+        if gold is not None and not isinstance(gold, list):
+            return f"'gold_ids' must be a list, got {type(gold).__name__}"
+    return None
 
 
 class LockedLedger:
@@ -169,9 +199,14 @@ class LockedLedger:
     def next_round(self) -> int:
         return next_round_number(self.records)
 
+    @staticmethod
+    def line_for(record: dict[str, Any]) -> str:
+        """``record`` as the one JSON line :meth:`append` writes (newline included)."""
+        return json.dumps(record, default=_json_default, ensure_ascii=False, separators=(",", ":")) + "\n"
+
     def append(self, record: dict[str, Any]) -> None:
         """Append ``record`` as one JSON line (fsynced); a torn last line of a crashed writer is dropped first."""
-        line = json.dumps(record, default=_json_default, ensure_ascii=False, separators=(",", ":")) + "\n"
+        line = self.line_for(record)
         size = os.fstat(self._fd).st_size
         if size:
             with open(self.path, "rb") as fh:
@@ -182,8 +217,7 @@ class LockedLedger:
                 # one is mid-write): drop it, since it never was a complete record.
                 whole = self.path.read_bytes()
                 os.ftruncate(self._fd, whole.rfind(b"\n") + 1)
-        os.write(self._fd, line.encode("utf-8"))
-        os.fsync(self._fd)
+        append_line(self._fd, line.encode("utf-8"), self.path)
         self.appended = True
         self.records.append(record)
 

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from selector.errors import ConfigError, DataError
-from selector.io import read_table
+from selector.io import read_table, unguard_cell
 from selector.labels import DEFAULT_UNSURE_LABELS, normalise_label, unsure_mask
 from selector.outputs import OutputPlan, Writer, bytes_file, same_file, table
 
@@ -96,12 +97,23 @@ def annotator_name(value):
     return value
 
 
+def _text_label(value, source: str, where: str):
+    """A label value from a tool export: text (or None); anything else is an error naming the place."""
+    if value is None or isinstance(value, str):
+        return value
+    raise DataError(f"{source}: {where} has a label of type {type(value).__name__} ({str(value)[:40]!r}); "
+                    "labels must be text: export the project again with its text labels")
+
+
 def _label_studio(items: list[dict], source: str) -> tuple[list[dict], int]:
     rows, skipped = [], 0
     for n, task in enumerate(items, start=1):
         if not isinstance(task, dict):
             raise DataError(f"{source}: task {n} is not a JSON object; export the project as Label Studio JSON")
         data = task.get("data") or {}
+        if not isinstance(data, dict):
+            raise DataError(f"{source}: task {n}'s 'data' is {type(data).__name__}, not an object; export the "
+                            "project as Label Studio JSON (not JSON-MIN or CSV)")
         item_id = _id_of(data)  # the top-level "id" is Label Studio's own task number
         got = False
         for ann in task.get("annotations") or []:
@@ -118,6 +130,7 @@ def _label_studio(items: list[dict], source: str) -> tuple[list[dict], int]:
                 raise DataError(f"{source}: task {n} (id {item_id}) has {len(choices)} choices in one annotation "
                                 f"({', '.join(map(str, choices))}); selector merges single-label classification")
             if choices:
+                _text_label(choices[0], source, f"task {n} (id {item_id})")
                 rows.append({"id": item_id, "label": choices[0], "annotator": annotator_name(ann.get("completed_by")),
                              "guideline_version": data.get("guideline_version")})
                 got = True
@@ -137,13 +150,24 @@ def _argilla(items: list[dict], question: str, source: str) -> tuple[list[dict],
     """Only ``submitted`` responses are labels; ``draft`` and ``discarded`` are skipped, and a
     response without a status is refused (it could be either)."""
     rows, skipped = [], 0
-    for rec in items:
-        item_id = _id_of(rec.get("metadata") or {}, rec)
+    for n, rec in enumerate(items, start=1):
         meta = rec.get("metadata") or {}
+        if not isinstance(meta, dict):
+            raise DataError(f"{source}: record {n}'s 'metadata' is {type(meta).__name__}, not an object")
+        item_id = _id_of(meta, rec)
         got = False
         responses = rec.get("responses")
+        if responses is not None and not isinstance(responses, dict):
+            raise DataError(f"{source}: record {n} (id {item_id}) has 'responses' of type {type(responses).__name__}; "
+                            f"Argilla exports them as an object of questions ('{question}': [responses]): export with "
+                            "dataset.records(with_responses=True).to_list(flatten=True)")
         if isinstance(responses, dict) and question in responses:
-            for resp in responses[question] or []:
+            answers = responses[question] or []
+            if not isinstance(answers, list) or not all(isinstance(a, dict) for a in answers):
+                raise DataError(f"{source}: record {n} (id {item_id}): responses['{question}'] must be a list of "
+                                "response objects ({'value', 'status', 'user_id'})")
+            for resp in answers:
+                _text_label(resp.get("value"), source, f"record {n} (id {item_id})")
                 if normalise_label(resp.get("value")) is None:
                     continue
                 if normalise_label(resp.get("status")) is None:
@@ -156,7 +180,11 @@ def _argilla(items: list[dict], question: str, source: str) -> tuple[list[dict],
             values = rec.get(f"{question}.responses") or []
             users = rec.get(f"{question}.responses.users") or [None] * len(values)
             status = rec.get(f"{question}.responses.status") or [None] * len(values)
+            if not isinstance(values, list):
+                values, users, status = [values], [users] if not isinstance(users, list) else users, \
+                    [status] if not isinstance(status, list) else status
             for v, u, s in zip(values, users, status):
+                _text_label(v, source, f"record {n} (id {item_id})")
                 if normalise_label(v) is not None and normalise_label(s) is None:
                     raise _no_status(source, item_id, question)
                 if s == "submitted" and normalise_label(v) is not None:
@@ -180,12 +208,17 @@ def _prodigy(items: list[dict], source: str) -> tuple[list[dict], int]:
         item_id = _id_of(task, task.get("meta") or {})
         if "accept" in task and task.get("options"):
             accepted = task.get("accept") or []
+            if not isinstance(accepted, list):
+                raise DataError(f"{source}: line {n} (id {item_id}) has 'accept' of type {type(accepted).__name__}; "
+                                "Prodigy writes the accepted option ids as a list")
             if len(accepted) > 1:
                 raise DataError(f"{source}: line {n} (id {item_id}) accepts {len(accepted)} options; "
                                 "selector merges single-label classification (use choice_style single)")
             label = accepted[0] if accepted else None
         else:
             label = task.get("label")
+        if label is not None and not isinstance(label, str) and not isinstance(label, (int, float)):
+            _text_label(label, source, f"line {n} (id {item_id})")
         if normalise_label(label) is None:
             skipped += 1
             continue
@@ -198,7 +231,14 @@ def _doccano(items: list[dict], source: str) -> tuple[list[dict], int]:
     rows, skipped = [], 0
     for n, task in enumerate(items, start=1):
         labels = task.get("label", task.get("labels")) or []
-        labels = [labels] if isinstance(labels, str) else list(labels)
+        labels = [labels] if isinstance(labels, str) else labels
+        if not isinstance(labels, list):
+            raise DataError(f"{source}: line {n}'s label is {type(labels).__name__}; doccano exports a list of "
+                            "label names")
+        for label in labels:
+            if not isinstance(label, str):
+                raise DataError(f"{source}: line {n} has a label of type {type(label).__name__} ({label!r}); "
+                                "doccano exports label names as text: export the project as JSONL again")
         if len(labels) > 1:
             raise DataError(f"{source}: line {n} has {len(labels)} labels ({', '.join(map(str, labels))}); "
                             "selector merges single-label classification")
@@ -227,7 +267,11 @@ def _zip_items(path: Path) -> list[dict]:
             raise DataError(f"{path}: the zip holds no .jsonl/.json file; export the project as JSONL")
         for member in sorted(members):
             user = Path(member).stem
-            text = archive.read(member).decode("utf-8-sig")
+            try:
+                text = archive.read(member).decode("utf-8-sig")
+            except UnicodeDecodeError as exc:
+                raise DataError(f"{path}:{member}: not UTF-8 text (byte at offset {exc.start}); re-export the "
+                                "project") from None
             for item in _parse_json_text(text, f"{path}:{member}", Path(member).suffix.lower()):
                 if user != "all" and normalise_label(item.get("annotator")) is None:
                     item = {**item, "annotator": user}
@@ -241,6 +285,8 @@ def _parse_json_text(text: str, source: str, suffix: str) -> list[dict]:
             items = json.loads(text)
         except json.JSONDecodeError as exc:
             raise DataError(f"{source}: not valid JSON ({exc.msg} at line {exc.lineno}); re-export the file") from None
+        except RecursionError:
+            raise DataError(f"{source}: nested too deeply to be a tool export") from None
         if isinstance(items, dict):
             items = items.get("records") or items.get("tasks") or [items]
     else:
@@ -263,7 +309,11 @@ def _load_json_items(path: Path) -> list[dict] | None:
         return _zip_items(path)
     if suffix not in (".json", ".jsonl", ".ndjson"):
         return None
-    return _parse_json_text(path.read_text(encoding="utf-8-sig"), str(path), suffix)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text (byte at offset {exc.start}); re-export the file as UTF-8") from None
+    return _parse_json_text(text, str(path), suffix)
 
 
 def _detect(items: list[dict]) -> str:
@@ -343,9 +393,10 @@ def read_labels(path: str | Path, *, id_col: str = "id", label_col: str = "label
 def _index_labels(data: pd.DataFrame, id_col: str, label_col: str) -> tuple[dict, np.ndarray]:
     """Row position by normalised id, and the normalised current labels (None = unlabeled), shape (n,)."""
     # Comprehensions, not Series.map: map turns None back into NaN.
-    ids = np.array([normalise_label(v) for v in data[id_col]], dtype=object)
-    current = (np.array([normalise_label(v) for v in data[label_col]], dtype=object) if label_col in data.columns
-               else np.full(len(data), None, dtype=object))
+    # Cells as they mean (a table read raw keeps the spreadsheet guard of earlier writes).
+    ids = np.array([normalise_label(unguard_cell(v)) for v in data[id_col]], dtype=object)
+    current = (np.array([normalise_label(unguard_cell(v)) for v in data[label_col]], dtype=object)
+               if label_col in data.columns else np.full(len(data), None, dtype=object))
     return {i: k for k, i in enumerate(ids)}, current
 
 
@@ -598,13 +649,18 @@ def plan_data_output(plan: OutputPlan, data: str | Path, *, out: str | Path | No
     if in_place:
         plan.inputs = [(w, p) for w, p in plan.inputs if not same_file(p, data)]
         plan.add_output("backup", data.with_name(data.name + ".bak"), "backup of DATA")
-        return plan.add_output("data", data, "--in-place DATA", table_format=True)
+        # Through a symbolic link: the file it points to is replaced, and the link stays a link.
+        return plan.add_output("data", Path(os.path.realpath(data)), "--in-place DATA", table_format=True)
     return plan.add_output("data", out, "--out", table_format=True)
 
 
-def data_writers(df: pd.DataFrame, plan: OutputPlan, data: str | Path) -> dict[str, Writer]:
-    """Writers for :func:`plan_data_output`'s outputs: the table (and the backup of ``data``)."""
-    writers = {"data": table(df, plan.path("data"))}
+def data_writers(df: pd.DataFrame, plan: OutputPlan, data: str | Path,
+                 original: pd.DataFrame | None = None) -> dict[str, Writer]:
+    """Writers for :func:`plan_data_output`'s outputs: the table (and the backup of ``data``).
+
+    ``original``: DATA as read raw (``read_table(data, raw=True)``); the cells the command did not
+    change are written back exactly as they were read."""
+    writers = {"data": table(df, plan.path("data"), unchanged=original)}
     if "backup" in plan.outputs:
         writers["backup"] = bytes_file(Path(data).read_bytes())
     return writers

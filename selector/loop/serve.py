@@ -24,7 +24,10 @@ made by ``selector export``); other tasks are embedded from their text and predi
 # No ``from __future__ import annotations`` here: FastAPI reads the endpoints' ``Request`` annotations
 # at runtime, and they are imported inside make_app (FastAPI is an optional extra).
 import datetime as _dt
+import base64
+import hmac
 import json
+import os
 import threading
 import urllib.error
 import urllib.request
@@ -39,7 +42,7 @@ import numpy as np
 from selector.chat import read_data
 from selector.config import SelectConfig, cache_dir_for
 from selector.errors import ConfigError, DataError
-from selector.io import file_sha256, read_table
+from selector.io import append_line, file_sha256, read_table
 from selector.labels import normalise_label
 from selector.loop.export import model_version as version_name
 from selector.loop.ledger import (
@@ -106,6 +109,12 @@ def parse_label_config(config_xml: str, from_name: str | None = None) -> LabelTa
                        choices=tuple(c.get("value") for c in control.iter("Choice")))
 
 
+def _json_type(value) -> str:
+    """A JSON value's type in words, for error messages."""
+    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean", int: "a number",
+            float: "a number", type(None): "null"}.get(type(value), type(value).__name__)
+
+
 def served_labels_path(data: str | Path) -> Path:
     """``.selector/<data name>.serve-labels.jsonl`` beside the data: the labels Label Studio sent."""
     data = Path(data).resolve()
@@ -116,10 +125,14 @@ def _annotation_label(annotation: dict, target: LabelTarget | None) -> str | Non
     """The single choice of an LS annotation (None when cancelled or without a choice)."""
     if not isinstance(annotation, dict) or annotation.get("was_cancelled"):
         return None
-    choices = [c for r in annotation.get("result") or [] if isinstance(r, dict) and r.get("type") == "choices"
+    result = annotation.get("result")
+    if not isinstance(result, list):
+        return None
+    choices = [c for r in result if isinstance(r, dict) and r.get("type") == "choices"
+               and isinstance(r.get("value"), dict) and isinstance(r["value"].get("choices"), list)
                and (target is None or r.get("from_name") == target.from_name)
-               for c in (r.get("value") or {}).get("choices") or []]
-    return choices[0] if len(choices) == 1 else None
+               for c in r["value"]["choices"]]
+    return choices[0] if len(choices) == 1 and isinstance(choices[0], str) else None
 
 
 @dataclass(frozen=True)
@@ -260,6 +273,14 @@ class BackendState:
 
     def predict(self, tasks: list[dict], label_config: str | None = None) -> list[dict[str, Any]]:
         """One prediction per task: ``{"result", "score", "model_version"}`` (an empty result without a model)."""
+        if not isinstance(tasks, list) or any(not isinstance(t, dict) for t in tasks):
+            raise DataError(f"'tasks' must be an array of task objects, got {_json_type(tasks)}"
+                            + (" with other items" if isinstance(tasks, list) else ""))
+        bad = next((t for t in tasks if t.get("data") is not None and not isinstance(t.get("data"), dict)), None)
+        if bad is not None:
+            raise DataError(f"task {bad.get('id')}'s data must be an object, got {_json_type(bad.get('data'))}")
+        if label_config is not None and not isinstance(label_config, str):
+            raise DataError(f"'label_config' must be text (the XML), got {_json_type(label_config)}")
         target = self._target(label_config)
         with self._lock:
             model, classes, version = self.model, self.classes, self.model_version
@@ -276,6 +297,8 @@ class BackendState:
 
     def learn(self, payload: dict) -> dict[str, Any]:
         """Record the labels of an annotation webhook, refit, and write the refit as a ledger round."""
+        if not isinstance(payload, dict):
+            raise DataError(f"webhook body must be a JSON object, got {_json_type(payload)}")
         action = payload.get("action")
         if action not in ANNOTATION_ACTIONS:
             return {"status": "ignored", "action": action, "model_version": self.model_version}
@@ -283,15 +306,29 @@ class BackendState:
         annotations = annotations if isinstance(annotations, list) else [annotations]
         tasks = payload.get("task") or payload.get("tasks")
         tasks = tasks if isinstance(tasks, list) else [tasks] * len(annotations)
+        for what, items in (("annotation", annotations), ("task", tasks)):
+            bad = next((x for x in items if not isinstance(x, dict)), None) if items else None
+            if bad is not None or not items:
+                raise DataError(f"webhook {action}: each {what} must be a JSON object, got "
+                                f"{_json_type(bad) if items else 'none'}")
+        for task in tasks:
+            if task.get("data") is not None and not isinstance(task.get("data"), dict):
+                raise DataError(f"webhook {action}: task {task.get('id')}'s data must be an object, "
+                                f"got {_json_type(task.get('data'))}")
         project = payload.get("project")
         config = project.get("label_config") if isinstance(project, dict) else None
-        target = parse_label_config(config) if config else self.target
+        target = parse_label_config(config) if isinstance(config, str) and config else self.target
+        allowed = set(target.choices) if target is not None and target.choices else None
         new = []
         for ann, task in zip(annotations, tasks):
             label = _annotation_label(ann, target)
-            sid = normalise_label(((task or {}).get("data") or {}).get("selector_id"))
+            sid = normalise_label((task.get("data") or {}).get("selector_id"))
             if label is None or sid is None or sid not in self.position:
                 continue
+            if allowed is not None and label not in allowed:
+                raise DataError(f"webhook {action}: label {label!r} for task {task.get('id')} is not one of the "
+                                f"project's choices ({', '.join(sorted(allowed)[:10])}"
+                                f"{', ...' if len(allowed) > 10 else ''}); nothing recorded")
             who = annotator_name(ann.get("completed_by"))
             new.append({"id": sid, "label": label, "annotator": None if who is None else str(who),
                         "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -300,9 +337,15 @@ class BackendState:
             return {"status": "no label", "model_version": self.model_version}
         with self._lock:
             self.labels_file.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.labels_file, "a", encoding="utf-8") as fh:
-                for rec in new:
-                    fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+            body = "".join(json.dumps(rec, ensure_ascii=False) + "\n" for rec in new).encode("utf-8")
+            fd = os.open(self.labels_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                append_line(fd, body, self.labels_file)
+            except OSError as exc:
+                raise DataError(f"{self.labels_file}: could not record the label(s) ({exc.strerror}); nothing "
+                                "recorded, free some disk space and annotate again") from None
+            finally:
+                os.close(fd)
             for rec in new:
                 self.extra[rec["id"]] = rec["label"]
             self._fit()
@@ -332,6 +375,16 @@ class BackendState:
         append_record(self.ledger, record)
 
 
+def _recorded(raw: bytes):
+    """A body as recorded: its JSON, or its text when it is not JSON (a malformed request is recorded too)."""
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):
+        return raw[:10_000].decode("utf-8", errors="replace")
+
+
 def _record_traffic(app, folder: Path) -> None:
     from starlette.responses import Response
 
@@ -347,20 +400,68 @@ def _record_traffic(app, folder: Path) -> None:
         counter[0] += 1
         name = request.url.path.strip("/") or "root"
         entry = {"method": request.method, "path": request.url.path,
-                 "request": json.loads(body) if body else None, "status": response.status_code,
-                 "response": json.loads(payload) if payload else None}
+                 "request": _recorded(body), "status": response.status_code, "response": _recorded(payload)}
         (folder / f"{counter[0]:03d}-{name}.json").write_text(json.dumps(entry, indent=1, ensure_ascii=False) + "\n",
                                                              encoding="utf-8")
         return Response(content=payload, status_code=response.status_code, headers=dict(response.headers),
                         media_type=response.media_type)
 
 
-def make_app(state: BackendState, *, record_dir: str | Path | None = None):
+#: Largest request body read (Label Studio's /predict sends whole task batches, well under this).
+MAX_BODY_BYTES = 64 * 1024 * 1024
+
+
+class BadRequest(Exception):
+    """A request the backend refuses with a 4xx and a one-line JSON error."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def parse_body(raw: bytes) -> dict:
+    """A request body as a JSON object; :class:`BadRequest` (400/413) for anything else.
+
+    Malformed JSON, an array or a scalar, and nesting deep enough to exhaust the parser's recursion
+    are refused here, before any handler sees them.
+    """
+    if len(raw) > MAX_BODY_BYTES:
+        raise BadRequest(413, f"request body of {len(raw)} bytes is over the {MAX_BODY_BYTES} byte limit")
+    try:
+        body = json.loads(raw) if raw.strip() else None
+    except RecursionError:
+        raise BadRequest(400, "request body is nested too deeply") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest(400, f"request body is not valid JSON ({exc})") from None
+    if not isinstance(body, dict):
+        raise BadRequest(400, f"request body must be a JSON object, got {_json_type(body)}")
+    return body
+
+
+def token_matches(header: str | None, token: str) -> bool:
+    """Whether an ``Authorization`` header carries ``token``: ``Bearer T``, ``Token T``, or HTTP basic
+    auth with ``T`` as the password (what Label Studio's "Use basic auth" for an ML backend sends)."""
+    if not header:
+        return False
+    scheme, _, value = header.strip().partition(" ")
+    scheme, value = scheme.lower(), value.strip()
+    if scheme == "basic":
+        try:
+            value = base64.b64decode(value, validate=True).decode("utf-8").partition(":")[2]
+        except (ValueError, UnicodeDecodeError):
+            return False
+    elif scheme not in ("bearer", "token"):
+        return False
+    return hmac.compare_digest(value.encode("utf-8"), token.encode("utf-8"))
+
+
+def make_app(state: BackendState, *, record_dir: str | Path | None = None, token: str | None = None):
     """The FastAPI app speaking Label Studio's ML backend protocol for ``state``.
 
     With ``record_dir`` every request and its response are written there as
     ``NNN-<endpoint>.json`` (``{"method", "path", "request", "status", "response"}``): real Label
-    Studio traffic, for debugging and for test fixtures.
+    Studio traffic, for debugging and for test fixtures. With ``token`` every request must carry it
+    in its ``Authorization`` header (:func:`token_matches`), else 401.
     """
     from fastapi import FastAPI, Request
     from fastapi.responses import JSONResponse
@@ -368,6 +469,21 @@ def make_app(state: BackendState, *, record_dir: str | Path | None = None):
     app = FastAPI(title="selector ML backend for Label Studio")
     if record_dir is not None:
         _record_traffic(app, Path(record_dir))
+    if token is not None:
+        @app.middleware("http")
+        async def check_token(request, call_next):
+            if not token_matches(request.headers.get("authorization"), token):
+                return JSONResponse(status_code=401, content={"error": "missing or wrong token: send "
+                                                              "'Authorization: Bearer TOKEN' (or basic auth "
+                                                              "with TOKEN as the password)"})
+            return await call_next(request)
+
+    @app.exception_handler(BadRequest)
+    async def bad_request(request: Request, exc: BadRequest):
+        return JSONResponse(status_code=exc.status, content={"error": str(exc)})
+
+    async def body_of(request: Request) -> dict:
+        return parse_body(await request.body())
 
     @app.exception_handler(DataError)
     @app.exception_handler(ConfigError)
@@ -382,28 +498,37 @@ def make_app(state: BackendState, *, record_dir: str | Path | None = None):
 
     @app.post("/setup")
     async def setup(request: Request) -> dict:
-        body = await request.json()
-        return {"model_version": state.setup(body.get("schema"), hostname=body.get("hostname"),
+        body = await body_of(request)
+        schema = body.get("schema")
+        if schema is not None and not isinstance(schema, str):
+            raise BadRequest(400, f"'schema' must be the labeling config as text, got {_json_type(schema)}")
+        return {"model_version": state.setup(schema, hostname=body.get("hostname"),
                                              access_token=body.get("access_token"), project=body.get("project"))}
 
     @app.post("/predict")
     async def predict(request: Request) -> dict:
-        body = await request.json()
-        tasks = body.get("tasks") or []
-        return {"results": state.predict(tasks, body.get("label_config")), "model_version": state.model_version}
+        body = await body_of(request)
+        tasks = body.get("tasks")
+        return {"results": state.predict([] if tasks is None else tasks, body.get("label_config")),
+                "model_version": state.model_version}
 
     @app.post("/webhook")
     async def webhook(request: Request) -> dict:
-        return state.learn(await request.json())
+        return state.learn(await body_of(request))
 
     @app.post("/train")
     async def train(request: Request) -> dict:
         # The legacy "train" call sends every annotated task; learn them as one batch.
-        body = await request.json()
+        body = await body_of(request)
         tasks = body.get("annotations") or []
+        if not isinstance(tasks, list) or any(not isinstance(t, dict) for t in tasks):
+            raise BadRequest(400, f"'annotations' must be an array of task objects, got {_json_type(tasks)}")
         payload = {"action": "ANNOTATIONS_CREATED", "annotations": [], "tasks": []}
         for task in tasks:
-            for ann in task.get("annotations") or []:
+            anns = task.get("annotations") or []
+            if not isinstance(anns, list):
+                raise BadRequest(400, f"task {task.get('id')}'s annotations must be an array, got {_json_type(anns)}")
+            for ann in anns:
                 payload["annotations"].append(ann)
                 payload["tasks"].append(task)
         return state.learn(payload)

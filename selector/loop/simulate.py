@@ -23,7 +23,7 @@ from selector.models.classifiers import fit_classifier, make_classifier
 from selector.round.compute import select_batch
 from selector.strategies import get_strategy_class
 
-__all__ = ["SimulationResult", "held_out_split", "simulate", "verdicts", "plot_curves"]
+__all__ = ["SimulationResult", "held_out_split", "check_simulation", "simulate", "verdicts", "plot_curves"]
 
 
 @dataclass
@@ -84,6 +84,39 @@ def _evaluate(template, X_tr, y_tr, X_te, y_te) -> tuple[float, float]:
     return float(accuracy_score(y_te, pred)), float(f1_score(y_te, pred, average="macro", zero_division=0))
 
 
+def check_simulation(labels: np.ndarray, *, strategies: Sequence[str], batch: int, rounds: int, seeds: int = 1,
+                     split: np.ndarray | None = None, test_size: float = 0.2,
+                     random_state: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Check a simulation's settings against its labels, before anything is embedded.
+
+    Parameters
+    ----------
+    labels : ndarray of str, shape (n,)
+
+    Returns
+    -------
+    train, test : ndarray of int64
+        The training pool's and the test split's positions (:func:`held_out_split`).
+
+    Raises
+    ------
+    ConfigError
+        An unknown strategy, a count that is not a positive integer, or more labels asked for than
+        the training pool has.
+    """
+    for name in strategies:
+        get_strategy_class(name)  # unknown names fail before any work, with a suggestion
+    for arg, value in (("batch", batch), ("rounds", rounds), ("seeds", seeds)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ConfigError(f"{arg} must be a positive integer, got {value!r}")
+    labels = np.asarray(labels, dtype=object).astype(str)
+    train, test = held_out_split(labels, split, test_size=test_size, random_state=random_state)
+    if batch * rounds > train.size:
+        raise ConfigError(f"batch {batch} x rounds {rounds} = {batch * rounds} labels, but the training pool has "
+                          f"only {train.size} rows; lower --batch or --rounds")
+    return train, test
+
+
 def simulate(X: np.ndarray, labels: np.ndarray, *, strategies: Sequence[str], batch: int, rounds: int,
              seeds: int = 1, split: np.ndarray | None = None, test_size: float = 0.2, classifier=None,
              random_state: int = 0, progress=None, label_set: Sequence[str] | None = None) -> SimulationResult:
@@ -111,18 +144,11 @@ def simulate(X: np.ndarray, labels: np.ndarray, *, strategies: Sequence[str], ba
     SimulationResult
     """
 
-    for name in strategies:
-        get_strategy_class(name)  # unknown names fail before any work, with a suggestion
-    for arg, value in (("batch", batch), ("rounds", rounds), ("seeds", seeds)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ConfigError(f"{arg} must be a positive integer, got {value!r}")
     labels = np.asarray(labels, dtype=object).astype(str)
     if X.shape[0] != labels.size:
         raise DataError(f"embeddings have {X.shape[0]} rows but there are {labels.size} labels")
-    train, test = held_out_split(labels, split, test_size=test_size, random_state=random_state)
-    if batch * rounds > train.size:
-        raise ConfigError(f"batch {batch} x rounds {rounds} = {batch * rounds} labels, but the training pool has "
-                          f"only {train.size} rows; lower --batch or --rounds")
+    train, test = check_simulation(labels, strategies=strategies, batch=batch, rounds=rounds, seeds=seeds,
+                                   split=split, test_size=test_size, random_state=random_state)
     template = classifier if classifier is not None else make_classifier(random_state=random_state)
     # Hundreds of small fits: BLAS thread hand-offs cost more than they save (35x slower measured
     # on a busy 2-core machine), so the loop runs single-threaded.

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import html
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -349,8 +350,21 @@ def _plot_agreement(per_class: pd.DataFrame, path: Path) -> None:
 
 
 def _md(text) -> str:
-    """``text`` safe inside Markdown: HTML escaped (labels and texts are user data), pipes escaped."""
-    return html.escape(str(text), quote=False).replace("|", "\\|")
+    """``text`` safe inside Markdown: HTML escaped (labels and texts are user data); pipes, brackets and
+    backticks escaped, so a label cannot open a table cell, a link (``[x](javascript:...)``) or a code
+    span."""
+    out = html.escape(str(text), quote=False)
+    for ch in ("\\", "|", "[", "]", "`"):
+        out = out.replace(ch, "\\" + ch)
+    return out
+
+
+def _code(text) -> str:
+    """``text`` as a Markdown code span that no backtick inside it can close (CommonMark: a fence one
+    backtick longer than the longest run inside, padded with spaces)."""
+    text = str(text).replace("\n", " ")
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
+    return f"{fence} {text} {fence}"
 
 
 def _md_table(df: pd.DataFrame, max_rows: int | None = None) -> str:
@@ -426,8 +440,8 @@ def _markdown(card: DataCard) -> str:
     L += ["", "## Known limitations", ""] + [f"- {_md(x)}" for x in card.limitations]
     p = card.provenance
     L += ["", "## How this card was made", "",
-          f"- command: `{p['command'] or 'Python API (selector.data_card)'}`",
-          f"- input: `{_md(p['input']['path'])}`" + (f" (sha256 {p['input']['sha256']})" if p['input']['sha256'] else ""),
+          f"- command: {_code(p['command'] or 'Python API (selector.data_card)')}",
+          f"- input: {_code(p['input']['path'])}" + (f" (sha256 {p['input']['sha256']})" if p['input']['sha256'] else ""),
           f"- embedding model: {p['model_fingerprint']}; seed {p['seed']}",
           "- versions: " + ", ".join(f"{k} {v}" for k, v in p["versions"].items()), ""]
     return "\n".join(L)

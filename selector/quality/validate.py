@@ -52,7 +52,7 @@ from selector.quality.generation import (
     is_refusal,
 )
 from selector.round.embed import embed_pool
-from selector.round.pool import LabeledPool, generated_ids
+from selector.round.pool import LabeledPool, check_text_cells, generated_ids
 from selector.textnorm import normalise_text
 
 __all__ = ["Finding", "ValidationReport", "validate", "near_duplicate_pairs", "CHECKS", "DEFAULT_BLOCKERS",
@@ -283,6 +283,7 @@ def validate(df: pd.DataFrame, *, text_col: str = "text", label_col: str = "labe
         if col not in df.columns:
             raise DataError(f"{source}: no column {col!r} (columns found: {', '.join(map(str, df.columns[:30]))}); "
                             f"pass {flag} COLUMN")
+    check_text_cells(df[text_col].to_numpy(dtype=object), source, text_col)
     texts = np.array(["" if normalise_label(t) is None else str(t) for t in df[text_col].to_numpy(dtype=object)],
                      dtype=object)
     unsure = {str(u).strip().casefold() for u in unsure_labels}

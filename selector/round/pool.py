@@ -69,6 +69,21 @@ def _missing_column(source: str, kind: str, col: str, df: pd.DataFrame, flag: st
     return DataError(f"{source}: no {kind} column {col!r} (columns found: {found}); pass {flag} COLUMN")
 
 
+def check_text_cells(values: np.ndarray, source: str, text_col: str) -> None:
+    """Refuse a text column whose cells are lists, arrays or objects (a Parquet or JSON column of
+    lists reads fine but is not one text per row).
+
+    Parameters
+    ----------
+    values : ndarray of object, shape (n,)
+    """
+    for i, t in enumerate(values):
+        if isinstance(t, (list, tuple, dict, set, np.ndarray)):
+            kind = "a list" if isinstance(t, (list, tuple, np.ndarray, set)) else "an object"
+            raise DataError(f"{source}: row {i + 1}'s {text_col!r} cell is {kind}, not text; give one text per "
+                            "row (join the parts, or name another column with --text-col)")
+
+
 def prepare_pool(df: pd.DataFrame, *, text_col: str = "text", label_col: str = "label",
                  id_col: str = "id", source: str = "<DataFrame>",
                  require_label_col: bool = True, require_id_col: bool = False,
@@ -104,6 +119,7 @@ def prepare_pool(df: pd.DataFrame, *, text_col: str = "text", label_col: str = "
 
     raw_texts = df[text_col].to_numpy(dtype=object)
     texts = np.empty(raw_texts.shape[0], dtype=object)
+    check_text_cells(raw_texts, source, text_col)
     for i, t in enumerate(raw_texts):
         if t is None or (isinstance(t, float) and math.isnan(t)):
             raise DataError(f"{source}: row {i + 1} has no text in column {text_col!r}; fill it in or drop the row")

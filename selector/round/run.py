@@ -20,6 +20,7 @@ import dataclasses
 import time
 import warnings
 from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -163,7 +164,7 @@ def plan_round(data: str | Path | pd.DataFrame, config: SelectConfig | None = No
                gold: str | Path | pd.DataFrame | None = None, gold_rate: float | None = None,
                bucket_priority: float | None = None, suspects: bool = True,
                ledger: str | Path | bool | None = None, command: str | None = None,
-               source: str | None = None) -> RoundPlan:
+               source: str | None = None, inputs: Sequence[tuple[str, str | Path]] = ()) -> RoundPlan:
     """Read and check everything a round needs; see :func:`run_round` for the parameters.
 
     Raises
@@ -226,6 +227,8 @@ def plan_round(data: str | Path | pd.DataFrame, config: SelectConfig | None = No
     if outputs is not None:
         outputs.add_input(data_path, "DATA")
         outputs.add_input(gold_path, "--gold")
+        for what, path in inputs:
+            outputs.add_input(path, what)
         if embeddings is not None and not isinstance(embeddings, np.ndarray):
             outputs.add_input(embeddings, "--embeddings")
         out = outputs.add_output("queue", out, "--out", table_format=True)
@@ -396,7 +399,8 @@ def commit_round(plan: RoundPlan, result: RoundResult) -> RoundResult:
         if result.gold_key is not None:
             writers["gold_key"] = table(result.gold_key, outputs.path("gold_key"))
         files = outputs.commit(writers, after=(lambda: ledger.append(record)) if ledger is not None else None,
-                               after_target=plan.ledger)
+                               after_target=plan.ledger,
+                               after_line=ledger.line_for(record) if ledger is not None else None)
     return dataclasses.replace(result, record=record, written=files)
 
 
@@ -405,7 +409,7 @@ def run_round(data: str | Path | pd.DataFrame, config: SelectConfig | None = Non
               cache_dir: str | Path | None = None, gold: str | Path | pd.DataFrame | None = None,
               gold_rate: float | None = None, bucket_priority: float | None = None, suspects: bool = True,
               ledger: str | Path | bool | None = None, command: str | None = None, source: str | None = None,
-              show_progress: bool = False, on_step=None) -> RoundResult:
+              show_progress: bool = False, on_step=None, inputs: Sequence[tuple[str, str | Path]] = ()) -> RoundResult:
     """Plan, compute and commit one labeling round.
 
     Parameters
@@ -442,6 +446,9 @@ def run_round(data: str | Path | pd.DataFrame, config: SelectConfig | None = Non
         Progress on stderr while embedding (a bar on a terminal, periodic lines otherwise).
     on_step : callable, optional
         ``on_step(message)`` when cross-validation and the suspect scoring start (the CLI prints it).
+    inputs : sequence of (what, path)
+        Other files the caller read for this round (a config file, a labels file): no output may be one
+        of them.
 
     Returns
     -------
@@ -454,7 +461,7 @@ def run_round(data: str | Path | pd.DataFrame, config: SelectConfig | None = Non
     """
     plan = plan_round(data, config=config, out=out, embeddings=embeddings, embedder=embedder, classifier=classifier,
                       cache_dir=cache_dir, gold=gold, gold_rate=gold_rate, bucket_priority=bucket_priority,
-                      suspects=suspects, ledger=ledger, command=command, source=source)
+                      suspects=suspects, ledger=ledger, command=command, source=source, inputs=inputs)
     return commit_round(plan, compute_round(plan, show_progress=show_progress, on_step=on_step))
 
 

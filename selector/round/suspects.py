@@ -97,7 +97,7 @@ from selector.round.noise import (
 from selector.round.pool import prepare_pool
 from selector.textnorm import normalise_text
 
-__all__ = ["find_suspects", "suspects", "suspects_frame", "select_suspects", "pool_suspects",
+__all__ = ["find_suspects", "suspects", "suspects_frame", "select_suspects", "check_list_size", "pool_suspects",
            "suspects_path_for", "rank_ensemble",
            "signal_scores", "knn_label_votes", "contradiction_groups", "SuspectResult",
            "suspect_result_for_pool", "add_votes", "SIGNALS", "DEFAULT_SIGNALS", "DEFAULT_KNN_WEIGHT", "KINDS",
@@ -633,6 +633,22 @@ def add_votes(result: SuspectResult, ids: np.ndarray, codes, *, dominance: float
     return result
 
 
+def check_list_size(top: int | None, threshold: float | None) -> None:
+    """Refuse a ``top`` / ``threshold`` pair that cannot size a suspect list (checked before any work).
+
+    Raises
+    ------
+    ConfigError
+        Both given, ``top`` not a positive whole number, or ``threshold`` outside [0, 1].
+    """
+    if top is not None and threshold is not None:
+        raise ConfigError("give --top or --threshold, not both")
+    if top is not None and (isinstance(top, bool) or int(top) != top or top < 1):
+        raise ConfigError(f"top must be a positive integer, got {top!r}")
+    if threshold is not None and not 0.0 <= threshold <= 1.0:
+        raise ConfigError(f"threshold must be in [0, 1] (suspect scores are rank averages), got {threshold}")
+
+
 def select_suspects(result: SuspectResult, *, top: int | None = None,
                     threshold: float | None = None) -> np.ndarray:
     """Row positions to report, most suspect first; contradictions are always included.
@@ -650,17 +666,12 @@ def select_suspects(result: SuspectResult, *, top: int | None = None,
     -------
     ndarray of int64
     """
-    if top is not None and threshold is not None:
-        raise ConfigError("give --top or --threshold, not both")
+    check_list_size(top, threshold)
     order = np.argsort(-result.score, kind="stable")
     if top is not None:
-        if isinstance(top, bool) or int(top) != top or top < 1:
-            raise ConfigError(f"top must be a positive integer, got {top!r}")
         chosen = np.zeros(len(result), dtype=bool)
         chosen[order[:int(top)]] = True
     elif threshold is not None:
-        if not 0.0 <= threshold <= 1.0:
-            raise ConfigError(f"threshold must be in [0, 1] (suspect scores are rank averages), got {threshold}")
         chosen = result.score >= threshold
     else:
         chosen = result.flagged.copy()
