@@ -55,7 +55,46 @@ TARGET_BASELINES = ("random", "entropy", "margin", "least_confidence")
 VARIANTS = {
     "imbalanced": "the two alphabetically first classes resampled to 1.5% of the pool each",
     "large_batch": "batch = 2% of the pool (instead of max(20, 5 x classes))",
+    # The regime grid (issue 27): the batch as labels per class, or a fixed size; binary sets made from
+    # many-class ones; a long run.
+    "b1": "batch = 1 label per class",
+    "b5": "batch = 5 labels per class",
+    "fixed": "batch = 20 below 10 classes, else 100",
+    "n10": "batch = 10",
+    "n100": "batch = 100",
+    "ovr": "binary: the alphabetically first class against the rest",
+    "long": "30 rounds",
 }
+#: The regime grid (issue 27): every shared single-label set at 1 and 5 labels per class a round and at a
+#: fixed batch; the binary sets (sst2, sms_spam, ag_news one-vs-rest) also at 10 and 100; an imbalanced
+#: pool and a 30-round run on the many-class set. Settings whose batch repeats another's are left out.
+GRID_BASES = ("ag_news", "trec", "banking77", "sst2", "emotion", "sms_spam", "ag_news@ovr")
+GRID_EXTRA = ("ag_news@imbalanced+b5", "banking77@long+fixed")
+
+
+def grid_settings(cache_dir=None) -> list[str]:
+    """The grid's setting names (``dataset@variant+variant``), one per distinct batch size per dataset."""
+    out = []
+    for base in GRID_BASES:
+        name, _, pre = base.partition("@")
+        df, _ = dataset_embeddings(name, cache_dir)
+        n_classes = 2 if pre == "ovr" else int(df["label"].nunique())
+        regimes = ["b1", "b5", "fixed"] + (["n10", "n100"] if n_classes == 2 else [])
+        seen = set()
+        for r in regimes:
+            size = {"b1": n_classes, "b5": 5 * n_classes, "fixed": 20 if n_classes < 10 else 100, "n10": 10,
+                    "n100": 100}[r]
+            if size not in seen:
+                seen.add(size)
+                out.append(f"{name}@{(pre + '+') if pre else ''}{r}")
+    return out + list(GRID_EXTRA)
+
+
+def dataset_of(setting: str) -> str:
+    """The dataset a setting is drawn from, for leave-one-dataset-out (a binary set made from a
+    many-class one is its own dataset; batch sizes, pools and run lengths are not)."""
+    base, _, variants = setting.partition("@")
+    return base + ("@ovr" if "ovr" in variants.split("+") else "")
 RARE_SHARE = 0.015
 # Baselines keep the classic random cold start, whatever the registry's default fallback is.
 SPECS = {
@@ -191,10 +230,13 @@ def labels_to_reach(curve, target, batch):
 
 
 def prepare(name, max_pool, cache_dir):
-    """Pool and test arrays of one setting (``dataset`` or ``dataset@variant``), its batch size and rare classes."""
-    base, _, variant = name.partition("@")
-    if variant and variant not in VARIANTS:
-        raise SystemExit(f"unknown setting variant {variant!r}; choose from {', '.join(VARIANTS)}")
+    """Pool and test arrays of one setting (``dataset`` or ``dataset@variant[+variant...]``), its batch size,
+    rare classes and (for ``long``) its number of rounds."""
+    base, _, variant_text = name.partition("@")
+    variants = [v for v in variant_text.split("+") if v]
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        raise SystemExit(f"unknown setting variant {unknown[0]!r}; choose from {', '.join(VARIANTS)}")
     df, X_all = dataset_embeddings(base, cache_dir)
     train, test = train_test(df)
     note = ""
@@ -202,9 +244,13 @@ def prepare(name, max_pool, cache_dir):
         train = np.sort(np.random.default_rng(0).choice(train, size=max_pool, replace=False))
         note = f"pool sub-sampled to {max_pool} rows (seed 0)"
     y_all = df["label"].to_numpy(dtype=object)
+    if "ovr" in variants:
+        first = sorted(np.unique(y_all))[0]
+        y_all = np.where(y_all == first, first, "other").astype(object)
+        note = (note + "; " if note else "") + f"binary: {first} vs the rest"
     labels = np.unique(y_all)
     rare = []
-    if variant == "imbalanced":
+    if "imbalanced" in variants:
         rare = [str(c) for c in labels[:2]]
         rng = np.random.default_rng(0)
         common = train[~np.isin(y_all[train], rare)]
@@ -213,11 +259,16 @@ def prepare(name, max_pool, cache_dir):
         train = np.sort(np.concatenate(keep))
         note = (note + "; " if note else "") + f"{', '.join(rare)} resampled to {n_rare} rows each ({RARE_SHARE:.1%})"
     batch = max(20, 5 * labels.size)
-    if variant == "large_batch":
+    if "large_batch" in variants:
         batch = max(batch, int(round(0.02 * train.size)))
         note = (note + "; " if note else "") + f"batch {batch} = 2% of the pool"
+    for v, size in (("b1", labels.size), ("b5", 5 * labels.size), ("fixed", 20 if labels.size < 10 else 100),
+                    ("n10", 10), ("n100", 100)):
+        if v in variants:
+            batch = int(size)
+    rounds = 30 if "long" in variants else None
     return {"X": X_all[train], "y": y_all[train], "X_test": X_all[test], "y_test": y_all[test],
-            "labels": labels, "batch": batch, "note": note, "rare": rare}
+            "labels": labels, "batch": batch, "note": note, "rare": rare, "rounds": rounds}
 
 
 MODAL_MAX_FLOPS = 2e12
@@ -232,6 +283,7 @@ def modal_flops(batch, rounds, n_pool, d=384):
 def task(name, spec, seed, rounds, max_pool, cache_dir):
     """One (dataset, strategy, seed) simulation; run in a worker process."""
     d = prepare(name, max_pool, cache_dir)
+    rounds = d["rounds"] or rounds
     if spec == "modal_ranked" and modal_flops(d["batch"], rounds, d["X"].shape[0]) > MODAL_MAX_FLOPS:
         return name, spec, seed, None
     t0 = time.perf_counter()
@@ -242,6 +294,7 @@ def task(name, spec, seed, rounds, max_pool, cache_dir):
 
 
 def summarise(name, d, runs_by_spec, rounds, seeds):
+    rounds = d["rounds"] or rounds
     full = fit_classifier(make_classifier(random_state=0), d["X"], d["y"])
     full_acc, full_f1 = evaluate(full, d["X_test"], d["y_test"], d["labels"], d["y"])
     batch = d["batch"]
@@ -337,8 +390,10 @@ def run_all(datasets, strategies, seeds, rounds, max_pool, cache_dir, jobs, dead
         # taken for the current code's without that being checked.
         print(f"  {other_code} stored runs were recorded by other selector code (or before runs recorded it); "
               f"delete {runs_dir} to recompute them", flush=True)
-    # The slowest (modAL, then the large-batch sets) first, so the deadline cuts the cheap ones least.
-    todo.sort(key=lambda t: (t[1] != "modal_ranked", not t[0].startswith("banking77")))
+    # modAL first; then strategy by strategy in the order given (so a deadline leaves whole strategies
+    # unfinished, not a few seeds of every one), the slowest (banking77) settings first within each.
+    todo.sort(key=lambda t: (t[1] != "modal_ranked", strategies.index(t[1]), not t[0].startswith("banking77"),
+                             t[0], t[2]))
     ex = cf.ProcessPoolExecutor(max_workers=jobs)
     futures = [ex.submit(task, n, sp, s, rounds, max_pool, cache_dir) for n, sp, s in todo]
     pending = set(futures)
@@ -390,8 +445,9 @@ def plot(result, path):
     plt.close(fig)
 
 
-def speed_100k(n=100_000, d=384, n_labeled=2000, budget=1000, k=10, seed=0):
-    """Seconds for one selection per registered strategy on a synthetic clustered pool."""
+def speed_100k(n=100_000, d=384, n_labeled=2000, budget=1000, k=10, seed=0, extra=()):
+    """Seconds for one selection per registered strategy (and each ``extra`` spec, e.g. an auto variant)
+    on a synthetic clustered pool."""
     rng = np.random.default_rng(seed)
     centres = rng.normal(size=(50, d)).astype(np.float32)
     X = centres[rng.integers(0, 50, n + n_labeled)] + rng.normal(scale=0.8, size=(n + n_labeled, d)).astype(np.float32)
@@ -403,11 +459,12 @@ def speed_100k(n=100_000, d=384, n_labeled=2000, budget=1000, k=10, seed=0):
     ctx = SelectionContext(X_pool, X[:n_labeled], y[:n_labeled], proba_pool=model.predict_proba(X_pool),
                            classes=np.asarray(model.classes_, dtype=object), classifier=model)
     times, cpu = {}, {}
-    for name in available_strategies():
+    for name in [*available_strategies(), *extra]:
         t0, c0 = time.perf_counter(), time.process_time()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            make_strategy(name).select(ctx, budget, random_state=0)
+            spec_name, params = parse_spec(name)
+            make_strategy(spec_name, **params).select(ctx, budget, random_state=0)
         times[name] = time.perf_counter() - t0
         cpu[name] = time.process_time() - c0
     return {"n_pool": n, "d": d, "n_labeled": n_labeled, "budget": budget, "seconds": times, "cpu_seconds": cpu,
@@ -468,6 +525,91 @@ def auto_targets(results):
     return failures
 
 
+#: The baselines auto must match, within the seed spread, in every cell of the grid (issue 27).
+GRID_BASELINES = ("random", "entropy", "margin", "least_confidence", "typiclust")
+
+
+def cell_verdict(st: dict, spec: str) -> tuple[str, float, float, float]:
+    """``spec`` against the best grid baseline in one cell: (best baseline, its AULC, the gap, the seed
+    spread: the larger AULC standard deviation over seeds of the two). At or above within the spread:
+    ``gap >= -spread``."""
+    best = max(GRID_BASELINES, key=lambda b: st[b]["aulc"])
+    spread = max(st[spec]["aulc_std"], st[best]["aulc_std"])
+    return best, st[best]["aulc"], st[spec]["aulc"] - st[best]["aulc"], spread
+
+
+def grid_ok(st: dict, spec: str) -> bool:
+    """In one cell: at or above the best baseline within the seed spread, and the final round not below
+    margin's by more than the seed spread."""
+    _, _, gap, spread = cell_verdict(st, spec)
+    last, last_m, fspread = final_round_vs_margin(st, spec)
+    return gap >= -spread and last >= last_m - fspread
+
+
+def choose_by_dataset(results, variants, names):
+    """The variant passing the most of ``names``' cells (:func:`grid_ok`), then the best mean AULC gain
+    over margin there."""
+    return max(variants, key=lambda v: (sum(grid_ok(results[n]["strategies"], v) for n in names),
+                                        np.mean([results[n]["strategies"][v]["aulc"] -
+                                                 results[n]["strategies"]["margin"]["aulc"] for n in names])))
+
+
+def grid_targets(results, variants):
+    """Issue 27's targets on the grid, for ``auto`` (the default) and, leave-one-dataset-out, for the
+    variant chosen on the other datasets: at or above the best of random/entropy/margin/least-confidence/
+    typiclust in every cell within the seed spread; final round never below margin's by more than the
+    spread; mean gain +0.05 over random and +0.02 over margin."""
+    names = [n for n in results if all(v in results[n]["strategies"] for v in (*variants, *GRID_BASELINES))]
+    failures = [f"{n}: auto, a variant or a grid baseline did not finish" for n in results if n not in names]
+    datasets = sorted({dataset_of(n) for n in names})
+    lodo_choice = {}
+    for ds in datasets:
+        train = [n for n in names if dataset_of(n) != ds]
+        lodo_choice[ds] = choose_by_dataset(results, variants, train) if len(variants) > 1 else "auto"
+    print(f"\nregime grid: {len(names)} cells over {len(datasets)} datasets; auto vs the best of "
+          f"{', '.join(GRID_BASELINES)} (within the seed spread = the larger AULC std over seeds)")
+    print(f"{'cell':28s} {'batch':>5s} {'auto':>6s} {'best baseline':>24s} {'gap':>7s} {'spread':>6s} "
+          f"{'final-margin':>12s} {'LODO':>6s}  LODO choice")
+    gains = {"auto": ([], []), "lodo": ([], [])}
+    worst = (None, np.inf)
+    worst_final = (None, np.inf)
+    for n in names:
+        st = results[n]["strategies"]
+        best, best_aulc, gap, spread = cell_verdict(st, "auto")
+        last, last_m, fspread = final_round_vs_margin(st, "auto")
+        choice = lodo_choice[dataset_of(n)]
+        ok = "" if grid_ok(st, "auto") else "  MISSED"
+        print(f"{n:28s} {results[n]['batch']:5d} {st['auto']['aulc']:6.3f} {best:>16s} {best_aulc:7.3f} {gap:+7.3f} "
+              f"{spread:6.3f} {last - last_m:+12.3f} {st[choice]['aulc']:6.3f}  {choice}{ok}")
+        for key, spec in (("auto", "auto"), ("lodo", choice)):
+            gains[key][0].append(st[spec]["aulc"] - st["random"]["aulc"])
+            gains[key][1].append(st[spec]["aulc"] - st["margin"]["aulc"])
+        if gap + spread < worst[1]:
+            worst = (n, gap + spread)
+        if last - last_m + fspread < worst_final[1]:
+            worst_final = (n, last - last_m + fspread)
+        if gap < -spread:
+            failures.append(f"{n}: auto AULC {st['auto']['aulc']:.4f} < {best} {best_aulc:.4f} by more than the "
+                            f"seed spread {spread:.4f}")
+        if last < last_m - fspread:
+            failures.append(f"{n}: auto final-round accuracy {last:.4f} < margin's {last_m:.4f} by more than the "
+                            f"seed spread {fspread:.4f}")
+    for key, label in (("auto", "default auto (in-sample)"), ("lodo", "leave-one-dataset-out choice")):
+        r, m = gains[key]
+        if r:
+            print(f"{label}: mean AULC gain over random {np.mean(r):+.4f} (target +0.05), over margin "
+                  f"{np.mean(m):+.4f} (target +0.02); cells passed {sum(grid_ok(results[n]['strategies'], 'auto' if key == 'auto' else lodo_choice[dataset_of(n)]) for n in names)} of {len(names)}")
+    if worst[0] is not None:
+        print(f"worst cell for auto vs the best baseline: {worst[0]} ({worst[1]:+.4f} beyond the spread); "
+              f"worst final-round gap to margin: {worst_final[0]} ({worst_final[1]:+.4f} beyond the spread)")
+    r, m = gains["auto"]
+    if r and np.mean(r) < 0.05:
+        failures.append(f"mean AULC gain over random {np.mean(r):.4f} < 0.05")
+    if m and np.mean(m) < 0.02:
+        failures.append(f"mean AULC gain over margin {np.mean(m):.4f} < 0.02")
+    return failures
+
+
 def final_round_vs_margin(st: dict, spec: str) -> tuple[float, float, float]:
     """``spec``'s and margin's final-round accuracy, and the seed spread (the larger of the two stds)
     within which ``spec`` may trail margin."""
@@ -523,7 +665,12 @@ def fmt(v, spec="{:.3f}"):
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--datasets", nargs="+", default=list(DATASETS))
+    ap.add_argument("--datasets", nargs="+", default=None,
+                    help=f"settings [default: the seven of issue 13: {' '.join(DATASETS)}; with --grid, the grid]")
+    ap.add_argument("--grid", action="store_true",
+                    help="the regime grid (issue 27): every shared set at 1 and 5 labels per class a round and a fixed "
+                         "batch, binary sets also at 10 and 100, an imbalanced pool and a 30-round run; targets judged "
+                         "per cell within the seed spread, the default chosen leave-one-dataset-out")
     ap.add_argument("--strategies", nargs="+", default=list(DEFAULT_STRATEGIES),
                     help="names or name:key=value,... (auto must be included for the targets)")
     ap.add_argument("--seeds", type=int, default=3)
@@ -541,17 +688,21 @@ def main(argv=None) -> int:
                          "with --skip-speed)")
     ap.add_argument("--skip-speed", action="store_true", help="skip the 100k-pool timing (then it is not a target)")
     args = ap.parse_args(argv)
+    if args.datasets is None:
+        args.datasets = grid_settings(args.cache_dir) if args.grid else list(DATASETS)
     globals()["MODAL_MAX_FLOPS"] = args.modal_max_tflop * 1e12  # read by task() in the forked workers
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     missing = [s for s in TARGET_BASELINES + ("auto",) if s not in args.strategies]
     if missing:
         print(f"warning: {', '.join(missing)} not in --strategies; targets need them", file=sys.stderr)
-    try:
-        import modAL  # noqa: F401
-    except ImportError as exc:
-        print(f"modAL baseline cannot run ({exc}); install the bench extra: pip install -e '.[bench]'", file=sys.stderr)
-        return 2
+    if "modal_ranked" in args.strategies:
+        try:
+            import modAL  # noqa: F401
+        except ImportError as exc:
+            print(f"modAL baseline cannot run ({exc}); install the bench extra: pip install -e '.[bench]'",
+                  file=sys.stderr)
+            return 2
 
     seeds = list(range(args.seeds))
     t0 = time.perf_counter()
@@ -590,12 +741,19 @@ def main(argv=None) -> int:
               "from a random first batch")
     failures = []
     rare_table(results)
-    if "auto" in args.strategies and all(b in args.strategies for b in TARGET_BASELINES):
+    variants = [sp for sp in args.strategies if sp == "auto" or sp.startswith("auto:")]
+    if args.grid:
+        if "auto" in args.strategies and all(b in args.strategies for b in GRID_BASELINES):
+            failures += grid_targets(results, variants)
+        else:
+            failures.append(f"auto and every grid baseline ({', '.join(GRID_BASELINES)}) must be in --strategies")
+    elif "auto" in args.strategies and all(b in args.strategies for b in TARGET_BASELINES):
         failures += auto_targets(results)
-        lodo_table(results, [sp for sp in args.strategies if sp == "auto" or sp.startswith("auto:")])
+        lodo_table(results, variants)
     else:
         failures.append("auto and every target baseline must be in --strategies to check the targets")
-    speed = imported_speed if args.skip_speed else speed_100k()
+    speed = imported_speed if args.skip_speed else speed_100k(
+        extra=[sp for sp in args.strategies if sp.startswith("auto:")])
     if speed is not None:
         print(f"\nselection time, one round, synthetic pool {speed['n_pool']} x {speed['d']}, "
               f"{speed['n_labeled']} labeled, budget {speed['budget']} "

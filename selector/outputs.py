@@ -34,6 +34,7 @@ import pandas as pd
 from selector.errors import ConfigError, DataError, SelectorError
 from selector.io import (
     STDIO,
+    TEMP_SUFFIX,
     append_line,
     check_table_path,
     dump_table,
@@ -183,16 +184,24 @@ def recover_commits(folder: str | os.PathLike) -> list[str]:
         try:
             body = json.loads(journal.read_text(encoding="utf-8"))
             renames = [(Path(t), Path(g)) for t, g in body["renames"]]
+            if body.get("append") is not None and not (isinstance(body["append"], dict) and isinstance(
+                    body["append"].get("path"), str) and isinstance(body["append"].get("line"), str)):
+                raise TypeError("append")
         except (OSError, ValueError, KeyError, TypeError):
             raise DataError(f"{journal}: an interrupted commit's journal cannot be read; check the outputs it "
                             "names by hand, then delete it") from None
         done = 0
         for tmp, target in renames:
-            if tmp.exists():
+            # Only our own temp files, beside their targets: a journal never moves anything else.
+            ours = (tmp.parent == target.parent and tmp.name.startswith(f".{target.name}.")
+                    and tmp.name.endswith(TEMP_SUFFIX))
+            if ours and tmp.exists():
                 os.replace(tmp, target)
                 done += 1
         appended = False
         append = body.get("append")
+        if append and not str(append.get("path", "")).endswith(".rounds.jsonl"):
+            append = None  # only a round ledger is ever appended to by a journal
         if append:
             ledger, line = Path(append["path"]), append["line"]
             fd = os.open(ledger, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
