@@ -14,7 +14,7 @@ from selector.strategies.registry import make_strategy, register
 
 from selector.kmeans import subsample
 
-__all__ = ["AutoStrategy", "neighbour_label_kappa", "regime_evidence"]
+__all__ = ["AutoStrategy", "neighbour_label_kappa"]
 
 #: Labeled rows compared by :func:`neighbour_label_kappa` (a seeded sample above it: O(n^2) similarities).
 NEIGHBOUR_MAX_ROWS = 2000
@@ -71,86 +71,6 @@ def neighbour_label_kappa(X: np.ndarray, y, *, max_rows: int = NEIGHBOUR_MAX_ROW
     sim = Z[asked] @ Z.T
     sim[np.arange(asked.size), asked] = -np.inf
     return float(cohen_kappa_score(labels[asked], labels[sim.argmax(axis=1)]))
-
-
-#: Labeled rows the regime sub-problem uses at most (a seeded sample above it keeps a round cheap).
-EVIDENCE_MAX_ROWS = 1500
-
-
-def regime_evidence(X: np.ndarray, y, budget: int, classifier, *, repeats: int = 3, cold: str = "typiclust",
-                    hybrid: str = "margin_kmeans", random_state: int | None = None) -> tuple[float, list[float]] | None:
-    """Which pick the labeled rows say pays at this budget: the share of sub-problems the uncertain pick won.
-
-    After SelectAL (Hacohen & Weinshall 2023): the labeled rows are a small labeled task of their own.
-    Each repeat splits them at random into an evaluation third, a base and a candidate set; a model
-    fitted on the base picks ``m`` candidates twice, once with ``cold`` (typical rows) and once with
-    ``hybrid`` (uncertain rows), where ``m`` is the batch scaled to the base (``budget x base / n``, so
-    the sub-problem sits in the same budget regime as the real round); each pick is added to the base,
-    refitted, and scored on the evaluation third. The uncertain pick wins a repeat when its accuracy
-    is higher (a tie goes to the typical pick).
-
-    Parameters
-    ----------
-    X : ndarray of float32, shape (n, d)
-        The labeled rows' embeddings.
-    y : array-like, shape (n,)
-        Their labels.
-    budget : int
-        The real round's batch size.
-    classifier : scikit-learn estimator
-        The round's classifier (fitted or not): clones of it are fitted on the sub-problems.
-
-    Returns
-    -------
-    (share, gains) or None
-        The share of repeats the uncertain pick won, and each repeat's accuracy gain of uncertain over
-        typical, shape (repeats,); None when the labeled rows cannot make a sub-problem (fewer than
-        two classes with two rows each in a split).
-    """
-    import warnings
-
-    from sklearn.base import clone
-
-    def fit(rows):
-        model = clone(classifier)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # convergence chatter on small sub-problems
-            return model.fit(X[rows], y[rows])
-
-    y = np.asarray(y, dtype=object).astype(str)
-    rng = np.random.default_rng(random_state)
-    n = y.size
-    if n > EVIDENCE_MAX_ROWS:
-        keep = np.sort(rng.choice(n, size=EVIDENCE_MAX_ROWS, replace=False))
-        budget = max(1, int(round(budget * EVIDENCE_MAX_ROWS / n)))
-        X, y, n = X[keep], y[keep], EVIDENCE_MAX_ROWS
-    gains = []
-    for r in range(repeats):
-        order = rng.permutation(n)
-        n_eval = n // 3
-        ev, rest = order[:n_eval], order[n_eval:]
-        base, cand = rest[: rest.size // 2], rest[rest.size // 2:]
-        m = int(round(budget * base.size / n))
-        m = max(1, min(m, cand.size // 2))
-        if n_eval < 2 or cand.size < 2 or np.unique(y[base]).size < 2:
-            continue
-        model = fit(base)
-        classes = np.asarray(model.classes_, dtype=object)
-        seed = None if random_state is None else int(random_state) * 31 + r
-        scores = []
-        for name in (cold, hybrid):
-            strategy = make_strategy(name)
-            if strategy.uses_model:
-                ctx = SelectionContext(X[cand], X[base], y[base], proba_pool=model.predict_proba(X[cand]),
-                                       classes=classes, classifier=model)
-            else:
-                ctx = SelectionContext(X[cand], X[base], y[base])
-            picks = cand[strategy.select(ctx, m, random_state=seed).indices]
-            scores.append(float(np.mean(fit(np.concatenate([base, picks])).predict(X[ev]).astype(str) == y[ev])))
-        gains.append(scores[1] - scores[0])
-    if not gains:
-        return None
-    return float(np.mean(np.asarray(gains) > 0)), gains
 
 
 @register
@@ -238,14 +158,6 @@ class AutoStrategy(Strategy):
         ``cold_mix`` applies only while the labeled rows' labels agree with their nearest labeled
         neighbour's less than this (Cohen's kappa, :func:`neighbour_label_kappa`): the embedding's
         neighbourhoods do not follow the labels, so typical rows teach little; None mixes always.
-    switch : {"count", "evidence"}
-        How a batch with a classifier chooses between the typical and the uncertain pick. ``count``:
-        the rules above (labels per class, the neighbour-kappa mix). ``evidence``: the labeled rows
-        decide (:func:`regime_evidence`): the share of sub-problems the uncertain pick won is the
-        uncertain share of the batch (all of it: the uncertain+diverse branch; none: the diverse one),
-        and ``switch_per_class``, ``cold_mix`` and ``mix_below`` are not used.
-    evidence_repeats : int
-        Sub-problems per round with ``switch="evidence"``.
     """
 
     name = "auto"
@@ -257,7 +169,7 @@ class AutoStrategy(Strategy):
                  explore_with: str | None = None, explore_until: float | None = None,
                  cold_explore: float = 0.0, cold_explore_batch: int = 50, unseen_share: float = 0.4,
                  unseen_after: float = 3.0, unseen_until: float = 25.0, cold_mix: float = 0.5,
-                 mix_below: float | None = 0.45, switch: str = "count", evidence_repeats: int = 3) -> None:
+                 mix_below: float | None = 0.45) -> None:
         self.switch_per_class = _number("switch_per_class", switch_per_class, lambda v: v >= 0, "a number >= 0")
         self.explore = _number("explore", explore, lambda v: 0 <= v < 1, "in [0, 1)")
         if isinstance(make_strategy(cold), UncertaintyStrategy) or make_strategy(cold).uses_model:
@@ -286,12 +198,6 @@ class AutoStrategy(Strategy):
         self.cold_mix = _number("cold_mix", cold_mix, lambda v: 0 <= v < 1, "in [0, 1)")
         self.mix_below = (None if mix_below is None else
                           _number("mix_below", mix_below, lambda v: -1 <= v <= 1, "in [-1, 1] or None"))
-        if switch not in ("count", "evidence"):
-            raise ValueError(f"switch must be 'count' or 'evidence', got {switch!r}")
-        self.switch = switch
-        if isinstance(evidence_repeats, bool) or not isinstance(evidence_repeats, int) or evidence_repeats < 1:
-            raise ValueError(f"evidence_repeats must be an integer >= 1, got {evidence_repeats!r}")
-        self.evidence_repeats = evidence_repeats
 
     def branch(self, context: SelectionContext) -> tuple[str, str]:
         """Which branch a context gets, and why in words: ``("cold" | "hybrid", why)``."""
@@ -303,27 +209,8 @@ class AutoStrategy(Strategy):
             return "cold", f"{per_class:.1f} labels per class < {self.switch_per_class:g}"
         return "hybrid", f"{per_class:.1f} labels per class >= {self.switch_per_class:g}"
 
-    def _evidence(self, context: SelectionContext, budget: int, random_state: int | None) -> tuple[float | None, str]:
-        """With ``switch="evidence"``: the uncertain share of this batch and why, in words (None: no
-        evidence yet, the count rule decides)."""
-        if context.classifier is None:
-            return None, ""
-        found = regime_evidence(context.X_labeled, context.y_labeled, budget, context.classifier,
-                                repeats=self.evidence_repeats, cold=self.cold, hybrid=self.hybrid,
-                                random_state=random_state)
-        if found is None:
-            return None, ""
-        share, gains = found
-        return share, (f"uncertain won {share:.0%} of {len(gains)} sub-problems on the labeled rows "
-                       f"(mean accuracy gain {np.mean(gains):+.3f})")
-
     def _select(self, context: SelectionContext, budget: int, *, random_state: int | None) -> Selection:
         which, why = self.branch(context)
-        evidence_share = None
-        if self.switch == "evidence" and context.has_model:
-            evidence_share, evidence_why = self._evidence(context, budget, random_state)
-            if evidence_share is not None:
-                which, why = ("hybrid" if evidence_share >= 1 else "cold"), evidence_why
         unseen = context.unseen_labels() if context.n_labeled else []
         # A declared label still without a row once there are unseen_after labels per declared label
         # is a class the picks so far missed (a class of average size is then missed with chance
@@ -346,11 +233,7 @@ class AutoStrategy(Strategy):
                        else f"auto[explore: {self.cold_explore:.0%} of a diverse batch, far from the typical rows]")
             picked = make_strategy(self.cold).select(context, budget - n_far, random_state=random_state)
             reasons = [f"auto[diverse: {why}] {r}" for r in picked.reasons]
-            if evidence_share is not None:
-                n_mix = int(round(evidence_share * (budget - n_far))) if budget - n_far > 1 else 0
-                mix_why = why
-            else:
-                n_mix, mix_why = self._mix_size(context, budget - n_far, random_state)
+            n_mix, mix_why = self._mix_size(context, budget - n_far, random_state)
             if n_mix:
                 keep_n = budget - n_far - n_mix
                 typical = picked.indices[:keep_n]

@@ -207,7 +207,9 @@ def test_readme_lists_every_queue_column(tmp_path):
 
 def test_gitignore_covers_every_file_the_worked_round_writes():
     ignored = (REPO / ".gitignore").read_text().splitlines()
-    for name in ("/queue.csv", "/queue.round.json", "/queue.suspects.csv", "/banking77_sample.csv", "/site/"):
+    for name in ("/queue.csv", "/queue.round.json", "/queue.suspects.csv", "/banking77_sample.csv", "/site/",
+                 "/banking77_sample.csv.bak", "/labeled.csv", "/tasks.json", "/tasks.label_config.xml",
+                 "/chat_queue.csv", "/chat_queue.round.json", "/chat_queue.suspects.csv"):
         assert name in ignored
 
 

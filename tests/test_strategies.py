@@ -363,29 +363,3 @@ def test_select_batch_with_new_strategy():
     sel = select_batch(X[:30], y[:30].astype(str), X[30:], 10, strategy="cluster_margin", random_state=0)
     assert len(sel) == 10
 
-
-def test_regime_evidence_reads_the_budget_regime_from_the_labeled_rows():
-    """The sub-problem on the labeled rows (SelectAL-style) returns the share of repeats the uncertain pick
-    won, is seeded, and declines when the labeled rows cannot make a sub-problem."""
-    from sklearn.linear_model import LogisticRegression
-
-    from selector.strategies.auto import regime_evidence
-
-    ctx, _ = _warm(n=900, k=4, n_lab=300, seed=1)
-    share, gains = regime_evidence(ctx.X_labeled, ctx.y_labeled, 40, LogisticRegression(max_iter=200),
-                                   repeats=3, random_state=0)
-    assert 0.0 <= share <= 1.0 and len(gains) == 3 and all(-1 <= g <= 1 for g in gains)
-    again = regime_evidence(ctx.X_labeled, ctx.y_labeled, 40, LogisticRegression(max_iter=200), repeats=3,
-                            random_state=0)
-    assert again == (share, gains)
-    one_class = np.array(["a"] * 30, dtype=object)
-    assert regime_evidence(ctx.X_labeled[:30], one_class, 10, LogisticRegression(), random_state=0) is None
-
-
-def test_auto_evidence_switch_selects_a_full_batch_and_says_why():
-    ctx, _ = _warm(n=900, k=4, n_lab=300, seed=2)
-    sel = make_strategy("auto", switch="evidence").select(ctx, 30, random_state=0)
-    assert len(set(sel.indices.tolist())) == 30
-    assert all("sub-problems" in r for r in sel.reasons if r.startswith(("auto[uncertain", "auto[mix", "auto[diverse")))
-    with pytest.raises(ConfigError, match="switch must be"):
-        make_strategy("auto", switch="sometimes")
