@@ -15,11 +15,12 @@ What it does (every step is a command or a documented Label Studio API call a us
    webhook makes ``selector serve`` refit and write a ledger round);
 5. exports the project as Label Studio JSON and runs ``selector merge`` on it.
 
-It checks: the imported predictions carry selector's confidence as ``score`` and a per-round
-``model_version``; the backend's predictions reach every task; the webhooks refit the model; the
-merge puts the 12 labels on the right rows. It prints each step and writes ``report.json`` and the
-recorded requests into the work folder, and exits 1 when a check fails. Label Studio 1.23 refuses an ML
-backend URL on a local address ("URL resolves to a reserved network address (block: 127.0.0.0/8)");
+It checks: the imported predictions carry the queue position as ``score`` (the class probability on the
+choice) and a per-round ``model_version``; Label Studio's uncertainty sampling then serves queue ranks
+1, 2, 3; the backend's predictions reach every task; the webhooks refit the model and point the
+project's ``model_version`` at the backend as a live model; the merge puts the annotated labels on the right rows. It prints
+each step and writes ``report.json`` and the recorded requests into the work folder, and exits 1 when a
+check fails. Label Studio 1.23 refuses an ML backend URL on a local address ("URL resolves to a reserved network address (block: 127.0.0.0/8)");
 the script starts it with ``ML_BLOCK_LOCAL_IP=false SSRF_PROTECTION_ENABLED=false`` so it may call the
 backend on 127.0.0.1, as a user running both on one machine must too.
 """
@@ -140,16 +141,39 @@ def main() -> None:
         imported.raise_for_status()
         print(f"imported {imported.json().get('task_count')} tasks into project {pid}")
         ls_tasks = api.get("/api/tasks", params={"project": pid, "page_size": 1000, "fields": "all"}).json()["tasks"]
-        # Each imported prediction: model_version per round, score = the model's probability.
+        # Each imported prediction: model_version per round, score = the queue position rank / (n + 1),
+        # the class probability on the choice.
         first = ls_tasks[0]
         preds = api.get("/api/predictions", params={"task": first["id"]}).json()
         queue = pd.read_csv(work / "queue.csv", dtype=str, keep_default_na=False).set_index("id")
         row = queue.loc[first["data"]["selector_id"]]
         imported_pred = next((p for p in preds if p["model_version"].startswith("selector-r1")), None)
         report["imported_prediction"] = imported_pred and {k: imported_pred[k] for k in ("model_version", "score")}
-        if imported_pred is None or abs(float(imported_pred["score"]) - float(row["predicted_proba"])) > 1e-6:
-            problems.append(f"imported prediction score {imported_pred and imported_pred['score']} != "
-                            f"predicted_proba {row['predicted_proba']}")
+        want = int(row["rank"]) / (len(queue) + 1)
+        if imported_pred is None or abs(float(imported_pred["score"]) - want) > 1e-6:
+            problems.append(f"imported prediction score {imported_pred and imported_pred['score']} != rank score {want}")
+        choice_score = ((imported_pred or {}).get("result") or [{}])[0].get("score")
+        if choice_score is None or abs(float(choice_score) - float(row["predicted_proba"])) > 1e-6:
+            problems.append(f"the pre-selected choice's score {choice_score} != predicted_proba {row['predicted_proba']}")
+
+        # Label Studio's own "uncertainty sampling" (lowest prediction score first) serves selector's queue
+        # order: ask for the next task three times, annotating each, before any backend is connected.
+        api.patch(f"/api/projects/{pid}", json={"sampling": "Uncertainty sampling",
+                                                 "model_version": imported_pred["model_version"]}).raise_for_status()
+        gold_choices = parse_from_name(config)
+        served_ranks = []
+        for _ in range(3):
+            nxt = api.get(f"/api/projects/{pid}/next")
+            nxt.raise_for_status()
+            t = nxt.json()
+            served_ranks.append(int(queue.loc[t["data"]["selector_id"], "rank"]))
+            body = {"result": [{"from_name": gold_choices[0], "to_name": gold_choices[1], "type": "choices",
+                                "value": {"choices": [gold_of[t["data"]["selector_id"]]]}}], "task": t["id"]}
+            api.post(f"/api/tasks/{t['id']}/annotations", json=body).raise_for_status()
+        print(f"uncertainty sampling served queue ranks {served_ranks}")
+        report["uncertainty_sampling_ranks"] = served_ranks
+        if served_ranks != [1, 2, 3]:
+            problems.append(f"Label Studio's uncertainty sampling served ranks {served_ranks}, not 1, 2, 3")
 
         ml = api.post("/api/ml", json={"url": be_url, "project": pid, "title": "selector"})
         ml.raise_for_status()
@@ -169,7 +193,10 @@ def main() -> None:
 
         choices = parse_from_name(config)
         annotated = []
-        for t in ls_tasks[: args.annotate]:
+        done_ids = {t["id"] for t in api.get("/api/tasks", params={"project": pid, "page_size": 1000,
+                                                                    "fields": "all"}).json()["tasks"]
+                    if t.get("total_annotations")}
+        for t in [t for t in ls_tasks if t["id"] not in done_ids][: args.annotate]:
             sid = t["data"]["selector_id"]
             body = {"result": [{"from_name": choices[0], "to_name": choices[1], "type": "choices",
                                 "value": {"choices": [gold_of[sid]]}}], "task": t["id"]}
@@ -180,6 +207,13 @@ def main() -> None:
         health = httpx.get(f"{be_url}/health").json()
         print(f"after {len(annotated)} annotations the backend reports {health}")
         report["backend_after_annotations"] = health
+        # A refit pointed the project at the backend as a live model (the connection's title), so Label
+        # Studio uses the latest refit rather than the imported round.
+        project_version = api.get(f"/api/projects/{pid}").json().get("model_version")
+        print(f"project model_version after the refits: {project_version} (the backend's connection: selector)")
+        report["project_model_version"] = project_version
+        if project_version != "selector":
+            problems.append(f"project model_version {project_version!r}, not the live backend 'selector'")
         labels_file = work / ".selector" / "data.csv.serve-labels.jsonl"
         got = [json.loads(x) for x in labels_file.read_text().splitlines()] if labels_file.exists() else []
         if sorted({g["id"] for g in got}) != sorted(annotated):

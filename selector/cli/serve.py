@@ -50,6 +50,7 @@ def serve_command(
     config = opts.config()
     info(f"embedding {data} and fitting the classifier ...", opts.quiet)
     state = BackendState(data, config, cache_dir=cache_dir_for(data, config))
+    state.port = port
     n = int(state.training_labels()[0].size)
     info(f"ready: {state.pool.n} rows, {n} labeled, model {state.model_version}; "
          f"Label Studio ML backend URL http://{host}:{port} (Ctrl-C stops)", opts.quiet)

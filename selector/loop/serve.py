@@ -30,6 +30,7 @@ import json
 import os
 import threading
 import urllib.error
+import urllib.parse
 import urllib.request
 import warnings
 import xml.etree.ElementTree as ET
@@ -109,6 +110,27 @@ def parse_label_config(config_xml: str, from_name: str | None = None) -> LabelTa
                        choices=tuple(c.get("value") for c in control.iter("Choice")))
 
 
+def _get_json(url: str, headers: dict):
+    """GET ``url`` and parse its JSON body (raises URLError/OSError/ValueError)."""
+    with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=10) as response:
+        return json.loads(response.read())
+
+
+def _live_title(backends, port: int | None) -> str | None:
+    """The title of the project's ML backend connection that is this server: the only one, else the
+    one whose URL has this server's port."""
+    if isinstance(backends, dict):
+        backends = backends.get("results") or []
+    backends = [b for b in backends if isinstance(b, dict) and isinstance(b.get("title"), str)]
+    if len(backends) == 1:
+        return backends[0]["title"]
+    if port is not None:
+        for b in backends:
+            if urllib.parse.urlsplit(str(b.get("url", ""))).port == port:
+                return b["title"]
+    return None
+
+
 def _json_type(value) -> str:
     """A JSON value's type in words, for error messages."""
     return {dict: "an object", list: "an array", str: "a string", bool: "a boolean", int: "a number",
@@ -186,6 +208,7 @@ class BackendState:
         self.model = None
         self.classes = None
         self.project: ProjectLink | None = None
+        self.port: int | None = None  # the port this backend serves on (set by make_app's caller)
         self._fit()
 
     # -- the model
@@ -224,25 +247,43 @@ class BackendState:
         return self.model_version
 
     def announce_version(self) -> str | None:
-        """PATCH the project's ``model_version`` to this backend's, so Label Studio sorts and shows the
-        latest refit's predictions rather than the imported round's. Returns the version set, or None
-        without a project link; a failure is a warning (labeling goes on), never silent."""
+        """Point the project's ``model_version`` at this backend as a *live model*, so Label Studio uses
+        the latest refit rather than the imported round's predictions.
+
+        Label Studio 1.23 accepts a project model version only if predictions carry it ("static") or it
+        is the title of a connected ML backend ("live"); a refit's own version has no predictions yet
+        (a PATCH with it is refused: "Model version doesn't exist either as live model or as static
+        predictions"). So the project is set, once, to the title of its ML backend connection
+        (``GET /api/ml?project=ID``: the only one, or the one on this server's port).
+
+        Returns
+        -------
+        str or None
+            The model version the project now has; None without a project link. A failure is a
+            warning (labeling goes on), never silent.
+        """
         link = self.project
         if link is None:
             return None
-        version = self.model_version
-        request = urllib.request.Request(
-            f"{link.hostname}/api/projects/{link.project}", method="PATCH",
-            data=json.dumps({"model_version": version}).encode("utf-8"),
-            headers={"Content-Type": "application/json", "Authorization": f"Token {link.access_token}"})
+        headers = {"Content-Type": "application/json", "Authorization": f"Token {link.access_token}"}
         try:
-            with urllib.request.urlopen(request, timeout=10) as response:
-                response.read()
-        except (urllib.error.URLError, OSError) as exc:
-            warnings.warn(f"could not set project {link.project}'s model_version to {version} at {link.hostname} "
-                          f"({exc}); Label Studio keeps sorting by its current model version", stacklevel=2)
+            backends = _get_json(f"{link.hostname}/api/ml?project={link.project}", headers)
+            current = _get_json(f"{link.hostname}/api/projects/{link.project}", headers).get("model_version")
+            title = _live_title(backends, self.port)
+            if title is None:
+                raise ValueError("no ML backend connection of this server in the project")
+            if current != title:
+                request = urllib.request.Request(f"{link.hostname}/api/projects/{link.project}", method="PATCH",
+                                                 data=json.dumps({"model_version": title}).encode("utf-8"),
+                                                 headers=headers)
+                with urllib.request.urlopen(request, timeout=10) as response:
+                    response.read()
+        except (urllib.error.URLError, OSError, ValueError, AttributeError) as exc:
+            warnings.warn(f"could not point project {link.project}'s model_version at this backend at "
+                          f"{link.hostname} ({exc}); Label Studio keeps sorting by its current model version",
+                          stacklevel=2)
             return None
-        return version
+        return title
 
     def _target(self, label_config: str | None) -> LabelTarget:
         if label_config:
@@ -350,9 +391,9 @@ class BackendState:
                 self.extra[rec["id"]] = rec["label"]
             self._fit()
             self._record_round(new)
-        announced = self.announce_version()
-        return {"status": "refitted", "n_labels": len(new), "model_version": self.model_version,
-                "project_model_version": announced}
+        # The project's model version is announced by the app after this answer is sent
+        # (announce_version): Label Studio waits for the webhook's answer before it serves other calls.
+        return {"status": "refitted", "n_labels": len(new), "model_version": self.model_version}
 
     def _record_round(self, new: list[dict]) -> None:
         rows, y = self.training_labels()
@@ -463,7 +504,7 @@ def make_app(state: BackendState, *, record_dir: str | Path | None = None, token
     Studio traffic, for debugging and for test fixtures. With ``token`` every request must carry it
     in its ``Authorization`` header (:func:`token_matches`), else 401.
     """
-    from fastapi import FastAPI, Request
+    from fastapi import BackgroundTasks, FastAPI, Request
     from fastapi.responses import JSONResponse
 
     app = FastAPI(title="selector ML backend for Label Studio")
@@ -512,12 +553,19 @@ def make_app(state: BackendState, *, record_dir: str | Path | None = None, token
         return {"results": state.predict([] if tasks is None else tasks, body.get("label_config")),
                 "model_version": state.model_version}
 
+    def learned(out: dict, background: BackgroundTasks) -> dict:
+        # After the answer is sent: Label Studio's dev server waits for this webhook's answer, so a call
+        # back into it from inside the request would wait for itself.
+        if out.get("status") == "refitted" and state.project is not None:
+            background.add_task(state.announce_version)
+        return out
+
     @app.post("/webhook")
-    async def webhook(request: Request) -> dict:
-        return state.learn(await body_of(request))
+    async def webhook(request: Request, background: BackgroundTasks) -> dict:
+        return learned(state.learn(await body_of(request)), background)
 
     @app.post("/train")
-    async def train(request: Request) -> dict:
+    async def train(request: Request, background: BackgroundTasks) -> dict:
         # The legacy "train" call sends every annotated task; learn them as one batch.
         body = await body_of(request)
         tasks = body.get("annotations") or []
@@ -531,6 +579,6 @@ def make_app(state: BackendState, *, record_dir: str | Path | None = None, token
             for ann in anns:
                 payload["annotations"].append(ann)
                 payload["tasks"].append(task)
-        return state.learn(payload)
+        return learned(state.learn(payload), background)
 
     return app
