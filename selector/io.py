@@ -33,7 +33,7 @@ import pandas as pd
 from selector.errors import DataError
 
 __all__ = ["read_table", "write_table", "atomic_write", "write_json", "file_sha256", "FORMATS", "temp_path_for",
-           "remove_stale_temps", "pid_alive", "append_line", "check_table_path", "spreadsheet_safe", "needs_guard", "guard_cell", "unguard_cell", "TEMP_SUFFIX", "dump_table",
+           "remove_stale_temps", "pid_alive", "append_line", "drop_torn_line", "check_table_path", "spreadsheet_safe", "needs_guard", "guard_cell", "unguard_cell", "TEMP_SUFFIX", "dump_table",
            "decode_utf8", "read_bytes", "table_extension", "table_sibling", "GZIP_FORMATS", "STDIO", "sniff_extension"]
 
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl",
@@ -309,6 +309,14 @@ def _refuse_duplicate_columns(text: str, sep: str, path) -> None:
     if dupes:
         raise DataError(f"{path}: the header names column(s) {', '.join(map(repr, dupes))} more than once; "
                         "rename or remove the extra column so each name is used once")
+
+
+def drop_torn_line(fd: int, path: str | os.PathLike) -> None:
+    """Cut an append-only file open at ``fd`` back to its last newline when its last line is incomplete
+    (the torn line of a killed writer; it never was a record). The caller holds the file's lock."""
+    size = os.fstat(fd).st_size
+    if size and os.pread(fd, 1, size - 1) != b"\n":
+        os.ftruncate(fd, Path(path).read_bytes().rfind(b"\n") + 1)
 
 
 def append_line(fd: int, data: bytes, path: Path) -> None:

@@ -36,7 +36,9 @@ from selector.io import (
     STDIO,
     TEMP_SUFFIX,
     append_line,
+    atomic_write,
     check_table_path,
+    drop_torn_line,
     dump_table,
     pid_alive,
     remove_stale_temps,
@@ -144,19 +146,15 @@ JOURNAL_GLOB = ".selector-commit.*.json"
 
 def write_journal(folder: Path, renames: list[tuple[Path, Path]], backups: list[Path],
                   append: tuple[Path, str] | None) -> Path:
-    """Write (atomically, fsynced) the record of a commit about to rename ``renames`` (temp, target)
+    """Write (atomically, fsynced: :func:`~selector.io.atomic_write`) the record of a commit about to rename ``renames`` (temp, target)
     and then append ``append`` = (file, line); returns its path."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f".selector-commit.{os.getpid()}.{uuid.uuid4().hex[:12]}.json"
     body = {"pid": os.getpid(), "renames": [[str(Path(t).resolve()), str(Path(g).resolve())] for t, g in renames],
             "backups": [str(Path(b).resolve()) for b in backups],
             "append": None if append is None else {"path": str(Path(append[0]).resolve()), "line": append[1]}}
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
+    with atomic_write(path) as fh:
         json.dump(body, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
     return path
 
 
@@ -207,10 +205,8 @@ def recover_commits(folder: str | os.PathLike) -> list[str]:
             fd = os.open(ledger, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)
+                drop_torn_line(fd, ledger)  # the killed append's torn line, if any
                 raw = ledger.read_bytes()
-                if raw and not raw.endswith(b"\n"):  # a torn line of the killed append
-                    os.ftruncate(fd, raw.rfind(b"\n") + 1)
-                    raw = raw[: raw.rfind(b"\n") + 1]
                 present = {x.strip() for x in raw.decode("utf-8", errors="replace").splitlines()[-200:]}
                 missing = "".join(x for x in line.splitlines(keepends=True) if x.strip() and x.strip() not in present)
                 if missing:

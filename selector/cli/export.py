@@ -88,10 +88,9 @@ def export_command(
     if labels is not None:
         label_set = split_list(labels)
     elif data is not None:
-        df = read_table(data)
-        if config.label_col not in df.columns:
+        label_set = _label_set(data, config.label_col)
+        if label_set is None:
             raise DataError(f"{data}: no label column {config.label_col!r}; pass --label-col COLUMN")
-        label_set = sorted({v for v in map(normalise_label, df[config.label_col]) if v is not None})
     queue_table = read_table(queue)
     if label_config is not None:
         chat = "conversation" in queue_table.columns
@@ -100,12 +99,10 @@ def export_command(
     if label_set is None and label_config is None:
         # No label set given: the round's own data (named in its record) has one.
         if round_data is not None and round_data.is_file():
-            df = read_table(round_data)
-            if config.label_col in df.columns:
-                label_set = sorted({v for v in map(normalise_label, df[config.label_col]) if v is not None}) or None
-                if label_set:
-                    info(f"label set: the {len(label_set)} labels of {round_data} (the round's data; "
-                         "--labels or --data to choose)", opts.quiet)
+            label_set = _label_set(round_data, config.label_col) or None
+            if label_set:
+                info(f"label set: the {len(label_set)} labels of {round_data} (the round's data; "
+                     "--labels or --data to choose)", opts.quiet)
         if label_set is None and fmt == "label-studio":
             typer.echo("warning: no label set (--labels, --data or --label-config, and none in the round's data), so "
                        "no labeling config was written beside the tasks: create the project's config by hand",
@@ -119,3 +116,11 @@ def export_command(
         writers.pop("argilla_settings", None)
     written = plan.commit(writers)
     info(f"exported {queue} as {fmt} -> {', '.join(map(str, written.values()))}", opts.quiet)
+
+
+def _label_set(path: Path, label_col: str) -> Optional[list[str]]:
+    """The sorted distinct labels in ``path``'s ``label_col`` (None without that column)."""
+    df = read_table(path)
+    if label_col not in df.columns:
+        return None
+    return sorted({v for v in map(normalise_label, df[label_col]) if v is not None})

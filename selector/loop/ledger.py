@@ -30,7 +30,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from selector.errors import DataError
-from selector.io import append_line, atomic_write
+from selector.io import append_line, atomic_write, drop_torn_line
 
 __all__ = [
     "LEDGER_SUFFIX",
@@ -207,16 +207,8 @@ class LockedLedger:
     def append(self, record: dict[str, Any]) -> None:
         """Append ``record`` as one JSON line (fsynced); a torn last line of a crashed writer is dropped first."""
         line = self.line_for(record)
-        size = os.fstat(self._fd).st_size
-        if size:
-            with open(self.path, "rb") as fh:
-                fh.seek(size - 1)
-                last = fh.read(1)
-            if last != b"\n":
-                # A torn last line from an interrupted write (every writer holds this lock, so no
-                # one is mid-write): drop it, since it never was a complete record.
-                whole = self.path.read_bytes()
-                os.ftruncate(self._fd, whole.rfind(b"\n") + 1)
+        # Every writer holds this lock, so an incomplete last line is a killed writer's, never one mid-write.
+        drop_torn_line(self._fd, self.path)
         append_line(self._fd, line.encode("utf-8"), self.path)
         self.appended = True
         self.records.append(record)

@@ -217,7 +217,7 @@ def _prodigy(items: list[dict], source: str) -> tuple[list[dict], int]:
             label = accepted[0] if accepted else None
         else:
             label = task.get("label")
-        if label is not None and not isinstance(label, str) and not isinstance(label, (int, float)):
+        if not isinstance(label, (int, float)):  # a number is a label too; a list or object is not
             _text_label(label, source, f"line {n} (id {item_id})")
         if normalise_label(label) is None:
             skipped += 1
