@@ -689,8 +689,8 @@ n = int(sys.argv[1])
 real = os.replace
 count = [0]
 def replace(src, dst):
-    # Only the commit's renames count: the journal's own rename (".json.tmp") comes first.
-    if str(src).endswith(".json.tmp"):
+    # Only the commit's renames count: the journal's own (atomic) write comes first.
+    if os.path.basename(str(dst)).startswith(".selector-commit."):
         return real(src, dst)
     if count[0] == n:
         os.kill(os.getpid(), signal.SIGKILL)
