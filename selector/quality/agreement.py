@@ -26,8 +26,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import minimize_scalar
-from scipy.special import log_softmax, logsumexp
 
 from selector.errors import ConfigError, DataError
 from selector.labels import normalise_label, normalise_unsure_labels, unsure_mask
@@ -332,8 +330,6 @@ class DawidSkeneResult:
     n_iter : int
     converged : bool
     log_likelihood : float
-    prior_temperature : float or None
-        The fitted temperature of ``item_log_prior`` (``fit_prior_temperature`` only).
     """
 
     items: np.ndarray
@@ -345,7 +341,6 @@ class DawidSkeneResult:
     n_iter: int
     converged: bool
     log_likelihood: float
-    prior_temperature: float | None = None
 
     @property
     def label(self) -> np.ndarray:
@@ -379,7 +374,7 @@ class ConvergenceWarning(UserWarning):
 
 def dawid_skene(ann, *, max_iter: int = 100, tol: float = 1e-6, smoothing: float = 0.01,
                 shrinkage: float = 2.0, item_log_prior: np.ndarray | None = None,
-                fit_prior_temperature: bool = False, warn: bool = True) -> DawidSkeneResult:
+                warn: bool = True) -> DawidSkeneResult:
     """Consensus labels and per-annotator confusion matrices by Dawid & Skene (1979) EM.
 
     Made for sparse crowds (many classes, 1-3 ratings per item, annotators with few items), where
@@ -406,11 +401,6 @@ def dawid_skene(ann, *, max_iter: int = 100, tol: float = 1e-6, smoothing: float
     item_log_prior : ndarray, shape (n_items, k), optional
         Log-probabilities per item that replace the class prior (e.g. an out-of-fold model's
         probabilities); rows in ``RatingCodes.items`` order, columns in label order.
-    fit_prior_temperature : bool
-        With ``item_log_prior``: at each E-step rescale it as ``softmax(item_log_prior / T)`` with
-        the ``T`` that maximises the marginal likelihood of the *votes* (the item prior judged by
-        how well it predicts what annotators said, given their confusions), so the prior is
-        calibrated against the ratings rather than against labels derived from itself.
     warn : bool
         Warn (:class:`ConvergenceWarning`) when ``max_iter`` is reached before convergence.
     """
@@ -428,7 +418,6 @@ def dawid_skene(ann, *, max_iter: int = 100, tol: float = 1e-6, smoothing: float
     ll = -np.inf
     it = 0
     key = annot * k + lab
-    temperature = None
     for it in range(1, max_iter + 1):
         # M-step: prior and confusion from the current posteriors.
         prior = (post.sum(axis=0) + 1.0) / (n_items + k)
@@ -446,9 +435,6 @@ def dawid_skene(ann, *, max_iter: int = 100, tol: float = 1e-6, smoothing: float
             vote_ll[:, t] = np.bincount(item, weights=log_conf[annot, t, lab], minlength=n_items)
         if item_log_prior is None:
             log_post = np.log(prior)[None, :] + vote_ll
-        elif fit_prior_temperature:
-            temperature = _vote_temperature(item_log_prior, vote_ll)
-            log_post = log_softmax(item_log_prior / temperature, axis=1) + vote_ll
         else:
             log_post = item_log_prior + vote_ll
         top = log_post.max(axis=1, keepdims=True)
@@ -465,17 +451,7 @@ def dawid_skene(ann, *, max_iter: int = 100, tol: float = 1e-6, smoothing: float
                       f"{change:.3g}); its labels are the last iterate's", ConvergenceWarning, stacklevel=2)
     return DawidSkeneResult(items=codes.items, labels=codes.labels, annotators=codes.annotators,
                             posterior=post, class_prior=post.mean(axis=0), confusion=conf, n_iter=it,
-                            converged=converged, log_likelihood=ll,
-                            prior_temperature=temperature)
-
-
-def _vote_temperature(log_prior: np.ndarray, vote_ll: np.ndarray) -> float:
-    """Temperature of the item prior that maximises sum_i log sum_t prior_T[i, t] P(votes_i | t)."""
-    def neg(log_t: float) -> float:
-        return -float(logsumexp(log_softmax(log_prior / np.exp(log_t), axis=1) + vote_ll, axis=1).sum())
-
-    return float(np.exp(minimize_scalar(neg, bounds=(np.log(0.05), np.log(20.0)), method="bounded",
-                                        options={"xatol": 1e-3}).x))
+                            converged=converged, log_likelihood=ll)
 
 
 def consensus_table(ann, *, random_state: int | None = 0, ds: DawidSkeneResult | None = None) -> pd.DataFrame:

@@ -5,16 +5,18 @@ Three methods, one result shape (:class:`ConsensusResult`):
 ``majority``     plurality vote; quality = the top label's vote share (ties: split evenly).
 ``dawid_skene``  Dawid & Skene (1979) EM with per-annotator confusion matrices, shrunk towards the
                  pooled crowd for sparse data (:func:`selector.quality.agreement.dawid_skene`).
-``model``        (default) votes and an out-of-fold model together. The model is trained on the
-                 other items' consensus labels (stratified K-fold on the items' embeddings, so an
-                 item's own votes never train the model that scores it) and its probabilities
-                 replace the class prior in Dawid-Skene's posterior: ``P(true | votes, x) ∝
-                 p_model(true | x)^(1/T) * prod_a P(vote_a | true, annotator a)``, with ``T``
-                 chosen by how well the model predicts the annotators' votes (marginal likelihood)
-                 and the annotators' confusions re-estimated with the model in place (EM). Two
-                 rounds: the second model is trained on the first round's consensus. Goh et al.
-                 (2022, CROWDLAB) combine the same two sources by a weighted average; here the
-                 product follows from treating the model as one more independent source.
+``model``        (default) votes and an out-of-fold model together
+                 (:mod:`selector.quality.weighted_votes`). The model is trained on the other items'
+                 consensus labels (stratified K-fold on the items' embeddings, so an item's own
+                 votes never train the model that scores it; the first round trains on the majority
+                 vote). ``P(true | votes, x) ∝ p_model(true | x)^alpha * prod_a P(vote_a | true)^beta``
+                 with one-coin annotators (an accuracy each, shrunk toward the crowd's; errors
+                 follow the crowd's pooled confusions), and ``alpha``, ``beta`` in (0, 1] chosen by
+                 how well they predict each vote from the rest (CROWDLAB, Goh et al. 2022, weighs the
+                 model by its accuracy against the annotators too). A label no annotator gave wins
+                 only where the model agrees with the votes more often than the item's own
+                 annotators do; otherwise the best voted label is kept. Each row's ``reason`` says
+                 which case it is.
 
 ``consensus_quality`` is the posterior probability of the consensus label (for ``majority``: the
 vote share), so it reads as "probability the consensus is right". Annotator quality is the
@@ -41,15 +43,18 @@ from selector.quality.agreement import (
     votes_text,
 )
 from selector.quality.annotations import prepare_annotations
+from selector.quality.weighted_votes import voter_reliability, weighted_vote_em
 from selector.round.embed import embed_pool
 from selector.round.model import out_of_fold
 from selector.round.pool import prepare_pool
 
-__all__ = ["ConsensusResult", "consensus", "consensus_from_codes", "columns_in_order", "METHODS", "CONSENSUS_COLUMNS", "ANNOTATOR_COLUMNS",
+__all__ = ["ConsensusResult", "consensus", "consensus_from_codes", "columns_in_order", "vote_reasons", "METHODS", "CONSENSUS_COLUMNS", "ANNOTATOR_COLUMNS",
            "prepare_consensus_input"]
 
 METHODS = ("model", "dawid_skene", "majority")
-CONSENSUS_COLUMNS = ["item_id", "consensus_label", "consensus_quality", "n_ratings", "votes", "method"]
+CONSENSUS_COLUMNS = ["item_id", "consensus_label", "consensus_quality", "n_ratings", "votes", "method", "reason"]
+#: ``dawid_skene``: EM iterations before it is declared not converged (and the majority vote is used).
+DAWID_SKENE_MAX_ITER = 300
 ANNOTATOR_COLUMNS = ["annotator", "n_ratings", "quality", "agrees_with_consensus"]
 
 
@@ -74,12 +79,20 @@ class ConsensusResult:
     method : str
     n_iter : int
     converged : bool
-    temperature : float or None
-        Calibration temperature of the model's probabilities (``model`` only).
     model_accuracy : float or None
         Out-of-fold accuracy of the model against the consensus it was trained on (``model`` only).
     n_unsure : int
         Unsure votes left out (missing ratings, not a class).
+    choice : ndarray of int, shape (n_items,), optional
+        Column of the consensus label per item, where it is not the posterior's argmax (``model``: a
+        label no annotator gave is replaced by the best voted one unless the model is the more
+        reliable source); default the argmax.
+    reason : ndarray of object, shape (n_items,), optional
+        Why each item got its label (one short phrase).
+    model_weight, vote_weight : float or None
+        ``model``: the fitted weights of the model's log-probabilities and of the votes.
+    model_agreement, crowd_agreement : float or None
+        ``model``: share of votes equal to the model's label; share of pairs of votes on one item that agree.
     """
 
     items: np.ndarray
@@ -93,25 +106,43 @@ class ConsensusResult:
     method: str
     n_iter: int = 0
     converged: bool = True
-    temperature: float | None = None
     model_accuracy: float | None = None
     n_unsure: int = 0
+    choice: np.ndarray | None = None
+    reason: np.ndarray | None = None
+    model_weight: float | None = None
+    vote_weight: float | None = None
+    model_agreement: float | None = None
+    crowd_agreement: float | None = None
+
+    @property
+    def label_index(self) -> np.ndarray:
+        """Column of the consensus label per item, ndarray of int, shape (n_items,)."""
+        return self.posterior.argmax(axis=1) if self.choice is None else self.choice
 
     @property
     def label(self) -> np.ndarray:
         """Consensus label per item, ndarray of object, shape (n_items,)."""
-        return self.labels[self.posterior.argmax(axis=1)]
+        return self.labels[self.label_index]
 
     @property
     def quality(self) -> np.ndarray:
-        """Probability that the consensus label is right, shape (n_items,)."""
-        return self.posterior.max(axis=1)
+        """Probability that the consensus label is right (its posterior), shape (n_items,)."""
+        return self.posterior[np.arange(self.posterior.shape[0]), self.label_index]
+
+    @property
+    def reasons(self) -> np.ndarray:
+        """``reason`` per item, or the default phrase of the vote counts (shape (n_items,))."""
+        if self.reason is not None:
+            return self.reason
+        return vote_reasons(self.counts, self.label_index)
 
     def frame(self) -> pd.DataFrame:
         """One row per item: :data:`CONSENSUS_COLUMNS`, lowest quality first."""
         out = pd.DataFrame({"item_id": self.items, "consensus_label": self.label,
                             "consensus_quality": np.round(self.quality, 6), "n_ratings": self.counts.sum(axis=1),
-                            "votes": votes_text(self.counts, self.labels), "method": self.method},
+                            "votes": votes_text(self.counts, self.labels), "method": self.method,
+                            "reason": self.reasons},
                            columns=CONSENSUS_COLUMNS)
         return out.sort_values(["consensus_quality", "item_id"], kind="stable").reset_index(drop=True)
 
@@ -130,10 +161,16 @@ class ConsensusResult:
         if self.model_accuracy is not None:
             line += (f"; the out-of-fold model agrees with the consensus it was trained on for {self.model_accuracy:.1%} "
                      "of items")
+        if self.model_agreement is not None:
+            unvoted = int((self.counts[np.arange(self.counts.shape[0]), self.label_index] == 0).sum())
+            line += (f", and with {self.model_agreement:.1%} of the votes (votes on one item agree "
+                     + ("n/a" if self.crowd_agreement is None or np.isnan(self.crowd_agreement)
+                        else f"{self.crowd_agreement:.1%}") + f"); {unvoted} labels no annotator gave")
         if self.n_unsure:
             line += f"; {self.n_unsure} unsure votes left out as missing ratings"
         if not self.converged:
-            line += f"; EM not converged after {self.n_iter} iterations"
+            line += (f"; EM not converged after {self.n_iter} iterations"
+                     + ("; the majority vote is used instead" if self.method == "dawid_skene" else ""))
         return line
 
 
@@ -174,6 +211,55 @@ def _majority(codes: RatingCodes) -> ConsensusResult:
                            annotator_n=np.bincount(codes.annotator, minlength=n_ann), method="majority")
 
 
+def vote_reasons(counts: np.ndarray, choice: np.ndarray) -> np.ndarray:
+    """Why each item's label won, from its vote counts alone: shape (n_items,) of str.
+
+    ``majority`` (the most votes, alone), ``tie broken`` (one of the labels tied for most),
+    ``minority vote`` (fewer votes than another label), ``no annotator gave it``.
+    """
+    rows = np.arange(counts.shape[0])
+    mine = counts[rows, choice]
+    top = counts.max(axis=1)
+    n_top = (counts == top[:, None]).sum(axis=1)
+    return np.select([mine == 0, mine < top, n_top > 1], ["no annotator gave it", "minority vote", "tie broken"],
+                     default="majority").astype(object)
+
+
+def _guard_unvoted(codes: RatingCodes, posterior: np.ndarray, model_proba: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """The consensus column per item, a reason each, and the model's and the crowd's vote agreement.
+
+    A label no annotator gave is kept only where the model agrees with the votes more often than
+    the best of the item's annotators agrees with the other votes on their items
+    (:func:`selector.quality.weighted_votes.voter_reliability`); elsewhere the voted label with the
+    highest posterior is the consensus.
+    """
+    model_agree, annotator_agree, crowd = voter_reliability(codes, model_proba.argmax(axis=1))
+    n_items = posterior.shape[0]
+    best_voter = np.full(n_items, -np.inf)
+    with np.errstate(invalid="ignore"):  # NaN agreement (no item voted twice) stays NaN: never outranked
+        np.maximum.at(best_voter, codes.item, annotator_agree[codes.annotator])
+    model_ahead = model_agree > best_voter  # NaN (nothing to judge annotators by) is never outranked
+    top = posterior.argmax(axis=1)
+    voted = np.where(codes.counts > 0, posterior, -1.0).argmax(axis=1)
+    unvoted = codes.counts[np.arange(n_items), top] == 0
+    choice = np.where(unvoted & ~model_ahead, voted, top)
+    reason = vote_reasons(codes.counts, choice)
+    kept = unvoted & model_ahead
+    reason[kept] = [f"no annotator gave it: the model agrees with {model_agree:.0%} of votes, "
+                    f"this item's annotators with at most {b:.0%} of others'" for b in best_voter[kept]]
+    held = unvoted & ~model_ahead
+    reason[held] = [f"{r}; the model prefers {codes.labels[t]!s} but is not more reliable than these annotators"
+                    for r, t in zip(reason[held], top[held])]
+    return choice, reason, model_agree, crowd
+
+
+def _majority_start(codes: RatingCodes, tie_break: np.ndarray) -> np.ndarray:
+    """The majority-vote label per item, ties broken by ``tie_break`` (n_items, k): column indices."""
+    counts = codes.counts
+    return np.where(counts == counts.max(axis=1, keepdims=True), tie_break + 2.0, tie_break).argmax(axis=1)
+
+
 def consensus_from_codes(codes: RatingCodes, *, method: str = "model", X: np.ndarray | None = None,
                          random_state: int | None = 0, n_splits: int = 5, classifier=None,
                          max_iter: int = 100, n_rounds: int = 2,
@@ -193,7 +279,7 @@ def consensus_from_codes(codes: RatingCodes, *, method: str = "model", X: np.nda
     classifier : unfitted scikit-learn estimator with predict_proba, optional
         Default logistic regression.
     max_iter : int
-        EM iterations at most.
+        ``model``: EM iterations at most per round (``dawid_skene`` allows :data:`DAWID_SKENE_MAX_ITER`).
     n_rounds : int
         ``model``: rounds of (train on the current consensus, recombine with the votes).
     model_proba : ndarray, shape (n_items, k), optional
@@ -206,15 +292,28 @@ def consensus_from_codes(codes: RatingCodes, *, method: str = "model", X: np.nda
         raise ConfigError(f"model_proba is used by the 'model' method only, not {method!r}")
     if method == "majority":
         return _majority(codes)
-    temperature = model_acc = None
+    n_ann = codes.annotators.size
+    annotator_n = np.bincount(codes.annotator, minlength=n_ann)
     if method == "dawid_skene":
-        ds = dawid_skene(codes, max_iter=max_iter)
-    elif model_proba is not None:
+        ds = dawid_skene(codes, max_iter=max(max_iter, DAWID_SKENE_MAX_ITER), warn=False)
+        if not ds.converged:
+            # EM that wanders after hundreds of steps has not found a fixed point; its last iterate is
+            # no estimate. The majority vote is, and the summary says which was used.
+            fallback = _majority(codes)
+            fallback.method, fallback.converged, fallback.n_iter = "dawid_skene", False, ds.n_iter
+            fallback.reason = np.array([f"{r}; Dawid-Skene did not converge: majority vote"
+                                        for r in fallback.reasons], dtype=object)
+            return fallback
+        return ConsensusResult(items=codes.items, labels=codes.labels, posterior=ds.posterior, counts=codes.counts,
+                               annotators=codes.annotators, annotator_quality=ds.annotator_accuracy(),
+                               annotator_agreement=_annotator_agreement(codes, ds.posterior.argmax(axis=1)),
+                               annotator_n=annotator_n, method=method, n_iter=ds.n_iter, converged=True)
+    model_acc = None
+    if model_proba is not None:
         if model_proba.shape != codes.counts.shape:
             raise DataError(f"model_proba must have shape {codes.counts.shape}, got {model_proba.shape}")
-        ds = dawid_skene(codes, max_iter=max_iter, item_log_prior=np.log(np.clip(model_proba, 1e-12, None)),
-                         fit_prior_temperature=True)
-        temperature = ds.prior_temperature
+        proba = model_proba
+        fit = weighted_vote_em(codes, proba, max_iter=max_iter)
     else:
         if X is None:
             raise DataError("consensus method 'model' needs the items' texts (a text column in the annotations, "
@@ -222,25 +321,26 @@ def consensus_from_codes(codes: RatingCodes, *, method: str = "model", X: np.nda
         if X.shape[0] != codes.items.size:
             raise DataError(f"embeddings have {X.shape[0]} rows but there are {codes.items.size} items")
         template = classifier if classifier is not None else make_classifier(random_state=random_state)
-        ds = dawid_skene(codes, max_iter=max_iter)  # the votes alone: the first round's training labels
+        # The first round trains on the majority vote, ties broken by the votes-only Dawid-Skene:
+        # EM on sparse votes alone can run its class prior away to one class.
+        y_idx = _majority_start(codes, dawid_skene(codes, max_iter=max_iter, warn=False).posterior)
         for _ in range(n_rounds):
-            # Train on the current consensus, score out of fold, recombine with the votes.
-            y_idx = ds.posterior.argmax(axis=1)
             if np.unique(y_idx).size < 2:
                 raise DataError("every item has the same consensus label; the model needs two classes to learn from")
             oof = out_of_fold(template, X, codes.labels[y_idx].astype(str), n_splits=n_splits,
                               random_state=random_state)
             proba = columns_in_order(oof.proba, oof.classes, codes.labels)
             model_acc = float((proba.argmax(axis=1) == y_idx).mean())
-            ds = dawid_skene(codes, max_iter=max_iter, item_log_prior=np.log(np.clip(proba, 1e-12, None)),
-                             fit_prior_temperature=True)
-            temperature = ds.prior_temperature
-    return ConsensusResult(items=codes.items, labels=codes.labels, posterior=ds.posterior, counts=codes.counts,
-                           annotators=codes.annotators, annotator_quality=ds.annotator_accuracy(),
-                           annotator_agreement=_annotator_agreement(codes, ds.posterior.argmax(axis=1)),
-                           annotator_n=np.bincount(codes.annotator, minlength=codes.annotators.size),
-                           method=method, n_iter=ds.n_iter, converged=ds.converged, temperature=temperature,
-                           model_accuracy=model_acc)
+            fit = weighted_vote_em(codes, proba, max_iter=max_iter)
+            y_idx = fit.posterior.argmax(axis=1)
+    choice, reason, model_agree, crowd = _guard_unvoted(codes, fit.posterior, proba)
+    # Annotator quality: the one-coin accuracy, the share of their votes the fitted model expects right.
+    return ConsensusResult(items=codes.items, labels=codes.labels, posterior=fit.posterior, counts=codes.counts,
+                           annotators=codes.annotators, annotator_quality=fit.accuracy,
+                           annotator_agreement=_annotator_agreement(codes, choice), annotator_n=annotator_n,
+                           method=method, n_iter=fit.n_iter, converged=fit.converged, model_accuracy=model_acc,
+                           choice=choice, reason=reason, model_weight=fit.model_weight, vote_weight=fit.vote_weight,
+                           model_agreement=model_agree, crowd_agreement=crowd)
 
 
 def prepare_consensus_input(annotations: pd.DataFrame, *, data: pd.DataFrame | None = None,
