@@ -20,8 +20,9 @@ Three methods, one result shape (:class:`ConsensusResult`):
 
 ``consensus_quality`` is the posterior probability of the consensus label (for ``majority``: the
 vote share), so it reads as "probability the consensus is right". Annotator quality is the
-accuracy the final confusion matrices imply (``sum_t prior_t * confusion[a, t, t]``) next to the
-plain share of the annotator's ratings that match the consensus.
+estimated accuracy (``model``: the one-coin accuracy; ``dawid_skene``: ``sum_t prior_t *
+confusion[a, t, t]``; ``majority``: agreement with the leave-one-out majority) next to the plain
+share of the annotator's ratings that match the consensus.
 """
 
 from __future__ import annotations
