@@ -205,15 +205,13 @@ def _unescape_formulas(df: pd.DataFrame) -> pd.DataFrame:
     """Undo :func:`spreadsheet_safe` on a CSV just read (cells are str)."""
     for col in df.columns:
         values = df[col].to_numpy(dtype=object)
-        hits = [i for i, v in enumerate(values) if isinstance(v, str) and v[:1] == "'" and needs_guard(v[1:])]
-        if hits:
-            values = values.copy()
-            values[hits] = [values[i][1:] for i in hits]
-            df[col] = pd.Series(values, index=df.index, dtype=object)
+        cells = [unguard_cell(v) for v in values]
+        if any(c is not v for c, v in zip(cells, values)):
+            df[col] = pd.Series(cells, index=df.index, dtype=object)
     return df
 
 
-def decode_utf8(path: Path, raw: bytes) -> str:
+def decode_utf8(path: str | os.PathLike, raw: bytes) -> str:
     """``raw`` as UTF-8 text (a BOM is dropped); a DataError names the line of the first bad byte."""
     try:
         return raw.decode("utf-8-sig")

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from selector.errors import ConfigError, DataError
-from selector.io import read_table, unguard_cell
+from selector.io import decode_utf8, read_table, unguard_cell
 from selector.labels import DEFAULT_UNSURE_LABELS, normalise_label, unsure_mask
 from selector.outputs import OutputPlan, Writer, bytes_file, same_file, table
 
@@ -267,11 +267,7 @@ def _zip_items(path: Path) -> list[dict]:
             raise DataError(f"{path}: the zip holds no .jsonl/.json file; export the project as JSONL")
         for member in sorted(members):
             user = Path(member).stem
-            try:
-                text = archive.read(member).decode("utf-8-sig")
-            except UnicodeDecodeError as exc:
-                raise DataError(f"{path}:{member}: not UTF-8 text (byte at offset {exc.start}); re-export the "
-                                "project") from None
+            text = decode_utf8(f"{path}:{member}", archive.read(member))
             for item in _parse_json_text(text, f"{path}:{member}", Path(member).suffix.lower()):
                 if user != "all" and normalise_label(item.get("annotator")) is None:
                     item = {**item, "annotator": user}
@@ -309,11 +305,7 @@ def _load_json_items(path: Path) -> list[dict] | None:
         return _zip_items(path)
     if suffix not in (".json", ".jsonl", ".ndjson"):
         return None
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not UTF-8 text (byte at offset {exc.start}); re-export the file as UTF-8") from None
-    return _parse_json_text(text, str(path), suffix)
+    return _parse_json_text(decode_utf8(path, path.read_bytes()), str(path), suffix)
 
 
 def _detect(items: list[dict]) -> str:
