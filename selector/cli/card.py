@@ -9,20 +9,21 @@ import typer
 
 from selector.cli.app import app, command_line, handle_errors, info
 from selector.cli.options import (
-    list_file,
-    accepts_example, MODEL_COMMAND,
     AnnotatorColOption,
     ItemColOption,
+    MODEL_COMMAND,
     Shared,
+    accepts_example,
+    list_file,
     plan_table_inputs,
+    read_checked_annotations,
     read_table_inputs,
     shared_options,
     split_list,
     stdin_data,
 )
-from selector.io import file_sha256, read_table
+from selector.io import file_sha256
 from selector.outputs import OutputPlan
-from selector.quality.annotations import prepare_annotations
 from selector.quality.card import card_paths, data_card
 
 
@@ -58,10 +59,8 @@ def card_command(
         plan.add_output(key, path, "--out" if key == "markdown" else f"--out ({path.name})")
     plan.check()
     df, X_given = read_table_inputs(data, opts)
-    ann = read_table(annotations) if annotations is not None else None
-    if ann is not None:  # its shape is checked before anything is embedded
-        prepare_annotations(ann, item_col=item_col, annotator_col=annotator_col, label_col=config.label_col,
-                            source=str(annotations))
+    ann = read_checked_annotations(annotations, item_col=item_col, annotator_col=annotator_col,
+                                   label_col=config.label_col)
     card = data_card(df, annotations=ann, name=name, text_col=config.text_col, label_col=config.label_col,
                      id_col=config.id_col, item_col=item_col, annotator_col=annotator_col,
                      annotation_label_col=config.label_col,

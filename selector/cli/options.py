@@ -24,15 +24,16 @@ from selector.cli.app import info
 from selector.config import DEFAULT_CACHE_NAME, SelectConfig, cache_dir_for, load_config, read_settings_text
 from selector.errors import ConfigError, DataError
 from selector.examples import example_copy
-from selector.io import STDIO, sniff_extension
+from selector.io import STDIO, read_table, sniff_extension
 from selector.outputs import OutputPlan
+from selector.quality.annotations import prepare_annotations
 from selector.round.embed import load_embeddings
 
 __all__ = [
     "ConfigFileOption", "TextColOption", "LabelColOption", "IdColOption", "ModelOption", "DeviceOption",
     "BackendOption", "BatchSizeOption", "CacheDirOption", "EmbeddingsOption", "QuietOption", "SeedOption",
     "ItemColOption", "AnnotatorColOption", "AnnotationLabelColOption", "UnsureLabelsOption",
-    "split_list", "list_file", "read_inputs", "add_inputs", "SHARED", "MODEL_COMMAND", "Shared", "shared_options", "plan_table_inputs",
+    "split_list", "list_file", "read_checked_annotations", "read_inputs", "add_inputs", "SHARED", "MODEL_COMMAND", "Shared", "shared_options", "plan_table_inputs",
     "read_table_inputs", "annotation_settings", "DataFormatOption", "LabelFromOption", "InputTurnsOption",
     "SkipInvalidOption", "DATA_READING", "stdin_data", "no_stdin",
 ]
@@ -306,6 +307,17 @@ def read_table_inputs(data: Path, opts: Shared) -> tuple[pd.DataFrame, Optional[
     if chat is not None:
         info(chat.note, vars(opts).get("quiet", False))
     return df, (load_embeddings(opts.embeddings, len(df)) if opts.embeddings is not None else None)
+
+
+def read_checked_annotations(path: Optional[Path], *, item_col: str, annotator_col: str,
+                             label_col: str) -> Optional[pd.DataFrame]:
+    """``--annotations``' table as read (None without the flag), its shape checked before anything is
+    embedded (:func:`selector.quality.annotations.prepare_annotations` names the file and column)."""
+    if path is None:
+        return None
+    ann = read_table(path)
+    prepare_annotations(ann, item_col=item_col, annotator_col=annotator_col, label_col=label_col, source=str(path))
+    return ann
 
 
 def annotation_settings(opts: Shared, unsure_labels: Optional[str]) -> tuple[str, str]:

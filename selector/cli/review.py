@@ -9,18 +9,18 @@ import typer
 
 from selector.cli.app import app, handle_errors, info
 from selector.cli.options import (
-    accepts_example, MODEL_COMMAND,
     AnnotatorColOption,
     ItemColOption,
+    MODEL_COMMAND,
     Shared,
+    accepts_example,
     plan_table_inputs,
+    read_checked_annotations,
     read_table_inputs,
     shared_options,
     stdin_data,
 )
-from selector.io import read_table
 from selector.outputs import OutputPlan, table
-from selector.quality.annotations import prepare_annotations
 from selector.quality.review import review
 
 
@@ -49,10 +49,8 @@ def review_command(
     plan.add_output("queue", out, "--out", table_format=True)
     plan.check()
     df, X_given = read_table_inputs(data, opts)
-    ann = read_table(annotations) if annotations is not None else None
-    if ann is not None:  # its shape is checked before anything is embedded
-        prepare_annotations(ann, item_col=item_col, annotator_col=annotator_col, label_col=config.label_col,
-                            source=str(annotations))
+    ann = read_checked_annotations(annotations, item_col=item_col, annotator_col=annotator_col,
+                                   label_col=config.label_col)
     result = review(df, annotations=ann, budget=budget, text_col=config.text_col, label_col=config.label_col,
                     id_col=config.id_col, item_col=item_col, annotator_col=annotator_col,
                     annotation_label_col=config.label_col,

@@ -10,18 +10,18 @@ import typer
 
 from selector.cli.app import app, handle_errors, info
 from selector.cli.options import (
-    accepts_example, MODEL_COMMAND,
     AnnotatorColOption,
     ItemColOption,
+    MODEL_COMMAND,
     Shared,
+    accepts_example,
     plan_table_inputs,
+    read_checked_annotations,
     read_table_inputs,
     shared_options,
     stdin_data,
 )
-from selector.io import read_table
 from selector.outputs import OutputPlan, table
-from selector.quality.annotations import prepare_annotations
 from selector.round.embed import embed_pool
 from selector.round.model import check_enough_labels, classifier_template
 from selector.round.pool import prepare_pool
@@ -69,11 +69,8 @@ def suspects_command(
     pool = prepare_pool(df, text_col=config.text_col, label_col=config.label_col, id_col=config.id_col,
                         source=str(data), unsure_labels=config.unsure_labels)
     check_enough_labels(pool.labels[pool.labeled], str(data), config.label_col)
-    votes = None
-    if annotations is not None:  # its shape is checked before anything is embedded
-        votes = read_table(annotations)
-        prepare_annotations(votes, item_col=item_col, annotator_col=annotator_col, label_col=config.label_col,
-                            source=str(annotations))
+    votes = read_checked_annotations(annotations, item_col=item_col, annotator_col=annotator_col,
+                                     label_col=config.label_col)
     template = classifier_template(config)
     X, stats = embed_pool(pool, config, embeddings=X_given, cache_dir=cache, show_progress=not opts.quiet)
     info(f"cross-validating the classifier on {int(pool.labeled.sum())} labeled rows and scoring them", opts.quiet)
