@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from selector.cli.app import app, handle_errors, info
-from selector.cli.options import Shared, shared_options, split_list, add_inputs
+from selector.cli.options import Shared, add_inputs, shared_options, split_list
 from selector.errors import ConfigError, DataError
 from selector.io import read_table
 from selector.labels import normalise_label

@@ -11,12 +11,7 @@ import pandas as pd
 import typer
 
 from selector.cli.app import app, handle_errors, info
-from selector.cli.options import (
-    add_inputs,
-    accepts_example, Shared,
-    no_stdin,
-    shared_options,
-)
+from selector.cli.options import Shared, accepts_example, add_inputs, no_stdin, shared_options
 from selector.config import cache_dir_for
 from selector.errors import DataError
 from selector.io import read_table

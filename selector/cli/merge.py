@@ -10,7 +10,7 @@ from typing import Optional
 import typer
 
 from selector.cli.app import app, handle_errors, info
-from selector.cli.options import Shared, accepts_example, no_stdin, shared_options, add_inputs
+from selector.cli.options import Shared, accepts_example, add_inputs, no_stdin, shared_options
 from selector.errors import ConfigError
 from selector.locks import data_lock
 from selector.io import read_table

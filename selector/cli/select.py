@@ -11,11 +11,11 @@ import typer
 from selector.chat import skipped_path_for
 from selector.cli.app import app, command_line, handle_errors, info
 from selector.cli.options import (
-    read_inputs,
     MODEL_COMMAND,
-    accepts_example,
     Shared,
+    accepts_example,
     no_stdin,
+    read_inputs,
     shared_options,
     split_list,
 )

@@ -9,8 +9,9 @@ import typer
 
 from selector.cli.app import app, handle_errors, info
 from selector.cli.options import (
-    accepts_example, DATA_READING,
+    DATA_READING,
     Shared,
+    accepts_example,
     plan_table_inputs,
     read_table_inputs,
     shared_options,

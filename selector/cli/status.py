@@ -8,12 +8,7 @@ import typer
 
 from selector.chat import read_data
 from selector.cli.app import app, handle_errors
-from selector.cli.options import (
-    accepts_example, DATA_READING,
-    Shared,
-    no_stdin,
-    shared_options,
-)
+from selector.cli.options import DATA_READING, Shared, accepts_example, no_stdin, shared_options
 from selector.config import cache_dir_for, config_from_record, load_config
 from selector.errors import DataError
 from selector.io import file_sha256

@@ -9,11 +9,11 @@ import typer
 
 from selector.cli.app import app, handle_errors, info
 from selector.cli.options import (
-    add_inputs,
     AnnotatorColOption,
     ItemColOption,
     Shared,
     UnsureLabelsOption,
+    add_inputs,
     annotation_settings,
     shared_options,
 )

@@ -10,10 +10,11 @@ import typer
 
 from selector.cli.app import app, handle_errors, info
 from selector.cli.options import (
+    DATA_READING,
+    Shared,
+    accepts_example,
     add_inputs,
     list_file,
-    accepts_example, DATA_READING,
-    Shared,
     plan_table_inputs,
     read_table_inputs,
     shared_options,
