@@ -85,13 +85,9 @@ def realistic_crowd(name: str, seed: int, n_items: int = 1200, n_annotators: int
                     votes=(1, 3)):
     """A sparse crowd on a shared single-label set (its own labels as gold), with the faults real crowds have.
 
-    * sparse assignment: each item gets 1-3 votes from ``n_annotators`` annotators whose workloads
-      follow a Zipf law (exponent 1): a few do hundreds of items, most do a handful;
-    * skill spread: an annotator's accuracy is drawn from Beta(5, 2) (mean 0.71, 10th-90th percentile
-      0.52-0.89), and ``spam_share`` of them answer uniformly at random;
-    * structured confusions: a wrong answer is, with probability 0.8, a class the data find similar to
-      the true one: half the time by a clean out-of-fold model's probabilities for that item (item
-      level), half by the similarity of the class centroids (class level); else a uniform other class.
+    Each item gets 1-3 votes from :class:`bench_common.SimulatedCrowd`'s ``n_annotators`` (Zipf
+    workloads, accuracies from Beta(5, 2), ``spam_share`` spammers, errors toward the classes the
+    data find similar).
 
     Returns
     -------
@@ -107,37 +103,12 @@ def realistic_crowd(name: str, seed: int, n_items: int = 1200, n_annotators: int
     g_idx = np.searchsorted(classes, gold)
     clean_p, clean_cls = out_of_fold_proba(make_classifier(random_state=seed), Xs, gold, random_state=seed)
     clean_p = columns_in_order(clean_p, clean_cls, classes)
-    Z = Xs / np.linalg.norm(Xs, axis=1, keepdims=True)
-    cent = np.stack([Z[g_idx == c].mean(axis=0) for c in range(k)])
-    cent /= np.linalg.norm(cent, axis=1, keepdims=True)
-    sim = cent @ cent.T
-    class_conf = np.exp((sim - 1.0) / 0.05)
-    np.fill_diagonal(class_conf, 0.0)
-    class_conf /= class_conf.sum(axis=1, keepdims=True)
-    acc = rng.beta(5, 2, size=n_annotators)
-    spammer = np.zeros(n_annotators, bool)
-    spammer[rng.choice(n_annotators, size=max(1, round(spam_share * n_annotators)), replace=False)] = True
-    workload = 1.0 / np.arange(1, n_annotators + 1)
-    workload = rng.permutation(workload / workload.sum())
+    crowd = bench_common.SimulatedCrowd(Xs, g_idx, clean_p, rng, n_annotators=n_annotators, spam_share=spam_share)
     rows = []
     for i in range(len(sub)):
-        for a in rng.choice(n_annotators, size=int(rng.integers(votes[0], votes[1] + 1)), replace=False, p=workload):
-            t = int(g_idx[i])
-            if spammer[a]:
-                lab = int(rng.integers(k))
-            elif rng.random() < acc[a]:
-                lab = t
-            elif rng.random() < 0.8:
-                if rng.random() < 0.5:
-                    p = clean_p[i].copy()
-                    p[t] = 0.0
-                    p = p / p.sum() if p.sum() > 0 else class_conf[t]
-                else:
-                    p = class_conf[t]
-                lab = int(rng.choice(k, p=p))
-            else:
-                lab = int((t + rng.integers(1, k)) % k)
-            rows.append((f"i{i:05d}", f"w{a:03d}", classes[lab]))
+        for a in rng.choice(n_annotators, size=int(rng.integers(votes[0], votes[1] + 1)), replace=False,
+                            p=crowd.workload):
+            rows.append((f"i{i:05d}", f"w{a:03d}", classes[crowd.vote(i, a, rng)]))
     ann = pd.DataFrame(rows, columns=["item_id", "annotator", "label"])
     ids = np.array([f"i{i:05d}" for i in range(len(sub))])
     return (ann, pd.Series(sub["text"].to_numpy(), index=ids), pd.Series(gold, index=ids),
@@ -275,6 +246,46 @@ def suspects_with_votes(seed: int) -> dict:
     return out
 
 
+def with_machine(name: str, seed: int) -> dict:
+    """The realistic crowd of ``name`` plus a machine annotator ``prelabeler`` that labels every item.
+
+    The pre-labeler stands in for an LLM: another model family (TF-IDF words + logistic regression)
+    trained on 2,000 rows of the same set that are not crowd items, so its errors are its own, not
+    the consensus model's. Consensus accuracy vs gold without it, with it among the voters
+    (``--machine-annotators prelabeler``), and the machine alone; the report's accuracy estimate
+    (vs the human consensus) beside its true accuracy.
+    """
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    from selector.quality.consensus import consensus
+
+    ann, texts, gold, X = realistic_crowd(name, seed)
+    df = bench_common.load_dataset(name)
+    rng = np.random.default_rng(7000 + seed)
+    outside = df[~df["text"].isin(set(texts))]
+    train = outside.iloc[rng.permutation(len(outside))[:2000]]
+    model = make_pipeline(TfidfVectorizer(min_df=2, ngram_range=(1, 2)), LogisticRegression(C=10, max_iter=2000))
+    model.fit(train["text"].tolist(), train["label"].astype(str))
+    said = model.predict(texts.tolist())
+    machine = pd.DataFrame({"item_id": texts.index, "annotator": "prelabeler", "label": said})
+    both = pd.concat([ann, machine], ignore_index=True)
+    out = {"machine_true_accuracy": float((said == gold.reindex(texts.index).to_numpy()).mean())}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for what, votes, machines in (("humans only", ann, ()), ("with the machine", both, ("prelabeler",))):
+            items = np.sort(votes["item_id"].unique())
+            res = consensus(votes, embeddings=X.reindex(items).to_numpy(dtype=np.float32), random_state=seed,
+                            machine_annotators=machines)
+            out[what] = float((res.label.astype(str) == gold.reindex(res.items).to_numpy().astype(str)).mean())
+            if machines:
+                rep = res.machine_report
+                out["machine_reported_accuracy"] = float(rep.loc[rep["label"] == "(all)", "accuracy"].iloc[0])
+    out["machine alone"] = out["machine_true_accuracy"]
+    return out
+
+
 def settings(seeds: int):
     """(name, what it is, seeds, loader(seed) -> (annotations, texts, reference, embeddings or None))."""
     return [
@@ -302,6 +313,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=Path("bench_out/consensus.json"))
     ap.add_argument("--settings", nargs="*", default=None, help="run only these settings (checks need all)")
     ap.add_argument("--skip-suspects", action="store_true", help="leave out the suspect-list section")
+    ap.add_argument("--skip-machine", action="store_true", help="leave out the machine-annotator section")
     args = ap.parse_args(argv)
     t_start = time.perf_counter()
     runs = []
@@ -366,7 +378,23 @@ def main(argv=None) -> int:
                                           f"{np.mean([r[name][m] for r in sv]):>{w}.0f}"
                                           for m, w in (("listed", 8), ("precision", 11), ("recall", 8), ("f1", 7),
                                                        ("ap", 7), ("estimated_rate", 11))))
+    mach = [] if args.skip_machine else [dict(with_machine(n, seed), setting=n) for n in ("banking77", "ag_news")
+                                         for seed in range(args.seeds)]
+    if mach:
+        print("\nA machine annotator (TF-IDF + logistic regression pre-labeler, every item) beside the realistic crowd: "
+              "consensus accuracy vs gold, and its accuracy as reported (vs the human consensus) and true")
+        print(f"{'':<12}{'humans only':>13}{'+ machine':>11}{'machine':>9}{'reported':>10}{'true':>7}")
+        for n in ("banking77", "ag_news"):
+            rs = [r for r in mach if r["setting"] == n]
+            print(f"{n:<12}" + "".join(f"{np.mean([r[k] for r in rs]):>{w}.3f}" for k, w in (
+                ("humans only", 13), ("with the machine", 11), ("machine alone", 9), ("machine_reported_accuracy", 10),
+                ("machine_true_accuracy", 7))))
     checks = {}
+    for n in ("banking77", "ag_news") if mach else ():
+        rs = [r for r in mach if r["setting"] == n]
+        best_alone = max(np.mean([r["humans only"] for r in rs]), np.mean([r["machine alone"] for r in rs]))
+        checks[f"{n}-crowd + machine annotator: consensus >= the better of humans only and the machine alone"] = (
+            np.mean([r["with the machine"] for r in rs]) >= best_alone - 1e-12)
     for name, t in table.items():
         acc = t["accuracy"]
         for base in ("majority", "cleanlab_crowdlab"):
@@ -387,7 +415,7 @@ def main(argv=None) -> int:
           f"({max(t2['ece']['selector_default'] for t2 in table.values()):.3f})")
     print(f"total benchmark time {time.perf_counter() - t_start:.0f} s")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"runs": runs, "table": table, "checks": checks, "suspects_with_votes": sv,
+    args.out.write_text(json.dumps({"runs": runs, "table": table, "checks": checks, "suspects_with_votes": sv, "machine_annotator": mach,
                                     "command": "python scripts/bench_consensus.py " + " ".join(sys.argv[1:])},
                                    indent=2, default=float))
     print(f"wrote {args.out}")

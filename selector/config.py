@@ -50,6 +50,7 @@ class SelectConfig:
     label_from: str | None = None
     input_turns: str = "last"
     skip_invalid: bool = False
+    relabel: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.budget, bool) or not isinstance(self.budget, int) or self.budget < 1:
@@ -79,6 +80,8 @@ class SelectConfig:
             raise ConfigError(f"data_format must be auto, table or chat, got {self.data_format!r}")
         if self.input_turns not in ("last", "all"):
             raise ConfigError(f"input_turns must be last or all, got {self.input_turns!r}")
+        if not isinstance(self.relabel, bool):
+            raise ConfigError(f"relabel must be true or false, got {self.relabel!r}")
         if not isinstance(self.skip_invalid, bool):
             raise ConfigError(f"skip_invalid must be true or false, got {self.skip_invalid!r}")
         if self.label_from is not None:

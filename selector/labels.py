@@ -14,8 +14,11 @@ import pandas as pd
 
 from selector.errors import ConfigError
 
-__all__ = ["normalise_label", "DEFAULT_UNSURE_LABELS", "normalise_unsure_labels", "unsure_mask"]
+__all__ = ["DATA_ANNOTATOR", "normalise_label", "DEFAULT_UNSURE_LABELS", "normalise_unsure_labels", "unsure_mask"]
 
+#: Who a label in the data table is from, as a vote beside long-format annotations, when the
+#: table has no ``annotator`` column (``select --annotations``, ``merge --annotations``).
+DATA_ANNOTATOR = "(data)"
 DEFAULT_UNSURE_LABELS: tuple[str, ...] = ("unsure", "needs_review")
 
 

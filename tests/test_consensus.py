@@ -210,3 +210,27 @@ def test_dawid_skene_that_does_not_converge_falls_back_to_the_majority_vote(monk
     np.testing.assert_array_equal(result.posterior, majority.posterior)
     assert all("Dawid-Skene did not converge" in r for r in result.reasons)
     assert "majority vote is used instead" in result.summary()
+
+
+def test_a_machine_annotator_gets_its_own_weight():
+    """With no machine named the fit is the people-only one; a machine gets a weight of its own in (0, 1]."""
+    from selector.quality.agreement import encode_ratings
+    from selector.quality.weighted_votes import weighted_vote_em
+
+    rng = np.random.default_rng(3)
+    n, k = 200, 3
+    truth = rng.integers(k, size=n)
+    rows = []
+    for i in range(n):
+        for a in rng.choice(6, size=2, replace=False):
+            rows.append((f"i{i:03d}", f"p{a}", str(truth[i] if rng.random() < 0.75 else rng.integers(k))))
+        rows.append((f"i{i:03d}", "llm", str(truth[i] if rng.random() < 0.9 else (truth[i] + 1) % k)))
+    codes = encode_ratings(pd.DataFrame(rows, columns=["item_id", "annotator", "label"]))
+    proba = np.full((n, k), 1.0 / k)
+    plain = weighted_vote_em(codes, proba)
+    none = weighted_vote_em(codes, proba, machine=np.zeros(codes.annotators.size, bool))
+    np.testing.assert_allclose(plain.posterior, none.posterior)
+    fit = weighted_vote_em(codes, proba, machine=codes.annotators == "llm")
+    assert set(fit.machine_weights) == {"llm"} and 0.0 < fit.machine_weights["llm"] <= 1.0
+    right = (fit.posterior.argmax(axis=1) == truth[np.array([int(i[1:]) for i in codes.items])]).mean()
+    assert right >= 0.85

@@ -167,7 +167,8 @@ def test_argilla_flat_records_match_the_settings_file(tmp_path, queue):
     assert [FieldModel(**f).settings.type for f in settings["fields"]] == ["text"]
     assert [QuestionModel(**q).settings.type for q in settings["questions"]] == ["label_selection"]
     assert {m["name"]: MetadataFieldModel(**m).settings.type for m in settings["metadata"]} == \
-        {"selector_id": "terms", "rank": "integer", "priority": "float", "strategy": "terms", "predicted_proba": "float"}
+        {"selector_id": "terms", "rank": "integer", "priority": "float", "strategy": "terms", "predicted_proba": "float",
+             "kind": "terms", "labeled_by": "terms"}
 
 
 @pytest.mark.parametrize("fmt", ["label-studio", "argilla", "prodigy", "doccano"])

@@ -18,6 +18,7 @@ from selector.cli.app import app, handle_errors, info
 from selector.cli.options import (
     AnnotatorColOption,
     ItemColOption,
+    MachineAnnotatorsOption,
     Shared,
     UnsureLabelsOption,
     add_inputs,
@@ -53,6 +54,7 @@ def agreement_command(
                                            "(e.g. helpful,correct,safe); alpha per criterion and for the total."),
     preferences: bool = typer.Option(False, "--preferences", help="Pairwise preferences (response_a, response_b, "
                                      "preferred); detected from those columns."),
+    machine_annotators: MachineAnnotatorsOption = None,
     opts: Shared = None,
 ) -> None:
     """Agreement and consensus: labels (Cohen/Fleiss/Krippendorff, Dawid-Skene), ratings and rubrics
@@ -67,7 +69,11 @@ def agreement_command(
     plan.check()
     df = read_table(annotations)
     to_err = out is not None and str(out) == "-"  # --out - owns standard output; reports go to stderr
-    if preferences or (looks_like_preferences(df) and criteria is None and level == "nominal"):
+    is_preferences = preferences or (looks_like_preferences(df) and criteria is None and level == "nominal")
+    if machine_annotators and (is_preferences or criteria is not None or level != "nominal"):
+        raise ConfigError("--machine-annotators applies to class labels (--level nominal), not to ratings, rubrics "
+                          "or preferences")
+    if is_preferences:
         prefs = preference_report(df, annotator_col=annotator_col,
                                   item_col=item_col if item_col in df.columns else None, min_shared=min_shared,
                                   random_state=seed, source=str(annotations))
@@ -95,7 +101,8 @@ def agreement_command(
         return
     report = agreement(df, item_col=item_col, annotator_col=annotator_col, label_col=label_col, gold_col=gold_col,
                        min_shared=min_shared, random_state=seed, source=str(annotations),
-                       unsure_labels=split_list(unsure_labels, "--unsure-labels") or ())
+                       unsure_labels=split_list(unsure_labels, "--unsure-labels") or (),
+                       machine_annotators=split_list(machine_annotators, "--machine-annotators") or ())
     if json_out:
         typer.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False, default=str), err=to_err)
     else:

@@ -11,6 +11,7 @@ from selector.cli.app import app, handle_errors, info
 from selector.cli.options import (
     AnnotatorColOption,
     ItemColOption,
+    MachineAnnotatorsOption,
     Shared,
     UnsureLabelsOption,
     add_inputs,
@@ -29,6 +30,11 @@ def annotators_path_for(out: Path) -> Path:
     return out.with_name(f"{out.stem}.annotators{out.suffix}")
 
 
+def machines_path_for(out: Path) -> Path:
+    """``consensus.csv`` -> ``consensus.machines.csv``: machine annotators' per-class accuracy."""
+    return out.with_name(f"{out.stem}.machines{out.suffix}")
+
+
 @app.command("consensus")
 @handle_errors
 @shared_options("seed", "config_file", "text_col", "label_col", "id_col", "model", "device", "batch_size",
@@ -44,6 +50,7 @@ def consensus_command(
     item_col: ItemColOption = "item_id",
     annotator_col: AnnotatorColOption = "annotator",
     unsure_labels: UnsureLabelsOption = None,
+    machine_annotators: MachineAnnotatorsOption = None,
     opts: Shared = None,
 ) -> None:
     """Consensus label per item with the probability it is right, and a quality score per annotator."""
@@ -58,13 +65,20 @@ def consensus_command(
     cache = plan.add_folder(cache_dir_for(data or annotations, config), "--cache-dir") if method == "model" else None
     plan.add_output("consensus", out, "--out", table_format=True)
     plan.add_output("annotators", annotators_path_for(out), "--out (annotator quality)", table_format=True)
+    machines = split_list(machine_annotators, "--machine-annotators") or ()
+    if machines:
+        plan.add_output("machines", machines_path_for(out), "--out (machine annotators)", table_format=True)
     plan.check()
     ann = read_table(annotations)
     frame = read_table(data) if data is not None else None
     result = consensus(ann, data=frame, method=method, item_col=item_col, annotator_col=annotator_col,
                        label_col=config.label_col, text_col=config.text_col, id_col=config.id_col,
                        unsure_labels=split_list(unsure, "--unsure-labels") or (), random_state=config.seed, cache_dir=cache,
-                       config=config, show_progress=not opts.quiet, source=str(annotations))
-    written = plan.commit({"consensus": table(result.frame(), out),
-                           "annotators": table(result.annotator_frame(), annotators_path_for(out))})
-    info(f"{result.summary()} -> {written['consensus']}, {written['annotators']}", opts.quiet)
+                       config=config, show_progress=not opts.quiet, source=str(annotations),
+                       machine_annotators=machines)
+    writers = {"consensus": table(result.frame(), out),
+               "annotators": table(result.annotator_frame(), annotators_path_for(out))}
+    if machines:
+        writers["machines"] = table(result.machine_report, machines_path_for(out))
+    written = plan.commit(writers)
+    info(f"{result.summary()} -> {', '.join(str(p) for p in written.values())}", opts.quiet)

@@ -7,22 +7,29 @@ import datetime as _dt
 from pathlib import Path
 from typing import Optional
 
+import pandas as pd
 import typer
 
 from selector.cli.app import app, handle_errors, info
 from selector.cli.options import Shared, accepts_example, add_inputs, no_stdin, shared_options
-from selector.errors import ConfigError
+from selector.errors import ConfigError, DataError
+from selector.labels import normalise_label
 from selector.locks import data_lock
 from selector.io import read_table
 from selector.loop.ledger import LockedLedger, append_record, ledger_path, read_ledger
 from selector.loop.merge import (
+    VOTE_COLUMNS,
+    ROUND_COL,
     MergeConflictError,
     apply_corrections,
     data_writers,
+    export_votes,
     merge_labels,
     plan_data_output,
     read_labels,
+    second_opinion_ids,
 )
+from selector.quality.annotations import prepare_annotations
 from selector.outputs import OutputPlan, table
 
 
@@ -44,6 +51,10 @@ def merge_command(
     accept_corrections: Optional[Path] = typer.Option(
         None, "--accept-corrections",
         help="A reviewed suspect list: rows with a 'corrected_label' overwrite DATA's label (recorded in the ledger)."),
+    annotations: Optional[Path] = typer.Option(
+        None, "--annotations",
+        help="Votes file (item_id, annotator, label, label_round) every exported label is appended to; a label on a "
+             "row that already has one (a second opinion from `select --relabel`) goes only there, never over DATA's."),
     opts: Shared = None,
 ) -> None:
     """Merge labels from a labeling tool's export into DATA's label column (refuses conflicts).
@@ -65,6 +76,10 @@ def merge_command(
     target = plan_data_output(plan, data, out=out, in_place=in_place)
     if conflicts_out is not None and not partial:
         raise ConfigError("--conflicts goes with --partial (without it, conflicts stop the merge and are printed)")
+    if annotations is not None:
+        if labeled is None:
+            raise ConfigError("--annotations needs LABELED_FILE: the export whose labels become votes")
+        plan.add_output("annotations", annotations, "--annotations", table_format=True)
     if partial:
         plan.add_output("conflicts", conflicts_out or target.with_name(target.stem + ".conflicts.csv"), "--conflicts",
                         table_format=True)
@@ -72,11 +87,12 @@ def merge_command(
     # An in-place merge holds DATA's lock from the read to the rename: concurrent merges serialise.
     with data_lock(data) if in_place else contextlib.nullcontext():
         _merge(plan, data, labeled, config=config, opts=opts, accept_corrections=accept_corrections,
-               round_number=round_number, question=question, partial=partial)
+               round_number=round_number, question=question, partial=partial, annotations=annotations)
 
 
 def _merge(plan: OutputPlan, data: Path, labeled: Optional[Path], *, config, opts: Shared,
-           accept_corrections: Optional[Path], round_number: Optional[int], question: str, partial: bool) -> None:
+           accept_corrections: Optional[Path], round_number: Optional[int], question: str, partial: bool,
+           annotations: Optional[Path] = None) -> None:
     df = original = read_table(data, raw=True)  # raw: untouched cells are written back as they were
     fixes = None
     if accept_corrections is not None:
@@ -87,7 +103,8 @@ def _merge(plan: OutputPlan, data: Path, labeled: Optional[Path], *, config, opt
         return
     labels, skipped, kind = read_labels(labeled, id_col=config.id_col, label_col=config.label_col, question=question)
     round_of_id, gold_ids = {}, set()
-    for rec in read_ledger(ledger_path(data)):
+    ledger_records = read_ledger(ledger_path(data))
+    for rec in ledger_records:
         for i in (rec.get("queue") or {}).get("ids", []):
             round_of_id[str(i)] = int(rec["round"])
         gold_ids.update(map(str, rec.get("gold_ids") or []))
@@ -95,6 +112,23 @@ def _merge(plan: OutputPlan, data: Path, labeled: Optional[Path], *, config, opt
     n_gold = int(is_gold.sum())
     # Gold answers score annotators (`selector gold`); they never become training labels.
     labels = labels[~is_gold].reset_index(drop=True)
+    votes_writer, n_votes = None, 0
+    if annotations is not None:
+        old = _read_votes(annotations, config.label_col)
+        new_votes, labels = export_votes(df, labels, old, label_col=config.label_col, id_col=config.id_col,
+                                         round_of_id=round_of_id, round_number=round_number,
+                                         unsure_labels=config.unsure_labels, unnamed=labeled.stem)
+        combined = pd.concat([old, new_votes], ignore_index=True) if old is not None else new_votes
+        combined = combined.drop_duplicates(["item_id", "annotator", "label"]).reset_index(drop=True)
+        prepare_annotations(combined, source=f"{annotations} (with the new votes)", keep=())
+        n_votes = len(combined) - (len(old) if old is not None else 0)
+        votes_writer = table(combined.rename(columns={"label": config.label_col}), plan.path("annotations"))
+    else:
+        second = sorted(second_opinion_ids(ledger_records) & set(labels["id"].astype(str)))
+        if second:
+            raise ConfigError(f"{labeled}: {len(second)} label(s) are second opinions on rows queued by `select --relabel` "
+                              f"(e.g. id {second[0]!r}); pass --annotations VOTES_FILE to keep them as votes "
+                              "(merge never overwrites a label with a second opinion)")
     try:
         result = merge_labels(df, labels, label_col=config.label_col, id_col=config.id_col, round_number=round_number,
                               round_of_id=round_of_id, partial=partial, unsure_labels=config.unsure_labels,
@@ -103,6 +137,8 @@ def _merge(plan: OutputPlan, data: Path, labeled: Optional[Path], *, config, opt
         _echo_conflicts(exc.conflicts)
         raise
     writers = data_writers(result.data, plan, data, original)
+    if votes_writer is not None:
+        writers["annotations"] = votes_writer
     if partial:
         writers["conflicts"] = table(result.conflicts, plan.path("conflicts"))
         _echo_conflicts(result.conflicts, prefix="left out")
@@ -115,7 +151,25 @@ def _merge(plan: OutputPlan, data: Path, labeled: Optional[Path], *, config, opt
          (f"; set aside {n_gold} answer(s) to gold items (score them with `selector gold`)" if n_gold else "")
          + (f"; {len(result.from_unsure)} row(s) labeled unsure took their new label" if result.from_unsure else "")
          + (f"; {len(result.conflicts)} conflict(s) left out -> {written['conflicts']}" if partial else "")
+         + (f"; {n_votes} vote(s) appended -> {written['annotations']}" if annotations is not None else "")
          + (f"; {_fixes_line(fixes)}" if fixes is not None else ""), opts.quiet)
+
+
+def _read_votes(path: Path, label_col: str):
+    """The votes file so far as :data:`VOTE_COLUMNS` (None when it does not exist yet)."""
+    if not path.exists():
+        return None
+    votes = read_table(path)
+    for col in ("item_id", "annotator", label_col):
+        if col not in votes.columns:
+            raise DataError(f"{path}: no {col!r} column; --annotations is the votes file merge appends to "
+                            f"({', '.join(VOTE_COLUMNS)}), or a new file")
+    out = pd.DataFrame({col: [normalise_label(v) for v in votes[src].to_numpy(dtype=object)]
+                        for col, src in (("item_id", "item_id"), ("annotator", "annotator"), ("label", label_col))},
+                       dtype=object)
+    out[ROUND_COL] = ([normalise_label(v) or "" for v in votes[ROUND_COL].to_numpy(dtype=object)]
+                      if ROUND_COL in votes.columns else "")
+    return out[out["label"].notna()].reset_index(drop=True)
 
 
 def _echo_conflicts(conflicts, prefix: str = "conflict") -> None:

@@ -33,7 +33,7 @@ __all__ = [
     "ConfigFileOption", "TextColOption", "LabelColOption", "IdColOption", "ModelOption", "DeviceOption",
     "BackendOption", "BatchSizeOption", "CacheDirOption", "EmbeddingsOption", "QuietOption", "SeedOption",
     "ItemColOption", "AnnotatorColOption", "AnnotationLabelColOption", "UnsureLabelsOption",
-    "split_list", "list_file", "read_checked_annotations", "read_inputs", "add_inputs", "SHARED", "MODEL_COMMAND", "Shared", "shared_options", "plan_table_inputs",
+    "MachineAnnotatorsOption", "split_list", "list_file", "read_checked_annotations", "read_inputs", "add_inputs", "SHARED", "MODEL_COMMAND", "Shared", "shared_options", "plan_table_inputs",
     "read_table_inputs", "annotation_settings", "DataFormatOption", "LabelFromOption", "InputTurnsOption",
     "SkipInvalidOption", "DATA_READING", "stdin_data", "no_stdin",
 ]
@@ -60,6 +60,9 @@ QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress ba
 SeedOption = Annotated[Optional[int], typer.Option("--seed", help="Random seed [default: 0].")]
 ItemColOption = Annotated[str, typer.Option("--item-col", help="Item id column of the annotations.")]
 AnnotatorColOption = Annotated[str, typer.Option("--annotator-col", help="Annotator column of the annotations.")]
+MachineAnnotatorsOption = Annotated[Optional[str], typer.Option(
+    "--machine-annotators", help="Annotators that are models (e.g. an LLM pre-labeler), comma-separated: weighted by "
+                                 "their estimated accuracy, left out of the human figures, reported on their own.")]
 AnnotationLabelColOption = Annotated[str, typer.Option("--label-col", help="Label column of the annotations.")]
 DataFormatOption = Annotated[Optional[str], typer.Option(
     "--format", help="auto, table or chat ({\"messages\": [...]} JSONL; detected) [default: auto].")]

@@ -11,6 +11,7 @@ from selector.cli.app import app, handle_errors, info
 from selector.cli.options import (
     AnnotatorColOption,
     ItemColOption,
+    MachineAnnotatorsOption,
     MODEL_COMMAND,
     Shared,
     accepts_example,
@@ -18,6 +19,7 @@ from selector.cli.options import (
     read_checked_annotations,
     read_table_inputs,
     shared_options,
+    split_list,
     stdin_data,
 )
 from selector.outputs import OutputPlan, table
@@ -39,6 +41,7 @@ def review_command(
     w_uncertain: float = typer.Option(1.0, "--weight-uncertain", help="Weight of model uncertainty on unlabeled rows, 0..1."),
     item_col: ItemColOption = "item_id",
     annotator_col: AnnotatorColOption = "annotator",
+    machine_annotators: MachineAnnotatorsOption = None,
     opts: Shared = None,
 ) -> None:
     """Merge unsure and contested items, mislabel suspects and uncertain unlabeled rows into one ranked queue."""
@@ -56,8 +59,11 @@ def review_command(
                     annotation_label_col=config.label_col,
                     weights={"unsure": w_unsure, "contested": w_contested, "suspect": w_suspect, "uncertain": w_uncertain},
                     embeddings=X_given, cache_dir=cache, config=config,
-                    random_state=config.seed, source=str(data))
+                    random_state=config.seed, source=str(data),
+                    machine_annotators=split_list(machine_annotators, "--machine-annotators") or ())
     plan.commit({"queue": table(result.queue, out)})
     q = result.stats["queued_by_source"]
-    info(f"queued {len(result.queue)} rows for review -> {out} (unsure {q['unsure']}, contested {q['contested']}, suspect {q['suspect']}, "
+    info(f"queued {len(result.queue)} rows for review -> {out} (unsure {q['unsure']}, "
+         + (f"machine {q['machine']}, " if machine_annotators else "")
+         + f"contested {q['contested']}, suspect {q['suspect']}, "
          f"uncertain {q['uncertain']}; candidates {result.candidates})", opts.quiet)

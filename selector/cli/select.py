@@ -11,6 +11,8 @@ import typer
 from selector.chat import skipped_path_for
 from selector.cli.app import app, command_line, handle_errors, info
 from selector.cli.options import (
+    AnnotatorColOption,
+    ItemColOption,
     MODEL_COMMAND,
     Shared,
     accepts_example,
@@ -39,17 +41,22 @@ def select_command(
     bucket_priority: Optional[float] = typer.Option(None, "--bucket-priority", help="Share of the budget (0-1) reserved for unlabeled rows of the rarest failure buckets (`bucket` column, see `selector ingest`)."),
     no_suspects: bool = typer.Option(False, "--no-suspects", help="Skip the mislabel-suspect list beside the queue."),
     labels: Optional[str] = typer.Option(None, "--labels", help="Every label the task allows: 'a,b,c' or a file with one per line; auto looks for the ones no row has yet [default: config 'labels']."),
+    relabel: Optional[bool] = typer.Option(None, "--relabel/--no-relabel", help="One budget for new rows and second opinions: labeled rows another vote would most likely fix join the queue (kind = relabel) [default: config 'relabel', off]."),
+    annotations: Optional[Path] = typer.Option(None, "--annotations", help="Several annotators' votes (item_id, annotator, label): voted rows train on their consensus, and --relabel weighs second opinions against them."),
+    item_col: ItemColOption = "item_id",
+    annotator_col: AnnotatorColOption = "annotator",
     opts: Shared = None,
 ) -> None:
     """Choose the next rows to label and write them as a ranked queue (+ a mislabel-suspect list)."""
     no_stdin(data, "select")
     config = opts.config(budget=budget, strategy=strategy, engine=engine, ray_address=address,
-                         labels=split_list(labels))
+                         labels=split_list(labels), relabel=relabel)
     t0 = time.perf_counter()
     result = run_round(data, config=config, out=out, embeddings=opts.embeddings, cache_dir=cache_dir_for(data, config),
                        gold=gold_file, gold_rate=gold_rate, bucket_priority=bucket_priority,
                        suspects=not no_suspects, command=command_line(), show_progress=not opts.quiet,
-                       on_step=lambda message: info(message, opts.quiet), inputs=read_inputs(opts, labels=labels))
+                       on_step=lambda message: info(message, opts.quiet), inputs=read_inputs(opts, labels=labels),
+                       annotations=annotations, item_col=item_col, annotator_col=annotator_col)
     if "chat" in result.stats:
         c = result.stats["chat"]
         info(f"chat data: {c['n_lines']} lines, {c['task']} set, labels from {c['label_from']}"
@@ -58,6 +65,13 @@ def select_command(
                 if c["n_skipped"] else ""), opts.quiet)
     if result.suspects_note:
         info(result.suspects_note + (f" -> {result.written['suspects']}" if "suspects" in result.written else ""), opts.quiet)
+    if "consensus" in result.stats:
+        info(result.stats["consensus"], opts.quiet)
+    if "relabel" in result.stats:
+        r = result.stats["relabel"]
+        info(f"relabel: {r['n_relabel']} second opinion(s) and {r['n_new']} new row(s) in one queue (kind column)"
+             + (f"; no second opinions: {r['skipped']}" if "skipped" in r else
+                f"; an average vote is right {r['vote_accuracy']:.0%} of the time ({r['evidence']})"), opts.quiet)
     if result.gold_ids is not None:
         info(f"mixed {len(result.gold_ids)} gold items into the queue (ids in {result.written['record']}, "
              f"answer key {result.written['gold_key']})", opts.quiet)

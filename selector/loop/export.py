@@ -27,6 +27,10 @@ higher = label first). Where a tool has a "score" field it means what the tool m
 - ``doccano``: JSONL ``{"text", "label": [], "selector_id", ...}`` for a text-classification project:
   doccano's importer needs the ``label`` column, and an empty list imports no annotation.
 
+A relabel queue (``select --relabel``) adds ``kind`` (new / relabel) and ``labeled_by`` (who already
+labeled the row, for routing) to each task's data/metadata; its current label, votes and the model's
+suggestion are left out, so a second opinion stays independent.
+
 A chat queue (``conversation`` column, from chat-format data) adds ``data.dialogue`` and a
 ``Paragraphs`` dialogue config for Label Studio, so the annotator reads the whole exchange.
 """
@@ -56,7 +60,7 @@ QUESTION = "label"
 DIALOGUE = "dialogue"
 #: Metadata properties of an Argilla export, with their Argilla type.
 ARGILLA_METADATA = {"selector_id": "terms", "rank": "integer", "priority": "float", "strategy": "terms",
-                    "predicted_proba": "float"}
+                    "predicted_proba": "float", "kind": "terms", "labeled_by": "terms"}
 #: Flat record keys that records.log maps onto the label question's suggestion.
 ARGILLA_MAPPING = {"label_score": f"{QUESTION}.suggestion.score", "label_agent": f"{QUESTION}.suggestion.agent"}
 
@@ -111,6 +115,11 @@ def _row_fields(row: dict) -> dict[str, Any]:
         "strategy": normalise_label(row.get("strategy")),
         "predicted_label": normalise_label(row.get("predicted_label")),
         "predicted_proba": _number(row.get("predicted_proba")),
+        # A relabel queue (`select --relabel`): new row or second opinion, and who already labeled it,
+        # so the tool can route it to someone else. The current label and votes stay out of the task:
+        # a second opinion is worth most when it is independent.
+        "kind": normalise_label(row.get("kind")),
+        "labeled_by": normalise_label(row.get("labeled_by")),
     }
 
 
@@ -212,6 +221,9 @@ def export_records(queue: pd.DataFrame, fmt: str, *, labels: Sequence[str] | Non
     out = []
     for row in queue.to_dict("records"):
         f = _row_fields(row)
+        if f["kind"] == "relabel":
+            # No pre-selected label on a second opinion: it would anchor the annotator on the model.
+            f["predicted_label"] = f["predicted_proba"] = None
         text = str(row["text"])
         agent = model_version(f["strategy"], round_number)
         chat = _conversation(row, source)

@@ -25,16 +25,19 @@ import pandas as pd
 
 from selector.errors import ConfigError, DataError
 from selector.io import decode_utf8, read_table, unguard_cell
-from selector.labels import DEFAULT_UNSURE_LABELS, normalise_label, unsure_mask
+from selector.labels import DATA_ANNOTATOR, DEFAULT_UNSURE_LABELS, normalise_label, unsure_mask
 from selector.outputs import OutputPlan, Writer, bytes_file, same_file, table
 
 __all__ = ["annotator_name", "MergeConflictError", "MergeResult", "read_labels", "merge_labels", "apply_corrections",
-           "CorrectionResult", "ROUND_COL", "LABEL_FIELDS", "CORRECTED_COL"]
+           "CorrectionResult", "ROUND_COL", "LABEL_FIELDS", "CORRECTED_COL", "VOTE_COLUMNS",
+           "export_votes", "second_opinion_ids"]
 
 ROUND_COL = "label_round"
 ID_KEYS = ("selector_id", "id")
 #: Export columns carried into the data when present.
 LABEL_FIELDS = ("annotator", "guideline_version")
+#: Columns of the votes file ``merge --annotations`` appends to (long format, as ``--annotations`` reads it).
+VOTE_COLUMNS = ["item_id", "annotator", "label", ROUND_COL]
 #: The column a reviewer fills in a suspect list (``selector suspects``) to confirm a new label.
 CORRECTED_COL = "corrected_label"
 
@@ -544,6 +547,65 @@ def merge_labels(data: pd.DataFrame, labels: pd.DataFrame, *, label_col: str = "
                 out.iat[k, out.columns.get_loc(col)] = str(rec[col])
     return MergeResult(data=out, n_labels=len(labels), n_new=n_new, n_unchanged=n_same,
                        rounds=rounds, conflicts=table_, from_unsure=from_unsure)
+
+
+def second_opinion_ids(records: list[dict]) -> set[str]:
+    """Ids the ledger's rounds queued as second opinions (``select --relabel``)."""
+    return {str(i) for rec in records for i in ((rec.get("relabel") or {}).get("ids") or [])}
+
+
+def export_votes(data: pd.DataFrame, labels: pd.DataFrame, votes: pd.DataFrame | None, *, label_col: str = "label",
+                 id_col: str = "id", round_of_id: dict[str, int] | None = None, round_number: int | None = None,
+                 unsure_labels=DEFAULT_UNSURE_LABELS, unnamed: str = "(export)") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every exported label as a vote, and the labels that may still fill DATA's label column.
+
+    A second opinion never overwrites: a label on a row that already has one becomes a vote only.
+    When a row gets its first vote in the votes file, its DATA label is added as a vote too (by the
+    row's ``annotator`` cell, else :data:`DATA_ANNOTATOR`), so the votes file holds every opinion.
+
+    Parameters
+    ----------
+    data : DataFrame
+        The data as read; needs ``id_col``.
+    labels : DataFrame
+        ``id, label[, annotator, ...]`` from :func:`read_labels`.
+    votes : DataFrame or None
+        The votes file so far (:data:`VOTE_COLUMNS`), None when it does not exist yet.
+    unnamed : str
+        The annotator of an exported label that names none.
+
+    Returns
+    -------
+    new_votes : DataFrame
+        Rows to append to the votes file (:data:`VOTE_COLUMNS`).
+    for_data : DataFrame
+        The subset of ``labels`` on rows without a label (or with an unsure one), for :func:`merge_labels`.
+    """
+    if id_col not in data.columns:
+        raise DataError(f"no id column {id_col!r} in the data; merging needs the ids the queue was made with")
+    pos, current = _index_labels(data, id_col, label_col)
+    unsure = unsure_mask(current, unsure_labels) if len(current) else np.zeros(0, bool)
+    have = set() if votes is None else {str(v) for v in votes["item_id"]}
+    by = (data["annotator"].to_numpy(dtype=object) if "annotator" in data.columns else None)
+    records = latest_per_annotator([{k: normalise_label(v) for k, v in rec.items()}
+                                    for rec in labels.to_dict("records")])
+    rows, keep = [], []
+    for n, rec in enumerate(records):
+        i = rec["id"]
+        k = pos.get(i)
+        labeled = k is not None and current[k] is not None and not unsure[k]
+        keep.append(not labeled)
+        if k is None:
+            continue  # merge_labels reports the unknown id
+        r = round_number if round_number is not None else rec.get("round") or (round_of_id or {}).get(i)
+        if labeled and i not in have:
+            who = normalise_label(by[k]) if by is not None else None
+            rows.append((i, who or DATA_ANNOTATOR, current[k], ""))
+            have.add(i)
+        rows.append((i, rec.get("annotator") or unnamed, rec["label"], "" if r is None else str(r)))
+    new_votes = pd.DataFrame(rows, columns=VOTE_COLUMNS, dtype=object)
+    kept = [rec for rec, k in zip(records, keep) if k]
+    return new_votes, pd.DataFrame(kept, columns=labels.columns) if kept else labels.iloc[0:0]
 
 
 @dataclass

@@ -30,6 +30,7 @@ import pandas as pd
 from selector.errors import ConfigError, DataError
 from selector.labels import normalise_label, normalise_unsure_labels, unsure_mask
 from selector.quality.annotations import guideline_versions, prepare_annotations
+from selector.quality.machine import check_machine_annotators, human_top_label, machine_accuracy, split_machine
 from selector.tables import text_table
 
 __all__ = [
@@ -667,6 +668,11 @@ class AgreementReport:
     unsure_by_annotator : dict of str -> int
         The same count per annotator (annotators with none are left out).
     unsure_labels : list of str
+    machine_annotators : list of str
+        Annotators that are models, left out of every figure above.
+    machine_report : DataFrame or None
+        Their accuracy against the human majority label, per class
+        (:data:`selector.quality.machine.MACHINE_REPORT_COLUMNS`).
     """
 
     n_items: int
@@ -690,6 +696,8 @@ class AgreementReport:
     n_unsure: int = 0
     unsure_by_annotator: dict = field(default_factory=dict)
     unsure_labels: list = field(default_factory=list)
+    machine_annotators: list = field(default_factory=list)
+    machine_report: pd.DataFrame | None = None
 
     @property
     def n_ties(self) -> int:
@@ -714,6 +722,9 @@ class AgreementReport:
             "gold_accuracy": self.gold_accuracy,
             "n_unsure": self.n_unsure, "unsure_labels": list(self.unsure_labels),
             "unsure_by_annotator": dict(self.unsure_by_annotator),
+            "machine_annotators": list(self.machine_annotators),
+            "machine_accuracy": (None if self.machine_report is None
+                                 else self.machine_report.to_dict(orient="records")),
         }
 
     def to_dict(self, *, max_rows: int = 50) -> dict[str, Any]:
@@ -795,7 +806,7 @@ def _report(ann: pd.DataFrame, *, min_shared: int, random_state: int | None, gol
 def agreement(df: pd.DataFrame, *, item_col: str = "item_id", annotator_col: str = "annotator",
               label_col: str = "label", gold_col: str | None = None, min_shared: int = 5,
               random_state: int | None = 0, ds_max_iter: int = 100, source: str = "<DataFrame>",
-              unsure_labels=None) -> AgreementReport:
+              unsure_labels=None, machine_annotators=()) -> AgreementReport:
     """Inter-annotator agreement and consensus for long-format annotations.
 
     Parameters
@@ -840,6 +851,11 @@ def agreement(df: pd.DataFrame, *, item_col: str = "item_id", annotator_col: str
     if ann.empty:
         raise DataError(f"{source}: every rating is an unsure value ({', '.join(sorted(unsure_set))}); "
                         "nothing to measure agreement on")
+    machines = check_machine_annotators(ann, machine_annotators, source=source)
+    machine_votes = None
+    if machines:
+        # Agreement is a human figure: a model's labels are measured against the humans, not with them.
+        ann, machine_votes = split_machine(ann, machines)
     if ann["annotator"].nunique() < 2:
         raise DataError(f"{source}: only one annotator ({ann['annotator'].iloc[0]!r}); agreement needs two or more")
     gold = None
@@ -867,6 +883,9 @@ def agreement(df: pd.DataFrame, *, item_col: str = "item_id", annotator_col: str
     report.n_unsure = int(unsure.sum())
     report.unsure_by_annotator = unsure_by_annotator
     report.unsure_labels = sorted(unsure_set)
+    if machines:
+        report.machine_annotators = list(machines)
+        report.machine_report = machine_accuracy(machine_votes, human_top_label(ann))
     return report
 
 
@@ -898,7 +917,10 @@ def _format_report(r: AgreementReport, *, max_rows: int, title: str = "Agreement
         f"labels: {', '.join(r.labels)}",
         f"  ratings per item: min {r.ratings_per_item['min']}, median {r.ratings_per_item['median']:g}, "
         f"max {r.ratings_per_item['max']}"
-        + (f"; {r.n_unsure} unsure rating(s) ({', '.join(r.unsure_labels)}) left out as missing" if r.n_unsure else ""),
+        + (f"; {r.n_unsure} unsure rating(s) ({', '.join(r.unsure_labels)}) left out as missing" if r.n_unsure else "")
+        + (f"; machine annotator(s) {', '.join(r.machine_annotators)} left out (accuracy against the human majority: "
+           + ", ".join(f"{a} {format_number(acc)}" for a, acc in r.machine_report[r.machine_report['label'] == '(all)']
+                       [['annotator', 'accuracy']].itertuples(index=False)) + ")" if r.machine_annotators else ""),
         f"  percent agreement (pairs within items): {format_number(r.percent_agreement)}",
         f"  Fleiss' kappa: {format_number(f.kappa)} on {f.n_items_used} items with {f.raters_per_item} raters"
         + (f" ({f.n_items_dropped} items dropped, rater counts {f.dropped})" if f.n_items_dropped else ""),

@@ -44,6 +44,7 @@ from selector.quality.agreement import (
     votes_text,
 )
 from selector.quality.annotations import prepare_annotations
+from selector.quality.machine import check_machine_annotators, machine_accuracy, split_machine
 from selector.quality.weighted_votes import voter_reliability, weighted_vote_em
 from selector.round.embed import embed_pool
 from selector.round.model import out_of_fold
@@ -94,6 +95,15 @@ class ConsensusResult:
         ``model``: the fitted weights of the model's log-probabilities and of the votes.
     model_agreement, crowd_agreement : float or None
         ``model``: share of votes equal to the model's label; share of pairs of votes on one item that agree.
+    error_matrix : ndarray of float64, shape (k, k), optional
+        ``model``: ``Q[t, l]``, what annotators say when they are wrong about a ``t`` item (zero diagonal).
+    model_proba : ndarray of float64, shape (n_items, k), optional
+        ``model``: the out-of-fold model probabilities the votes were weighed against (``labels`` order).
+    machine_annotators : tuple of str
+        Annotators that are models (:mod:`selector.quality.machine`): voters like the others here.
+    machine_report : DataFrame or None
+        Their accuracy against the consensus of the human votes alone, per class
+        (:data:`~selector.quality.machine.MACHINE_REPORT_COLUMNS`).
     """
 
     items: np.ndarray
@@ -115,6 +125,15 @@ class ConsensusResult:
     vote_weight: float | None = None
     model_agreement: float | None = None
     crowd_agreement: float | None = None
+    error_matrix: np.ndarray | None = None
+    model_proba: np.ndarray | None = None
+    machine_annotators: tuple = ()
+    machine_report: pd.DataFrame | None = None
+
+    @property
+    def vote_accuracy(self) -> float:
+        """The accuracy of an average vote: annotators' quality weighted by how many votes each gave."""
+        return float(np.average(self.annotator_quality, weights=np.maximum(self.annotator_n, 1e-12)))
 
     @property
     def label_index(self) -> np.ndarray:
@@ -152,6 +171,8 @@ class ConsensusResult:
         out = pd.DataFrame({"annotator": self.annotators, "n_ratings": self.annotator_n,
                             "quality": np.round(self.annotator_quality, 6),
                             "agrees_with_consensus": np.round(self.annotator_agreement, 6)}, columns=ANNOTATOR_COLUMNS)
+        if self.machine_annotators:
+            out["machine"] = out["annotator"].astype(str).isin(set(self.machine_annotators))
         return out.sort_values(["quality", "annotator"], kind="stable").reset_index(drop=True)
 
     def summary(self) -> str:
@@ -167,6 +188,10 @@ class ConsensusResult:
             line += (f", and with {self.model_agreement:.1%} of the votes (votes on one item agree "
                      + ("n/a" if self.crowd_agreement is None or np.isnan(self.crowd_agreement)
                         else f"{self.crowd_agreement:.1%}") + f"); {unvoted} labels no annotator gave")
+        if self.machine_report is not None:
+            overall = self.machine_report[self.machine_report["label"] == "(all)"]
+            line += "; machine annotators vs the human consensus: " + ", ".join(
+                f"{a} {acc:.1%} of {n}" for a, acc, n in zip(overall["annotator"], overall["accuracy"], overall["n_items"]))
         if self.n_unsure:
             line += f"; {self.n_unsure} unsure votes left out as missing ratings"
         if not self.converged:
@@ -264,7 +289,7 @@ def _majority_start(codes: RatingCodes, tie_break: np.ndarray) -> np.ndarray:
 def consensus_from_codes(codes: RatingCodes, *, method: str = "model", X: np.ndarray | None = None,
                          random_state: int | None = 0, n_splits: int = 5, classifier=None,
                          max_iter: int = 100, n_rounds: int = 2,
-                         model_proba: np.ndarray | None = None) -> ConsensusResult:
+                         model_proba: np.ndarray | None = None, machine: np.ndarray | None = None) -> ConsensusResult:
     """Consensus on integer-coded annotations (see the module docstring for the methods).
 
     Parameters
@@ -286,6 +311,9 @@ def consensus_from_codes(codes: RatingCodes, *, method: str = "model", X: np.nda
     model_proba : ndarray, shape (n_items, k), optional
         ``model``: out-of-fold probabilities already at hand (columns in ``codes.labels`` order),
         e.g. from a model trained on the data's own labels; used instead of training on the votes.
+    machine : ndarray of bool, shape (n_annotators,), optional
+        ``model``: machine annotators, each weighted on its own like the model
+        (:func:`selector.quality.weighted_votes.weighted_vote_em`).
     """
     if method not in METHODS:
         raise ConfigError(f"unknown consensus method {method!r}; choose from {', '.join(METHODS)}")
@@ -314,7 +342,7 @@ def consensus_from_codes(codes: RatingCodes, *, method: str = "model", X: np.nda
         if model_proba.shape != codes.counts.shape:
             raise DataError(f"model_proba must have shape {codes.counts.shape}, got {model_proba.shape}")
         proba = model_proba
-        fit = weighted_vote_em(codes, proba, max_iter=max_iter)
+        fit = weighted_vote_em(codes, proba, max_iter=max_iter, machine=machine)
     else:
         if X is None:
             raise DataError("consensus method 'model' needs the items' texts (a text column in the annotations, "
@@ -332,7 +360,7 @@ def consensus_from_codes(codes: RatingCodes, *, method: str = "model", X: np.nda
                               random_state=random_state)
             proba = columns_in_order(oof.proba, oof.classes, codes.labels)
             model_acc = float((proba.argmax(axis=1) == y_idx).mean())
-            fit = weighted_vote_em(codes, proba, max_iter=max_iter)
+            fit = weighted_vote_em(codes, proba, max_iter=max_iter, machine=machine)
             y_idx = fit.posterior.argmax(axis=1)
     choice, reason, model_agree, crowd = _guard_unvoted(codes, fit.posterior, proba)
     # Annotator quality: the one-coin accuracy, the share of their votes the fitted model expects right.
@@ -341,7 +369,8 @@ def consensus_from_codes(codes: RatingCodes, *, method: str = "model", X: np.nda
                            annotator_agreement=_annotator_agreement(codes, choice), annotator_n=annotator_n,
                            method=method, n_iter=fit.n_iter, converged=fit.converged, model_accuracy=model_acc,
                            choice=choice, reason=reason, model_weight=fit.model_weight, vote_weight=fit.vote_weight,
-                           model_agreement=model_agree, crowd_agreement=crowd)
+                           model_agreement=model_agree, crowd_agreement=crowd, error_matrix=fit.error_matrix,
+                           model_proba=proba)
 
 
 def prepare_consensus_input(annotations: pd.DataFrame, *, data: pd.DataFrame | None = None,
@@ -385,7 +414,7 @@ def consensus(annotations: pd.DataFrame, *, data: pd.DataFrame | None = None, me
               text_col: str = "text", id_col: str = "id", unsure_labels=None, random_state: int | None = 0,
               embeddings: np.ndarray | None = None, embedder=None, model: str | None = None, cache_dir=None,
               classifier=None, config=None, show_progress: bool = False,
-              source: str = "<DataFrame>") -> ConsensusResult:
+              source: str = "<DataFrame>", machine_annotators=()) -> ConsensusResult:
     """Consensus label per item, its quality, and a quality score per annotator.
 
     Parameters
@@ -401,6 +430,10 @@ def consensus(annotations: pd.DataFrame, *, data: pd.DataFrame | None = None, me
     embedder, model, cache_dir, config
         As for :func:`selector.round.embed.embed_pool`.
     classifier : unfitted scikit-learn estimator with predict_proba, optional
+    machine_annotators : iterable of str
+        Annotators that are models (an LLM pre-labeler): they vote, weighted by their estimated
+        accuracy like everyone, and ``machine_report`` gives their per-class accuracy against the
+        consensus of the human votes alone.
 
     Returns
     -------
@@ -418,6 +451,19 @@ def consensus(annotations: pd.DataFrame, *, data: pd.DataFrame | None = None, me
             pool = prepare_pool(pd.DataFrame({"id": codes.items, "text": texts}), source=source,
                                 require_label_col=False)
             X, _ = embed_pool(pool, config, embedder=embedder, cache_dir=cache_dir, show_progress=show_progress)
-    result = consensus_from_codes(codes, method=method, X=X, random_state=random_state, classifier=classifier)
+    votes = pd.DataFrame({"item_id": codes.items[codes.item], "annotator": codes.annotators[codes.annotator],
+                          "label": codes.labels[codes.label]})
+    machines = check_machine_annotators(votes, machine_annotators, source=source)
+    is_machine = np.isin(codes.annotators.astype(str), machines) if machines else None
+    result = consensus_from_codes(codes, method=method, X=X, random_state=random_state, classifier=classifier,
+                                  machine=is_machine if method == "model" else None)
     result.n_unsure = n_unsure
+    if machines:
+        result.machine_annotators = machines
+        humans, machine_votes = split_machine(votes, machines)
+        human_codes = encode_ratings(humans, labels=list(codes.labels))
+        at = np.searchsorted(codes.items.astype(str), human_codes.items.astype(str))
+        human = consensus_from_codes(human_codes, method=method, X=None if X is None else X[at],
+                                     random_state=random_state, classifier=classifier)
+        result.machine_report = machine_accuracy(machine_votes, pd.Series(human.label, index=human.items))
     return result

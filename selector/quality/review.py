@@ -11,6 +11,11 @@
   nearest labeled neighbours and contradictions point to another label), scored by its rank-ensemble
   suspect score.
 - **uncertain**: unlabeled rows the model is least sure about, scored by ``margin`` uncertainty.
+- **machine** (with ``machine_annotators``): rows where a machine annotator (an LLM pre-labeler)
+  disagrees with the humans (their majority, else the data's label: score 1) or with the model
+  (score = the model's probability of its own label). They come right after the unsure items: a
+  pre-labeler's disagreements are where it fails, and where its labels must not be trusted blind.
+  Machine votes are left out of the unsure and contested sources (those are about people).
 
 Every score lies in [0, 1], higher = review first. A row named by several sources combines them
 as a noisy-or, ``1 - prod(1 - w_s * score_s)``, so agreeing evidence raises it without leaving
@@ -33,6 +38,7 @@ from selector.errors import ConfigError, DataError
 from selector.labels import normalise_unsure_labels, unsure_mask
 from selector.quality.agreement import contested_items, encode_ratings
 from selector.quality.annotations import prepare_annotations
+from selector.quality.machine import check_machine_annotators, human_top_label, split_machine
 from selector.quality.unsure import UNSURE_PRIORITY, unsure_items
 from selector.round.compute import build_context
 from selector.round.embed import embed_pool
@@ -43,7 +49,7 @@ from selector.scoring import margin
 
 __all__ = ["ReviewQueue", "review", "REVIEW_COLUMNS", "SOURCES"]
 
-SOURCES = ("unsure", "contested", "suspect", "uncertain")
+SOURCES = ("unsure", "machine", "contested", "suspect", "uncertain")
 REVIEW_COLUMNS = ["rank", "id", "text", "label", "priority", "sources", "reasons", "suggested_label"]
 
 
@@ -87,12 +93,47 @@ def _suspect_scores(X: np.ndarray, y: np.ndarray, texts: np.ndarray, *, classifi
     return score, reasons, np.asarray(r.suggested, dtype=object)
 
 
+def _machine_disagreements(machine_votes: pd.DataFrame, human_votes: pd.DataFrame | None, pool, X: np.ndarray,
+                           y: np.ndarray, lab: np.ndarray, *, model_ok: bool, classifier, random_state,
+                           note, suggested: dict, extra_text: dict) -> int:
+    """Note each machine vote that disagrees with the humans or the model; returns how many rows were noted."""
+    human = human_top_label(human_votes) if human_votes is not None and len(human_votes) else pd.Series(dtype=object)
+    at = {str(i): p for p, i in enumerate(pool.ids)}
+    model_label: dict[str, tuple[str, float]] = {}
+    in_data = sorted({str(i) for i in machine_votes["item_id"] if str(i) in at})
+    if model_ok and in_data:
+        ctx = build_context(X[lab], y, X[[at[i] for i in in_data]], classifier=classifier, random_state=random_state)
+        best = ctx.proba_pool.argmax(axis=1)
+        model_label = {i: (str(ctx.classes[b]), float(ctx.proba_pool[n, b])) for n, (i, b) in enumerate(zip(in_data, best))}
+    noted = set()
+    for rid, who, said, text in zip(machine_votes["item_id"].astype(str), machine_votes["annotator"],
+                                    machine_votes["label"].astype(str),
+                                    machine_votes["text"] if "text" in machine_votes.columns else [None] * len(machine_votes)):
+        ref = human.get(rid)
+        ref = None if ref is None or pd.isna(ref) else ref  # a tie among the humans names no label
+        if ref is None and rid in at and pool.labels[at[rid]] is not None:
+            ref = str(pool.labels[at[rid]])
+        m = model_label.get(rid)
+        if ref is not None and said != str(ref):
+            note(rid, "machine", 1.0, f"{who} says {said!r}, the humans {str(ref)!r}")
+            suggested[rid] = str(ref)
+        elif m is not None and said != m[0]:
+            note(rid, "machine", m[1], f"{who} says {said!r}, the model {m[0]!r} ({m[1]:.2f})")
+            suggested.setdefault(rid, m[0])
+        else:
+            continue
+        noted.add(rid)
+        if text is not None and rid not in at:
+            extra_text[rid] = str(text)
+    return len(noted)
+
+
 def review(df: pd.DataFrame, *, annotations: pd.DataFrame | None = None, budget: int = 100,
            text_col: str = "text", label_col: str = "label", id_col: str = "id",
            item_col: str = "item_id", annotator_col: str = "annotator", annotation_label_col: str = "label",
            weights: Mapping[str, float] | None = None, embeddings=None, embedder=None,
            cache_dir: str | Path | None = None, config=None, classifier=None, random_state: int | None = 0,
-           source: str = "<DataFrame>", unsure_labels=None) -> ReviewQueue:
+           source: str = "<DataFrame>", unsure_labels=None, machine_annotators=()) -> ReviewQueue:
     """Merge unsure and contested items, mislabel suspects and uncertain unlabeled rows into one queue.
 
     Parameters
@@ -113,6 +154,9 @@ def review(df: pd.DataFrame, *, annotations: pd.DataFrame | None = None, budget:
     unsure_labels : iterable of str, optional
         Label values meaning "unsure" (default ``unsure``, ``needs_review``); unsure items head
         the queue.
+    machine_annotators : iterable of str
+        Annotators that are models; the rows where they disagree with the humans or the model come
+        right after the unsure items (source ``machine``).
 
     Returns
     -------
@@ -151,6 +195,14 @@ def review(df: pd.DataFrame, *, annotations: pd.DataFrame | None = None, budget:
 
         ann = prepare_annotations(annotations, item_col=item_col, annotator_col=annotator_col,
                                   label_col=annotation_label_col, source=f"{source} (annotations)")
+    machines = check_machine_annotators(ann, machine_annotators, source=f"{source} (annotations)") \
+        if ann is not None else ()
+    if machine_annotators and ann is None:
+        raise ConfigError("--machine-annotators needs --annotations (the machine's labels are votes there)")
+    machine_votes = None
+    if machines:
+        ann, machine_votes = split_machine(ann, machines)
+        machine_votes = machine_votes[~unsure_mask(machine_votes["label"].to_numpy(dtype=object), tuple(unsure_set))]
     if w["unsure"] > 0:
         if ann is not None:
             flagged = unsure_items(ann, tuple(unsure_set))
@@ -221,6 +273,11 @@ def review(df: pd.DataFrame, *, annotations: pd.DataFrame | None = None, budget:
             suggested.setdefault(str(pool.ids[unl[t]]), str(ctx.classes[a]))
         candidates["uncertain"] = int(top.size)
 
+    if machine_votes is not None and w["machine"] > 0 and len(machine_votes):
+        candidates["machine"] = _machine_disagreements(
+            machine_votes, decided_votes, pool, X, y, lab, model_ok=model_ok, classifier=classifier,
+            random_state=random_state, note=note, suggested=suggested, extra_text=extra_text)
+
     if not scores:
         raise DataError(f"{source}: nothing to review: no unsure or contested items, no suspects and no unlabeled rows "
                         "(give --annotations, or a table with labeled and unlabeled rows)")
@@ -241,12 +298,13 @@ def review(df: pd.DataFrame, *, annotations: pd.DataFrame | None = None, budget:
             "in_data": pos is not None,
             "_evidence": evidence,
             "_unsure": "unsure" in by_src,
+            "_machine": "machine" in by_src,
             **{f"score_{s}": round(by_src[s], 6) if s in by_src else np.nan for s in SOURCES},
         })
     # Unsure items first; then equal priorities (a saturated noisy-or) go to the row with more evidence.
-    out = pd.DataFrame(rows).sort_values(["_unsure", "priority", "_evidence", "id"],
-                                         ascending=[False, False, False, True], kind="stable")
-    out = out.head(budget).drop(columns=["_evidence", "_unsure"]).reset_index(drop=True)
+    out = pd.DataFrame(rows).sort_values(["_unsure", "_machine", "priority", "_evidence", "id"],
+                                         ascending=[False, False, False, False, True], kind="stable")
+    out = out.head(budget).drop(columns=["_evidence", "_unsure", "_machine"]).reset_index(drop=True)
     out.insert(0, "rank", np.arange(1, len(out) + 1))
     stats = {"n_rows": pool.n, "n_labeled": int(lab.size), "n_unlabeled": int(unl.size), "budget": budget,
              "n_queued": int(len(out)), "weights": w, "candidates": candidates,

@@ -55,7 +55,9 @@ class WeightedVotes:
     error_matrix : ndarray of float64, shape (k, k)
         ``Q[t, l]``: P(an annotator says l | true t, they are wrong); zero diagonal.
     model_weight, vote_weight : float
-        ``alpha`` and ``beta``.
+        ``alpha`` and ``beta`` (the people's votes).
+    machine_weights : dict of str -> float, optional
+        Each machine annotator's own weight.
     n_iter : int
     converged : bool
     """
@@ -67,6 +69,7 @@ class WeightedVotes:
     vote_weight: float
     n_iter: int
     converged: bool
+    machine_weights: dict | None = None
 
 
 def one_coin_terms(codes: RatingCodes, post: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -117,24 +120,33 @@ def _per_item(codes: RatingCodes, terms: np.ndarray) -> np.ndarray:
     return out
 
 
-def _fit_weights(codes: RatingCodes, log_model: np.ndarray, terms: np.ndarray, votes: np.ndarray,
+def _fit_weights(codes: RatingCodes, log_model: np.ndarray, terms: np.ndarray, groups: list[np.ndarray],
                  start: np.ndarray) -> np.ndarray:
-    """(log alpha, log beta) maximising the likelihood of each vote given the rest of the evidence."""
+    """(log alpha, log beta per group of voters) maximising the likelihood of each vote given the rest.
+
+    ``groups`` are boolean masks over the ratings (the people; each machine annotator); a vote's own
+    term is left out of its group's evidence.
+    """
     item = codes.item
-    rest_votes = votes[item] - terms
+    rests = []
+    for g in groups:
+        per_item = _per_item(codes, np.where(g[:, None], terms, 0.0))
+        rests.append(per_item[item] - np.where(g[:, None], terms, 0.0))
     model = log_model[item]
 
     def negative(theta: np.ndarray) -> float:
-        alpha, beta = np.exp(theta)
-        z = alpha * model + beta * rest_votes
+        w = np.exp(theta)
+        z = w[0] * model
+        for weight, rest in zip(w[1:], rests):
+            z = z + weight * rest
         return -float(logsumexp(log_softmax(z, axis=1) + terms, axis=1).sum())
 
     bound = (np.log(0.01), np.log(WEIGHT_CAP))
-    return minimize(negative, x0=np.clip(start, *bound), method="L-BFGS-B", bounds=[bound, bound]).x
+    return minimize(negative, x0=np.clip(start, *bound), method="L-BFGS-B", bounds=[bound] * (1 + len(groups))).x
 
 
 def weighted_vote_em(codes: RatingCodes, model_proba: np.ndarray, *, start: np.ndarray | None = None,
-                     max_iter: int = 100, tol: float = 1e-5) -> WeightedVotes:
+                     max_iter: int = 100, tol: float = 1e-5, machine: np.ndarray | None = None) -> WeightedVotes:
     """EM for the posterior ``softmax(alpha log p_model + beta log P(votes | t))`` (see the module).
 
     Parameters
@@ -147,6 +159,9 @@ def weighted_vote_em(codes: RatingCodes, model_proba: np.ndarray, *, start: np.n
     max_iter : int
     tol : float
         Stop when no posterior entry moves by more than this.
+    machine : ndarray of bool, shape (n_annotators,), optional
+        Machine annotators: each gets a weight of its own, fitted like the model's (a model's labels
+        are one source however many items it labels, and its errors are not a person's).
     """
     counts = codes.counts.astype(np.float64)
     if start is None:
@@ -154,22 +169,29 @@ def weighted_vote_em(codes: RatingCodes, model_proba: np.ndarray, *, start: np.n
         start = top / top.sum(axis=1, keepdims=True)
     post = start
     log_model = np.log(np.clip(model_proba, 1e-12, None))
-    theta = np.zeros(2)
+    is_machine = np.zeros(codes.annotators.size, bool) if machine is None else np.asarray(machine, bool)
+    people = ~is_machine[codes.annotator]
+    groups = ([people] if people.any() else []) + [codes.annotator == a for a in np.flatnonzero(is_machine)]
+    theta = np.zeros(1 + len(groups))
     converged = False
     it = 0
     for it in range(1, max_iter + 1):
         terms, accuracy, error_matrix = one_coin_terms(codes, post)
-        votes = _per_item(codes, terms)
-        theta = _fit_weights(codes, log_model, terms, votes, theta)
-        alpha, beta = np.exp(theta)
-        new = np.exp(log_softmax(alpha * log_model + beta * votes, axis=1))
+        theta = _fit_weights(codes, log_model, terms, groups, theta)
+        w = np.exp(theta)
+        rating_weight = np.zeros(codes.item.size)
+        for weight, g in zip(w[1:], groups):
+            rating_weight[g] = weight
+        new = np.exp(log_softmax(w[0] * log_model + _per_item(codes, rating_weight[:, None] * terms), axis=1))
         moved = float(np.abs(new - post).max())
         post = new
         if moved < tol:
             converged = True
             break
-    return WeightedVotes(posterior=post, accuracy=accuracy, error_matrix=error_matrix, model_weight=float(alpha),
-                         vote_weight=float(beta), n_iter=it, converged=converged)
+    beta = float(w[1]) if people.any() else float("nan")
+    machine_weights = {str(codes.annotators[a]): float(x) for a, x in zip(np.flatnonzero(is_machine), w[1 + people.any():])}
+    return WeightedVotes(posterior=post, accuracy=accuracy, error_matrix=error_matrix, model_weight=float(w[0]),
+                         vote_weight=beta, n_iter=it, converged=converged, machine_weights=machine_weights)
 
 
 def voter_reliability(codes: RatingCodes, model_label: np.ndarray) -> tuple[float, np.ndarray, float]:

@@ -86,6 +86,11 @@ def round_record(*, round_number: int | None, config: dict, stats: dict, data_pa
         "stop_set": stop_set,
         "outputs": outputs,
     }
+    if stats.get("relabel") is not None:
+        # Which queued ids are second opinions: `selector merge` keeps their labels as votes.
+        record["relabel"] = stats["relabel"]
+    if stats.get("consensus") is not None:
+        record["consensus"] = stats["consensus"]
     if gold is not None:
         record["gold"] = {k: v for k, v in gold.items() if k != "ids"}
         record["gold_ids"] = sorted(str(i) for i in gold.get("ids", []))

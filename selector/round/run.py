@@ -30,7 +30,7 @@ import pandas as pd
 from selector.chat import ChatTable, read_data
 from selector.config import SelectConfig
 from selector.errors import ConfigError, DataError, EmptyPoolError
-from selector.io import file_sha256, table_sibling
+from selector.io import file_sha256, read_table, table_sibling
 from selector.loop.ledger import (
     ledger_path,
     locked_ledger,
@@ -41,6 +41,8 @@ from selector.loop.ledger import (
 from selector.models.cache import check_cache_root
 from selector.models.embedders import make_embedder
 from selector.outputs import OutputPlan, json_file, table
+from selector.quality.annotations import prepare_annotations
+from selector.quality.consensus import consensus_from_codes
 from selector.quality.gold import check_gold_rate, gold_for_round, read_gold
 from selector.round.buckets import BUCKET_COL, check_bucket_share, prioritise_buckets
 from selector.round.compute import build_context, queue_frame
@@ -54,6 +56,13 @@ from selector.round.model import (
 )
 from selector.round.pool import LabeledPool, prepare_pool
 from selector.round.record import record_path_for, round_record
+from selector.round.relabel import (
+    PoolVotes,
+    evidence_from_consensus,
+    evidence_from_suspects,
+    relabel_queue,
+    votes_for_pool,
+)
 from selector.round.suspects import (
     find_suspects,
     select_suspects,
@@ -82,7 +91,11 @@ class RoundPlan:
         The table as read.
     pool : LabeledPool
     budget : int
-        Rows to queue (the pool size when the pool is smaller than ``config.budget``).
+        New rows the strategy picks (the pool size when the pool is smaller than ``config.budget``).
+    queue_budget : int
+        Rows in the queue: ``budget``, or with ``config.relabel`` up to ``config.budget`` new and labeled rows.
+    votes : PoolVotes or None
+        Annotators' votes (``annotations``): the voted rows train on their consensus.
     outputs : OutputPlan or None
         None when the round writes nothing (library use without ``out``).
     ledger : Path or None
@@ -110,6 +123,8 @@ class RoundPlan:
     ledger: Path | None
     command: str | None
     chat: ChatTable | None = None
+    queue_budget: int = 0
+    votes: PoolVotes | None = None
 
 
 @dataclass
@@ -122,6 +137,8 @@ class RoundResult:
         The queue as written: ``rank, id, text, score, strategy, reason, predicted_label,
         predicted_proba`` (+ extras such as ``cluster``), best first; with gold mixed in, the
         blind queue (``rank, id, text``).
+    consensus : ConsensusResult or None
+        The voted rows' consensus (with ``annotations``).
     suspects : DataFrame or None
         The mislabel-suspect list (None when skipped; ``suspects_note`` says why).
     suspects_note : str
@@ -156,6 +173,7 @@ class RoundResult:
     gold_ids: list | None = None
     record: dict = field(default_factory=dict)
     written: dict = field(default_factory=dict)
+    consensus: Any = None
 
 
 def plan_round(data: str | Path | pd.DataFrame, config: SelectConfig | None = None, *,
@@ -164,7 +182,9 @@ def plan_round(data: str | Path | pd.DataFrame, config: SelectConfig | None = No
                gold: str | Path | pd.DataFrame | None = None, gold_rate: float | None = None,
                bucket_priority: float | None = None, suspects: bool = True,
                ledger: str | Path | bool | None = None, command: str | None = None,
-               source: str | None = None, inputs: Sequence[tuple[str, str | Path]] = ()) -> RoundPlan:
+               source: str | None = None, inputs: Sequence[tuple[str, str | Path]] = (),
+               annotations: str | Path | pd.DataFrame | None = None, item_col: str = "item_id",
+               annotator_col: str = "annotator") -> RoundPlan:
     """Read and check everything a round needs; see :func:`run_round` for the parameters.
 
     Raises
@@ -187,8 +207,21 @@ def plan_round(data: str | Path | pd.DataFrame, config: SelectConfig | None = No
     # The default "id" column is optional (ids are generated); a column the user named must exist.
     pool = prepare_pool(df, text_col=config.text_col, label_col=config.label_col, id_col=config.id_col,
                         source=source, require_id_col=config.id_col != "id", unsure_labels=config.unsure_labels)
+    votes, annotations_path = None, None
+    if annotations is not None:
+        if isinstance(annotations, pd.DataFrame):
+            ann, ann_source = annotations, "annotations"
+        else:
+            annotations_path = Path(annotations)
+            ann, ann_source = read_table(annotations_path), str(annotations_path)
+        ann = prepare_annotations(ann, item_col=item_col, annotator_col=annotator_col, label_col=config.label_col,
+                                  source=ann_source, keep=())
+        pool, votes = votes_for_pool(pool, ann, unsure_labels=config.unsure_labels, source=ann_source)
     n_pool = int((~pool.labeled).sum())
-    if n_pool == 0:
+    if config.relabel and (gold is not None or bucket_priority is not None):
+        raise ConfigError("--relabel does not mix with --gold or --bucket-priority yet; run the relabel round "
+                          "without them")
+    if n_pool == 0 and not (config.relabel and pool.labeled.any()):
         raise EmptyPoolError(f"{source}: every row is labeled, so there is nothing to select; "
                              f"add unlabeled rows (an empty {config.label_col!r} cell)")
     strategy = make_strategy(config.strategy, **config.strategy_params)
@@ -227,6 +260,7 @@ def plan_round(data: str | Path | pd.DataFrame, config: SelectConfig | None = No
     if outputs is not None:
         outputs.add_input(data_path, "DATA")
         outputs.add_input(gold_path, "--gold")
+        outputs.add_input(annotations_path, "--annotations")
         for what, path in inputs:
             outputs.add_input(path, what)
         if embeddings is not None and not isinstance(embeddings, np.ndarray):
@@ -257,15 +291,18 @@ def plan_round(data: str | Path | pd.DataFrame, config: SelectConfig | None = No
                           f"{', '.join(outside[:5])}{', ...' if len(outside) > 5 else ''}; correct them or add them "
                           "to `labels` (`selector validate --labels ...` lists the rows)", stacklevel=3)
     budget = config.budget
-    if budget > n_pool:
-        warnings.warn(f"budget {budget} is larger than the pool ({n_pool} unlabeled rows); queueing the whole pool",
-                      stacklevel=3)
-        budget = n_pool
+    n_candidates = n_pool + (int(pool.labeled.sum()) if config.relabel else 0)
+    if budget > n_candidates:
+        warnings.warn(f"budget {budget} is larger than the pool ({n_pool} unlabeled rows"
+                      + (f" and {n_candidates - n_pool} labeled ones" if config.relabel else "")
+                      + "); queueing the whole pool", stacklevel=3)
+    queue_budget = min(budget, n_candidates)
+    budget = min(budget, n_pool)
     return RoundPlan(config=config, df=df, pool=pool, source=source, data_path=data_path, data_sha256=data_sha256,
                      budget=budget, strategy=strategy, template=template, embedder=embedder, embeddings=X_given,
                      cache_dir=cache_dir if X_given is None else None, gold_table=gold_table, gold_path=gold_path,
                      gold_rate=gold_rate, bucket_priority=bucket_priority, suspects=suspects, outputs=outputs,
-                     ledger=ledger_file, command=command, chat=chat)
+                     ledger=ledger_file, command=command, chat=chat, queue_budget=queue_budget, votes=votes)
 
 
 def with_conversation(queue: pd.DataFrame, df: pd.DataFrame, pool: LabeledPool) -> pd.DataFrame:
@@ -280,6 +317,34 @@ def with_conversation(queue: pd.DataFrame, df: pd.DataFrame, pool: LabeledPool) 
     return queue
 
 
+def _with_second_opinions(plan: RoundPlan, pool: LabeledPool, context: SelectionContext, selection: Selection,
+                          queue: pd.DataFrame, found, cons) -> tuple[pd.DataFrame, dict]:
+    """The queue with second opinions on labeled rows mixed in (``config.relabel``), and what the mix was."""
+    lab = pool.labeled_positions
+    if not context.has_model or (cons is None and found is None):
+        why = context.cold_start_reason or "no out-of-fold evidence on the labeled rows"
+        return queue.assign(kind="new"), {"n_new": len(queue), "n_relabel": 0, "skipped": why}
+    if cons is not None:
+        # Evidence rows follow cons.items; the queue needs them in labeled-position order.
+        at = {int(p): n for n, p in enumerate(plan.votes.positions)}
+        order = np.array([at[int(p)] for p in lab])
+        evidence = evidence_from_consensus(cons, labeled_by=plan.votes.labeled_by)
+        evidence = dataclasses.replace(evidence, posterior=evidence.posterior[order], current=evidence.current[order],
+                                       votes=evidence.votes[order], labeled_by=evidence.labeled_by[order])
+    else:
+        by = plan.df["annotator"].to_numpy(dtype=object)[lab] if "annotator" in plan.df.columns else None
+        labeled_by = None if by is None else np.array(["" if pd.isna(v) else str(v) for v in by], dtype=object)
+        evidence = evidence_from_suspects(found, labeled_by=labeled_by)
+    new_proba = context.proba_pool[selection.indices] if len(selection) else None
+    mixed = relabel_queue(queue, new_proba, context.classes, evidence, pool.ids[lab], pool.texts[lab],
+                          plan.queue_budget)
+    is_relabel = (mixed["kind"] == "relabel").to_numpy()
+    n_relabel = int(is_relabel.sum())
+    return mixed, {"n_new": len(mixed) - n_relabel, "n_relabel": n_relabel,
+                   "ids": [str(i) for i in mixed["id"][is_relabel]], "vote_accuracy": round(evidence.accuracy, 4),
+                   "model_weight": round(evidence.model_weight, 4), "evidence": "votes" if cons is not None else "suspects"}
+
+
 def compute_round(plan: RoundPlan, *, show_progress: bool = False, on_step=None) -> RoundResult:
     """Embed, fit once, out-of-fold once, score, select, suspects, bucket priority and gold (no files).
 
@@ -290,6 +355,15 @@ def compute_round(plan: RoundPlan, *, show_progress: bool = False, on_step=None)
     t_start, c_start = time.perf_counter(), time.process_time()
     X, embed_stats = embed_pool(pool, config, embedder=plan.embedder, embeddings=plan.embeddings,
                                 cache_dir=plan.cache_dir, show_progress=show_progress)
+    cons = None
+    if plan.votes is not None:
+        # The voted rows train on their consensus: votes weighed with an out-of-fold model.
+        step(f"consensus of {plan.votes.codes.item.size} votes on {plan.votes.positions.size} rows")
+        cons = consensus_from_codes(plan.votes.codes, X=X[plan.votes.positions], random_state=config.seed,
+                                    classifier=plan.template)
+        labels = pool.labels.copy()
+        labels[plan.votes.positions] = cons.label
+        pool = dataclasses.replace(pool, labels=labels)
     lab, unl = pool.labeled_positions, pool.pool_positions
     y = pool.labels[lab].astype(str)
     t_fit, c_fit = time.perf_counter(), time.process_time()
@@ -298,22 +372,26 @@ def compute_round(plan: RoundPlan, *, show_progress: bool = False, on_step=None)
     t_oof, c_oof = time.perf_counter(), time.process_time()
     oof = None
     # The one out-of-fold pass, when something reads it: the suspects, or the record's CV figures.
-    if context.has_model and (plan.suspects or plan.outputs is not None):
+    if context.has_model and (plan.suspects or plan.outputs is not None or config.relabel):
         step(f"cross-validating the classifier on {lab.size} labeled rows (out-of-fold probabilities)")
         oof = out_of_fold(plan.template, X[lab], y, random_state=config.seed)
     t_select, c_select = time.perf_counter(), time.process_time()
-    selection = plan.strategy.select(context, plan.budget, random_state=config.seed)
+    if plan.budget > 0:
+        selection = plan.strategy.select(context, plan.budget, random_state=config.seed)
+    else:  # --relabel on a table with no unlabeled row: second opinions only
+        selection = Selection(np.zeros(0, np.int64), np.zeros(0), np.zeros(0, dtype=object))
     t_suspects, c_suspects = time.perf_counter(), time.process_time()
 
-    suspect_table, note = None, ""
-    if plan.suspects:
+    suspect_table, note, found = None, "", None
+    if plan.suspects or (config.relabel and plan.votes is None):
         if oof is None:
             note = (f"suspect list skipped: {labels_problem(y)}; it needs at least 3 labeled rows of 2 classes")
         else:
             step(f"scoring {lab.size} labeled rows for mislabel suspects")
             found = find_suspects(X[lab], y, oof_proba=oof.proba, texts=pool.texts[lab], random_state=config.seed)
-            suspect_table = suspects_frame(found, select_suspects(found), ids=pool.ids[lab], texts=pool.texts[lab])
-            note = "mislabel suspects: " + found.summary(len(suspect_table))
+            if plan.suspects:
+                suspect_table = suspects_frame(found, select_suspects(found), ids=pool.ids[lab], texts=pool.texts[lab])
+                note = "mislabel suspects: " + found.summary(len(suspect_table))
     t_done, c_done = time.perf_counter(), time.process_time()
 
     classes = context.classes if context.classes is not None else np.unique(y)
@@ -338,11 +416,15 @@ def compute_round(plan: RoundPlan, *, show_progress: bool = False, on_step=None)
                          "n_lines": plan.chat.n_lines, "n_skipped": len(plan.chat.skipped),
                          "skipped_lines": [s["line"] for s in plan.chat.skipped[:100]]}
     queue = queue_frame(pool, context, selection, config.strategy)
+    if config.relabel:
+        queue, stats["relabel"] = _with_second_opinions(plan, pool, context, selection, queue, found, cons)
+    if cons is not None:
+        stats["consensus"] = cons.summary()
     if plan.chat is not None:
         queue = with_conversation(queue, plan.df, pool)
     result = RoundResult(queue=queue, selection=selection,
                          context=context, pool=pool, embeddings=X, stats=stats, oof=oof,
-                         suspects=suspect_table, suspects_note=note)
+                         suspects=suspect_table, suspects_note=note, consensus=cons)
     if plan.bucket_priority is not None:
         result = prioritise_buckets(result, plan.df, share=plan.bucket_priority, strategy=config.strategy,
                                     random_state=config.seed)
@@ -358,7 +440,7 @@ def commit_round(plan: RoundPlan, result: RoundResult) -> RoundResult:
     Without outputs (library use) the record is built with no round number and nothing is written.
     """
     t0 = time.perf_counter()
-    pool, config = plan.pool, plan.config
+    pool, config = result.pool, plan.config
     lab = pool.labeled_positions
     y = pool.labels[lab].astype(str)
     names, counts = np.unique(y, return_counts=True)
@@ -409,7 +491,9 @@ def run_round(data: str | Path | pd.DataFrame, config: SelectConfig | None = Non
               cache_dir: str | Path | None = None, gold: str | Path | pd.DataFrame | None = None,
               gold_rate: float | None = None, bucket_priority: float | None = None, suspects: bool = True,
               ledger: str | Path | bool | None = None, command: str | None = None, source: str | None = None,
-              show_progress: bool = False, on_step=None, inputs: Sequence[tuple[str, str | Path]] = ()) -> RoundResult:
+              show_progress: bool = False, on_step=None, inputs: Sequence[tuple[str, str | Path]] = (),
+              annotations: str | Path | pd.DataFrame | None = None, item_col: str = "item_id",
+              annotator_col: str = "annotator") -> RoundResult:
     """Plan, compute and commit one labeling round.
 
     Parameters
@@ -449,6 +533,13 @@ def run_round(data: str | Path | pd.DataFrame, config: SelectConfig | None = Non
     inputs : sequence of (what, path)
         Other files the caller read for this round (a config file, a labels file): no output may be one
         of them.
+    annotations : path or DataFrame, optional
+        Several annotators' votes in long format (``item_col, annotator_col`` and the label column):
+        voted rows train on their consensus (votes weighed with an out-of-fold model); a DATA label
+        on a row with no votes counts as one vote. With ``config.relabel`` second opinions are
+        weighed against these votes.
+    item_col, annotator_col : str
+        Columns of ``annotations``.
 
     Returns
     -------
@@ -461,7 +552,8 @@ def run_round(data: str | Path | pd.DataFrame, config: SelectConfig | None = Non
     """
     plan = plan_round(data, config=config, out=out, embeddings=embeddings, embedder=embedder, classifier=classifier,
                       cache_dir=cache_dir, gold=gold, gold_rate=gold_rate, bucket_priority=bucket_priority,
-                      suspects=suspects, ledger=ledger, command=command, source=source, inputs=inputs)
+                      suspects=suspects, ledger=ledger, command=command, source=source, inputs=inputs,
+                      annotations=annotations, item_col=item_col, annotator_col=annotator_col)
     return commit_round(plan, compute_round(plan, show_progress=show_progress, on_step=on_step))
 
 
@@ -469,7 +561,8 @@ def select(df: pd.DataFrame, budget: int, *, strategy: str = "auto", text_col: s
            label_col: str = "label", id_col: str = "id", random_state: int | None = None,
            strategy_params: dict[str, Any] | None = None, embedder=None, model: str | None = None,
            embeddings: np.ndarray | None = None, classifier=None, cache_dir: str | Path | None = None,
-           show_progress: bool = False) -> pd.DataFrame:
+           show_progress: bool = False, relabel: bool = False,
+           annotations: pd.DataFrame | None = None) -> pd.DataFrame:
     """Choose the next ``budget`` unlabeled rows of ``df`` to label: :func:`run_round`'s queue.
 
     Parameters
@@ -494,6 +587,12 @@ def select(df: pd.DataFrame, budget: int, *, strategy: str = "auto", text_col: s
         Default logistic regression.
     cache_dir : path, optional
         Embedding cache folder; none by default in the API.
+    relabel : bool
+        One budget for new rows and second opinions: labeled rows whose label one more vote would
+        most likely fix join the queue, ranked with the new rows by expected gain
+        (:mod:`selector.round.relabel`); adds ``kind, current_label, votes, labeled_by, gain``.
+    annotations : DataFrame, optional
+        Several annotators' votes (``item_id, annotator, label``); see :func:`run_round`.
 
     Returns
     -------
@@ -504,6 +603,7 @@ def select(df: pd.DataFrame, budget: int, *, strategy: str = "auto", text_col: s
     if not isinstance(df, pd.DataFrame):
         raise DataError(f"select() needs a pandas DataFrame, got {type(df).__name__}")
     config = SelectConfig(budget=budget, strategy=strategy, strategy_params=dict(strategy_params or {}),
-                          seed=random_state, text_col=text_col, label_col=label_col, id_col=id_col, model=model)
+                          seed=random_state, text_col=text_col, label_col=label_col, id_col=id_col, model=model,
+                          relabel=relabel)
     return run_round(df, config=config, embedder=embedder, embeddings=embeddings, classifier=classifier,
-                     cache_dir=cache_dir, suspects=False, show_progress=show_progress).queue
+                     cache_dir=cache_dir, suspects=False, show_progress=show_progress, annotations=annotations).queue
