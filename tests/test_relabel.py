@@ -220,3 +220,16 @@ def test_merge_votes_need_an_export(tmp_path):
     r = runner.invoke(app, ["merge", str(data), "--accept-corrections", str(data), "--annotations",
                             str(tmp_path / "v.csv"), "--out", str(tmp_path / "m.csv")])
     assert r.exit_code != 0 and "LABELED_FILE" in r.output
+
+
+def test_thin_classes_get_second_opinions_only_on_strong_evidence():
+    """Too few labels per class to judge them: only the suspect list's flagged rows are offered."""
+    df = noisy_table()
+    lab = df[df["label"] != ""]
+    X = HashingEmbedder(64).encode(lab["text"].tolist())
+    found = find_suspects(X, lab["label"].to_numpy(), random_state=0, min_class_labels=1000)
+    ev = evidence_from_suspects(found)
+    col = {c: j for j, c in enumerate(ev.classes)}
+    given_p = ev.posterior[np.arange(len(lab)), [col[v] for v in lab["label"]]]
+    assert (given_p[~found.flagged] == 1.0).all()
+    assert vote_gain(ev.posterior[~found.flagged], ev.accuracy, ev.error_matrix).max() == 0.0

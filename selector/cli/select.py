@@ -71,7 +71,9 @@ def select_command(
         r = result.stats["relabel"]
         info(f"relabel: {r['n_relabel']} second opinion(s) and {r['n_new']} new row(s) in one queue (kind column)"
              + (f"; no second opinions: {r['skipped']}" if "skipped" in r else
-                f"; an average vote is right {r['vote_accuracy']:.0%} of the time ({r['evidence']})"), opts.quiet)
+                f"; an average vote is right {r['vote_accuracy']:.0%} of the time ({r['evidence']})")
+             + (f"; rows of the {r['n_thin_classes']} classes with too few labels to judge are offered only on the "
+                "suspect list's strong evidence" if r.get("n_thin_classes") else ""), opts.quiet)
     if result.gold_ids is not None:
         info(f"mixed {len(result.gold_ids)} gold items into the queue (ids in {result.written['record']}, "
              f"answer key {result.written['gold_key']})", opts.quiet)

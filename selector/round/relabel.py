@@ -237,7 +237,8 @@ def evidence_from_suspects(found, labeled_by: np.ndarray | None = None) -> Label
     """Evidence of single-label rows from the suspect list (:class:`~selector.round.suspects.SuspectResult`).
 
     The given label keeps ``1 - p_mislabeled``; the rest goes to the other classes as the out-of-fold
-    evidence says. The crowd's accuracy is one minus the estimated error rate; its error matrix
+    evidence says. A row of a class with fewer labels than the suspect list needs to judge it
+    (``thin_classes``) keeps its label with certainty unless the list flags it. The crowd's accuracy is one minus the estimated error rate; its error matrix
     counts, for each row, the classes its label would be an error for (one pseudo-error per pair).
     """
     classes = np.asarray(found.classes, dtype=object).astype(str)
@@ -251,6 +252,12 @@ def evidence_from_suspects(found, labeled_by: np.ndarray | None = None) -> Label
     p_wrong = np.clip(np.asarray(found.p_mislabeled, dtype=np.float64), 0.0, 1.0)
     post = other * p_wrong[:, None]
     post[rows, g] = 1.0 - p_wrong
+    # A class with too few labels for the model to judge (the suspect list's own guard): its rows are
+    # offered for a second opinion only on the list's strong evidence, never on a thin model's say-so.
+    unjudged = np.isin(np.asarray(found.given, dtype=object).astype(str), np.asarray(found.thin_classes).astype(str))
+    unjudged &= ~np.asarray(found.flagged, dtype=bool)
+    post[unjudged] = 0.0
+    post[rows[unjudged], g[unjudged]] = 1.0
     off = 1.0 - np.eye(k)
     # Q[t, v]: of the rows labeled v, how much belief says the truth is t (a wrong v given for a t).
     wrong = np.zeros((k, k))

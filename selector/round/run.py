@@ -342,7 +342,8 @@ def _with_second_opinions(plan: RoundPlan, pool: LabeledPool, context: Selection
     n_relabel = int(is_relabel.sum())
     return mixed, {"n_new": len(mixed) - n_relabel, "n_relabel": n_relabel,
                    "ids": [str(i) for i in mixed["id"][is_relabel]], "vote_accuracy": round(evidence.accuracy, 4),
-                   "model_weight": round(evidence.model_weight, 4), "evidence": "votes" if cons is not None else "suspects"}
+                   "model_weight": round(evidence.model_weight, 4), "evidence": "votes" if cons is not None else "suspects",
+                   "n_thin_classes": 0 if found is None or cons is not None else int(found.thin_classes.size)}
 
 
 def compute_round(plan: RoundPlan, *, show_progress: bool = False, on_step=None) -> RoundResult:
