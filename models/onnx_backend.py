@@ -26,7 +26,7 @@ from selector.models.hf_progress import quiet_weight_loading
 from selector.errors import ModelError
 from selector.io import remove_stale_temps, temp_path_for
 
-__all__ = ["ONNX_BACKENDS", "DEFAULT_MAX_TOKENS", "OnnxEncoder", "cpu_threads", "default_onnx_cache", "export_onnx",
+__all__ = ["ONNX_BACKENDS", "DEFAULT_MAX_TOKENS", "OnnxEncoder", "cfs_quota_cpus", "cpu_threads", "default_onnx_cache", "export_onnx",
            "exportable", "length_batches", "onnx_available", "token_length_batches"]
 
 ONNX_BACKENDS = ("onnx", "onnx-int8", "static")
@@ -38,12 +38,39 @@ _OPSET = 17
 DEFAULT_MAX_TOKENS = 512
 
 
-def cpu_threads() -> int:
-    """Cores this process may run on (its CPU affinity), at least 1."""
+def cfs_quota_cpus(cgroup_root: str | os.PathLike = "/sys/fs/cgroup") -> int | None:
+    """CPUs the process's cgroup quota allows (CFS quota / period, rounded up); None without a quota.
+
+    Reads cgroup v2 (``cpu.max``: ``"200000 100000"`` or ``"max 100000"``) or v1
+    (``cpu/cpu.cfs_quota_us`` and ``cpu/cpu.cfs_period_us``; -1 = none). A container limited to 2 CPUs
+    on a 64-core host still shows 64 in its affinity; more threads than the quota only queue.
+    """
+    root = Path(cgroup_root)
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        v2 = root / "cpu.max"
+        if v2.exists():
+            quota, period = v2.read_text().split()[:2]
+            if quota == "max":
+                return None
+            return max(1, -(-int(quota) // int(period)))
+        q1, p1 = root / "cpu" / "cpu.cfs_quota_us", root / "cpu" / "cpu.cfs_period_us"
+        if q1.exists() and p1.exists():
+            quota, period = int(q1.read_text().strip()), int(p1.read_text().strip())
+            return None if quota <= 0 or period <= 0 else max(1, -(-quota // period))
+    except (OSError, ValueError):
+        # An unreadable or odd cgroup file says nothing about a quota; the affinity still bounds us.
+        return None
+    return None
+
+
+def cpu_threads() -> int:
+    """Cores this process may use: its CPU affinity, capped by its cgroup's CFS quota; at least 1."""
+    try:
+        cores = max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - macOS/Windows have no affinity call
-        return max(1, os.cpu_count() or 1)
+        cores = max(1, os.cpu_count() or 1)
+    quota = cfs_quota_cpus()
+    return cores if quota is None else min(cores, quota)
 
 
 def onnx_available() -> bool:

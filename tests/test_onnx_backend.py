@@ -244,3 +244,20 @@ def test_round_record_carries_the_approximation_check(tmp_path):
     assert check["backend"] == "noisy" and check["n"] == 120 and check["drop_points"] > 1.0
     written = json.loads((tmp_path / "q.round.json").read_text())
     assert written["approximation_check"] == check
+
+
+def test_threads_follow_the_cfs_quota(tmp_path):
+    from selector.models.onnx_backend import cfs_quota_cpus
+
+    (tmp_path / "cpu.max").write_text("250000 100000\n")
+    assert cfs_quota_cpus(tmp_path) == 3
+    (tmp_path / "cpu.max").write_text("max 100000\n")
+    assert cfs_quota_cpus(tmp_path) is None
+    v1 = tmp_path / "v1"
+    (v1 / "cpu").mkdir(parents=True)
+    (v1 / "cpu" / "cpu.cfs_quota_us").write_text("100000")
+    (v1 / "cpu" / "cpu.cfs_period_us").write_text("100000")
+    assert cfs_quota_cpus(v1) == 1
+    (v1 / "cpu" / "cpu.cfs_quota_us").write_text("-1")
+    assert cfs_quota_cpus(v1) is None
+    assert cfs_quota_cpus(tmp_path / "absent") is None
