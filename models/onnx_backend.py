@@ -18,7 +18,8 @@ import logging
 import os
 import warnings
 from pathlib import Path
-from typing import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 from selector.models.hf_progress import quiet_weight_loading
@@ -26,7 +27,7 @@ from selector.models.hf_progress import quiet_weight_loading
 from selector.errors import ModelError
 from selector.io import remove_stale_temps, temp_path_for
 
-__all__ = ["ONNX_BACKENDS", "DEFAULT_MAX_TOKENS", "OnnxEncoder", "cfs_quota_cpus", "cpu_threads", "default_onnx_cache", "export_onnx",
+__all__ = ["ONNX_BACKENDS", "DEFAULT_MAX_TOKENS", "OnnxEncoder", "ModelTokenizer", "load_tokenizer", "cfs_quota_cpus", "cpu_threads", "default_onnx_cache", "export_onnx",
            "exportable", "length_batches", "onnx_available", "token_length_batches"]
 
 ONNX_BACKENDS = ("onnx", "onnx-int8", "static")
@@ -219,6 +220,76 @@ def _export_fp32(model_path: Path, dest: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
+@dataclass
+class ModelTokenizer:
+    """A model's tokenizer as the ONNX and static backends use it.
+
+    Attributes
+    ----------
+    token_ids : callable
+        ``token_ids(texts) -> list of id lists``, special tokens added, truncated to the model's length.
+    raw : tokenizers.Tokenizer or None
+        The Rust tokenizer (None for a model with only a slow, Python tokenizer).
+    pad_id : int
+    cls_id, sep_id, unk_id : int or None
+    vocab_size : int
+        Every token id, added tokens included.
+    """
+
+    token_ids: Callable[[list], list]
+    raw: Any
+    pad_id: int
+    cls_id: int | None
+    sep_id: int | None
+    unk_id: int | None
+    vocab_size: int
+
+
+def _special(config: dict, key: str):
+    value = config.get(key)
+    return value.get("content") if isinstance(value, dict) else value  # an AddedToken written out in full
+
+
+def load_tokenizer(model_path: str | os.PathLike, max_length: int) -> ModelTokenizer:
+    """The model's tokenizer (:class:`ModelTokenizer`), truncating to ``max_length`` tokens.
+
+    With a ``tokenizer.json`` (every fast tokenizer) it is the Rust ``tokenizers`` library alone:
+    the same ids as transformers' ``AutoTokenizer`` (tested), without importing transformers and
+    torch (about 220 MB of a process that only runs ONNX). The file's own padding and truncation
+    (all-MiniLM-L6-v2's pads every text to 128 tokens) are replaced by none and ``max_length``,
+    as ``AutoTokenizer(..., truncation=True, max_length=...)`` does. A model with only a slow
+    (Python) tokenizer goes through transformers.
+    """
+    path = Path(model_path) / "tokenizer.json"
+    if path.exists():
+        from tokenizers import Tokenizer
+
+        tok = Tokenizer.from_file(str(path))
+        tok.no_padding()
+        tok.enable_truncation(max_length=max_length)
+        config_path = path.with_name("tokenizer_config.json")
+        config = json.loads(config_path.read_text()) if config_path.exists() else {}
+        ids = {k: (tok.token_to_id(_special(config, k)) if _special(config, k) else None)
+               for k in ("pad_token", "cls_token", "sep_token", "unk_token")}
+
+        def token_ids(texts: list) -> list:
+            return [e.ids for e in tok.encode_batch(texts, add_special_tokens=True)]
+
+        return ModelTokenizer(token_ids=token_ids, raw=tok, pad_id=int(ids["pad_token"] or 0), cls_id=ids["cls_token"],
+                              sep_id=ids["sep_token"], unk_id=ids["unk_token"],
+                              vocab_size=tok.get_vocab_size(with_added_tokens=True))
+    from transformers import AutoTokenizer
+
+    hf = AutoTokenizer.from_pretrained(str(model_path), local_files_only=True)
+
+    def hf_ids(texts: list) -> list:
+        return hf(texts, truncation=True, max_length=max_length)["input_ids"]
+
+    return ModelTokenizer(token_ids=hf_ids, raw=hf.backend_tokenizer if hf.is_fast else None,
+                          pad_id=int(hf.pad_token_id or 0), cls_id=hf.cls_token_id, sep_id=hf.sep_token_id,
+                          unk_id=hf.unk_token_id, vocab_size=len(hf))
+
+
 class OnnxEncoder:
     """Runs an exported sentence-transformers graph with ONNX Runtime.
 
@@ -250,10 +321,9 @@ class OnnxEncoder:
         self.batch_size = int(batch_size)
         self.max_tokens = int(max_tokens)
         import onnxruntime as ort
-        from transformers import AutoTokenizer
 
-        self.tokenizer = AutoTokenizer.from_pretrained(str(self.model_path), local_files_only=True)
-        self.pad_id = int(self.tokenizer.pad_token_id or 0)
+        self.tokenizer = load_tokenizer(self.model_path, self.max_seq_length)
+        self.pad_id = self.tokenizer.pad_id
         providers = ["CPUExecutionProvider"]
         if device.startswith("cuda"):
             if "CUDAExecutionProvider" not in ort.get_available_providers():
@@ -302,7 +372,7 @@ class OnnxEncoder:
         feeds : dict of str -> ndarray of int64, shape (b, width)
             ``input_ids``, ``attention_mask`` (and ``token_type_ids`` when the graph takes it).
         """
-        ids = self.tokenizer(list(texts), truncation=True, max_length=self.max_seq_length)["input_ids"]
+        ids = self.tokenizer.token_ids(list(texts))
         lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
         for idx in token_length_batches(lengths, max_tokens=self.max_tokens, max_rows=self.batch_size):
             width = int(lengths[idx[0]])

@@ -50,11 +50,14 @@ def distill_static(onnx_encoder, dest: str | os.PathLike, *, dimension: int = ST
     if dest.exists():
         return dest
     tok = onnx_encoder.tokenizer
-    if tok.cls_token_id is None or tok.sep_token_id is None:
+    if tok.raw is None:
+        raise ModelError(f"{onnx_encoder.model_path}: the static backend needs a fast tokenizer "
+                         "(tokenizer.json); use --backend onnx")
+    if tok.cls_id is None or tok.sep_id is None:
         raise ModelError(f"{onnx_encoder.model_path}: the tokenizer has no [CLS]/[SEP] tokens; "
                          "the static backend supports BERT-style models only (use --backend onnx)")
-    vocab = len(tok)
-    seqs = np.stack([np.full(vocab, tok.cls_token_id), np.arange(vocab), np.full(vocab, tok.sep_token_id)],
+    vocab = tok.vocab_size
+    seqs = np.stack([np.full(vocab, tok.cls_id), np.arange(vocab), np.full(vocab, tok.sep_id)],
                     axis=1).astype(np.int64)
     session, inputs = onnx_encoder.session, onnx_encoder.input_names
     token_vecs = None
@@ -85,7 +88,8 @@ def distill_static(onnx_encoder, dest: str | os.PathLike, *, dimension: int = ST
 
 
 def _word_frequency_weights(tokenizer) -> np.ndarray:
-    """Zipf weights over the vocabulary: 1/rank for whole-word tokens in id order, 0 elsewhere.
+    """Zipf weights over the vocabulary of ``tokenizer`` (a :class:`~selector.models.onnx_backend.ModelTokenizer`):
+    1/rank for whole-word tokens in id order, 0 elsewhere.
 
     WordPiece vocabularies list whole words roughly by frequency after their special, unused and
     single-character entries; sub-word pieces (``##``) and bracketed tokens get no weight.
@@ -94,8 +98,8 @@ def _word_frequency_weights(tokenizer) -> np.ndarray:
     -------
     ndarray of float64, shape (vocab_size,), summing to 1.
     """
-    vocab = tokenizer.get_vocab()
-    weights = np.zeros(len(tokenizer), dtype=np.float64)
+    vocab = tokenizer.raw.get_vocab(with_added_tokens=True)
+    weights = np.zeros(tokenizer.vocab_size, dtype=np.float64)
     words = sorted((i, t) for t, i in vocab.items() if i < weights.size and len(t) > 1 and t.isalpha())
     for rank, (i, _) in enumerate(words, start=1):
         weights[i] = 1.0 / rank
@@ -117,11 +121,14 @@ class StaticEncoder:
         from tokenizers import Tokenizer
 
         self.table = np.load(distill_static(onnx_encoder, table_path), allow_pickle=False)
-        hf = onnx_encoder.tokenizer
-        self.unk_id = int(hf.unk_token_id if hf.unk_token_id is not None else 0)
+        tok = onnx_encoder.tokenizer
+        if tok.raw is None:
+            raise ModelError(f"{onnx_encoder.model_path}: the static backend needs a fast tokenizer "
+                             "(tokenizer.json); use --backend onnx")
+        self.unk_id = int(tok.unk_id if tok.unk_id is not None else 0)
         # A private copy of the Rust tokenizer: whole texts (a static model has no length limit), no
         # padding, batches encoded in parallel, without touching the shared one's settings.
-        self.tokenizer = Tokenizer.from_str(hf.backend_tokenizer.to_str())
+        self.tokenizer = Tokenizer.from_str(tok.raw.to_str())
         self.tokenizer.no_truncation()
         self.tokenizer.no_padding()
 

