@@ -27,9 +27,16 @@ Targets (exit 1 when missed):
 * its vectors match st.encode's: cosine >= 0.9999 and max |diff| <= 1e-4; accuracy within 0.5 points;
 * its peak RSS is no more than the torch backend's.
 
+On a GPU (``--device cuda``; a clear error without CUDA) it measures wall seconds per 1,000 texts
+instead, for ``st.encode`` (fp32, the baseline), selector's torch backend at its CUDA default (fp16)
+and the ONNX backend on ONNX Runtime's CUDA provider (fp32; "not measured" without onnxruntime-gpu),
+and checks the vectors against st.encode's: cosine >= 0.999 for fp16, >= 0.9999 for fp32 (exit 1 on a
+miss); the figures go to ``scripts/results/bench_embed_cuda.json``.
+
 Usage::
 
     python scripts/bench_embed.py [--n 2000] [--rounds 4] [--datasets ag_news banking77] [--sweep]
+    python scripts/bench_embed.py --device cuda [--n 20000]
 """
 
 from __future__ import annotations
@@ -126,6 +133,71 @@ def make_methods(onnx_cache: Path) -> dict:
     for f in methods.values():  # load, export, distil, and run one batch: no round pays a one-time cost
         f(["warm-up text number one", "a second, longer warm-up text for the batch"])
     return methods
+
+
+TARGET_MIN_COS_FP16 = 0.999
+
+
+def cuda_bench(args) -> int:
+    """The GPU figures (module docstring): wall seconds per 1,000 texts and cosine to fp32 st.encode."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    from selector.errors import ModelError
+    from selector.models.embedders import resolve_device
+
+    try:
+        device = resolve_device("cuda")
+    except ModelError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    st = SentenceTransformer(str(default_model_path()), device=device)
+    methods = {"st.encode (fp32)": lambda t: st.encode(t, batch_size=ST_DEFAULT_BATCH, normalize_embeddings=True,
+                                                       convert_to_numpy=True)}
+    torch_emb = SentenceTransformerEmbedder(device=device, backend="torch")
+    methods[f"torch ({torch_emb.precision})"] = torch_emb.encode
+    skipped = {}
+    with tempfile.TemporaryDirectory(prefix="bench-onnx-") as tmp:
+        try:
+            onnx = SentenceTransformerEmbedder(device=device, backend="onnx", onnx_cache=Path(tmp))
+            onnx.encode(["export and load the graph"])  # the session (and its provider check) starts here
+            methods["onnx, CUDA provider (fp32)"] = onnx.encode
+        except ModelError as exc:  # onnxruntime-gpu missing: a figure not measured, said so
+            skipped["onnx, CUDA provider (fp32)"] = str(exc)
+        rows = []
+        for name in args.datasets:
+            df = bench_common.load_dataset(name)
+            texts = df["text"].drop_duplicates().sample(n=min(args.n, df["text"].nunique()),
+                                                       random_state=args.seed).tolist()
+            vectors, seconds = {}, {}
+            for m, f in methods.items():
+                f(texts[:64])  # load and warm up: kernels, allocator
+                torch.cuda.synchronize()
+                t0 = time.perf_counter()
+                vectors[m] = np.asarray(f(texts), dtype=np.float32)
+                torch.cuda.synchronize()
+                seconds[m] = time.perf_counter() - t0
+            base = vectors["st.encode (fp32)"]
+            for m in methods:
+                cos = float(np.min(np.sum(vectors[m] * base, axis=1)
+                                   / (np.linalg.norm(vectors[m], axis=1) * np.linalg.norm(base, axis=1))))
+                need = TARGET_MIN_COS_FP16 if "fp16" in m else TARGET_MIN_COS
+                rows.append({"dataset": name, "method": m, "n": len(texts), "wall_s_per_1k": 1000 * seconds[m] / len(texts),
+                             "x_st": seconds["st.encode (fp32)"] / seconds[m], "cos_min": cos, "cos_target": need,
+                             "ok": cos >= need})
+    gpu = torch.cuda.get_device_name(torch.device(device))
+    print(f"GPU: {gpu}")
+    print(f"{'dataset':<10} {'method':<28} {'wall s/1k':>9} {'x st':>6} {'cos min':>9}")
+    for r in rows:
+        print(f"{r['dataset']:<10} {r['method']:<28} {r['wall_s_per_1k']:>9.3f} {r['x_st']:>6.2f} {r['cos_min']:>9.6f}"
+              + ("" if r["ok"] else f"  MISS (cosine target {r['cos_target']})"))
+    for m, why in skipped.items():
+        print(f"{m}: not measured: {why}")
+    out = args.out.with_name("bench_embed_cuda.json") if args.out.name == "bench_embed.json" else args.out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"gpu": gpu, "rows": rows, "not_measured": skipped}, indent=1))
+    print(f"wrote {out}")
+    return 0 if all(r["ok"] for r in rows) else 1
 
 
 def cpu_seconds() -> float:
@@ -286,7 +358,11 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=bench_common.REPO / "scripts" / "results" / "bench_embed.json")
     ap.add_argument("--rss-child", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--onnx-cache", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                    help="cuda: the GPU figures (wall seconds, fp16 and ONNX Runtime's CUDA provider)")
     args = ap.parse_args()
+    if args.device == "cuda":
+        return cuda_bench(args)
     if args.rss_child:
         rss_child(args.rss_child, args.datasets[0], args.onnx_cache)
         return 0
