@@ -50,9 +50,6 @@ def distill_static(onnx_encoder, dest: str | os.PathLike, *, dimension: int = ST
     if dest.exists():
         return dest
     tok = onnx_encoder.tokenizer
-    if tok.raw is None:
-        raise ModelError(f"{onnx_encoder.model_path}: the static backend needs a fast tokenizer "
-                         "(tokenizer.json); use --backend onnx")
     if tok.cls_id is None or tok.sep_id is None:
         raise ModelError(f"{onnx_encoder.model_path}: the tokenizer has no [CLS]/[SEP] tokens; "
                          "the static backend supports BERT-style models only (use --backend onnx)")
@@ -120,11 +117,12 @@ class StaticEncoder:
     def __init__(self, onnx_encoder, table_path: str | os.PathLike) -> None:
         from tokenizers import Tokenizer
 
-        self.table = np.load(distill_static(onnx_encoder, table_path), allow_pickle=False)
         tok = onnx_encoder.tokenizer
+        # Checked before the distillation too, whose word weights read the Rust tokenizer's vocabulary.
         if tok.raw is None:
             raise ModelError(f"{onnx_encoder.model_path}: the static backend needs a fast tokenizer "
                              "(tokenizer.json); use --backend onnx")
+        self.table = np.load(distill_static(onnx_encoder, table_path), allow_pickle=False)
         self.unk_id = int(tok.unk_id if tok.unk_id is not None else 0)
         # A private copy of the Rust tokenizer: whole texts (a static model has no length limit), no
         # padding, batches encoded in parallel, without touching the shared one's settings.

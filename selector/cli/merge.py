@@ -7,29 +7,26 @@ import datetime as _dt
 from pathlib import Path
 from typing import Optional
 
-import pandas as pd
 import typer
 
 from selector.cli.app import app, handle_errors, info
 from selector.cli.options import Shared, accepts_example, add_inputs, no_stdin, shared_options
-from selector.errors import ConfigError, DataError
-from selector.labels import normalise_label
+from selector.errors import ConfigError
 from selector.locks import data_lock
 from selector.io import read_table
 from selector.loop.ledger import LockedLedger, append_record, ledger_path, read_ledger
 from selector.loop.merge import (
-    VOTE_COLUMNS,
-    ROUND_COL,
     MergeConflictError,
+    append_votes,
     apply_corrections,
     data_writers,
     export_votes,
     merge_labels,
     plan_data_output,
     read_labels,
+    read_votes,
     second_opinion_ids,
 )
-from selector.quality.annotations import prepare_annotations
 from selector.outputs import OutputPlan, table
 
 
@@ -114,13 +111,11 @@ def _merge(plan: OutputPlan, data: Path, labeled: Optional[Path], *, config, opt
     labels = labels[~is_gold].reset_index(drop=True)
     votes_writer, n_votes = None, 0
     if annotations is not None:
-        old = _read_votes(annotations, config.label_col)
+        old = read_votes(annotations, config.label_col) if annotations.exists() else None
         new_votes, labels = export_votes(df, labels, old, label_col=config.label_col, id_col=config.id_col,
                                          round_of_id=round_of_id, round_number=round_number,
                                          unsure_labels=config.unsure_labels, unnamed=labeled.stem)
-        combined = pd.concat([old, new_votes], ignore_index=True) if old is not None else new_votes
-        combined = combined.drop_duplicates(["item_id", "annotator", "label"]).reset_index(drop=True)
-        prepare_annotations(combined, source=f"{annotations} (with the new votes)", keep=())
+        combined = append_votes(old, new_votes, source=f"{annotations} (with the new votes)")
         n_votes = len(combined) - (len(old) if old is not None else 0)
         votes_writer = table(combined.rename(columns={"label": config.label_col}), plan.path("annotations"))
     else:
@@ -153,23 +148,6 @@ def _merge(plan: OutputPlan, data: Path, labeled: Optional[Path], *, config, opt
          + (f"; {len(result.conflicts)} conflict(s) left out -> {written['conflicts']}" if partial else "")
          + (f"; {n_votes} vote(s) appended -> {written['annotations']}" if annotations is not None else "")
          + (f"; {_fixes_line(fixes)}" if fixes is not None else ""), opts.quiet)
-
-
-def _read_votes(path: Path, label_col: str):
-    """The votes file so far as :data:`VOTE_COLUMNS` (None when it does not exist yet)."""
-    if not path.exists():
-        return None
-    votes = read_table(path)
-    for col in ("item_id", "annotator", label_col):
-        if col not in votes.columns:
-            raise DataError(f"{path}: no {col!r} column; --annotations is the votes file merge appends to "
-                            f"({', '.join(VOTE_COLUMNS)}), or a new file")
-    out = pd.DataFrame({col: [normalise_label(v) for v in votes[src].to_numpy(dtype=object)]
-                        for col, src in (("item_id", "item_id"), ("annotator", "annotator"), ("label", label_col))},
-                       dtype=object)
-    out[ROUND_COL] = ([normalise_label(v) or "" for v in votes[ROUND_COL].to_numpy(dtype=object)]
-                      if ROUND_COL in votes.columns else "")
-    return out[out["label"].notna()].reset_index(drop=True)
 
 
 def _echo_conflicts(conflicts, prefix: str = "conflict") -> None:

@@ -61,8 +61,8 @@ SeedOption = Annotated[Optional[int], typer.Option("--seed", help="Random seed [
 ItemColOption = Annotated[str, typer.Option("--item-col", help="Item id column of the annotations.")]
 AnnotatorColOption = Annotated[str, typer.Option("--annotator-col", help="Annotator column of the annotations.")]
 MachineAnnotatorsOption = Annotated[Optional[str], typer.Option(
-    "--machine-annotators", help="Annotators that are models (e.g. an LLM pre-labeler), comma-separated: weighted by "
-                                 "their estimated accuracy, left out of the human figures, reported on their own.")]
+    "--machine-annotators", help="Annotators that are models (e.g. an LLM pre-labeler), comma-separated: each weighted "
+                                 "on its own in the consensus, left out of the human figures, reported on their own.")]
 AnnotationLabelColOption = Annotated[str, typer.Option("--label-col", help="Label column of the annotations.")]
 DataFormatOption = Annotated[Optional[str], typer.Option(
     "--format", help="auto, table or chat ({\"messages\": [...]} JSONL; detected) [default: auto].")]

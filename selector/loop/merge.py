@@ -27,10 +27,11 @@ from selector.errors import ConfigError, DataError
 from selector.io import decode_utf8, read_table, unguard_cell
 from selector.labels import DATA_ANNOTATOR, DEFAULT_UNSURE_LABELS, normalise_label, unsure_mask
 from selector.outputs import OutputPlan, Writer, bytes_file, same_file, table
+from selector.quality.annotations import prepare_annotations
 
 __all__ = ["annotator_name", "MergeConflictError", "MergeResult", "read_labels", "merge_labels", "apply_corrections",
            "CorrectionResult", "ROUND_COL", "LABEL_FIELDS", "CORRECTED_COL", "VOTE_COLUMNS",
-           "export_votes", "second_opinion_ids"]
+           "export_votes", "read_votes", "append_votes", "second_opinion_ids"]
 
 ROUND_COL = "label_round"
 ID_KEYS = ("selector_id", "id")
@@ -549,6 +550,38 @@ def merge_labels(data: pd.DataFrame, labels: pd.DataFrame, *, label_col: str = "
                        rounds=rounds, conflicts=table_, from_unsure=from_unsure)
 
 
+def read_votes(path: str | Path, label_col: str = "label") -> pd.DataFrame:
+    """The votes file ``merge --annotations`` appends to, as :data:`VOTE_COLUMNS` (checked as annotations).
+
+    Raises
+    ------
+    DataError
+        A missing column (the file names it), or one annotator giving an item two labels.
+    """
+    votes = read_table(path)
+    for col in ("item_id", "annotator", label_col):
+        if col not in votes.columns:
+            raise DataError(f"{path}: no {col!r} column; --annotations is the votes file merge appends to "
+                            f"({', '.join(VOTE_COLUMNS)}), or a new file")
+    ann = prepare_annotations(votes, label_col=label_col, source=str(path), keep=(ROUND_COL,))
+    rounds = ann[ROUND_COL] if ROUND_COL in ann.columns else pd.Series("", index=ann.index)
+    return ann.assign(**{ROUND_COL: [normalise_label(v) or "" for v in rounds]})[VOTE_COLUMNS]
+
+
+def append_votes(old: pd.DataFrame | None, new: pd.DataFrame, *, source: str) -> pd.DataFrame:
+    """The votes file with ``new`` appended (:data:`VOTE_COLUMNS`); a vote merged twice is kept once.
+
+    Raises
+    ------
+    DataError
+        One annotator giving an item two different labels across the two (``source`` names the file).
+    """
+    combined = pd.concat([old, new], ignore_index=True) if old is not None else new
+    combined = combined.drop_duplicates(["item_id", "annotator", "label"]).reset_index(drop=True)
+    prepare_annotations(combined, source=source, keep=())
+    return combined
+
+
 def second_opinion_ids(records: list[dict]) -> set[str]:
     """Ids the ledger's rounds queued as second opinions (``select --relabel``)."""
     return {str(i) for rec in records for i in ((rec.get("relabel") or {}).get("ids") or [])}
@@ -590,7 +623,7 @@ def export_votes(data: pd.DataFrame, labels: pd.DataFrame, votes: pd.DataFrame |
     records = latest_per_annotator([{k: normalise_label(v) for k, v in rec.items()}
                                     for rec in labels.to_dict("records")])
     rows, keep = [], []
-    for n, rec in enumerate(records):
+    for rec in records:
         i = rec["id"]
         k = pos.get(i)
         labeled = k is not None and current[k] is not None and not unsure[k]

@@ -30,7 +30,7 @@ import pandas as pd
 from selector.errors import ConfigError, DataError
 from selector.labels import normalise_label, normalise_unsure_labels, unsure_mask
 from selector.quality.annotations import guideline_versions, prepare_annotations
-from selector.quality.machine import check_machine_annotators, human_top_label, machine_accuracy, split_machine
+from selector.quality.machine import check_machine_annotators, machine_accuracy, split_machine
 from selector.tables import text_table
 
 __all__ = [
@@ -885,7 +885,9 @@ def agreement(df: pd.DataFrame, *, item_col: str = "item_id", annotator_col: str
     report.unsure_labels = sorted(unsure_set)
     if machines:
         report.machine_annotators = list(machines)
-        report.machine_report = machine_accuracy(machine_votes, human_top_label(ann))
+        # Against the human majority; an item whose top human labels tie is not scored.
+        human = majority_vote(ann, tie_break="none").set_index("item_id")["label"]
+        report.machine_report = machine_accuracy(machine_votes, human)
     return report
 
 

@@ -100,7 +100,7 @@ class ConsensusResult:
     model_proba : ndarray of float64, shape (n_items, k), optional
         ``model``: the out-of-fold model probabilities the votes were weighed against (``labels`` order).
     machine_annotators : tuple of str
-        Annotators that are models (:mod:`selector.quality.machine`): voters like the others here.
+        Annotators that are models (:mod:`selector.quality.machine`); ``model`` weighs each on its own.
     machine_report : DataFrame or None
         Their accuracy against the consensus of the human votes alone, per class
         (:data:`~selector.quality.machine.MACHINE_REPORT_COLUMNS`).
@@ -431,9 +431,9 @@ def consensus(annotations: pd.DataFrame, *, data: pd.DataFrame | None = None, me
         As for :func:`selector.round.embed.embed_pool`.
     classifier : unfitted scikit-learn estimator with predict_proba, optional
     machine_annotators : iterable of str
-        Annotators that are models (an LLM pre-labeler): they vote, weighted by their estimated
-        accuracy like everyone, and ``machine_report`` gives their per-class accuracy against the
-        consensus of the human votes alone.
+        Annotators that are models (an LLM pre-labeler): ``model`` gives each a weight of its own,
+        fitted like the model's (other methods count them as annotators), and ``machine_report`` gives
+        their per-class accuracy against the consensus of the human votes alone.
 
     Returns
     -------
@@ -451,10 +451,12 @@ def consensus(annotations: pd.DataFrame, *, data: pd.DataFrame | None = None, me
             pool = prepare_pool(pd.DataFrame({"id": codes.items, "text": texts}), source=source,
                                 require_label_col=False)
             X, _ = embed_pool(pool, config, embedder=embedder, cache_dir=cache_dir, show_progress=show_progress)
-    votes = pd.DataFrame({"item_id": codes.items[codes.item], "annotator": codes.annotators[codes.annotator],
-                          "label": codes.labels[codes.label]})
-    machines = check_machine_annotators(votes, machine_annotators, source=source)
-    is_machine = np.isin(codes.annotators.astype(str), machines) if machines else None
+    machines, is_machine = (), None
+    if machine_annotators:
+        votes = pd.DataFrame({"item_id": codes.items[codes.item], "annotator": codes.annotators[codes.annotator],
+                              "label": codes.labels[codes.label]})
+        machines = check_machine_annotators(votes, machine_annotators, source=source)
+        is_machine = np.isin(codes.annotators.astype(str), machines)
     result = consensus_from_codes(codes, method=method, X=X, random_state=random_state, classifier=classifier,
                                   machine=is_machine if method == "model" else None)
     result.n_unsure = n_unsure

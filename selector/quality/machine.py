@@ -1,7 +1,7 @@
 """Machine annotators: a model's labels (an LLM pre-labeler, a rule) beside the humans'.
 
-A machine annotator is a voter like any other in the consensus, weighted by its estimated accuracy
-(:mod:`selector.quality.weighted_votes`), but it is not a person: it is left out of the human
+A machine annotator votes in the consensus with a weight of its own, fitted like the model's by how
+well it predicts the people's votes (:mod:`selector.quality.weighted_votes`); it is not a person: it is left out of the human
 agreement figures and out of "annotators disagree", and it gets its own report, its per-class
 accuracy against the human consensus. ``review`` puts first the rows where it disagrees with the
 humans or with the model.
@@ -17,8 +17,7 @@ import pandas as pd
 
 from selector.errors import DataError
 
-__all__ = ["MACHINE_REPORT_COLUMNS", "check_machine_annotators", "split_machine", "machine_accuracy",
-           "human_top_label"]
+__all__ = ["MACHINE_REPORT_COLUMNS", "check_machine_annotators", "split_machine", "machine_accuracy"]
 
 #: One row per (machine annotator, class) and one ``(all)`` row per machine annotator.
 MACHINE_REPORT_COLUMNS = ["annotator", "label", "n_items", "n_agree", "accuracy"]
@@ -52,15 +51,6 @@ def split_machine(ann: pd.DataFrame, names: tuple[str, ...]) -> tuple[pd.DataFra
     return ann[~is_machine].reset_index(drop=True), ann[is_machine].reset_index(drop=True)
 
 
-def human_top_label(humans: pd.DataFrame) -> pd.Series:
-    """Each item's most frequent human label (None where the top labels tie), indexed by item id."""
-    counts = humans.groupby(["item_id", "label"]).size().rename("n").reset_index()
-    best = counts.groupby("item_id")["n"].transform("max")
-    top = counts[counts["n"] == best]
-    single = top.groupby("item_id")["label"].agg(lambda v: v.iloc[0] if len(v) == 1 else None)
-    return single
-
-
 def machine_accuracy(machines: pd.DataFrame, reference: pd.Series) -> pd.DataFrame:
     """Each machine annotator's accuracy against ``reference``, per class of the reference and in all.
 
@@ -69,7 +59,7 @@ def machine_accuracy(machines: pd.DataFrame, reference: pd.Series) -> pd.DataFra
     machines : DataFrame
         The machine annotators' ratings (``item_id, annotator, label``).
     reference : Series
-        The human consensus label per item id (items without one are not scored).
+        The human consensus label per item id (items without one, or with a missing one, are not scored).
 
     Returns
     -------

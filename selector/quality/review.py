@@ -36,9 +36,9 @@ import pandas as pd
 from selector.config import SelectConfig
 from selector.errors import ConfigError, DataError
 from selector.labels import normalise_unsure_labels, unsure_mask
-from selector.quality.agreement import contested_items, encode_ratings
+from selector.quality.agreement import contested_items, encode_ratings, majority_vote
 from selector.quality.annotations import prepare_annotations
-from selector.quality.machine import check_machine_annotators, human_top_label, split_machine
+from selector.quality.machine import check_machine_annotators, split_machine
 from selector.quality.unsure import UNSURE_PRIORITY, unsure_items
 from selector.round.compute import build_context
 from selector.round.embed import embed_pool
@@ -93,18 +93,16 @@ def _suspect_scores(X: np.ndarray, y: np.ndarray, texts: np.ndarray, *, classifi
     return score, reasons, np.asarray(r.suggested, dtype=object)
 
 
-def _machine_disagreements(machine_votes: pd.DataFrame, human_votes: pd.DataFrame | None, pool, X: np.ndarray,
-                           y: np.ndarray, lab: np.ndarray, *, model_ok: bool, classifier, random_state,
-                           note, suggested: dict, extra_text: dict) -> int:
-    """Note each machine vote that disagrees with the humans or the model; returns how many rows were noted."""
-    human = human_top_label(human_votes) if human_votes is not None and len(human_votes) else pd.Series(dtype=object)
-    at = {str(i): p for p, i in enumerate(pool.ids)}
-    model_label: dict[str, tuple[str, float]] = {}
-    in_data = sorted({str(i) for i in machine_votes["item_id"] if str(i) in at})
-    if model_ok and in_data:
-        ctx = build_context(X[lab], y, X[[at[i] for i in in_data]], classifier=classifier, random_state=random_state)
-        best = ctx.proba_pool.argmax(axis=1)
-        model_label = {i: (str(ctx.classes[b]), float(ctx.proba_pool[n, b])) for n, (i, b) in enumerate(zip(in_data, best))}
+def _machine_disagreements(machine_votes: pd.DataFrame, human_votes: pd.DataFrame | None, pool, at: dict,
+                           model_label: dict, *, note, suggested: dict, extra_text: dict) -> int:
+    """Note each machine vote that disagrees with the humans or the model; returns how many rows were noted.
+
+    ``at`` maps an id of the data to its position; ``model_label`` an id to the model's (label,
+    probability), empty without a model.
+    """
+    # The human majority per item; a tie names no label (None).
+    human = (majority_vote(human_votes, tie_break="none").set_index("item_id")["label"]
+             if human_votes is not None and len(human_votes) else pd.Series(dtype=object))
     noted = set()
     for rid, who, said, text in zip(machine_votes["item_id"].astype(str), machine_votes["annotator"],
                                     machine_votes["label"].astype(str),
@@ -260,28 +258,42 @@ def review(df: pd.DataFrame, *, annotations: pd.DataFrame | None = None, budget:
                 note(str(pool.ids[pos]), "suspect", sc, r)
                 suggested[str(pool.ids[pos])] = str(g)
                 candidates["suspect"] += 1
-    if model_ok and w["uncertain"] > 0 and unl.size:
-        ctx = build_context(X[lab], y, X[unl], classifier=classifier, random_state=random_state)
-        u = margin(ctx.proba_pool)
+    # One fit of the classifier on the labeled rows scores every row a source asks about: the
+    # unlabeled rows (uncertain) and the rows a machine annotator labeled (machine).
+    use_machine = machine_votes is not None and w["machine"] > 0 and len(machine_votes)
+    index = {str(i): p for p, i in enumerate(pool.ids)}
+    machine_rows = (np.unique([index[str(i)] for i in machine_votes["item_id"] if str(i) in index]).astype(np.int64)
+                    if use_machine else np.zeros(0, np.int64))
+    use_uncertain = model_ok and w["uncertain"] > 0 and unl.size
+    scored = np.union1d(unl if use_uncertain else np.zeros(0, np.int64), machine_rows)
+    ctx = build_context(X[lab], y, X[scored], classifier=classifier, random_state=random_state) \
+        if model_ok and scored.size else None
+    if use_uncertain:
+        proba = ctx.proba_pool[np.searchsorted(scored, unl)]
+        u = margin(proba)
         # Only the most uncertain unlabeled rows compete for the budget: enough to fill it alone.
         top = np.argsort(-u, kind="stable")[:budget]
         for t in top:
-            p = ctx.proba_pool[t]
+            p = proba[t]
             a, b = np.argsort(-p, kind="stable")[:2]
             note(str(pool.ids[unl[t]]), "uncertain", u[t],
                  f"unlabeled; model unsure: {ctx.classes[a]} {p[a]:.2f} vs {ctx.classes[b]} {p[b]:.2f}")
             suggested.setdefault(str(pool.ids[unl[t]]), str(ctx.classes[a]))
         candidates["uncertain"] = int(top.size)
 
-    if machine_votes is not None and w["machine"] > 0 and len(machine_votes):
-        candidates["machine"] = _machine_disagreements(
-            machine_votes, decided_votes, pool, X, y, lab, model_ok=model_ok, classifier=classifier,
-            random_state=random_state, note=note, suggested=suggested, extra_text=extra_text)
+    if use_machine:
+        model_label = {}
+        if ctx is not None and machine_rows.size:
+            proba = ctx.proba_pool[np.searchsorted(scored, machine_rows)]
+            best = proba.argmax(axis=1)
+            model_label = {str(pool.ids[pos]): (str(ctx.classes[b]), float(proba[n, b]))
+                           for n, (pos, b) in enumerate(zip(machine_rows, best))}
+        candidates["machine"] = _machine_disagreements(machine_votes, decided_votes, pool, index, model_label, note=note,
+                                                       suggested=suggested, extra_text=extra_text)
 
     if not scores:
         raise DataError(f"{source}: nothing to review: no unsure or contested items, no suspects and no unlabeled rows "
                         "(give --annotations, or a table with labeled and unlabeled rows)")
-    index = {str(i): p for p, i in enumerate(pool.ids)}
     rows = []
     for rid, by_src in scores.items():
         priority = 1.0 - np.prod([1.0 - w[s] * v for s, v in by_src.items()])

@@ -87,6 +87,12 @@ class LabelEvidence:
     error_matrix: np.ndarray
     model_weight: float = 1.0
 
+    def take(self, rows: np.ndarray) -> "LabelEvidence":
+        """The evidence of ``rows`` only (positions into the labeled rows), in that order; the crowd's
+        figures unchanged."""
+        return dataclasses.replace(self, posterior=self.posterior[rows], current=self.current[rows],
+                                   votes=self.votes[rows], labeled_by=self.labeled_by[rows])
+
 
 @dataclass
 class PoolVotes:

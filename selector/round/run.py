@@ -328,9 +328,7 @@ def _with_second_opinions(plan: RoundPlan, pool: LabeledPool, context: Selection
         # Evidence rows follow cons.items; the queue needs them in labeled-position order.
         at = {int(p): n for n, p in enumerate(plan.votes.positions)}
         order = np.array([at[int(p)] for p in lab])
-        evidence = evidence_from_consensus(cons, labeled_by=plan.votes.labeled_by)
-        evidence = dataclasses.replace(evidence, posterior=evidence.posterior[order], current=evidence.current[order],
-                                       votes=evidence.votes[order], labeled_by=evidence.labeled_by[order])
+        evidence = evidence_from_consensus(cons, labeled_by=plan.votes.labeled_by).take(order)
     else:
         by = plan.df["annotator"].to_numpy(dtype=object)[lab] if "annotator" in plan.df.columns else None
         labeled_by = None if by is None else np.array(["" if pd.isna(v) else str(v) for v in by], dtype=object)
