@@ -36,6 +36,7 @@ from selector.errors import (  # noqa: E402
     UnknownStrategyError,
 )
 from selector.labels import DEFAULT_UNSURE_LABELS  # noqa: E402
+from selector.labelsets import LabelSpace  # noqa: E402
 from selector.loop.export import export_records  # noqa: E402
 from selector.loop.ingest import ingest_rows  # noqa: E402
 from selector.loop.ledger import read_ledger  # noqa: E402
@@ -60,11 +61,14 @@ from selector.quality.gold import (  # noqa: E402
     read_gold,
     split_gold,
 )
+from selector.quality.multilabel_agreement import masi_alpha, multilabel_agreement  # noqa: E402
 from selector.quality.review import ReviewQueue, review  # noqa: E402
 from selector.quality.stats import wilson_interval  # noqa: E402
 from selector.quality.unsure import UnsureReport, unsure_items, unsure_report  # noqa: E402
 from selector.quality.validate import ValidationReport, validate  # noqa: E402
 from selector.round.compute import select_batch  # noqa: E402
+from selector.round.multilabel import build_multilabel_context  # noqa: E402
+from selector.round.multilabel_suspects import LabelSuspects, find_label_suspects  # noqa: E402
 from selector.round.run import RoundResult, run_round, select  # noqa: E402
 from selector.round.suspects import SuspectResult, find_suspects, suspects  # noqa: E402
 from selector.strategies import (  # noqa: E402
@@ -84,6 +88,7 @@ __all__ = [
     "agreement",
     "AgreementReport",
     "available_strategies",
+    "build_multilabel_context",
     "ConfigError",
     "consensus",
     "ConsensusResult",
@@ -95,6 +100,7 @@ __all__ = [
     "DriftReport",
     "EmptyPoolError",
     "export_records",
+    "find_label_suspects",
     "find_suspects",
     "gold_drift",
     "gold_report",
@@ -102,11 +108,15 @@ __all__ = [
     "GoldReport",
     "ingest_rows",
     "inject_gold",
+    "LabelSpace",
+    "LabelSuspects",
     "load_config",
     "majority_vote",
     "make_strategy",
+    "masi_alpha",
     "merge_labels",
     "ModelError",
+    "multilabel_agreement",
     "normalise_text",
     "prepare_decisions",
     "prepare_gold",

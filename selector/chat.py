@@ -186,7 +186,7 @@ def _at_path(value: Any, path: list[str]) -> Any:
     return value
 
 
-def _label_at(reply: str, path: list[str]) -> str:
+def _label_at(reply: str, path: list[str]) -> str | list[str]:
     try:
         parsed = parse_json_reply(reply)
     except ValueError:
@@ -201,7 +201,11 @@ def _label_at(reply: str, path: list[str]) -> str:
         return str(value)
     if isinstance(value, str) and value.strip():
         return value.strip()
-    raise _Invalid(f"reply's {'.'.join(path)!r} is {json.dumps(value)[:40]}, not a label (a string or number)")
+    if isinstance(value, list) and all(isinstance(v, str) and v.strip() for v in value):
+        # A list of labels: a multi-label task's label set ([] = none of these), see selector.labelsets.
+        return [v.strip() for v in value]
+    raise _Invalid(f"reply's {'.'.join(path)!r} is {json.dumps(value)[:40]}, not a label (a string or number, or a "
+                   "list of strings for a multi-label task)")
 
 
 def _input_text(prompt: list[dict], input_turns: str) -> str:
@@ -333,8 +337,10 @@ def read_chat(path: str | Path, *, text_col: str = "text", label_col: str = "lab
     # The configured column names; a top-level key of the same name gives way (said in the note).
     clashes = [c for c in (text_col, label_col) if c not in ("text", "label") and c in frame.columns]
     frame = frame.drop(columns=clashes).rename(columns={"text": text_col, "label": label_col})
-    frame[label_col] = [v if isinstance(v, str) else "" for v in frame[label_col]]
-    n_reply, n_labeled = len(replies), int((frame[label_col] != "").sum())
+    # A list at json:KEY is a label set (multi-label); it stays a list for selector.labelsets to read.
+    frame[label_col] = pd.Series([v if isinstance(v, (str, list)) else "" for v in frame[label_col]],
+                                 index=frame.index, dtype=object)
+    n_reply, n_labeled = len(replies), int(sum(not (isinstance(v, str) and v == "") for v in frame[label_col]))
     how = {"reply": "the reply is the label", "none": "replies are outputs (a generation set); no class labels",
            "json": f"label from the reply's JSON key {'.'.join(key_path)}"}[kind]
     note = (f"chat data: {len(frame)} conversations ({n_reply} with a reply, {n_labeled} labeled); {how}"

@@ -51,6 +51,9 @@ class SelectConfig:
     input_turns: str = "last"
     skip_invalid: bool = False
     relabel: bool = False
+    task: str = "auto"
+    label_sep: str = ";"
+    none_label: str = "none"
 
     def __post_init__(self) -> None:
         if isinstance(self.budget, bool) or not isinstance(self.budget, int) or self.budget < 1:
@@ -80,6 +83,11 @@ class SelectConfig:
             raise ConfigError(f"data_format must be auto, table or chat, got {self.data_format!r}")
         if self.input_turns not in ("last", "all"):
             raise ConfigError(f"input_turns must be last or all, got {self.input_turns!r}")
+        from selector.labelsets import TASKS, check_label_sep
+
+        if self.task not in TASKS:
+            raise ConfigError(f"task must be one of {', '.join(TASKS)}, got {self.task!r}")
+        check_label_sep(self.label_sep, self.none_label)
         if not isinstance(self.relabel, bool):
             raise ConfigError(f"relabel must be true or false, got {self.relabel!r}")
         if not isinstance(self.skip_invalid, bool):

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["entropy", "margin", "least_confidence", "label_loss", "UNCERTAINTY_SCORES"]
+__all__ = ["entropy", "margin", "least_confidence", "label_loss", "UNCERTAINTY_SCORES", "label_entropy",
+           "label_margin", "as_label_proba", "MULTILABEL_SCORES"]
 
 _EPS = 1e-12
 
@@ -100,4 +101,78 @@ UNCERTAINTY_SCORES = {
     "entropy": entropy,
     "margin": margin,
     "least_confidence": least_confidence,
+}
+
+
+# Multi-label: ``proba`` holds one independent probability per label, shape (n, L); rows need not
+# sum to 1. Scores stay oriented higher = pick first and lie in [0, 1].
+
+
+def _as_label_matrix(proba: np.ndarray) -> np.ndarray:
+    p = _as_proba(proba)
+    return np.clip(p, 0.0, 1.0)
+
+
+def label_entropy(proba: np.ndarray) -> np.ndarray:
+    """Mean binary entropy (in bits) over the labels: 1 when every label sits at 0.5.
+
+    Parameters
+    ----------
+    proba : ndarray of shape (n, L)
+        Per-label probabilities.
+
+    Returns
+    -------
+    ndarray of shape (n,)
+    """
+    p = _as_label_matrix(proba)
+    if p.shape[1] == 0:
+        return np.zeros(p.shape[0])
+    q = np.clip(p, _EPS, 1.0 - _EPS)
+    h = -(q * np.log2(q) + (1.0 - q) * np.log2(1.0 - q))
+    return np.clip(h.mean(axis=1), 0.0, 1.0)
+
+
+def label_margin(proba: np.ndarray) -> np.ndarray:
+    """One minus the smallest per-label margin ``|2 p - 1|``: 1 when some label sits at 0.5.
+
+    Parameters
+    ----------
+    proba : ndarray of shape (n, L)
+
+    Returns
+    -------
+    ndarray of shape (n,)
+    """
+    p = _as_label_matrix(proba)
+    if p.shape[1] == 0:
+        return np.zeros(p.shape[0])
+    return np.clip(1.0 - np.abs(2.0 * p - 1.0).min(axis=1), 0.0, 1.0)
+
+
+def as_label_proba(raw, n_labels: int) -> np.ndarray:
+    """A multi-label ``predict_proba`` output as one probability per label, shape (n, L).
+
+    scikit-learn's one-vs-rest estimators return (n, L) already; multi-output ones
+    (``MultiOutputClassifier``, k-NN, forests on an indicator matrix) return a list of L arrays of
+    shape (n, 2) whose second column is P(label).
+    """
+    if isinstance(raw, list):
+        cols = []
+        for part in raw:
+            part = np.asarray(part, dtype=np.float64)
+            cols.append(part[:, -1] if part.ndim == 2 and part.shape[1] == 2 else
+                        np.zeros(part.shape[0]) if part.ndim == 2 and part.shape[1] == 1 else part.reshape(-1))
+        out = np.column_stack(cols) if cols else np.zeros((0, n_labels))
+    else:
+        out = np.asarray(raw, dtype=np.float64)
+    if out.ndim != 2 or out.shape[1] != n_labels:
+        raise ValueError(f"a multi-label classifier must give one probability per label, shape (n, {n_labels}); "
+                         f"got shape {out.shape}")
+    return np.clip(out, 0.0, 1.0)
+
+
+MULTILABEL_SCORES = {
+    "label_entropy": label_entropy,
+    "label_margin": label_margin,
 }

@@ -19,6 +19,7 @@ from selector.strategies.registry import (
     get_strategy_class,
     make_strategy,
     register,
+    strategies_for,
 )
 
 for _module in sorted(m.name for m in _pkgutil.iter_modules(__path__)):
@@ -34,4 +35,5 @@ __all__ = [
     "get_strategy_class",
     "make_strategy",
     "register",
+    "strategies_for",
 ]

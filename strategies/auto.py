@@ -158,18 +158,30 @@ class AutoStrategy(Strategy):
         ``cold_mix`` applies only while the labeled rows' labels agree with their nearest labeled
         neighbour's less than this (Cohen's kappa, :func:`neighbour_label_kappa`): the embedding's
         neighbourhoods do not follow the labels, so typical rows teach little; None mixes always.
+    multilabel : str
+        Multi-label tasks (``context.multi_label``): the registered multi-label strategy used once
+        the labels suffice (default ``mmc``, Yang et al. 2009).
+    multilabel_switch : float
+        Multi-label tasks: ``cold`` runs while no classifier can be fitted or the labeled rows per
+        label seen so far are fewer than this (5). Chosen on ``scripts/bench_multilabel.py``
+        (goemotions at 28 labels and at the Ekman grouping, batches 50 and 200): leave-one-cell-out
+        picked this pair for every held-out cell among nine rules (label_entropy / mmc, with
+        k-means diversity or not, switches 0 / 5 / 10); see docs/benchmarks/bench_multilabel.md.
     """
 
     name = "auto"
-    description = "default: typical/diverse picks while labels are few, then uncertainty x diversity"
+    description = ("default: typical/diverse picks while labels are few, then uncertainty x diversity "
+                   "(multi-label: TypiClust, then MMC)")
     uses_model = True
+    tasks = ("single_label", "multi_label")
 
     def __init__(self, switch_per_class: float = 10.0, explore: float = 0.0, cold: str = "typiclust",
                  hybrid: str = "margin_kmeans", rare_share: float = 0.5, rare_ratio: float = 0.5,
                  explore_with: str | None = None, explore_until: float | None = None,
                  cold_explore: float = 0.0, cold_explore_batch: int = 50, unseen_share: float = 0.4,
                  unseen_after: float = 3.0, unseen_until: float = 25.0, cold_mix: float = 0.5,
-                 mix_below: float | None = 0.45) -> None:
+                 mix_below: float | None = 0.45, multilabel: str = "mmc",
+                 multilabel_switch: float = 5.0) -> None:
         self.switch_per_class = _number("switch_per_class", switch_per_class, lambda v: v >= 0, "a number >= 0")
         self.explore = _number("explore", explore, lambda v: 0 <= v < 1, "in [0, 1)")
         if isinstance(make_strategy(cold), UncertaintyStrategy) or make_strategy(cold).uses_model:
@@ -198,6 +210,10 @@ class AutoStrategy(Strategy):
         self.cold_mix = _number("cold_mix", cold_mix, lambda v: 0 <= v < 1, "in [0, 1)")
         self.mix_below = (None if mix_below is None else
                           _number("mix_below", mix_below, lambda v: -1 <= v <= 1, "in [-1, 1] or None"))
+        if "multi_label" not in make_strategy(multilabel).tasks:
+            raise ValueError(f"multilabel strategy {multilabel!r} does not serve multi-label tasks")
+        self.multilabel = multilabel
+        self.multilabel_switch = _number("multilabel_switch", multilabel_switch, lambda v: v >= 0, "a number >= 0")
 
     def branch(self, context: SelectionContext) -> tuple[str, str]:
         """Which branch a context gets, and why in words: ``("cold" | "hybrid", why)``."""
@@ -209,7 +225,24 @@ class AutoStrategy(Strategy):
             return "cold", f"{per_class:.1f} labels per class < {self.switch_per_class:g}"
         return "hybrid", f"{per_class:.1f} labels per class >= {self.switch_per_class:g}"
 
+    def _select_multilabel(self, context: SelectionContext, budget: int, random_state: int | None) -> Selection:
+        """A multi-label task: ``cold`` while no classifier exists or the labeled rows per seen label are
+        fewer than ``multilabel_switch``, then the ``multilabel`` strategy."""
+        if context.has_model:
+            seen = int((np.asarray(context.y_labeled).sum(axis=0) > 0).sum())
+            per_label = context.n_labeled / max(seen, 1)
+            use_model = per_label >= self.multilabel_switch
+            why = f"{per_label:.1f} labeled rows per seen label {'>=' if use_model else '<'} {self.multilabel_switch:g}"
+        else:
+            use_model, why = False, context.cold_start_reason or "no classifier"
+        name, branch = (self.multilabel, "uncertain") if use_model else (self.cold, "diverse")
+        picked = make_strategy(name).select(context, budget, random_state=random_state)
+        reasons = np.array([f"auto[{branch}: {why}] {r}" for r in picked.reasons], dtype=object)
+        return Selection(picked.indices, picked.scores, reasons, dict(picked.info, branch=branch, why=why))
+
     def _select(self, context: SelectionContext, budget: int, *, random_state: int | None) -> Selection:
+        if context.multi_label:
+            return self._select_multilabel(context, budget, random_state)
         which, why = self.branch(context)
         unseen = context.unseen_labels() if context.n_labeled else []
         # A declared label still without a row once there are unseen_after labels per declared label

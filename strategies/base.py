@@ -42,6 +42,10 @@ class SelectionContext:
     label_set : tuple of str or None
         Every label the task allows, when the user declared them (``labels:`` in the config); a
         declared label with no labeled row yet is a class nobody has found (``auto`` looks for it).
+    multi_label : bool
+        A multi-label task: ``y_labeled`` is an indicator matrix of shape (n_labeled, L),
+        ``proba_pool`` holds one independent probability per label (shape (n_pool, L); rows need not
+        sum to 1) and ``classes`` the L label names.
     """
 
     X_pool: np.ndarray
@@ -52,6 +56,12 @@ class SelectionContext:
     classifier: Any = None
     cold_start_reason: str | None = None
     label_set: tuple[str, ...] | None = None
+    multi_label: bool = False
+
+    @property
+    def task(self) -> str:
+        """``"multi_label"`` or ``"single_label"``."""
+        return "multi_label" if self.multi_label else "single_label"
 
     @property
     def n_pool(self) -> int:
@@ -69,6 +79,10 @@ class SelectionContext:
         """Declared labels (``label_set``) with no labeled row yet, in declared order; [] when none are declared."""
         if not self.label_set:
             return []
+        if self.multi_label:
+            found = np.asarray(self.y_labeled).sum(axis=0) > 0 if self.n_labeled else np.zeros(len(self.classes), bool)
+            seen = {str(c) for c, f in zip(self.classes, found) if f}
+            return [c for c in self.label_set if c not in seen]
         seen = set(np.asarray(self.y_labeled).astype(str).tolist())
         return [c for c in self.label_set if c not in seen]
 
@@ -109,6 +123,24 @@ class Strategy:
     description: ClassVar[str] = ""
     #: True when the strategy can use a fitted classifier's probabilities.
     uses_model: ClassVar[bool] = False
+    #: Task types the strategy serves (``"single_label"``, ``"multi_label"``); a strategy that looks
+    #: only at the embeddings serves both.
+    tasks: ClassVar[tuple[str, ...]] = ("single_label",)
+
+    def check_task(self, context: SelectionContext) -> None:
+        """Refuse a context of a task type this strategy does not serve, naming the ones that do.
+
+        Raises
+        ------
+        ConfigError
+        """
+        if context.task in self.tasks:
+            return
+        from selector.strategies.registry import strategies_for
+
+        kind = "multi-label" if context.multi_label else "single-label"
+        raise ConfigError(f"strategy {self.name!r} does not serve {kind} tasks; choose one of: "
+                          f"{', '.join(strategies_for(context.task))}")
 
     def params(self) -> dict[str, Any]:
         """The strategy's parameters as passed to ``__init__`` (for the round record)."""
@@ -141,6 +173,7 @@ class Strategy:
         """
         if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)) or budget < 1:
             raise ConfigError(f"budget must be a positive integer, got {budget!r}")
+        self.check_task(context)
         if context.n_pool == 0:
             raise EmptyPoolError("the pool is empty: there are no unlabeled rows to select from")
         if budget > context.n_pool:
@@ -180,6 +213,7 @@ class UncertaintyStrategy(Strategy):
     def select(
         self, context: SelectionContext, budget: int, *, random_state: int | None = None
     ) -> Selection:
+        self.check_task(context)
         if context.has_model:
             return super().select(context, budget, random_state=random_state)
         from selector.strategies.registry import make_strategy

@@ -41,6 +41,7 @@ class KMeansStrategy(Strategy):
     """
 
     name = "kmeans"
+    tasks = ("single_label", "multi_label")
     description = "diversity: k-means with budget clusters, the row nearest each centre"
 
     def __init__(self, max_fit: int = 20_000) -> None:
@@ -89,6 +90,7 @@ class TypiclustStrategy(Strategy):
     """
 
     name = "typiclust"
+    tasks = ("single_label", "multi_label")
     description = "cold start / low budget: most typical row of the largest uncovered clusters (TypiClust)"
 
     def __init__(self, max_clusters: int = 1000, n_neighbors: int = 20, min_cluster_size: int = 5,
@@ -163,6 +165,7 @@ class CoresetStrategy(Strategy):
     """
 
     name = "coreset"
+    tasks = ("single_label", "multi_label")
     description = "diversity: greedy k-center (core-set) on a candidate subset"
 
     def __init__(self, max_candidates: int = 20_000) -> None:

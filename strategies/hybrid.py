@@ -22,7 +22,8 @@ from selector.kmeans import (
 )
 from selector.scoring import margin
 
-__all__ = ["ClusterMarginStrategy", "BadgeStrategy", "MarginKMeansStrategy", "top_by_score", "gradient_sq_distances"]
+__all__ = ["ClusterMarginStrategy", "BadgeStrategy", "MarginKMeansStrategy", "top_by_score", "gradient_sq_distances",
+           "uncertain_per_cluster"]
 
 DEFAULT_COLD_START = "typiclust"
 
@@ -42,6 +43,38 @@ def top_by_score(scores: np.ndarray, m: int) -> np.ndarray:
     m = min(m, n)
     cand = np.argpartition(-scores, m - 1)[:m] if m < n else np.arange(n)
     return cand[np.lexsort((cand, -scores[cand]))].astype(np.int64)
+
+
+def uncertain_per_cluster(X_pool: np.ndarray, unc: np.ndarray, budget: int, factor: float,
+                          rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Zhdanov's (2019) diverse batch: the ``factor x budget`` most uncertain rows, k-means into ``budget``
+    clusters, the most uncertain row of each cluster in turn (clusters visited by their most uncertain
+    member, so the batch is ranked by uncertainty).
+
+    Parameters
+    ----------
+    X_pool : ndarray, shape (n_pool, d)
+    unc : ndarray, shape (n_pool,)
+        Uncertainty, higher = pick first.
+
+    Returns
+    -------
+    indices : ndarray of int64, shape (budget,)
+        Pool positions, best first.
+    cluster : ndarray of int64, shape (budget,)
+    pass_no : ndarray of int64, shape (budget,)
+        0 for a cluster's most uncertain member, 1 for its next, ...
+    n_candidates : int
+    """
+    cand = top_by_score(unc, max(budget, int(round(factor * budget))))
+    centres, labels, _ = cluster_pool(X_pool[cand], budget, rng)
+    sizes = np.bincount(labels, minlength=centres.shape[0])
+    best = np.full(sizes.size, -np.inf)
+    np.maximum.at(best, labels, unc[cand])
+    order = np.lexsort((np.arange(sizes.size), -best))
+    order = order[sizes[order] > 0]
+    picks, pass_no = round_robin(labels, unc[cand], order, budget)
+    return cand[picks], labels[picks], pass_no, int(cand.size)
 
 
 def _positive_float(name: str, value, *, minimum: float = 0.0) -> float:
@@ -78,21 +111,12 @@ class MarginKMeansStrategy(UncertaintyStrategy):
     def _select(self, context: SelectionContext, budget: int, *, random_state: int | None) -> Selection:
         rng = np.random.default_rng(random_state)
         unc = margin(context.proba_pool)
-        cand = top_by_score(unc, max(budget, int(round(self.factor * budget))))
-        centres, labels, _ = cluster_pool(context.X_pool[cand], budget, rng)
-        sizes = np.bincount(labels, minlength=centres.shape[0])
-        # Visit clusters by their most uncertain member, so the batch is ranked by uncertainty.
-        best = np.full(sizes.size, -np.inf)
-        np.maximum.at(best, labels, unc[cand])
-        order = np.lexsort((np.arange(sizes.size), -best))
-        order = order[sizes[order] > 0]
-        picks, pass_no = round_robin(labels, unc[cand], order, budget)
-        idx = cand[picks]
+        idx, cluster, pass_no, n_cand = uncertain_per_cluster(context.X_pool, unc, budget, self.factor, rng)
         reasons = np.array(
             [f"margin_kmeans: {'most' if p == 0 else 'next most'} uncertain of cluster {c} "
-             f"among the {cand.size} lowest-margin rows (margin score {s:.3f})"
-             for c, p, s in zip(labels[picks], pass_no, unc[idx])], dtype=object)
-        return Selection(idx, unc[idx], reasons, {"cluster": labels[picks], "n_candidates": int(cand.size)})
+             f"among the {n_cand} lowest-margin rows (margin score {s:.3f})"
+             for c, p, s in zip(cluster, pass_no, unc[idx])], dtype=object)
+        return Selection(idx, unc[idx], reasons, {"cluster": cluster, "n_candidates": n_cand})
 
 
 def _union_rows(context: SelectionContext, positions: np.ndarray) -> np.ndarray:

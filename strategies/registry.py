@@ -10,7 +10,7 @@ from selector.strategies.base import Strategy
 
 from selector.errors import ConfigError, UnknownStrategyError
 
-__all__ = ["register", "make_strategy", "available_strategies", "get_strategy_class"]
+__all__ = ["register", "make_strategy", "available_strategies", "get_strategy_class", "strategies_for"]
 
 _REGISTRY: dict[str, type[Strategy]] = {}
 
@@ -34,6 +34,11 @@ def register(cls: type[Strategy]) -> type[Strategy]:
 def available_strategies() -> dict[str, str]:
     """Registered names mapped to their one-line descriptions, sorted by name."""
     return {name: _REGISTRY[name].description for name in sorted(_REGISTRY)}
+
+
+def strategies_for(task: str) -> list[str]:
+    """Registered names that serve ``task`` (``"single_label"`` or ``"multi_label"``), sorted."""
+    return [name for name in sorted(_REGISTRY) if task in _REGISTRY[name].tasks]
 
 
 def get_strategy_class(name: str) -> type[Strategy]:

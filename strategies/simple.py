@@ -19,7 +19,7 @@ from selector.strategies.registry import register
 
 from selector.scoring import entropy, least_confidence, margin
 
-__all__ = ["RandomStrategy", "EntropyStrategy", "MarginStrategy", "LeastConfidenceStrategy"]
+__all__ = ["TopKUncertainty", "RandomStrategy", "EntropyStrategy", "MarginStrategy", "LeastConfidenceStrategy"]
 
 
 @register
@@ -27,6 +27,7 @@ class RandomStrategy(Strategy):
     """Uniform random sample of the pool (the baseline every strategy must beat)."""
 
     name = "random"
+    tasks = ("single_label", "multi_label")
     description = "uniform random sample of the pool (baseline; no model needed)"
 
     def __init__(self) -> None:
@@ -39,14 +40,20 @@ class RandomStrategy(Strategy):
         return Selection(idx, np.zeros(budget), reasons, {})
 
 
-class _TopKUncertainty(UncertaintyStrategy):
+class TopKUncertainty(UncertaintyStrategy):
+    """The ``budget`` rows with the highest uncertainty score, ties broken by a seeded permutation."""
+
     score_name = ""
 
     def _score(self, proba: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
+    def _context_scores(self, context: SelectionContext) -> np.ndarray:
+        """Scores of the pool rows, shape (n_pool,), higher = pick first (default: from ``proba_pool``)."""
+        return self._score(context.proba_pool)
+
     def _select(self, context: SelectionContext, budget: int, *, random_state: int | None) -> Selection:
-        scores = self._score(context.proba_pool)
+        scores = self._context_scores(context)
         # Ties are broken by a seeded random permutation so equal scores do not favour file order.
         rng = np.random.default_rng(random_state)
         tiebreak = rng.permutation(context.n_pool)
@@ -65,7 +72,7 @@ class _TopKUncertainty(UncertaintyStrategy):
 
 
 @register
-class EntropyStrategy(_TopKUncertainty):
+class EntropyStrategy(TopKUncertainty):
     """Top-k by normalised predictive entropy."""
 
     name = "entropy"
@@ -77,7 +84,7 @@ class EntropyStrategy(_TopKUncertainty):
 
 
 @register
-class MarginStrategy(_TopKUncertainty):
+class MarginStrategy(TopKUncertainty):
     """Top-k by smallest gap between the two most probable classes."""
 
     name = "margin"
@@ -89,7 +96,7 @@ class MarginStrategy(_TopKUncertainty):
 
 
 @register
-class LeastConfidenceStrategy(_TopKUncertainty):
+class LeastConfidenceStrategy(TopKUncertainty):
     """Top-k by lowest top-class probability."""
 
     name = "least_confidence"

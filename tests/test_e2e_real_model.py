@@ -165,3 +165,24 @@ def test_real_model_on_a_ratings_file(tmp_path):
     doc = json.loads((tmp_path / "card.json").read_text())
     assert doc["ratings"]["label"]["alpha"]["ordinal"] == pytest.approx(alpha["ordinal"])
     assert doc["provenance"]["model_fingerprint"].startswith("st-all-MiniLM-L6-v2")
+
+
+def test_readme_multilabel_example_with_the_real_model(tmp_path):
+    """The README's multi-label commands, on the committed goemotions fixture, with the bundled model."""
+    data = tmp_path / "goemotions_sample.csv"
+    data.write_bytes((Path(__file__).parent / "data" / "goemotions_sample.csv").read_bytes())
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    sel = subprocess.run([*selector_cmd(), "select", str(data), "--multi-label", "--budget", "20", "-o",
+                          str(tmp_path / "ml_queue.csv")], capture_output=True, text=True, env=env, timeout=600)
+    assert sel.returncode == 0, sel.stderr
+    queue = pd.read_csv(tmp_path / "ml_queue.csv", keep_default_na=False)
+    assert len(queue) == 20 and {"predicted_labels", "label_probas"} <= set(queue.columns)
+    probas = json.loads(queue["label_probas"][0])
+    assert len(probas) == 27 and abs(max(probas.values()) - list(probas.values())[0]) < 1e-12  # 27 of the 28 occur
+    sus = subprocess.run([*selector_cmd(), "suspects", str(data), "-o", str(tmp_path / "ml_suspects.csv")],
+                         capture_output=True, text=True, env=env, timeout=600)
+    assert sus.returncode == 0, sus.stderr
+    assert "holds label sets" in sus.stderr  # detected, and said so
+    listed = pd.read_csv(tmp_path / "ml_suspects.csv", keep_default_na=False)
+    assert set(listed["kind"]) <= {"wrong", "missing"} and listed["p_wrong"].between(0, 1).all()
+    assert 0 < listed["id"].nunique() < 300

@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 
 from selector.errors import ConfigError, EmptyPoolError, SelectorError
+from selector.labelsets import LabelSpace
 from selector.round.compute import build_context
-from selector.strategies import SelectionContext, available_strategies, make_strategy
+from selector.round.multilabel import build_multilabel_context
+from selector.strategies import SelectionContext, available_strategies, get_strategy_class, make_strategy
 
 STRATEGIES = sorted(available_strategies())
 BUDGET = 25
@@ -36,10 +38,24 @@ def cold_context() -> SelectionContext:
     return build_context(X[:0], np.array([], dtype=object), X, random_state=0)
 
 
+def _as_task(name, context: SelectionContext) -> SelectionContext:
+    """``context`` as a multi-label one (the class as one label, plus a second label on every third
+    row) when strategy ``name`` serves multi-label tasks only; else unchanged."""
+    if "single_label" in get_strategy_class(name).tasks or context.multi_label:
+        return context
+    y = np.asarray(context.y_labeled).astype(str)
+    names = sorted({f"c{i}" for i in range(4)} | set(y.tolist()))
+    space = LabelSpace(tuple(names) + ("extra",))
+    Y = space.indicator([(v, "extra") if i % 3 == 0 else (v,) for i, v in enumerate(y)])
+    if not context.has_model:  # keep a cold context cold: no labels, or too few to fit
+        Y = Y[:context.n_labeled]
+    return build_multilabel_context(context.X_labeled, Y, context.X_pool, space, random_state=0)
+
+
 def _select(name, context, budget=BUDGET, seed=0):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the cold-start fallback warning is tested in test_strategies.py
-        return make_strategy(name).select(context, budget, random_state=seed)
+        return make_strategy(name).select(_as_task(name, context), budget, random_state=seed)
 
 
 def test_registry_has_the_issue_strategies():
@@ -86,7 +102,7 @@ def test_same_seed_same_output(name, warm_context):
 @pytest.mark.parametrize("name", STRATEGIES)
 def test_inputs_not_mutated(name):
     X, y = _blobs(300, seed=4)
-    context = build_context(X[:50], y[:50], X[50:], random_state=0)
+    context = _as_task(name, build_context(X[:50], y[:50], X[50:], random_state=0))
     before = {k: np.array(getattr(context, k), copy=True) for k in ("X_pool", "X_labeled", "y_labeled", "proba_pool")}
     for k in ("X_pool", "X_labeled", "proba_pool"):
         getattr(context, k).setflags(write=False)  # an in-place write raises instead of passing silently
@@ -98,14 +114,14 @@ def test_inputs_not_mutated(name):
 @pytest.mark.parametrize("name", STRATEGIES)
 def test_budget_larger_than_pool_is_a_clear_error(name, warm_context):
     with pytest.raises(EmptyPoolError, match="larger than the pool"):
-        make_strategy(name).select(warm_context, warm_context.n_pool + 1, random_state=0)
+        make_strategy(name).select(_as_task(name, warm_context), warm_context.n_pool + 1, random_state=0)
 
 
 @pytest.mark.parametrize("name", STRATEGIES)
 def test_bad_budget_is_a_config_error(name, warm_context):
     for bad in (0, -3, 2.5, True):
         with pytest.raises(ConfigError):
-            make_strategy(name).select(warm_context, bad, random_state=0)
+            make_strategy(name).select(_as_task(name, warm_context), bad, random_state=0)
 
 
 @pytest.mark.parametrize("name", STRATEGIES)
@@ -131,6 +147,9 @@ def test_cold_start_zero_labels(name, cold_context):
 def test_single_class_labeled_is_cold_start(name):
     X, _ = _blobs(200, seed=6)
     context = build_context(X[:10], np.array(["a"] * 10, dtype=object), X[10:], random_state=0)
+    if "single_label" not in get_strategy_class(name).tasks:  # one label on every row: nothing to learn
+        space = LabelSpace(("a", "b"))
+        context = build_multilabel_context(X[:10], space.indicator([("a",)] * 10), X[10:], space, random_state=0)
     assert not context.has_model
     sel = _select(name, context, budget=15)
     assert np.unique(sel.indices).size == 15

@@ -18,7 +18,10 @@ from selector.cli.app import app, handle_errors, info
 from selector.cli.options import (
     AnnotatorColOption,
     ItemColOption,
+    LabelSepOption,
     MachineAnnotatorsOption,
+    MultiLabelOption,
+    NoneLabelOption,
     Shared,
     UnsureLabelsOption,
     add_inputs,
@@ -28,8 +31,10 @@ from selector.cli.options import (
 )
 from selector.errors import ConfigError
 from selector.io import read_table
+from selector.labelsets import resolve_task
 from selector.outputs import OutputPlan, table
 from selector.quality.agreement import agreement
+from selector.quality.multilabel_agreement import multilabel_agreement
 from selector.quality.preferences import looks_like_preferences, preference_report
 from selector.quality.ratings import LEVELS, format_ratings, ratings_report
 
@@ -55,6 +60,9 @@ def agreement_command(
     preferences: bool = typer.Option(False, "--preferences", help="Pairwise preferences (response_a, response_b, "
                                      "preferred); detected from those columns."),
     machine_annotators: MachineAnnotatorsOption = None,
+    multi_label: MultiLabelOption = None,
+    label_sep: LabelSepOption = None,
+    none_label: NoneLabelOption = None,
     opts: Shared = None,
 ) -> None:
     """Agreement and consensus: labels (Cohen/Fleiss/Krippendorff, Dawid-Skene), ratings and rubrics
@@ -69,6 +77,26 @@ def agreement_command(
     plan.check()
     df = read_table(annotations)
     to_err = out is not None and str(out) == "-"  # --out - owns standard output; reports go to stderr
+    config = opts.config(label_sep=label_sep, none_label=none_label,
+                         task=None if multi_label is None else ("multi_label" if multi_label else "single_label"))
+    if label_col in df.columns and not preferences and criteria is None and level == "nominal":
+        task, detected = resolve_task(config.task, df[label_col].to_numpy(dtype=object), config.label_sep)
+        if task == "multi_label":
+            if machine_annotators or gold_col:
+                raise ConfigError("--machine-annotators and --gold-col do not work on label sets yet")
+            if detected:
+                info(f"{annotations}: column {label_col!r} holds label sets, so agreement is measured on sets "
+                     "(--single-label reads each cell as one label)", opts.quiet)
+            report = multilabel_agreement(df, item_col=item_col, annotator_col=annotator_col, label_col=label_col,
+                                          label_sep=config.label_sep, none_label=config.none_label,
+                                          unsure_labels=split_list(unsure_labels, "--unsure-labels") or (),
+                                          source=str(annotations))
+            typer.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False, default=str) if json_out
+                       else report.to_text(max_rows=rows), err=to_err)
+            if out is not None:
+                plan.commit({"consensus": table(report.consensus, out)})
+                info(f"wrote consensus label sets for {report.n_items} items -> {out}", opts.quiet)
+            return
     is_preferences = preferences or (looks_like_preferences(df) and criteria is None and level == "nominal")
     if machine_annotators and (is_preferences or criteria is not None or level != "nominal"):
         raise ConfigError("--machine-annotators applies to class labels (--level nominal), not to ratings, rubrics "

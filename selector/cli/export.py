@@ -22,13 +22,14 @@ from selector.loop.export import (
     label_config_path_for,
     predictions_path_for,
 )
+from selector.labelsets import parse_label_set
 from selector.outputs import OutputPlan
 from selector.round.record import record_path_for
 
 
 @app.command("export")
 @handle_errors
-@shared_options("config_file", "label_col", "quiet")
+@shared_options("config_file", "label_col", "quiet", "label_sep", "none_label")
 def export_command(
     queue: Path = typer.Argument(..., help="A queue written by `selector select`."),
     fmt: str = typer.Option(..., "--format", "-f", help="label-studio, argilla, prodigy or doccano."),
@@ -107,9 +108,16 @@ def export_command(
             typer.echo("warning: no label set (--labels, --data or --label-config, and none in the round's data), so "
                        "no labeling config was written beside the tasks: create the project's config by hand",
                        err=True)
+    multi = "predicted_labels" in queue_table.columns  # a multi-label round's queue
+    if multi and label_set is not None and label_config is None:
+        # The data's cells are label sets: its labels are their parts.
+        label_set = sorted({v for cell in label_set for v in (parse_label_set(cell, sep=config.label_sep,
+                                                                               none_label=config.none_label) or ())}
+                           - {config.none_label})
     writers = export_writers(queue_table, fmt, out, labels=label_set, round_number=round_number,
                              from_name=from_name, to_name=to_name, update_project=update_project,
-                             argilla_nested=argilla_nested, source=str(queue))
+                             argilla_nested=argilla_nested, source=str(queue), label_sep=config.label_sep,
+                             none_label=config.none_label)
     if label_config is not None or str(out) == "-":
         writers.pop("label_config", None)  # the project has its config already / nowhere to put it
     if str(out) == "-":

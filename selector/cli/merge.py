@@ -10,7 +10,7 @@ from typing import Optional
 import typer
 
 from selector.cli.app import app, handle_errors, info
-from selector.cli.options import Shared, accepts_example, add_inputs, no_stdin, shared_options
+from selector.cli.options import LABEL_SETS, Shared, accepts_example, add_inputs, no_stdin, shared_options
 from selector.errors import ConfigError
 from selector.locks import data_lock
 from selector.io import read_table
@@ -27,13 +27,14 @@ from selector.loop.merge import (
     read_votes,
     second_opinion_ids,
 )
+from selector.labelsets import resolve_task
 from selector.outputs import OutputPlan, table
 
 
 @app.command("merge")
 @handle_errors
 @accepts_example(shift="labeled")
-@shared_options("config_file", "label_col", "id_col", "quiet")
+@shared_options("config_file", "label_col", "id_col", "quiet", *LABEL_SETS)
 def merge_command(
     data: Path = typer.Argument(..., help="The data file whose label column receives the labels."),
     labeled: Optional[Path] = typer.Argument(None, help="The export: CSV/JSONL/Parquet (id + label), or a Label Studio JSON, Argilla, Prodigy or doccano export."),
@@ -98,9 +99,13 @@ def _merge(plan: OutputPlan, data: Path, labeled: Optional[Path], *, config, opt
     if labeled is None:
         _commit_corrections(plan, data, fixes, accept_corrections, opts, original)
         return
-    labels, skipped, kind = read_labels(labeled, id_col=config.id_col, label_col=config.label_col, question=question)
-    round_of_id, gold_ids = {}, set()
     ledger_records = read_ledger(ledger_path(data))
+    multi = _is_multi_label(df, config, ledger_records)
+    if multi and annotations is not None:
+        raise ConfigError("--annotations does not work on multi-label tasks yet; merge without it")
+    labels, skipped, kind = read_labels(labeled, id_col=config.id_col, label_col=config.label_col, question=question,
+                                        label_sep=config.label_sep if multi else None, none_label=config.none_label)
+    round_of_id, gold_ids = {}, set()
     for rec in ledger_records:
         for i in (rec.get("queue") or {}).get("ids", []):
             round_of_id[str(i)] = int(rec["round"])
@@ -127,6 +132,7 @@ def _merge(plan: OutputPlan, data: Path, labeled: Optional[Path], *, config, opt
     try:
         result = merge_labels(df, labels, label_col=config.label_col, id_col=config.id_col, round_number=round_number,
                               round_of_id=round_of_id, partial=partial, unsure_labels=config.unsure_labels,
+                              label_sep=config.label_sep if multi else None, none_label=config.none_label,
                               source=str(data))
     except MergeConflictError as exc:
         _echo_conflicts(exc.conflicts)
@@ -200,3 +206,14 @@ def _commit_corrections(plan: OutputPlan, data: Path, fixes, source: Path, opts:
     backup = written.get("backup")
     info(f"{_fixes_line(fixes)} -> {written['data']}" + (f" (backup {backup})" if backup else "")
          + (f"; recorded in {ledger_path(data)}" if fixes.applied else ""), opts.quiet)
+
+
+def _is_multi_label(df, config, ledger_records) -> bool:
+    """Whether DATA is a multi-label task: declared (--multi-label / task), detected in its label cells,
+    or recorded so by an earlier round of this data's ledger."""
+    if config.task != "auto":
+        return config.task == "multi_label"
+    values = df[config.label_col].to_numpy(dtype=object) if config.label_col in df.columns else []
+    if resolve_task("auto", values, config.label_sep)[0] == "multi_label":
+        return True
+    return any(rec.get("task") == "multi_label" for rec in ledger_records)

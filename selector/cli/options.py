@@ -35,7 +35,8 @@ __all__ = [
     "ItemColOption", "AnnotatorColOption", "AnnotationLabelColOption", "UnsureLabelsOption",
     "MachineAnnotatorsOption", "split_list", "list_file", "read_checked_annotations", "read_inputs", "add_inputs", "SHARED", "MODEL_COMMAND", "Shared", "shared_options", "plan_table_inputs",
     "read_table_inputs", "annotation_settings", "DataFormatOption", "LabelFromOption", "InputTurnsOption",
-    "SkipInvalidOption", "DATA_READING", "stdin_data", "no_stdin",
+    "SkipInvalidOption", "DATA_READING", "stdin_data", "no_stdin", "LABEL_SETS", "MultiLabelOption",
+    "LabelSepOption", "NoneLabelOption",
 ]
 
 ConfigFileOption = Annotated[Optional[Path], typer.Option(
@@ -72,6 +73,14 @@ InputTurnsOption = Annotated[Optional[str], typer.Option(
     "--input-turns", help="Chat data: last (the user's last message) or all (the whole prompt) [default: last].")]
 SkipInvalidOption = Annotated[bool, typer.Option(
     "--skip-invalid", help="Chat data: leave malformed lines out (counted and listed) instead of stopping.")]
+MultiLabelOption = Annotated[Optional[bool], typer.Option(
+    "--multi-label/--single-label", help="Each label cell is a set of labels (';'-joined, or a JSON list) / one label "
+                                         "[default: detected from the cells; config task].")]
+LabelSepOption = Annotated[Optional[str], typer.Option(
+    "--label-sep", help="Multi-label: the delimiter between labels in a cell [default: ;].")]
+NoneLabelOption = Annotated[Optional[str], typer.Option(
+    "--none-label", help="Multi-label: the cell value meaning 'labeled: none of these' (an empty cell is "
+                         "'not labeled yet') [default: none].")]
 UnsureLabelsOption = Annotated[Optional[str], typer.Option(
     "--unsure-labels", help="Comma-separated values meaning 'no label' [default: config unsure_labels: unsure,needs_review].")]
 
@@ -127,11 +136,16 @@ SHARED = {
     "label_from": (LabelFromOption, None),
     "input_turns": (InputTurnsOption, None),
     "skip_invalid": (SkipInvalidOption, False),
+    "multi_label": (MultiLabelOption, None),
+    "label_sep": (LabelSepOption, None),
+    "none_label": (NoneLabelOption, None),
 }
 #: The options that say how a data file is read (chat-format JSONL).
 DATA_READING = ("data_format", "label_from", "input_turns", "skip_invalid")
+#: How a label cell is read as a label set (commands that handle multi-label tasks).
+LABEL_SETS = ("multi_label", "label_sep", "none_label")
 #: Options of every command that reads a data table and embeds it.
-MODEL_COMMAND = tuple(SHARED)
+MODEL_COMMAND = tuple(n for n in SHARED if n not in LABEL_SETS)
 
 
 class Shared:
@@ -148,6 +162,8 @@ class Shared:
                and not (k == "skip_invalid" and v is False)}
         if "cache_dir" in out:
             out["cache_dir"] = str(out["cache_dir"])
+        if "multi_label" in out:
+            out["task"] = "multi_label" if out.pop("multi_label") else "single_label"
         return out
 
     def config(self, **more) -> SelectConfig:

@@ -13,6 +13,7 @@ from selector.cli.app import app, command_line, handle_errors, info
 from selector.cli.options import (
     AnnotatorColOption,
     ItemColOption,
+    LABEL_SETS,
     MODEL_COMMAND,
     Shared,
     accepts_example,
@@ -28,7 +29,7 @@ from selector.round.run import run_round
 @app.command("select")
 @handle_errors
 @accepts_example()
-@shared_options(*MODEL_COMMAND)
+@shared_options(*MODEL_COMMAND, *LABEL_SETS)
 def select_command(
     data: Optional[Path] = typer.Argument(None, help="Table of texts (CSV, Parquet or JSONL); empty label = unlabeled."),
     budget: Optional[int] = typer.Option(None, "--budget", "-b", help="Rows to queue for labeling [default: 100]."),

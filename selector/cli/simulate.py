@@ -10,6 +10,7 @@ import typer
 from selector.cli.app import app, handle_errors, info
 from selector.cli.options import (
     DATA_READING,
+    LABEL_SETS,
     Shared,
     accepts_example,
     plan_table_inputs,
@@ -21,13 +22,13 @@ from selector.errors import ConfigError, DataError
 from selector.loop.simulate import check_simulation, plot_curves, simulate, verdicts
 from selector.outputs import OutputPlan, json_file, table
 from selector.round.embed import embed_pool
-from selector.round.pool import prepare_pool
+from selector.round.pool import pool_from_config
 
 
 @app.command("simulate")
 @handle_errors
 @accepts_example()
-@shared_options("seed", "config_file", "text_col", "label_col", "id_col", "model", "device", "batch_size", "backend", "cache_dir", "embeddings", "quiet", *DATA_READING)
+@shared_options("seed", "config_file", "text_col", "label_col", "id_col", "model", "device", "batch_size", "backend", "cache_dir", "embeddings", "quiet", *DATA_READING, *LABEL_SETS)
 def simulate_command(
     data: Path = typer.Argument(..., help="A fully labeled file (CSV, Parquet or JSONL)."),
     strategies: str = typer.Option("random,margin", "--strategies", help="Comma-separated strategy names; include random as the baseline."),
@@ -53,17 +54,20 @@ def simulate_command(
         plan.add_output(key, out / name, f"--out {out} ({name})")
     plan.check()
     df, X_given = read_table_inputs(data, opts)
-    pool = prepare_pool(df, text_col=config.text_col, label_col=config.label_col, id_col=config.id_col,
-                        source=str(data))
+    pool, detected = pool_from_config(df, config, source=str(data), require_id_col=False)
+    if detected:
+        info(f"{data}: column {config.label_col!r} holds label sets, so the loops are multi-label (micro-F1); "
+             "--single-label reads each cell as one label", opts.quiet)
     if not pool.labeled.all():
         first = int(np.flatnonzero(~pool.labeled)[0]) + 1
         raise DataError(f"{data}: simulate needs every row labeled, but {int((~pool.labeled).sum())} rows have no "
                         f"{config.label_col!r} (first: data row {first}); drop them or label them")
     split = df["split"].to_numpy(dtype=object) if "split" in df.columns else None
-    check_simulation(pool.labels.astype(str), strategies=names, batch=batch, rounds=rounds, seeds=seeds,
+    truth = pool.Y if pool.multi_label else pool.labels.astype(str)
+    check_simulation(truth, strategies=names, batch=batch, rounds=rounds, seeds=seeds,
                      split=split, test_size=test_size, random_state=seed)  # before anything is embedded
     X, estats = embed_pool(pool, config, embeddings=X_given, cache_dir=cache, show_progress=not opts.quiet)
-    result = simulate(X, pool.labels.astype(str), strategies=names, batch=batch, rounds=rounds, seeds=seeds,
+    result = simulate(X, truth, strategies=names, batch=batch, rounds=rounds, seeds=seeds,
                       split=split, test_size=test_size, random_state=seed, label_set=config.labels,
                       progress=None if opts.quiet else (lambda line: info(line)))
     lines = verdicts(result)
@@ -73,7 +77,8 @@ def simulate_command(
         "plot": lambda tmp: plot_curves(result, tmp, title=title),
         "summary": json_file({"data": str(data), "strategies": names, "batch": batch, "rounds": rounds,
                               "seeds": seeds, "seed": seed, "n_train": result.n_train, "n_test": result.n_test,
-                              "full_accuracy": result.full_accuracy, "full_macro_f1": result.full_macro_f1,
+                              "metric": result.metric,
+                              f"full_{result.metric}": result.full_accuracy, "full_macro_f1": result.full_macro_f1,
                               "model_fingerprint": estats["model_fingerprint"], "verdicts": lines}),
     })
     for line in lines.values():

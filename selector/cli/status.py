@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import typer
 
 from selector.chat import read_data
@@ -33,7 +34,7 @@ from selector.models.classifiers import fit_classifier
 from selector.outputs import recover_commits
 from selector.round.embed import embed_pool, load_embeddings
 from selector.round.model import classifier_template, cv_metrics, labels_problem
-from selector.round.pool import prepare_pool
+from selector.round.pool import pool_from_config
 
 
 @app.command("status")
@@ -64,9 +65,10 @@ def status_command(
     # The last round's settings unless --config is given; flags beat both.
     base = config_from_record(records[-1]) if opts.config_file is None else load_config(opts.config_file)
     config = base.replace(**opts.flags())
+    if config.task == "auto" and any(rec.get("task") == "multi_label" for rec in records):
+        config = config.replace(task="multi_label")  # the loop's rounds ran as a multi-label task
     df, _ = read_data(data, config)
-    pool = prepare_pool(df, text_col=config.text_col, label_col=config.label_col, id_col=config.id_col,
-                        source=str(data), require_label_col=False)
+    pool, _ = pool_from_config(df, config, source=str(data), require_id_col=False, require_label_col=False)
     now = None
     changed = file_sha256(data) != (records[-1].get("data") or {}).get("sha256")
     if live and changed:
@@ -76,14 +78,36 @@ def status_command(
         lab = pool.labeled_positions
         y = pool.labels[lab].astype(str)
         template = classifier_template(config)
-        fitted = fit_classifier(template, X[lab], y) if labels_problem(y) is None else None
+        if pool.multi_label:
+            fitted, cv = _multilabel_now(template, X[lab], pool.Y[lab], config.seed)
+        else:
+            fitted = fit_classifier(template, X[lab], y) if labels_problem(y) is None else None
+            cv = cv_metrics(X[lab], y, classifier=template, random_state=config.seed)
         stop = stop_set_predictions(pool.ids, X, fitted, records)
         preds = dict(zip(stop["ids"], stop["predictions"])) if stop["predictions"] else None
-        now = MeasurePoint(name="now", n_labeled=int(lab.size),
-                           cv=cv_metrics(X[lab], y, classifier=template, random_state=config.seed), predictions=preds,
+        now = MeasurePoint(name="now", n_labeled=int(lab.size), cv=cv, predictions=preds,
                            model=embed_stats.get("model_fingerprint"))
     round_col = df[ROUND_COL].to_numpy(dtype=object) if ROUND_COL in df.columns else None
     report = build_status(records, pool.ids, pool.labels, data=str(data), ledger=str(ledger), now=now,
                           round_col=round_col, change_threshold=change_threshold, change_ceiling=change_ceiling,
                           change_fall=change_fall, f1_tolerance=f1_tolerance, window=window)
     typer.echo(format_status(report))
+
+
+def _multilabel_now(template, X, Y, seed):
+    """A multi-label loop's current model and its cross-validated figures (None, None when too few labels)."""
+    from selector.round.model import OutOfFold
+    from selector.round.multilabel import (
+        fit_multilabel,
+        multilabel_cv_figures,
+        multilabel_out_of_fold,
+        multilabel_problem,
+        multilabel_template,
+    )
+
+    if multilabel_problem(Y) is not None:
+        return None, None
+    template = multilabel_template(template)
+    oof = OutOfFold(proba=multilabel_out_of_fold(template, X, Y, random_state=seed), classes=np.zeros(0),
+                    n_splits=min(5, Y.shape[0]))
+    return fit_multilabel(template, X, Y), multilabel_cv_figures(oof, Y)

@@ -12,6 +12,7 @@ from selector.cli.app import app, handle_errors, info
 from selector.cli.options import (
     AnnotatorColOption,
     ItemColOption,
+    LABEL_SETS,
     MODEL_COMMAND,
     Shared,
     accepts_example,
@@ -21,10 +22,13 @@ from selector.cli.options import (
     shared_options,
     stdin_data,
 )
+from selector.errors import ConfigError, DataError
 from selector.outputs import OutputPlan, table
 from selector.round.embed import embed_pool
 from selector.round.model import check_enough_labels, classifier_template
-from selector.round.pool import prepare_pool
+from selector.round.multilabel import multilabel_problem
+from selector.round.multilabel_suspects import label_suspects_for_pool
+from selector.round.pool import pool_from_config
 from selector.round.suspects import (
     check_list_size,
     select_suspects,
@@ -36,7 +40,7 @@ from selector.round.suspects import (
 @app.command("suspects")
 @handle_errors
 @accepts_example()
-@shared_options(*MODEL_COMMAND)
+@shared_options(*MODEL_COMMAND, *LABEL_SETS)
 def suspects_command(
     data: Path = typer.Argument(..., help="Table of texts (CSV, Parquet or JSONL); rows with an empty label are ignored."),
     out: Path = typer.Option(Path("suspects.csv"), "--out", "-o", help="Suspect list; format by extension (.csv, .parquet, .jsonl)."),
@@ -66,8 +70,10 @@ def suspects_command(
     plan.add_output("suspects", out, "--out", table_format=True)
     plan.check()
     df, X_given = read_table_inputs(data, opts)
-    pool = prepare_pool(df, text_col=config.text_col, label_col=config.label_col, id_col=config.id_col,
-                        source=str(data), unsure_labels=config.unsure_labels)
+    pool, detected = pool_from_config(df, config, source=str(data), require_id_col=False)
+    if pool.multi_label:
+        _multilabel_suspects(pool, detected, X_given, cache, config, opts, plan, out, top, threshold, annotations, t0)
+        return
     check_enough_labels(pool.labels[pool.labeled], str(data), config.label_col)
     votes = read_checked_annotations(annotations, item_col=item_col, annotator_col=annotator_col,
                                      label_col=config.label_col)
@@ -85,4 +91,28 @@ def suspects_command(
     plan.commit({"suspects": table(found, out)})
     votes = f"; {result.n_with_votes} rows judged with annotators' votes" if annotations is not None else ""
     info(f"{result.summary(len(found))}{votes} -> {out} ; embedded {stats['n_embedded']} new texts, "
+         f"{stats['n_cached']} from cache; {time.perf_counter() - t0:.1f}s", opts.quiet)
+
+
+def _multilabel_suspects(pool, detected, X_given, cache, config, opts, plan, out, top, threshold, annotations, t0):
+    """``suspects`` on a multi-label table: one row per (row, label) pair that is probably wrong or missing."""
+    source = pool.source
+    if annotations is not None:
+        raise ConfigError("--annotations does not work on multi-label tasks yet; run suspects without it")
+    if detected:
+        info(f"{source}: column {config.label_col!r} holds label sets, so this is a multi-label task with "
+             f"{pool.space.n_labels} labels (--single-label reads each cell as one label)", opts.quiet)
+    problem = multilabel_problem(pool.Y[pool.labeled])
+    if problem is not None:
+        raise DataError(f"{source}: suspects need at least 3 labeled rows with some label both present and absent "
+                        f"in column {config.label_col!r}; found {problem}")
+    # Unweighted, as the round's out-of-fold pass (selector.round.run.plan_round says why).
+    template = classifier_template(config)
+    X, stats = embed_pool(pool, config, embeddings=X_given, cache_dir=cache, show_progress=not opts.quiet)
+    info(f"cross-validating the per-label classifiers on {int(pool.labeled.sum())} labeled rows and scoring "
+         f"{pool.space.n_labels} labels each", opts.quiet)
+    found, frame = label_suspects_for_pool(pool, X, classifier=template, random_state=config.seed, top=top,
+                                           threshold=threshold)
+    plan.commit({"suspects": table(frame, out)})
+    info(f"label suspects: {found.summary()} -> {out} ; embedded {stats['n_embedded']} new texts, "
          f"{stats['n_cached']} from cache; {time.perf_counter() - t0:.1f}s", opts.quiet)

@@ -11,6 +11,7 @@ import typer
 from selector.cli.app import app, handle_errors, info
 from selector.cli.options import (
     DATA_READING,
+    LABEL_SETS,
     Shared,
     accepts_example,
     add_inputs,
@@ -21,6 +22,8 @@ from selector.cli.options import (
     split_list,
     stdin_data,
 )
+from selector.errors import ConfigError
+from selector.labelsets import resolve_task
 from selector.outputs import OutputPlan, table
 from selector.quality.validate import DEFAULT_BLOCKERS, DEFAULT_NEGATIVES, validate
 
@@ -28,7 +31,7 @@ from selector.quality.validate import DEFAULT_BLOCKERS, DEFAULT_NEGATIVES, valid
 @app.command("validate")
 @handle_errors
 @accepts_example()
-@shared_options("config_file", "text_col", "label_col", "id_col", "model", "device", "batch_size", "backend", "cache_dir", "embeddings", "quiet", *DATA_READING)
+@shared_options("config_file", "text_col", "label_col", "id_col", "model", "device", "batch_size", "backend", "cache_dir", "embeddings", "quiet", *DATA_READING, *LABEL_SETS)
 def validate_command(
     data: Path = typer.Argument(..., help="Labeled table (CSV, Parquet or JSONL)."),
     labels: Optional[str] = typer.Option(None, "--labels", help="Allowed labels: 'a,b,c' or a file with one per line [default: config 'labels']."),
@@ -41,6 +44,8 @@ def validate_command(
     min_chars: int = typer.Option(3, "--min-chars", min=0, help="Texts with fewer letters/digits are near-empty."),
     blockers: str = typer.Option(",".join(DEFAULT_BLOCKERS), "--blockers",
                                  help="Checks that fail the gate (exit 1); '' never fails."),
+    exclusive: Optional[list[str]] = typer.Option(None, "--exclusive",
+                                                  help="Multi-label: labels that must not share a row, 'a,b' (repeat for more groups)."),
     json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write one row per (finding, row id) to this table."),
     opts: Shared = None,
@@ -61,6 +66,13 @@ def validate_command(
     plan.check()
     df, X_given = read_table_inputs(data, opts)
     chat = df.attrs.get("selector_chat")
+    values = df[config.label_col].to_numpy(dtype=object) if config.label_col in df.columns else []
+    task, detected = resolve_task(config.task, values, config.label_sep)
+    if detected and task == "multi_label":
+        info(f"{data}: column {config.label_col!r} holds label sets, so the table is checked as a multi-label task "
+             "(--single-label reads each cell as one label)", opts.quiet)
+    if exclusive and task != "multi_label":
+        raise ConfigError("--exclusive applies to multi-label tables; add --multi-label")
     report = validate(df, text_col=config.text_col, label_col=config.label_col, id_col=config.id_col,
                       labels=split_list(labels) if labels is not None else config.labels,
                       negatives=split_list(negatives, "--negatives") or None, imbalance_ratio=imbalance,
@@ -69,7 +81,9 @@ def validate_command(
                       cache_dir=cache, config=config, near_duplicates=embeds,
                       unsure_labels=config.unsure_labels, source=str(data),
                       output_col="output" if chat else None, system_col="system" if chat else None,
-                      reply_agreement=reply_agreement)
+                      reply_agreement=reply_agreement, multi_label=task == "multi_label",
+                      label_sep=config.label_sep, none_label=config.none_label,
+                      exclusive=[split_list(g, "--exclusive") for g in exclusive or ()])
     # With --out - the findings table owns standard output; the report goes to stderr.
     to_err = out is not None and str(out) == "-"
     if json_out:

@@ -31,6 +31,15 @@ A relabel queue (``select --relabel``) adds ``kind`` (new / relabel) and ``label
 labeled the row, for routing) to each task's data/metadata; its current label, votes and the model's
 suggestion are left out, so a second opinion stays independent.
 
+A multi-label queue (``predicted_labels`` and ``label_probas`` columns, from a multi-label round)
+exports each tool's multi-choice form: Label Studio ``<Choices choice="multiple">`` with the predicted
+set pre-selected (the result's score is the mean probability of its choices), Argilla a
+``multi_label_selection`` question (``MultiLabelQuestion``) whose suggestion is the predicted set with
+one score per label, Prodigy ``options`` with the predicted set in ``accept`` and
+``config.choice_style = "multiple"`` (as ``textcat_multilabel`` / ``textcat.manual`` with several
+labels show it), doccano the same empty ``label`` list (a multi-label project imports a list). Without
+``labels`` the label set is the queue's ``label_probas`` keys.
+
 A chat queue (``conversation`` column, from chat-format data) adds ``data.dialogue`` and a
 ``Paragraphs`` dialogue config for Label Studio, so the annotator reads the whole exchange.
 """
@@ -47,6 +56,7 @@ import pandas as pd
 
 from selector.errors import ConfigError, DataError
 from selector.labels import normalise_label
+from selector.labelsets import DEFAULT_LABEL_SEP, DEFAULT_NONE_LABEL, parse_label_set
 from selector.outputs import OutputPlan, Writer, text_file
 
 __all__ = ["EXPORT_FORMATS", "export_records", "write_export", "export_writers", "export_suffix",
@@ -65,12 +75,14 @@ ARGILLA_METADATA = {"selector_id": "terms", "rank": "integer", "priority": "floa
 ARGILLA_MAPPING = {"label_score": f"{QUESTION}.suggestion.score", "label_agent": f"{QUESTION}.suggestion.agent"}
 
 
-def argilla_settings(labels: Sequence[str], *, chat: bool = False, guidelines: str | None = None) -> dict[str, Any]:
+def argilla_settings(labels: Sequence[str], *, chat: bool = False, guidelines: str | None = None,
+                     multi_label: bool = False) -> dict[str, Any]:
     """An Argilla 2.x dataset settings dict (the shape ``rg.Settings.serialize()`` writes and
     ``rg.Settings.from_json`` reads) matching the exported records.
 
-    One field (``text``, or ``conversation`` as a chat field), the single-label question ``label`` with
-    ``labels``, the metadata properties :data:`ARGILLA_METADATA`, and the mapping of ``label_score`` /
+    One field (``text``, or ``conversation`` as a chat field), the question ``label`` with ``labels``
+    (single-label, or with ``multi_label`` a ``multi_label_selection`` question as ``rg.MultiLabelQuestion``
+    serializes it), the metadata properties :data:`ARGILLA_METADATA`, and the mapping of ``label_score`` /
     ``label_agent`` to the suggestion. No vectors (optional in Argilla; selector's embeddings stay in
     its cache).
     """
@@ -81,8 +93,9 @@ def argilla_settings(labels: Sequence[str], *, chat: bool = False, guidelines: s
     return {
         "guidelines": guidelines or "Choose the label that fits. Rows come in selector's queue order (metadata rank).",
         "questions": [{"name": QUESTION, "title": QUESTION, "required": True,
-                       "settings": {"type": "label_selection",
-                                    "options": [{"value": str(c), "text": str(c)} for c in labels]}}],
+                       "settings": {"type": "multi_label_selection" if multi_label else "label_selection",
+                                    "options": [{"value": str(c), "text": str(c)} for c in labels],
+                                    **({"options_order": "natural"} if multi_label else {})}}],
         "fields": [{**field_, "required": True}],
         "vectors": [],
         "metadata": [{"name": k, "settings": {"type": t, **({} if t == "terms" else {"min": None, "max": None})},
@@ -121,6 +134,24 @@ def _row_fields(row: dict) -> dict[str, Any]:
         "kind": normalise_label(row.get("kind")),
         "labeled_by": normalise_label(row.get("labeled_by")),
     }
+
+
+def _predicted_set(row: dict, sep: str, none_label: str) -> tuple[list[str], list[float]] | None:
+    """A multi-label queue row's predicted labels and their probabilities (None on a cold-start row)."""
+    cell = normalise_label(row.get("predicted_labels"))
+    if cell is None:
+        return None
+    probas = json.loads(row["label_probas"]) if isinstance(row.get("label_probas"), str) else {}
+    names = [v for v in (parse_label_set(cell, sep=sep, none_label=none_label) or ()) if v != none_label]
+    return names, [float(probas.get(v, float("nan"))) for v in names]
+
+
+def _queue_labels(queue: pd.DataFrame) -> list[str]:
+    """A multi-label queue's labels: the keys of its first ``label_probas`` object, sorted."""
+    for cell in queue.get("label_probas", pd.Series(dtype=object)):
+        if isinstance(cell, str) and cell.strip():
+            return sorted(json.loads(cell))
+    return []
 
 
 def rank_score(rank: int | None, n: int) -> float:
@@ -165,8 +196,9 @@ def check_label_config(config_xml: str, from_name: str, to_name: str, *, source:
 
 
 def label_studio_config(labels: Sequence[str], *, dialogue: bool = False, from_name: str = QUESTION,
-                        to_name: str | None = None) -> str:
-    """A Label Studio labeling config for single-choice classification with these labels.
+                        to_name: str | None = None, multi_label: bool = False) -> str:
+    """A Label Studio labeling config for classification with these labels (``choice="multiple"``
+    with ``multi_label``, else single choice).
 
     With ``dialogue`` the object is a ``Paragraphs`` dialogue of the task's ``dialogue`` list
     (``{"author": role, "text": content}`` per turn), so the annotator reads the whole conversation.
@@ -176,7 +208,8 @@ def label_studio_config(labels: Sequence[str], *, dialogue: bool = False, from_n
     shown = (f"  <Paragraphs name={quoteattr(target)} value=\"${DIALOGUE}\" layout=\"dialogue\" nameKey=\"author\" "
              "textKey=\"text\"/>\n" if dialogue else f"  <Text name={quoteattr(target)} value=\"$text\"/>\n")
     return (f"<View>\n{shown}"
-            f"  <Choices name={quoteattr(from_name)} toName={quoteattr(target)} choice=\"single\" showInLine=\"true\">\n"
+            f"  <Choices name={quoteattr(from_name)} toName={quoteattr(target)} "
+            f"choice=\"{'multiple' if multi_label else 'single'}\" showInLine=\"true\">\n"
             f"{choices}\n  </Choices>\n</View>\n")
 
 
@@ -195,7 +228,8 @@ def _conversation(row: dict, source: str) -> list[dict] | None:
 
 def export_records(queue: pd.DataFrame, fmt: str, *, labels: Sequence[str] | None = None,
                    round_number: int | None = None, from_name: str = QUESTION, to_name: str | None = None,
-                   argilla_nested: bool = False, source: str = "<queue>") -> list[dict[str, Any]]:
+                   argilla_nested: bool = False, source: str = "<queue>", label_sep: str = DEFAULT_LABEL_SEP,
+                   none_label: str = DEFAULT_NONE_LABEL) -> list[dict[str, Any]]:
     """The queue as a list of task/record dicts in ``fmt`` (see the module docstring per tool).
 
     Parameters
@@ -212,12 +246,20 @@ def export_records(queue: pd.DataFrame, fmt: str, *, labels: Sequence[str] | Non
         Label Studio's control and object names (default ``label`` and ``text``/``dialogue``).
     argilla_nested : bool
         Argilla records as nested ``Record.from_dict`` dicts instead of the flat dicts ``records.log`` takes.
+    label_sep, none_label : str
+        How a multi-label queue's ``predicted_labels`` cells are written.
     """
     if fmt not in EXPORT_FORMATS:
         raise ConfigError(f"unknown export format {fmt!r}; choose one of: {', '.join(EXPORT_FORMATS)}")
     for col in ("id", "text"):
         if col not in queue.columns:
             raise DataError(f"{source}: no {col!r} column; export a queue written by `selector select`")
+    multi = "predicted_labels" in queue.columns
+    if multi:
+        labels = list(labels) if labels else _queue_labels(queue)
+        return [_multilabel_record(row, fmt, labels, round_number=round_number, from_name=from_name, to_name=to_name,
+                                   argilla_nested=argilla_nested, n=len(queue), sep=label_sep, none_label=none_label)
+                for row in queue.to_dict("records")]
     out = []
     for row in queue.to_dict("records"):
         f = _row_fields(row)
@@ -278,6 +320,52 @@ def export_records(queue: pd.DataFrame, fmt: str, *, labels: Sequence[str] | Non
     return out
 
 
+def _multilabel_record(row: dict, fmt: str, labels: Sequence[str], *, round_number, from_name, to_name,
+                       argilla_nested: bool, n: int, sep: str, none_label: str) -> dict[str, Any]:
+    """One multi-label queue row as a task/record of ``fmt`` (the module docstring says each tool's form)."""
+    f = _row_fields(row)
+    f.pop("predicted_label", None)
+    f.pop("predicted_proba", None)
+    text = str(row["text"])
+    agent = model_version(f["strategy"], round_number)
+    predicted = _predicted_set(row, sep, none_label)
+    data_fields = {k: v for k, v in f.items() if v is not None}
+    if predicted is not None:
+        data_fields["predicted_labels"] = predicted[0]
+    if fmt == "label-studio":
+        task = {"data": {"text": text, **data_fields}}
+        result = []
+        if predicted is not None and predicted[0]:
+            scores = [p for p in predicted[1] if not math.isnan(p)]
+            choice = {"from_name": from_name, "to_name": to_name or "text", "type": "choices",
+                      "value": {"choices": predicted[0]}}
+            if scores:
+                choice["score"] = round(sum(scores) / len(scores), 6)
+            result.append(choice)
+        task["predictions"] = [{"model_version": agent, "score": rank_score(f["rank"], n), "result": result}]
+        return task
+    if fmt == "argilla" and argilla_nested:
+        rec = {"id": f["selector_id"], "fields": {"text": text},
+               "metadata": {k: v for k, v in data_fields.items() if k in ARGILLA_METADATA}}
+        if predicted is not None and predicted[0]:
+            rec["suggestions"] = {QUESTION: {"value": predicted[0], "score": predicted[1], "agent": agent}}
+        return rec
+    if fmt == "argilla":
+        rec = {"id": f["selector_id"], "text": text, **{k: v for k, v in data_fields.items() if k in ARGILLA_METADATA}}
+        if predicted is not None and predicted[0]:
+            rec.update({QUESTION: predicted[0], "label_score": predicted[1], "label_agent": agent})
+        return rec
+    if fmt == "prodigy":
+        meta = {k: v for k, v in data_fields.items() if k != "predicted_labels"}
+        task = {"text": text, "selector_id": f["selector_id"], "meta": meta,
+                "options": [{"id": str(c), "text": str(c)} for c in labels],
+                "config": {"choice_style": "multiple"}}
+        if predicted is not None:
+            task["accept"] = predicted[0]
+        return task
+    return {"text": text, "label": [], **{k: v for k, v in data_fields.items() if k != "predicted_labels"}}
+
+
 def export_suffix(fmt: str) -> str:
     """The file extension ``fmt`` imports: ``.json`` for Label Studio, ``.jsonl`` otherwise."""
     return ".json" if fmt == "label-studio" else ".jsonl"
@@ -298,7 +386,8 @@ def predictions_path_for(out: str | Path) -> Path:
 def export_writers(queue: pd.DataFrame, fmt: str, out: str | Path, *, labels: Sequence[str] | None = None,
                    round_number: int | None = None, from_name: str = QUESTION, to_name: str | None = None,
                    update_project: bool = False, argilla_nested: bool = False,
-                   source: str = "<queue>") -> dict[str, Writer]:
+                   source: str = "<queue>", label_sep: str = DEFAULT_LABEL_SEP,
+                   none_label: str = DEFAULT_NONE_LABEL) -> dict[str, Writer]:
     """Writers of the export (key ``export``) and, for Label Studio with labels, its config (``label_config``).
 
     With ``update_project`` (Label Studio) also ``predictions``: ``[{"selector_id", "model_version",
@@ -311,8 +400,12 @@ def export_writers(queue: pd.DataFrame, fmt: str, out: str | Path, *, labels: Se
     want = export_suffix(fmt)
     if fmt in EXPORT_FORMATS and str(out) != "-" and out.suffix.lower() != want:
         raise ConfigError(f"--out {out}: {fmt} imports {want} files; name the output *{want}")
+    multi = "predicted_labels" in queue.columns
+    if multi and not labels:
+        labels = _queue_labels(queue) or None
     records = export_records(queue, fmt, labels=labels, round_number=round_number, from_name=from_name,
-                             to_name=to_name, argilla_nested=argilla_nested, source=source)
+                             to_name=to_name, argilla_nested=argilla_nested, source=source, label_sep=label_sep,
+                             none_label=none_label)
     if fmt == "label-studio":
         body = json.dumps(records, ensure_ascii=False, indent=1) + "\n"
     else:
@@ -324,12 +417,12 @@ def export_writers(queue: pd.DataFrame, fmt: str, out: str | Path, *, labels: Se
         writers["predictions"] = text_file(json.dumps(refresh, ensure_ascii=False, indent=1) + "\n")
     if fmt == "argilla" and labels:
         chat = "conversation" in queue.columns and queue["conversation"].astype(str).str.strip().ne("").any()
-        writers["argilla_settings"] = text_file(json.dumps(argilla_settings(labels, chat=bool(chat)),
+        writers["argilla_settings"] = text_file(json.dumps(argilla_settings(labels, chat=bool(chat), multi_label=multi),
                                                            ensure_ascii=False, indent=1) + "\n")
     if fmt == "label-studio" and labels:
         dialogue = any(DIALOGUE in r["data"] for r in records)
         writers["label_config"] = text_file(label_studio_config(labels, dialogue=dialogue, from_name=from_name,
-                                                                to_name=to_name))
+                                                                to_name=to_name, multi_label=multi))
     return writers
 
 

@@ -26,6 +26,7 @@ import pandas as pd
 from selector.errors import ConfigError, DataError
 from selector.io import decode_utf8, read_table, unguard_cell
 from selector.labels import DATA_ANNOTATOR, DEFAULT_UNSURE_LABELS, normalise_label, unsure_mask
+from selector.labelsets import DEFAULT_NONE_LABEL, canonical_cell, differing_labels, parse_label_set
 from selector.outputs import OutputPlan, Writer, bytes_file, same_file, table
 from selector.quality.annotations import prepare_annotations
 
@@ -109,7 +110,28 @@ def _text_label(value, source: str, where: str):
                     "labels must be text: export the project again with its text labels")
 
 
-def _label_studio(items: list[dict], source: str) -> tuple[list[dict], int]:
+@dataclass(frozen=True)
+class _Sets:
+    """How a multi-label merge reads label sets: the delimiter and the none token."""
+
+    sep: str
+    none_label: str = DEFAULT_NONE_LABEL
+
+    def cell(self, values, source: str, where: str) -> str:
+        """Several chosen labels (a list, or one text) as the canonical cell (:func:`canonical_cell`)."""
+        values = [values] if isinstance(values, str) else list(values or [])
+        for v in values:
+            if not isinstance(v, str):
+                raise DataError(f"{source}: {where} has a label of type {type(v).__name__} ({str(v)[:40]!r}); "
+                                "labels must be text")
+            if self.sep in v and len(values) > 1:
+                raise DataError(f"{source}: {where}: label {v!r} contains the label delimiter {self.sep!r}; rename "
+                                "the label or choose another delimiter with --label-sep")
+        parts = [p for v in values for p in (parse_label_set(v, sep=self.sep, none_label=self.none_label) or ())]
+        return canonical_cell(parts, self.sep, self.none_label)
+
+
+def _label_studio(items: list[dict], source: str, sets: _Sets | None = None) -> tuple[list[dict], int]:
     rows, skipped = [], 0
     for n, task in enumerate(items, start=1):
         if not isinstance(task, dict):
@@ -130,9 +152,16 @@ def _label_studio(items: list[dict], source: str) -> tuple[list[dict], int]:
                 continue
             choices = [c for res in result or [] if res.get("type") in (None, "choices")
                        for c in (res.get("value") or {}).get("choices") or []]
+            if sets is not None and choices:  # <Choices choice="multiple">: the chosen set
+                rows.append({"id": item_id, "label": sets.cell(choices, source, f"task {n} (id {item_id})"),
+                             "annotator": annotator_name(ann.get("completed_by")),
+                             "guideline_version": data.get("guideline_version")})
+                got = True
+                continue
             if len(choices) > 1:
                 raise DataError(f"{source}: task {n} (id {item_id}) has {len(choices)} choices in one annotation "
-                                f"({', '.join(map(str, choices))}); selector merges single-label classification")
+                                f"({', '.join(map(str, choices))}); selector merges single-label classification "
+                                "unless the task is multi-label (--multi-label)")
             if choices:
                 _text_label(choices[0], source, f"task {n} (id {item_id})")
                 rows.append({"id": item_id, "label": choices[0], "annotator": annotator_name(ann.get("completed_by")),
@@ -150,7 +179,7 @@ def _no_status(source: str, item_id, question: str) -> DataError:
         f"'{question}.responses.status', and merge that")
 
 
-def _argilla(items: list[dict], question: str, source: str) -> tuple[list[dict], int]:
+def _argilla(items: list[dict], question: str, source: str, sets: _Sets | None = None) -> tuple[list[dict], int]:
     """Only ``submitted`` responses are labels; ``draft`` and ``discarded`` are skipped, and a
     response without a status is refused (it could be either)."""
     rows, skipped = [], 0
@@ -171,6 +200,8 @@ def _argilla(items: list[dict], question: str, source: str) -> tuple[list[dict],
                 raise DataError(f"{source}: record {n} (id {item_id}): responses['{question}'] must be a list of "
                                 "response objects ({'value', 'status', 'user_id'})")
             for resp in answers:
+                if sets is not None and isinstance(resp.get("value"), list):  # a MultiLabelQuestion's answer
+                    resp = dict(resp, value=sets.cell(resp["value"], source, f"record {n} (id {item_id})"))
                 _text_label(resp.get("value"), source, f"record {n} (id {item_id})")
                 if normalise_label(resp.get("value")) is None:
                     continue
@@ -187,7 +218,11 @@ def _argilla(items: list[dict], question: str, source: str) -> tuple[list[dict],
             if not isinstance(values, list):
                 values, users, status = [values], [users] if not isinstance(users, list) else users, \
                     [status] if not isinstance(status, list) else status
+            if sets is not None and values and not any(isinstance(v, list) for v in values) and len(values) != len(users):
+                values = [values]  # one flattened multi-label answer, not one answer per user
             for v, u, s in zip(values, users, status):
+                if sets is not None and isinstance(v, list):
+                    v = sets.cell(v, source, f"record {n} (id {item_id})")
                 _text_label(v, source, f"record {n} (id {item_id})")
                 if normalise_label(v) is not None and normalise_label(s) is None:
                     raise _no_status(source, item_id, question)
@@ -203,7 +238,7 @@ def _argilla(items: list[dict], question: str, source: str) -> tuple[list[dict],
     return rows, skipped
 
 
-def _prodigy(items: list[dict], source: str) -> tuple[list[dict], int]:
+def _prodigy(items: list[dict], source: str, sets: _Sets | None = None) -> tuple[list[dict], int]:
     rows, skipped = [], 0
     for n, task in enumerate(items, start=1):
         if task.get("answer") != "accept":
@@ -215,10 +250,14 @@ def _prodigy(items: list[dict], source: str) -> tuple[list[dict], int]:
             if not isinstance(accepted, list):
                 raise DataError(f"{source}: line {n} (id {item_id}) has 'accept' of type {type(accepted).__name__}; "
                                 "Prodigy writes the accepted option ids as a list")
-            if len(accepted) > 1:
+            if sets is not None:  # textcat_multilabel / choice_style multiple: the accepted set; none = "none of these"
+                label = sets.cell([str(a) for a in accepted], source, f"line {n} (id {item_id})")
+            elif len(accepted) > 1:
                 raise DataError(f"{source}: line {n} (id {item_id}) accepts {len(accepted)} options; "
-                                "selector merges single-label classification (use choice_style single)")
-            label = accepted[0] if accepted else None
+                                "selector merges single-label classification (use choice_style single, or "
+                                "--multi-label)")
+            else:
+                label = accepted[0] if accepted else None
         else:
             label = task.get("label")
         if not isinstance(label, (int, float)):  # a number is a label too; a list or object is not
@@ -231,7 +270,7 @@ def _prodigy(items: list[dict], source: str) -> tuple[list[dict], int]:
     return rows, skipped
 
 
-def _doccano(items: list[dict], source: str) -> tuple[list[dict], int]:
+def _doccano(items: list[dict], source: str, sets: _Sets | None = None) -> tuple[list[dict], int]:
     rows, skipped = [], 0
     for n, task in enumerate(items, start=1):
         labels = task.get("label", task.get("labels")) or []
@@ -243,12 +282,14 @@ def _doccano(items: list[dict], source: str) -> tuple[list[dict], int]:
             if not isinstance(label, str):
                 raise DataError(f"{source}: line {n} has a label of type {type(label).__name__} ({label!r}); "
                                 "doccano exports label names as text: export the project as JSONL again")
-        if len(labels) > 1:
+        if len(labels) > 1 and sets is None:
             raise DataError(f"{source}: line {n} has {len(labels)} labels ({', '.join(map(str, labels))}); "
-                            "selector merges single-label classification")
+                            "selector merges single-label classification unless the task is multi-label (--multi-label)")
         if not labels:
             skipped += 1
             continue
+        if sets is not None:
+            labels = [sets.cell(labels, source, f"line {n}")]
         # doccano replaces ``id`` with its own number, so only ``selector_id`` identifies the row.
         rows.append({"id": normalise_label(task.get("selector_id")), "label": labels[0],
                      "annotator": task.get("annotator"), "guideline_version": task.get("guideline_version")})
@@ -326,7 +367,8 @@ def _detect(items: list[dict]) -> str:
 
 
 def read_labels(path: str | Path, *, id_col: str = "id", label_col: str = "label",
-                question: str = "label") -> tuple[pd.DataFrame, int, str]:
+                question: str = "label", label_sep: str | None = None,
+                none_label: str = DEFAULT_NONE_LABEL) -> tuple[pd.DataFrame, int, str]:
     """Read a labeling tool's export as one row per label.
 
     Parameters
@@ -337,6 +379,9 @@ def read_labels(path: str | Path, *, id_col: str = "id", label_col: str = "label
         Column names in a plain table export.
     question : str
         Argilla question name holding the label.
+    label_sep : str, optional
+        A multi-label task: several choices in one answer are its label set, written as one cell
+        (distinct labels sorted and joined by ``label_sep``; ``none_label`` for an accepted empty set).
 
     Returns
     -------
@@ -354,14 +399,15 @@ def read_labels(path: str | Path, *, id_col: str = "id", label_col: str = "label
     items = _load_json_items(path)
     kind = _detect(items) if items is not None else "table"
     source = str(path)
+    sets = None if label_sep is None else _Sets(label_sep, none_label)
     if kind == "label-studio":
-        rows, skipped = _label_studio(items, source)
+        rows, skipped = _label_studio(items, source, sets)
     elif kind == "argilla":
-        rows, skipped = _argilla(items, question, source)
+        rows, skipped = _argilla(items, question, source, sets)
     elif kind == "prodigy":
-        rows, skipped = _prodigy(items, source)
+        rows, skipped = _prodigy(items, source, sets)
     elif kind == "doccano":
-        rows, skipped = _doccano(items, source)
+        rows, skipped = _doccano(items, source, sets)
     else:
         df = read_table(path) if items is None or path.suffix.lower() not in (".json", ".zip") else pd.DataFrame(items)
         key = next((k for k in ("selector_id", id_col) if k in df.columns), None)
@@ -376,6 +422,10 @@ def read_labels(path: str | Path, *, id_col: str = "id", label_col: str = "label
                 for r in df.to_dict("records")]
         kept = [r for r in rows if normalise_label(r["label"]) is not None]
         skipped, rows = len(rows) - len(kept), kept
+        if sets is not None:
+            for r in rows:
+                r["label"] = sets.cell(r["label"] if isinstance(r["label"], list) else str(r["label"]), source,
+                                       f"item {r[key]!r}")
     out = pd.DataFrame(rows, columns=["id", "label", "annotator", "guideline_version", "round"])
     missing = [i + 1 for i, v in enumerate(out["id"]) if normalise_label(v) is None]
     if missing:
@@ -426,8 +476,10 @@ def _join(values) -> str | None:
     return ";".join(seen) or None
 
 
-def _one_conflict_per_id(conflicts: list[dict]) -> list[dict]:
-    """Merge conflict rows that name the same id into one row (labels, annotators, problems joined)."""
+def _one_conflict_per_id(conflicts: list[dict], join=None) -> list[dict]:
+    """Merge conflict rows that name the same id into one row (labels, annotators, problems joined;
+    ``join`` joins the labels, default :func:`_join`)."""
+    join = join or _join
     by_id: dict = {}
     for c in conflicts:
         by_id.setdefault(c["id"], []).append(c)
@@ -436,7 +488,7 @@ def _one_conflict_per_id(conflicts: list[dict]) -> list[dict]:
         if len(rows) == 1:
             out.append(rows[0])
             continue
-        out.append({"id": i, "label": _join(r["label"] for r in rows), "annotator": _join(r["annotator"] for r in rows),
+        out.append({"id": i, "label": join(r["label"] for r in rows), "annotator": _join(r["annotator"] for r in rows),
                     "existing": rows[0]["existing"], "problem": "; ".join(dict.fromkeys(r["problem"] for r in rows))})
     return out
 
@@ -448,6 +500,7 @@ def _who(rec: dict) -> str:
 def merge_labels(data: pd.DataFrame, labels: pd.DataFrame, *, label_col: str = "label", id_col: str = "id",
                  round_number: int | None = None, round_of_id: dict[str, int] | None = None,
                  partial: bool = False, unsure_labels=DEFAULT_UNSURE_LABELS,
+                 label_sep: str | None = None, none_label: str = DEFAULT_NONE_LABEL,
                  source: str = "<data>") -> MergeResult:
     """Write exported labels into ``data``'s label column by id.
 
@@ -466,6 +519,10 @@ def merge_labels(data: pd.DataFrame, labels: pd.DataFrame, *, label_col: str = "
     unsure_labels : iterable of str
         A row whose current label is one of these (re-queued as unsure) takes the returned label;
         its id is listed in ``MergeResult.from_unsure``.
+    label_sep : str, optional
+        A multi-label task: labels are sets (cells as :func:`read_labels` writes them with the same
+        ``label_sep``); the data's sets are compared as sets, whatever their order, and a conflict
+        names the labels the answers differ on.
 
     Raises
     ------
@@ -478,11 +535,28 @@ def merge_labels(data: pd.DataFrame, labels: pd.DataFrame, *, label_col: str = "
                         "(pass --id-col, or give the data an id column before the first round)")
     pos, current = _index_labels(data, id_col, label_col)
     unsure = unsure_mask(current, unsure_labels) if len(current) else np.zeros(0, bool)
+    if label_sep is not None:  # compare sets, not spellings
+        current = np.array([v if v is None or unsure[k] else
+                            canonical_cell(parse_label_set(v, sep=label_sep, none_label=none_label) or (), label_sep,
+                                           none_label) for k, v in enumerate(current)], dtype=object)
+
+    def differ(*cells) -> str:
+        if label_sep is None:
+            return ""
+        names = differing_labels(cells, label_sep, none_label)
+        return f" (they differ on {', '.join(names)})" if names else ""
+
+    join = _join if label_sep is None else (lambda values: " | ".join(dict.fromkeys(str(v) for v in values if v is not None)) or None)
     conflicts = []
     chosen: dict[str, dict] = {}
     disputed: dict[str, list] = {}
     records = latest_per_annotator([{k: normalise_label(v) for k, v in rec.items()}
                                     for rec in labels.to_dict("records")])
+    if label_sep is not None:
+        for rec in records:
+            if rec.get("label") is not None:
+                rec["label"] = canonical_cell(parse_label_set(rec["label"], sep=label_sep, none_label=none_label) or (),
+                                              label_sep, none_label)
     for rec in records:
         i, lab = rec["id"], rec["label"]
         if i not in pos:
@@ -496,7 +570,8 @@ def merge_labels(data: pd.DataFrame, labels: pd.DataFrame, *, label_col: str = "
             continue
         if current[k] is not None and not unsure[k] and current[k] != lab:
             conflicts.append({"id": i, "label": lab, "annotator": rec.get("annotator"), "existing": current[k],
-                              "problem": f"the data already has {current[k]!r}; {_who(rec)} says {lab!r}"})
+                              "problem": f"the data already has {current[k]!r}; {_who(rec)} says {lab!r}"
+                                         f"{differ(current[k], lab)}"})
             continue
         if i not in chosen:
             chosen[i] = rec
@@ -505,10 +580,11 @@ def merge_labels(data: pd.DataFrame, labels: pd.DataFrame, *, label_col: str = "
             chosen[i]["annotator"] = f"{chosen[i]['annotator']};{rec['annotator']}"
     for i, votes in disputed.items():
         said = ", ".join(f"{_who(v).removeprefix('annotator ')} says {v['label']!r}" for v in votes)
-        conflicts.append({"id": i, "label": _join(v["label"] for v in votes),
+        conflicts.append({"id": i, "label": join(v["label"] for v in votes),
                           "annotator": _join(v.get("annotator") for v in votes),
-                          "existing": current[pos[i]], "problem": f"annotators disagree: {said}"})
-    conflicts = _one_conflict_per_id(conflicts)
+                          "existing": current[pos[i]],
+                          "problem": f"annotators disagree: {said}{differ(*(v['label'] for v in votes))}"})
+    conflicts = _one_conflict_per_id(conflicts, join)
     # An id with any conflict is merged by nobody, even with --partial: its clean votes wait with it.
     for c in conflicts:
         chosen.pop(c["id"], None)

@@ -6,6 +6,11 @@ round a classifier is fitted on the labels so far and scored on a held-out split
 ``split`` column when it has ``test`` rows, else a seeded stratified share). The same is repeated
 over ``seeds`` seeds. Outputs: per-round learning curves (accuracy, macro-F1) as CSV, a PNG plot
 and one verdict line per strategy.
+
+A multi-label file (``labels`` an indicator matrix of shape (n, L)) is simulated the same way with
+the multi-label classifier and strategies (:mod:`selector.round.multilabel`); its curves are
+micro-F1 and macro-F1 over the labels (a label predicted at probability >= 0.5), and the verdicts
+read micro-F1.
 """
 
 from __future__ import annotations
@@ -20,8 +25,10 @@ import pandas as pd
 
 from selector.errors import ConfigError, DataError
 from selector.models.classifiers import fit_classifier, make_classifier
+from selector.labelsets import LabelSpace
 from selector.round.compute import select_batch
-from selector.strategies import get_strategy_class
+from selector.round.multilabel import build_multilabel_context
+from selector.strategies import get_strategy_class, make_strategy
 
 __all__ = ["SimulationResult", "held_out_split", "check_simulation", "simulate", "verdicts", "plot_curves"]
 
@@ -33,10 +40,14 @@ class SimulationResult:
     Attributes
     ----------
     curves : DataFrame
-        One row per (strategy, seed, round): ``strategy, seed, round, n_labels, accuracy, macro_f1``.
+        One row per (strategy, seed, round): ``strategy, seed, round, n_labels, accuracy, macro_f1``
+        (multi-label: ``micro_f1`` in place of ``accuracy``).
     full_accuracy, full_macro_f1 : float
-        The classifier trained on every training row, on the same test split.
+        The classifier trained on every training row, on the same test split (``full_accuracy`` is
+        the micro-F1 of a multi-label file: the value of :attr:`metric`).
     n_train, n_test : int
+    metric : str
+        The curves' main column: ``accuracy``, or ``micro_f1`` for a multi-label file.
     """
 
     curves: pd.DataFrame
@@ -44,6 +55,7 @@ class SimulationResult:
     full_macro_f1: float
     n_train: int
     n_test: int
+    metric: str = "accuracy"
 
 
 def held_out_split(labels: np.ndarray, split: np.ndarray | None, *, test_size: float = 0.2,
@@ -75,6 +87,17 @@ def held_out_split(labels: np.ndarray, split: np.ndarray | None, *, test_size: f
 
 def _evaluate(template, X_tr, y_tr, X_te, y_te) -> tuple[float, float]:
     from sklearn.metrics import accuracy_score, f1_score
+
+    if y_tr.ndim == 2:  # multi-label: micro- and macro-F1 over the labels
+        from selector.round.multilabel import PREDICT_THRESHOLD, fit_multilabel, label_proba, multilabel_problem
+
+        if multilabel_problem(y_tr) is not None:
+            pred = np.zeros_like(y_te)
+        else:
+            model = fit_multilabel(template, X_tr, y_tr)
+            pred = (label_proba(model, X_te, y_te.shape[1]) >= PREDICT_THRESHOLD).astype(np.int8)
+        return (float(f1_score(y_te, pred, average="micro", zero_division=0)),
+                float(f1_score(y_te, pred, average="macro", zero_division=0)))
 
     if np.unique(y_tr).size < 2:
         # One class seen so far: the only possible prediction is that class.
@@ -109,7 +132,10 @@ def check_simulation(labels: np.ndarray, *, strategies: Sequence[str], batch: in
     for arg, value in (("batch", batch), ("rounds", rounds), ("seeds", seeds)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ConfigError(f"{arg} must be a positive integer, got {value!r}")
-    labels = np.asarray(labels, dtype=object).astype(str)
+    labels = np.asarray(labels)
+    # A multi-label indicator matrix splits by its rows' sets (stratified where each set recurs).
+    labels = (np.array(["".join(map(str, r)) for r in labels], dtype=object) if labels.ndim == 2
+              else labels.astype(object).astype(str))
     train, test = held_out_split(labels, split, test_size=test_size, random_state=random_state)
     if batch * rounds > train.size:
         raise ConfigError(f"batch {batch} x rounds {rounds} = {batch * rounds} labels, but the training pool has "
@@ -126,8 +152,8 @@ def simulate(X: np.ndarray, labels: np.ndarray, *, strategies: Sequence[str], ba
     ----------
     X : ndarray of float32, shape (n, d)
         Embeddings of every row.
-    labels : ndarray of str, shape (n,)
-        The true label of every row (all rows labeled).
+    labels : ndarray of str, shape (n,), or of 0/1, shape (n, L)
+        The true label of every row (all rows labeled), or a multi-label file's indicator matrix.
     strategies : sequence of str
         Registered strategy names.
     batch, rounds, seeds : int
@@ -144,12 +170,19 @@ def simulate(X: np.ndarray, labels: np.ndarray, *, strategies: Sequence[str], ba
     SimulationResult
     """
 
-    labels = np.asarray(labels, dtype=object).astype(str)
-    if X.shape[0] != labels.size:
-        raise DataError(f"embeddings have {X.shape[0]} rows but there are {labels.size} labels")
+    labels = np.asarray(labels)
+    multi = labels.ndim == 2
+    labels = labels.astype(np.int8) if multi else labels.astype(object).astype(str)
+    if X.shape[0] != labels.shape[0]:
+        raise DataError(f"embeddings have {X.shape[0]} rows but there are {labels.shape[0]} labels")
     train, test = check_simulation(labels, strategies=strategies, batch=batch, rounds=rounds, seeds=seeds,
                                    split=split, test_size=test_size, random_state=random_state)
-    template = classifier if classifier is not None else make_classifier(random_state=random_state)
+    if multi:
+        from selector.round.multilabel import multilabel_classifier
+
+        template = classifier if classifier is not None else multilabel_classifier(random_state=random_state)
+    else:
+        template = classifier if classifier is not None else make_classifier(random_state=random_state)
     # Hundreds of small fits: BLAS thread hand-offs cost more than they save (35x slower measured
     # on a busy 2-core machine), so the loop runs single-threaded.
     from threadpoolctl import threadpool_limits
@@ -162,6 +195,8 @@ def simulate(X: np.ndarray, labels: np.ndarray, *, strategies: Sequence[str], ba
 def _simulate(X, labels, train, test, template, strategies, batch, rounds, seeds, random_state, progress, label_set):
 
     X_tr, y_tr, X_te, y_te = X[train], labels[train], X[test], labels[test]
+    metric = "micro_f1" if labels.ndim == 2 else "accuracy"
+    space = LabelSpace(tuple(f"label{j}" for j in range(labels.shape[1]))) if labels.ndim == 2 else None
     full_acc, full_f1 = _evaluate(template, X_tr, y_tr, X_te, y_te)
     rows = []
     for name in strategies:
@@ -174,19 +209,24 @@ def _simulate(X, labels, train, test, template, strategies, batch, rounds, seeds
                 with warnings.catch_warnings():
                     # The cold-start fallback warning repeats every simulated loop; the curve shows it.
                     warnings.filterwarnings("ignore", message="cold start.*")
-                    sel = select_batch(X_tr[lab], y_tr[lab], X_tr[unl], batch, strategy=name, classifier=template,
-                                       random_state=s * 1000 + r, labels=label_set)
+                    if y_tr.ndim == 2:
+                        ctx = build_multilabel_context(X_tr[lab], y_tr[lab], X_tr[unl], space, classifier=template,
+                                                       random_state=s * 1000 + r, label_set=label_set)
+                        sel = make_strategy(name).select(ctx, batch, random_state=s * 1000 + r)
+                    else:
+                        sel = select_batch(X_tr[lab], y_tr[lab], X_tr[unl], batch, strategy=name, classifier=template,
+                                           random_state=s * 1000 + r, labels=label_set)
                 chosen[unl[sel.indices]] = True
                 lab = np.flatnonzero(chosen)
                 acc, f1 = _evaluate(template, X_tr[lab], y_tr[lab], X_te, y_te)
                 rows.append({"strategy": name, "seed": s, "round": r, "n_labels": int(lab.size),
-                             "accuracy": round(acc, 6), "macro_f1": round(f1, 6)})
+                             metric: round(acc, 6), "macro_f1": round(f1, 6)})
             if progress is not None:
                 last = rows[-1]
-                progress(f"{name} seed {s}: {last['n_labels']} labels -> accuracy {last['accuracy']:.3f}, "
-                         f"macro-F1 {last['macro_f1']:.3f}")
+                progress(f"{name} seed {s}: {last['n_labels']} labels -> {metric.replace('_', '-')} "
+                         f"{last[metric]:.3f}, macro-F1 {last['macro_f1']:.3f}")
     return SimulationResult(curves=pd.DataFrame(rows), full_accuracy=full_acc, full_macro_f1=full_f1,
-                            n_train=int(train.size), n_test=int(test.size))
+                            n_train=int(train.size), n_test=int(test.size), metric=metric)
 
 
 def _labels_to_reach(n: np.ndarray, acc: np.ndarray, target: float) -> float | None:
@@ -210,8 +250,10 @@ def verdicts(result: SimulationResult, baseline: str = "random") -> dict[str, st
     minus N. Each line ends with the strategy's own accuracy at the largest budget. Without the
     baseline among the strategies, each line states the strategy's best accuracy instead.
     """
-    mean = result.curves.groupby(["strategy", "n_labels"], sort=True)["accuracy"].mean().reset_index()
-    curves = {s: (g["n_labels"].to_numpy(), g["accuracy"].to_numpy()) for s, g in mean.groupby("strategy")}
+    metric = result.metric
+    word = "accuracy" if metric == "accuracy" else "micro-F1"
+    mean = result.curves.groupby(["strategy", "n_labels"], sort=True)[metric].mean().reset_index()
+    curves = {s: (g["n_labels"].to_numpy(), g[metric].to_numpy()) for s, g in mean.groupby("strategy")}
     full = result.full_accuracy
 
     def pct(a: float) -> str:
@@ -228,20 +270,20 @@ def verdicts(result: SimulationResult, baseline: str = "random") -> dict[str, st
         final = f"at {int(n[-1])} labels: {acc[-1]:.3f} ({pct(acc[-1])})"
         if not have_base:
             k = int(np.argmax(acc))
-            out[name] = (f"{name}: reaches {pct(acc[k])} of full-data accuracy ({acc[k]:.3f} vs {full:.3f}) "
+            out[name] = (f"{name}: reaches {pct(acc[k])} of full-data {word} ({acc[k]:.3f} vs {full:.3f}) "
                          f"with {int(n[k])} labels; {final}")
             continue
         need = _labels_to_reach(n, acc, target)
         if name == baseline:
-            out[name] = (f"{name}: reaches {pct(target)} of full-data accuracy ({target:.3f} vs {full:.3f}) "
+            out[name] = (f"{name}: reaches {pct(target)} of full-data {word} ({target:.3f} vs {full:.3f}) "
                          f"with {int(round(n_base))} labels (baseline)")
         elif need is None:
-            out[name] = (f"{name}: does not reach {baseline}'s best {pct(target)} of full-data accuracy "
+            out[name] = (f"{name}: does not reach {baseline}'s best {pct(target)} of full-data {word} "
                          f"({target:.3f}) within {int(n[-1])} labels; {final}")
         else:
             diff = int(round(n_base)) - int(round(need))
             cmp = f"{diff} fewer than {baseline}" if diff >= 0 else f"{-diff} more than {baseline}"
-            out[name] = (f"{name}: reaches {pct(target)} of full-data accuracy ({target:.3f}) with "
+            out[name] = (f"{name}: reaches {pct(target)} of full-data {word} ({target:.3f}) with "
                          f"{int(round(need))} labels, {cmp} ({int(round(n_base))}); {final}")
     return out
 
@@ -254,8 +296,8 @@ def plot_curves(result: SimulationResult, path: str | Path, *, title: str = "") 
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    stats = result.curves.groupby(["strategy", "n_labels"], sort=True)[["accuracy", "macro_f1"]].agg(["mean", "std"])
-    for ax, metric, full in ((axes[0], "accuracy", result.full_accuracy), (axes[1], "macro_f1", result.full_macro_f1)):
+    stats = result.curves.groupby(["strategy", "n_labels"], sort=True)[[result.metric, "macro_f1"]].agg(["mean", "std"])
+    for ax, metric, full in ((axes[0], result.metric, result.full_accuracy), (axes[1], "macro_f1", result.full_macro_f1)):
         for name in dict.fromkeys(result.curves["strategy"]):
             g = stats.loc[name]
             n = g.index.to_numpy()

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from selector.labelsets import DEFAULT_LABEL_SEP, DEFAULT_NONE_LABEL, parse_label_set
 from selector.tables import text_table
 
 __all__ = ["MeasurePoint", "StatusReport", "kappa", "changed_share", "stopping_hint", "build_status",
@@ -72,6 +73,7 @@ class StatusReport:
     hint: str
     flattened: bool
     hint_numbers: dict = field(default_factory=dict)
+    task: str = "single_label"
 
 
 def kappa(a: dict[str, str], b: dict[str, str]) -> tuple[float | None, int]:
@@ -239,7 +241,9 @@ def build_status(records: list[dict], ids: np.ndarray, labels: np.ndarray, *, da
                      "strategy": (f"{rec.get('strategy')} (cold start)" if rec.get("cold_start")
                                   else rec.get("strategy")), "model": model_name(model), "labeled_before": counts.get("n_labeled"),
                      "queued": len(q), "queue_labeled": done, "queue_unlabeled": len(q) - done,
-                     "cv_accuracy": cv["accuracy"] if cv else None, "cv_macro_f1": cv["macro_f1"] if cv else None})
+                     # A multi-label round records micro-F1 (its cv has no accuracy): shown in the same column.
+                     "cv_accuracy": cv.get("accuracy", cv.get("micro_f1")) if cv else None,
+                     "cv_macro_f1": cv.get("macro_f1") if cv else None})
     if now is not None:
         if now.model is None and points:
             now.model = points[-1].model
@@ -262,7 +266,14 @@ def build_status(records: list[dict], ids: np.ndarray, labels: np.ndarray, *, da
     flattened, hint, numbers = stopping_hint(stop_points, change_threshold=change_threshold, change_ceiling=change_ceiling,
                                              change_fall=change_fall, f1_tolerance=f1_tolerance, window=window)
     lab = np.array([x for x in labels if x is not None], dtype=object).astype(str)
-    names, counts = np.unique(lab, return_counts=True)
+    multi = any(r.get("task") == "multi_label" for r in records)
+    if multi:  # a multi-label loop counts rows per label, not per label set
+        config = (records[-1].get("config") or {}) if records else {}
+        sep, none = config.get("label_sep", DEFAULT_LABEL_SEP), config.get("none_label", DEFAULT_NONE_LABEL)
+        parts = [v for cell in lab for v in (parse_label_set(cell, sep=sep, none_label=none) or ())]
+        names, counts = np.unique(np.asarray(parts, dtype=object).astype(str), return_counts=True)
+    else:
+        names, counts = np.unique(lab, return_counts=True)
     per_round: dict[str, int] = {}
     if round_col is not None:
         for r, x in zip(round_col, labels):
@@ -280,7 +291,8 @@ def build_status(records: list[dict], ids: np.ndarray, labels: np.ndarray, *, da
     return StatusReport(data=data, ledger=ledger, rounds=table, points=points,
                         class_counts={str(k): int(v) for k, v in zip(names, counts)}, labels_per_round=per_round,
                         n_labeled=int(lab.size), n_rows=int(len(ids)), still_unlabeled_earlier=earlier,
-                        still_unlabeled_latest=latest, hint=hint, flattened=flattened, hint_numbers=numbers)
+                        still_unlabeled_latest=latest, hint=hint, flattened=flattened, hint_numbers=numbers,
+                        task="multi_label" if multi else "single_label")
 
 
 def _fmt(value, digits: int = 3) -> str:
@@ -299,8 +311,10 @@ def format_status(report: StatusReport) -> str:
     """The report as the text ``selector status`` prints."""
     lines = [f"data: {report.data}  ({report.n_labeled} of {report.n_rows} rows labeled)",
              f"ledger: {report.ledger}  ({len(report.rounds)} round(s))", ""]
+    # A multi-label loop's cross-validated figure is micro-F1 (over the labels), not accuracy.
+    multi = report.task == "multi_label"
     header = ["round", "time (UTC)", "strategy", "model", "labeled", "queued", "q.labeled", "q.unlabeled",
-              "cv_acc", "cv_macroF1", "kappa", "changed"]
+              "cv_microF1" if multi else "cv_acc", "cv_macroF1", "kappa", "changed"]
     body = []
     for r in report.rounds.to_dict("records"):
         body.append([str(r["round"]), r["time"], str(r["strategy"]), _fmt(r["model"]), _fmt(r["labeled_before"]), str(r["queued"]),
@@ -308,7 +322,7 @@ def format_status(report: StatusReport) -> str:
                      _fmt(r["cv_macro_f1"]), _fmt(r["kappa_vs_prev"]), _pct(r["changed_vs_prev"])])
     if len(report.points) > len(report.rounds):
         p = report.points[-1]
-        body.append(["now", "", "", _fmt(model_name(p.model)), str(p.n_labeled), "", "", "", _fmt(p.cv["accuracy"] if p.cv else None),
+        body.append(["now", "", "", _fmt(model_name(p.model)), str(p.n_labeled), "", "", "", _fmt(p.cv.get("accuracy", p.cv.get("micro_f1")) if p.cv else None),
                      _fmt(p.cv["macro_f1"] if p.cv else None), _fmt(p.kappa_prev), _pct(p.changed_prev)])
     lines.extend(text_table(header, body))
     lines.append("(labeled = labels when the round selected; cv_* = 5-fold cross-validated logistic regression "
@@ -316,7 +330,7 @@ def format_status(report: StatusReport) -> str:
                  "share of its stop-set predictions that changed; both compare rounds of the same model only)")
     lines.append("")
     lines.append("labels per round: " + (", ".join(f"{k}: {v}" for k, v in report.labels_per_round.items()) or "-"))
-    lines.append("labels per class: " + (", ".join(f"{k} {v}" for k, v in report.class_counts.items()) or "-"))
+    lines.append(("labels per label: " if report.task == "multi_label" else "labels per class: ") + (", ".join(f"{k} {v}" for k, v in report.class_counts.items()) or "-"))
     lines.append(f"queued but still unlabeled: {report.still_unlabeled_earlier} from earlier rounds, "
                  f"{report.still_unlabeled_latest} from the latest round")
     lines.append(f"stopping hint: {report.hint}")

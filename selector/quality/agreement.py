@@ -212,9 +212,13 @@ class FleissResult:
 
 
 def fleiss_table_kappa(table: np.ndarray) -> float:
-    """Fleiss' kappa of an (n_items, k) count table with the same row sum everywhere."""
+    """Fleiss' kappa of an (n_items, k) count table (each item's agreement over its own number of
+    ratings, so items may have different numbers; with the same number everywhere it is Fleiss' 1971
+    statistic); nan without items."""
     table = np.asarray(table, dtype=np.float64)
-    m = table.sum(axis=1)[0]
+    if table.shape[0] == 0:
+        return float("nan")
+    m = table.sum(axis=1)
     p_cat = table.sum(axis=0) / table.sum()
     p_item = ((table * table).sum(axis=1) - m) / (m * (m - 1.0))
     p_exp = float((p_cat * p_cat).sum())

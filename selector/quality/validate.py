@@ -19,7 +19,16 @@ check                       default   what it finds
                                       (positive/negative, ham/spam) has its negative built in
 ``empty_text``              warning   empty or near-empty texts (< ``min_text_chars`` letters/digits)
 ``placeholder_label``       warning   labels like ``-``, ``?``, ``n/a``, ``null``, ``nan``
+``none_with_labels``        blocker   multi-label: the none token together with other labels
+``exclusive_labels``        blocker   multi-label: declared mutually exclusive labels on one row
+``cardinality_outlier``     warning   multi-label: a row with far more labels than the others
+``unused_label``            warning   multi-label: a declared label no row carries
 ==========================  ========  ===========================================================
+
+Multi-label tables (``multi_label=True``; cells are label sets, :mod:`selector.labelsets`) are
+checked label by label (invalid, placeholder, variant, imbalance), and row by row on the whole set:
+a contradiction is the same text with different sets (the message names the differing labels), a
+duplicate the same text with the same set; the none token counts as the negative.
 
 With ``output_col`` (a generation set: chat-format data's replies) the checks of
 :mod:`selector.quality.generation` run too; ``output_contradiction`` and ``unparsable_output`` block
@@ -45,6 +54,7 @@ import pandas as pd
 from selector.config import SelectConfig
 from selector.errors import ConfigError, DataError
 from selector.labels import normalise_label
+from selector.labelsets import DEFAULT_LABEL_SEP, DEFAULT_NONE_LABEL, check_label_sep, parse_label_sets
 from selector.quality.generation import (
     GENERATION_CHECKS,
     REPLY_AGREEMENT,
@@ -58,10 +68,13 @@ from selector.textnorm import normalise_text
 __all__ = ["Finding", "ValidationReport", "validate", "near_duplicate_pairs", "CHECKS", "DEFAULT_BLOCKERS",
            "DEFAULT_NEGATIVES", "NEAR_DUPLICATE_THRESHOLD"]
 
-CHECKS = ("duplicate_id", "contradiction", "invalid_label", "output_contradiction", "unparsable_output",
-          "exact_duplicate", "near_duplicate", "label_variant", "class_imbalance", "missing_negatives", "empty_text",
-          "placeholder_label", *[c for c in GENERATION_CHECKS if c not in ("output_contradiction", "unparsable_output")])
-DEFAULT_BLOCKERS = ("duplicate_id", "contradiction", "invalid_label", "output_contradiction", "unparsable_output")
+CHECKS = ("duplicate_id", "contradiction", "invalid_label", "none_with_labels", "exclusive_labels",
+          "output_contradiction", "unparsable_output", "exact_duplicate", "cardinality_outlier", "unused_label",
+          "near_duplicate", "label_variant", "class_imbalance", "missing_negatives", "empty_text", "placeholder_label", *[c for c in GENERATION_CHECKS if c not in ("output_contradiction", "unparsable_output")])
+DEFAULT_BLOCKERS = ("duplicate_id", "contradiction", "invalid_label", "none_with_labels", "exclusive_labels",
+                    "output_contradiction", "unparsable_output")
+#: A multi-label row is a cardinality outlier above max(this, mean + 3 sd) labels.
+MIN_OUTLIER_CARDINALITY = 3
 DEFAULT_NEGATIVES = ("out_of_scope", "oos", "none", "other", "refuse", "refusal", "escalate", "unknown",
                      "not_applicable")
 NEAR_DUPLICATE_THRESHOLD = 0.95
@@ -224,7 +237,9 @@ def validate(df: pd.DataFrame, *, text_col: str = "text", label_col: str = "labe
              config=None, near_duplicates: bool = True, max_groups: int = 200,
              unsure_labels: Sequence[str] = ("unsure", "needs_review"),
              output_col: str | None = None, system_col: str | None = None,
-             reply_agreement: float | None = None,
+             reply_agreement: float | None = None, multi_label: bool = False,
+             label_sep: str = DEFAULT_LABEL_SEP, none_label: str = DEFAULT_NONE_LABEL,
+             exclusive: Sequence[Sequence[str]] = (),
              source: str = "<DataFrame>") -> ValidationReport:
     """Check a labeled table before training.
 
@@ -265,6 +280,10 @@ def validate(df: pd.DataFrame, *, text_col: str = "text", label_col: str = "labe
     reply_agreement : float, optional
         Cosine below which two replies to one input disagree (default
         :data:`selector.quality.generation.REPLY_AGREEMENT`).
+    multi_label : bool
+        Label cells hold label sets (``label_sep``-joined or JSON lists; ``none_label`` = none of these).
+    exclusive : sequence of label groups
+        Multi-label: labels that must not share a row (each group of two or more labels).
 
     Returns
     -------
@@ -287,8 +306,19 @@ def validate(df: pd.DataFrame, *, text_col: str = "text", label_col: str = "labe
     texts = np.array(["" if normalise_label(t) is None else str(t) for t in df[text_col].to_numpy(dtype=object)],
                      dtype=object)
     unsure = {str(u).strip().casefold() for u in unsure_labels}
-    lab = np.array([None if (v := normalise_label(x)) is not None and v.casefold() in unsure else v
-                    for x in df[label_col].to_numpy(dtype=object)], dtype=object)
+    raw_labels = df[label_col].to_numpy(dtype=object)
+    sets = None
+    if multi_label:
+        check_label_sep(label_sep, none_label)
+        sets = parse_label_sets(raw_labels, sep=label_sep, none_label=none_label, source=source, label_col=label_col)
+        sets = [None if s_ is None or (isinstance(x, str) and x.strip().casefold() in unsure) else s_
+                for s_, x in zip(sets, raw_labels)]
+        # One cell per set, labels sorted: the same set written in another order is the same label.
+        lab = np.array([None if s_ is None else (label_sep.join(sorted(s_)) if s_ else none_label) for s_ in sets],
+                       dtype=object)
+    else:
+        lab = np.array([None if (v := normalise_label(x)) is not None and v.casefold() in unsure else v
+                        for x in raw_labels], dtype=object)
     labeled = np.array([v is not None for v in lab])
     if id_col in df.columns:
         ids = np.array([normalise_label(v) or f"<row {i + 1}>" for i, v in enumerate(df[id_col].to_numpy(dtype=object))],
@@ -321,12 +351,19 @@ def validate(df: pd.DataFrame, *, text_col: str = "text", label_col: str = "labe
             {"examples": [{"row_id": str(ids[i]), "text": str(texts[i])} for i in empty[:max_groups]]})
     # -- labels
     lab_pos = np.flatnonzero(labeled)
-    label_str = lab[lab_pos].astype(str)
+    # The per-label checks read one (row, label) entry per label given: a single-label row has one,
+    # a multi-label row one per label of its set (none for "none of these").
+    if multi_label:
+        entries = [(i, v) for i in lab_pos for v in sets[i] if v != none_label]
+        entry_pos = np.array([e[0] for e in entries], dtype=np.int64)
+        label_str = np.array([e[1] for e in entries], dtype=object).astype(str)
+    else:
+        entry_pos, label_str = lab_pos, lab[lab_pos].astype(str)
     placeholder = np.array([(_label_key(v) == "" or v.casefold() in _PLACEHOLDERS) for v in label_str], dtype=bool)
     if placeholder.any():
         vals = sorted(set(label_str[placeholder]))
         add("placeholder_label", f"{int(placeholder.sum())} row(s) carry a placeholder label ({', '.join(vals[:10])}); "
-            "leave the cell empty for unlabeled rows or give a real label", lab_pos[placeholder])
+            "leave the cell empty for unlabeled rows or give a real label", np.unique(entry_pos[placeholder]))
     classes, class_counts = np.unique(label_str, return_counts=True)
     counts = {str(c): int(n) for c, n in zip(classes, class_counts)}
     keys = {}
@@ -334,7 +371,7 @@ def validate(df: pd.DataFrame, *, text_col: str = "text", label_col: str = "labe
         keys.setdefault(_label_key(str(c)), []).append(str(c))
     variants = {k: v for k, v in keys.items() if len(v) > 1}
     if variants:
-        rows = lab_pos[np.isin(label_str, [x for v in variants.values() for x in v])]
+        rows = np.unique(entry_pos[np.isin(label_str, [x for v in variants.values() for x in v])])
         add("label_variant", f"{len(variants)} label(s) spelled several ways: "
             + "; ".join(" / ".join(v) for v in list(variants.values())[:5]), rows, {"variants": variants})
     if labels is not None:
@@ -342,8 +379,8 @@ def validate(df: pd.DataFrame, *, text_col: str = "text", label_col: str = "labe
         bad = ~np.isin(label_str, list(allowed))
         if bad.any():
             vals = sorted(set(label_str[bad]))
-            add("invalid_label", f"{int(bad.sum())} row(s) have a label outside the allowed set: "
-                f"{', '.join(vals[:10])}{' ...' if len(vals) > 10 else ''}", lab_pos[bad],
+            add("invalid_label", f"{np.unique(entry_pos[bad]).size} row(s) have a label outside the allowed set: "
+                f"{', '.join(vals[:10])}{' ...' if len(vals) > 10 else ''}", np.unique(entry_pos[bad]),
                 {"invalid_labels": {v: int((label_str == v).sum()) for v in vals}})
     if classes.size >= 2 and imbalance_ratio > 0:
         largest = class_counts.max()
@@ -352,7 +389,10 @@ def validate(df: pd.DataFrame, *, text_col: str = "text", label_col: str = "labe
             add("class_imbalance", f"{small.size} class(es) have < {imbalance_ratio:.0%} of the largest class "
                 f"({classes[class_counts.argmax()]}: {largest}): "
                 + ", ".join(f"{c} ({counts[str(c)]})" for c in small[:10]),
-                lab_pos[np.isin(label_str, small)], {"small_classes": {str(c): counts[str(c)] for c in small}})
+                np.unique(entry_pos[np.isin(label_str, small)]),
+                {"small_classes": {str(c): counts[str(c)] for c in small}})
+    if multi_label:
+        _multilabel_findings(add, sets, lab_pos, none_label, labels, exclusive, counts)
     outputs, has_output = None, None
     if output_col is not None:
         if output_col not in df.columns:
@@ -367,8 +407,10 @@ def validate(df: pd.DataFrame, *, text_col: str = "text", label_col: str = "labe
         keys_seen = {_label_key(str(c)) for c in classes}
         # "not_hate", "non_offensive": a binary task's negative class counts as one too, and a
         # two-class set (positive/negative, ham/spam) has its negative built in.
-        binary = classes.size == 2
-        if not (wanted & keys_seen or any(k.startswith(("not_", "non_")) for k in keys_seen) or binary or refusals):
+        binary = classes.size == 2 and not multi_label
+        # A multi-label row labeled "none of these" is the negative answer itself.
+        said_none = multi_label and any(sets[i] == () for i in lab_pos)
+        if not (said_none or wanted & keys_seen or any(k.startswith(("not_", "non_")) for k in keys_seen) or binary or refusals):
             what = "negative label" if lab_pos.size else "refusal-style reply"
             add("missing_negatives", f"no {what} present (looked for {', '.join(map(str, negatives))}"
                 f"{' and refusal-style replies' if outputs is not None else ''}); "
@@ -385,10 +427,19 @@ def validate(df: pd.DataFrame, *, text_col: str = "text", label_col: str = "labe
         pair_key = np.array([n + "\x00" + normalise_text(o) for n, o in zip(norm, outputs)], dtype=object)
         duplicates = _groups_by(pair_key, with_reply)
     if contradictions:
+        groups = [{"text": str(texts[g[0]]), "labels": sorted({str(x) for x in lab[g]}),
+                   "row_ids": [str(x) for x in ids[g]]} for g in contradictions[:max_groups]]
+        extra = ""
+        if multi_label:
+            # Name the labels the sets differ on: given on some of the rows but not on all.
+            for grp, g in zip(groups, contradictions):
+                given = [set(sets[i]) for i in g]
+                grp["differing_labels"] = sorted(set.union(*given) - set.intersection(*given))
+            first = groups[0]["differing_labels"]
+            extra = (f"; e.g. rows {', '.join(groups[0]['row_ids'][:3])} differ on "
+                     f"{', '.join(first[:5]) or none_label}")
         add("contradiction", f"{len(contradictions)} text(s) appear with different labels "
-            f"({sum(g.size for g in contradictions)} rows)", np.concatenate(contradictions),
-            {"groups": [{"text": str(texts[g[0]]), "labels": sorted({str(x) for x in lab[g]}),
-                         "row_ids": [str(x) for x in ids[g]]} for g in contradictions[:max_groups]]})
+            f"({sum(g.size for g in contradictions)} rows){extra}", np.concatenate(contradictions), {"groups": groups})
     if duplicates:
         add("exact_duplicate", f"{len(duplicates)} text(s) repeated with the same label "
             f"({sum(g.size - 1 for g in duplicates)} extra rows)", np.concatenate(duplicates),
@@ -396,6 +447,8 @@ def validate(df: pd.DataFrame, *, text_col: str = "text", label_col: str = "labe
                         for g in duplicates[:max_groups]]})
     # -- near duplicates across labels
     settings = {"labels": None if labels is None else sorted(map(str, labels)),
+                "multi_label": multi_label, "label_sep": label_sep if multi_label else None,
+                "exclusive": [list(map(str, g)) for g in exclusive] if multi_label else None,
                 "negatives": list(map(str, negatives or [])), "imbalance_ratio": imbalance_ratio,
                 "near_duplicate_threshold": near_duplicate_threshold if near_duplicates else None,
                 "min_text_chars": min_text_chars, "blockers": sorted(blocking),
@@ -436,6 +489,35 @@ def validate(df: pd.DataFrame, *, text_col: str = "text", label_col: str = "labe
     findings.sort(key=lambda f: (f.severity != "blocker", order[f.check]))
     return ValidationReport(findings=findings, n_rows=int(len(ids)), n_labeled=int(lab_pos.size),
                             class_counts=counts, settings=settings, source=source)
+
+
+def _multilabel_findings(add, sets, lab_pos: np.ndarray, none_label: str, labels, exclusive, counts: dict) -> None:
+    """The checks only a multi-label table has (module docstring), through ``add(check, message, positions, details)``."""
+    with_none = [i for i in lab_pos if none_label in sets[i] and len(sets[i]) > 1]
+    if with_none:
+        add("none_with_labels", f"{len(with_none)} row(s) say {none_label!r} and also give labels; keep either the "
+            "labels or the none token", with_none)
+    for group in exclusive:
+        group = [str(g) for g in group]
+        if len(group) < 2:
+            raise ConfigError(f"an exclusive group needs two or more labels, got {group!r}")
+        rows = [i for i in lab_pos if sum(g in sets[i] for g in group) >= 2]
+        if rows:
+            add("exclusive_labels", f"{len(rows)} row(s) carry labels declared mutually exclusive "
+                f"({', '.join(group)}); keep one", rows, {"labels": group})
+    sizes = np.array([len([v for v in sets[i] if v != none_label]) for i in lab_pos], dtype=np.float64)
+    if sizes.size >= 10:
+        cut = max(MIN_OUTLIER_CARDINALITY, sizes.mean() + 3 * sizes.std())
+        many = lab_pos[sizes > cut]
+        if many.size:
+            add("cardinality_outlier", f"{many.size} row(s) carry more than {cut:.1f} labels (mean "
+                f"{sizes.mean():.2f} per row); check they were not labeled by selecting everything", many,
+                {"mean_cardinality": round(float(sizes.mean()), 4), "cut": round(float(cut), 4)})
+    if labels is not None:
+        unused = [str(v) for v in labels if str(v) not in counts and str(v) != none_label]
+        if unused:
+            add("unused_label", f"{len(unused)} declared label(s) no row carries: {', '.join(unused[:10])}"
+                f"{' ...' if len(unused) > 10 else ''}", [], {"unused_labels": unused})
 
 
 def settings_reply_agreement(value: float | None) -> float:

@@ -19,7 +19,7 @@ from selector.round.model import labels_problem
 from selector.round.pool import LabeledPool
 from selector.strategies import Selection, SelectionContext, make_strategy
 
-__all__ = ["select_batch", "build_context", "queue_frame", "QUEUE_COLUMNS"]
+__all__ = ["select_batch", "build_context", "queue_frame", "queue_table", "QUEUE_COLUMNS"]
 
 QUEUE_COLUMNS = ["rank", "id", "text", "score", "strategy_score", "strategy", "reason", "predicted_label",
                  "predicted_proba"]
@@ -139,6 +139,13 @@ def queue_frame(pool: LabeledPool, context: SelectionContext, selection: Selecti
     else:
         pred_label = np.full(rows.size, None, dtype=object)
         pred_proba = np.full(rows.size, np.nan)
+    return queue_table(pool, selection, strategy, {"predicted_label": pred_label, "predicted_proba": pred_proba})
+
+
+def queue_table(pool: LabeledPool, selection: Selection, strategy: str, predictions: dict) -> pd.DataFrame:
+    """The queue's columns every task type shares, then ``predictions`` (column -> values, shape (m,)),
+    then ``cluster`` when the strategy clustered."""
+    rows = pool.pool_positions[selection.indices]
     queue = pd.DataFrame({
         "rank": np.arange(1, rows.size + 1),
         "id": pool.ids[rows],
@@ -150,8 +157,7 @@ def queue_frame(pool: LabeledPool, context: SelectionContext, selection: Selecti
         "strategy_score": np.round(selection.scores, 6),
         "strategy": strategy,
         "reason": selection.reasons,
-        "predicted_label": pred_label,
-        "predicted_proba": pred_proba,
+        **predictions,
     })
     cluster = selection.info.get("cluster")
     if cluster is not None and len(cluster) == rows.size:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,8 +15,15 @@ import pandas as pd
 
 from selector.errors import DataError
 from selector.labels import DEFAULT_UNSURE_LABELS, normalise_label, unsure_mask
+from selector.labelsets import (
+    DEFAULT_LABEL_SEP,
+    DEFAULT_NONE_LABEL,
+    LabelSpace,
+    detect_multi_label,
+    parse_label_sets,
+)
 
-__all__ = ["LabeledPool", "prepare_pool", "GENERATED_ID_NOTE"]
+__all__ = ["LabeledPool", "prepare_pool", "pool_from_config", "GENERATED_ID_NOTE"]
 
 GENERATED_ID_NOTE = "id generated from the sha256 of the text and the row number (no id column)"
 
@@ -35,6 +43,11 @@ class LabeledPool:
         True when ids were generated because the table had no id column.
     source : str
         Where the table came from (a file path or "<DataFrame>"), for messages.
+    space : LabelSpace or None
+        A multi-label task's labels; None for a single-label task. Then ``labels`` holds each
+        labeled row's set written as one cell (:meth:`LabelSpace.join`) and ``Y`` the indicator matrix.
+    Y : ndarray of int8, shape (n, L), or None
+        Multi-label only: the given label sets (all-zero rows for unlabeled rows and "none of these").
     """
 
     ids: np.ndarray
@@ -43,6 +56,12 @@ class LabeledPool:
     labeled: np.ndarray
     ids_generated: bool
     source: str
+    space: LabelSpace | None = None
+    Y: np.ndarray | None = None
+
+    @property
+    def multi_label(self) -> bool:
+        return self.space is not None
 
     @property
     def n(self) -> int:
@@ -87,7 +106,9 @@ def check_text_cells(values: np.ndarray, source: str, text_col: str) -> None:
 def prepare_pool(df: pd.DataFrame, *, text_col: str = "text", label_col: str = "label",
                  id_col: str = "id", source: str = "<DataFrame>",
                  require_label_col: bool = True, require_id_col: bool = False,
-                 unsure_labels=DEFAULT_UNSURE_LABELS) -> LabeledPool:
+                 unsure_labels=DEFAULT_UNSURE_LABELS, multi_label: bool = False,
+                 label_sep: str = DEFAULT_LABEL_SEP, none_label: str = DEFAULT_NONE_LABEL,
+                 declared_labels=None, warn_label_sets: bool = True) -> LabeledPool:
     """Validate a table and split it into labeled and unlabeled rows.
 
     Parameters
@@ -102,6 +123,14 @@ def prepare_pool(df: pd.DataFrame, *, text_col: str = "text", label_col: str = "
     unsure_labels : iterable of str
         Label values that mean "no label yet" (case-insensitive; default ``unsure``,
         ``needs_review``): such rows are unlabeled. ``()`` makes every value a label.
+    multi_label : bool
+        Label cells hold label sets (``label_sep``-joined, or JSON lists); see :mod:`selector.labelsets`.
+    label_sep, none_label : str
+        The multi-label delimiter and "none of these" token.
+    declared_labels : sequence of str, optional
+        The task's declared labels (multi-label: the first columns of the label space).
+    warn_label_sets : bool
+        Warn when a single-label read meets cells that look like label sets.
 
     Raises
     ------
@@ -130,7 +159,20 @@ def prepare_pool(df: pd.DataFrame, *, text_col: str = "text", label_col: str = "
         raise DataError(f"{source}: {len(blank)} row(s) have an empty text in column {text_col!r} "
                         f"(data rows {rows}{' ...' if len(blank) > 10 else ''}); fill them in or drop them")
 
-    if label_col in df.columns:
+    space, Y = None, None
+    if label_col in df.columns and multi_label:
+        raw = df[label_col].to_numpy(dtype=object)
+        sets = parse_label_sets(raw, sep=label_sep, none_label=none_label, source=source, label_col=label_col)
+        cells = np.array([v if isinstance(v, str) else None for v in raw], dtype=object)
+        for i in np.flatnonzero(unsure_mask(cells, unsure_labels)):
+            sets[i] = None
+        space = LabelSpace.from_sets(sets, declared=declared_labels, sep=label_sep, none_label=none_label)
+        Y = space.indicator(sets)
+        labels = np.array([None if s is None else space.join(s) for s in sets], dtype=object)
+    elif label_col in df.columns:
+        if warn_label_sets and detect_multi_label(df[label_col].to_numpy(dtype=object), label_sep):
+            warnings.warn(f"{source}: column {label_col!r} holds label sets ({label_sep!r}-joined); this command reads "
+                          "each cell as one label (select and suspects handle multi-label tasks)", stacklevel=2)
         labels = np.array([normalise_label(v) for v in df[label_col].to_numpy(dtype=object)], dtype=object)
         labels[unsure_mask(labels, unsure_labels)] = None
     else:
@@ -155,4 +197,33 @@ def prepare_pool(df: pd.DataFrame, *, text_col: str = "text", label_col: str = "
         ids = generated_ids(texts)
         generated = True
     return LabeledPool(ids=ids, texts=texts, labels=labels, labeled=labeled,
-                       ids_generated=generated, source=source)
+                       ids_generated=generated, source=source, space=space, Y=Y)
+
+
+def pool_from_config(df: pd.DataFrame, config, *, source: str, require_id_col: bool | None = None,
+                     require_label_col: bool = True) -> tuple[LabeledPool, bool]:
+    """:func:`prepare_pool` with the config's columns, unsure values and task type.
+
+    Parameters
+    ----------
+    config : SelectConfig
+        ``task`` ``auto`` detects label sets (:func:`selector.labelsets.detect_multi_label`).
+
+    Returns
+    -------
+    pool : LabeledPool
+    detected : bool
+        True when the task was detected as multi-label rather than declared (the caller says so).
+    """
+    from selector.labelsets import resolve_task
+
+    values = df[config.label_col].to_numpy(dtype=object) if config.label_col in df.columns else []
+    task, detected = resolve_task(config.task, values, config.label_sep)
+    multi = task == "multi_label"
+    pool = prepare_pool(df, text_col=config.text_col, label_col=config.label_col, id_col=config.id_col,
+                        source=source, require_id_col=(config.id_col != "id") if require_id_col is None else require_id_col,
+                        require_label_col=require_label_col,
+                        unsure_labels=config.unsure_labels, multi_label=multi, label_sep=config.label_sep,
+                        none_label=config.none_label, declared_labels=config.labels if multi else None,
+                        warn_label_sets=False)
+    return pool, detected and multi

@@ -67,6 +67,8 @@ def round_record(*, round_number: int | None, config: dict, stats: dict, data_pa
         "config": config,
         "seed": config.get("seed"),
         "strategy": config.get("strategy"),
+        # The task type the round ran as (a detected multi-label task too), so merge reads sets back.
+        "task": stats.get("task", "single_label"),
         "model_fingerprint": stats.get("model_fingerprint"),
         # An approximate backend's cost on this round's labels (None with an exact backend).
         "approximation_check": stats.get("approximation_check"),

@@ -54,7 +54,16 @@ from selector.round.model import (
     labels_problem,
     out_of_fold,
 )
-from selector.round.pool import LabeledPool, prepare_pool
+from selector.round.multilabel import (
+    build_multilabel_context,
+    multilabel_classifier,
+    multilabel_cv_figures,
+    multilabel_out_of_fold,
+    multilabel_queue_frame,
+    multilabel_template,
+)
+from selector.round.multilabel_suspects import find_label_suspects, label_suspects_frame
+from selector.round.pool import LabeledPool, pool_from_config
 from selector.round.record import record_path_for, round_record
 from selector.round.relabel import (
     PoolVotes,
@@ -69,7 +78,7 @@ from selector.round.suspects import (
     suspects_frame,
     suspects_path_for,
 )
-from selector.strategies import Selection, SelectionContext, make_strategy
+from selector.strategies import Selection, SelectionContext, make_strategy, strategies_for
 
 __all__ = ["RoundPlan", "RoundResult", "plan_round", "compute_round", "commit_round", "run_round", "select",
            "gold_key_path_for"]
@@ -96,6 +105,9 @@ class RoundPlan:
         Rows in the queue: ``budget``, or with ``config.relabel`` up to ``config.budget`` new and labeled rows.
     votes : PoolVotes or None
         Annotators' votes (``annotations``): the voted rows train on their consensus.
+    oof_template : estimator or None
+        Multi-label: the classifier of the out-of-fold pass (the configured one, unweighted), while
+        ``template`` (class-weighted by default) scores the pool.
     outputs : OutputPlan or None
         None when the round writes nothing (library use without ``out``).
     ledger : Path or None
@@ -125,6 +137,7 @@ class RoundPlan:
     chat: ChatTable | None = None
     queue_budget: int = 0
     votes: PoolVotes | None = None
+    oof_template: Any = None
 
 
 @dataclass
@@ -205,8 +218,18 @@ def plan_round(data: str | Path | pd.DataFrame, config: SelectConfig | None = No
         raise DataError(f"a round needs a DataFrame or a data file path, got {type(data).__name__}")
 
     # The default "id" column is optional (ids are generated); a column the user named must exist.
-    pool = prepare_pool(df, text_col=config.text_col, label_col=config.label_col, id_col=config.id_col,
-                        source=source, require_id_col=config.id_col != "id", unsure_labels=config.unsure_labels)
+    pool, detected = pool_from_config(df, config, source=source)
+    if detected:
+        warnings.warn(f"{source}: column {config.label_col!r} holds label sets ({config.label_sep!r}-joined), so this "
+                      f"is a multi-label task with {pool.space.n_labels} labels; declare it with --multi-label "
+                      "(task: multi_label) or --single-label to read each cell as one label", stacklevel=3)
+    if pool.multi_label:
+        unsupported = [what for what, given in (("--annotations", annotations is not None), ("--relabel", config.relabel),
+                                                ("--gold", gold is not None),
+                                                ("--bucket-priority", bucket_priority is not None)) if given]
+        if unsupported:
+            raise ConfigError(f"{', '.join(unsupported)} do(es) not work on multi-label tasks yet; run the multi-label "
+                              "round without them")
     votes, annotations_path = None, None
     if annotations is not None:
         if isinstance(annotations, pd.DataFrame):
@@ -225,6 +248,18 @@ def plan_round(data: str | Path | pd.DataFrame, config: SelectConfig | None = No
         raise EmptyPoolError(f"{source}: every row is labeled, so there is nothing to select; "
                              f"add unlabeled rows (an empty {config.label_col!r} cell)")
     strategy = make_strategy(config.strategy, **config.strategy_params)
+    task = "multi_label" if pool.multi_label else "single_label"
+    if task not in strategy.tasks:  # refused before anything is embedded
+        raise ConfigError(f"strategy {config.strategy!r} does not serve {task.replace('_', '-')} tasks; choose one of: "
+                          f"{', '.join(strategies_for(task))}")
+    oof_template = None
+    if pool.multi_label:
+        # The suspects judge out-of-fold probabilities of the configured (unweighted) classifier: the
+        # class-weighted default that selects better lifts every label above its base rate, which
+        # confident learning's thresholds read as missing labels everywhere.
+        oof_template = classifier_template(config, classifier)
+        if classifier is None:
+            classifier = multilabel_classifier(config.classifier, random_state=config.seed, **config.classifier_params)
     template = classifier_template(config, classifier)
     if bucket_priority is not None:
         check_bucket_share(bucket_priority)
@@ -285,7 +320,9 @@ def plan_round(data: str | Path | pd.DataFrame, config: SelectConfig | None = No
         check_cache_root(cache_dir)
 
     if config.labels is not None:
-        outside = sorted(set(pool.labels[pool.labeled].astype(str).tolist()) - set(config.labels))
+        given = ([n for n, c in pool.space.counts(pool.Y).items() if c] if pool.multi_label
+                 else pool.labels[pool.labeled].astype(str).tolist())
+        outside = sorted(set(given) - set(config.labels))
         if outside:
             warnings.warn(f"{source}: labeled rows carry {len(outside)} label(s) outside the declared labels: "
                           f"{', '.join(outside[:5])}{', ...' if len(outside) > 5 else ''}; correct them or add them "
@@ -302,7 +339,8 @@ def plan_round(data: str | Path | pd.DataFrame, config: SelectConfig | None = No
                      budget=budget, strategy=strategy, template=template, embedder=embedder, embeddings=X_given,
                      cache_dir=cache_dir if X_given is None else None, gold_table=gold_table, gold_path=gold_path,
                      gold_rate=gold_rate, bucket_priority=bucket_priority, suspects=suspects, outputs=outputs,
-                     ledger=ledger_file, command=command, chat=chat, queue_budget=queue_budget, votes=votes)
+                     ledger=ledger_file, command=command, chat=chat, queue_budget=queue_budget, votes=votes,
+                     oof_template=oof_template)
 
 
 def with_conversation(queue: pd.DataFrame, df: pd.DataFrame, pool: LabeledPool) -> pd.DataFrame:
@@ -354,6 +392,8 @@ def compute_round(plan: RoundPlan, *, show_progress: bool = False, on_step=None)
     t_start, c_start = time.perf_counter(), time.process_time()
     X, embed_stats = embed_pool(pool, config, embedder=plan.embedder, embeddings=plan.embeddings,
                                 cache_dir=plan.cache_dir, show_progress=show_progress)
+    if pool.multi_label:
+        return _compute_multilabel(plan, X, embed_stats, step, (t_start, c_start))
     cons = None
     if plan.votes is not None:
         # The voted rows train on their consensus: votes weighed with an out-of-fold model.
@@ -401,13 +441,8 @@ def compute_round(plan: RoundPlan, *, show_progress: bool = False, on_step=None)
         "cold_start_reason": context.cold_start_reason, "ids_generated": pool.ids_generated,
         "n_classifier_fits": (1 + (oof.n_splits if oof is not None else 0)) if context.has_model else 0,
         "strategy_info": selection.info,
-        "timings": {"embed": round(embed_stats["embed_seconds"], 3), "fit": round(t_oof - t_fit, 3),
-                    "oof": round(t_select - t_oof, 3), "select": round(t_suspects - t_select, 3),
-                    "suspects": round(t_done - t_suspects, 3), "compute": round(t_done - t_start, 3)},
-        # Process CPU seconds (all threads) of the same steps: wall time on a loaded machine lies.
-        "cpu_seconds": {"embed": round(c_fit - c_start, 3), "fit": round(c_oof - c_fit, 3),
-                        "oof": round(c_select - c_oof, 3), "select": round(c_suspects - c_select, 3),
-                        "suspects": round(c_done - c_suspects, 3), "compute": round(c_done - c_start, 3)},
+        **_step_seconds(embed_stats["embed_seconds"], [(t_start, c_start), (t_fit, c_fit), (t_oof, c_oof),
+                                                       (t_select, c_select), (t_suspects, c_suspects), (t_done, c_done)]),
     }
     stats.pop("embed_seconds", None)
     if plan.chat is not None:
@@ -433,6 +468,68 @@ def compute_round(plan: RoundPlan, *, show_progress: bool = False, on_step=None)
     return result
 
 
+def _step_seconds(embed_seconds: float, marks: list[tuple[float, float]]) -> dict:
+    """``timings`` (wall) and ``cpu_seconds`` (process CPU, all threads: wall time on a loaded machine
+    lies) of a round's steps, from ``(perf_counter, process_time)`` marks taken at the start and before
+    fit, oof, select, suspects and at the end. The wall time of ``embed`` is the embedder's own."""
+    steps = ("embed", "fit", "oof", "select", "suspects")
+    out = {}
+    for key, k in (("timings", 0), ("cpu_seconds", 1)):
+        out[key] = {name: round(marks[i + 1][k] - marks[i][k], 3) for i, name in enumerate(steps)}
+        out[key]["compute"] = round(marks[-1][k] - marks[0][k], 3)
+    out["timings"]["embed"] = round(embed_seconds, 3)
+    return out
+
+
+def _compute_multilabel(plan: RoundPlan, X: np.ndarray, embed_stats: dict, step, started) -> RoundResult:
+    """:func:`compute_round` for a multi-label pool: one-vs-rest fit, per-label out-of-fold pass,
+    multi-label strategies, per-(row, label) suspects (:mod:`selector.round.multilabel`)."""
+    config, pool, space = plan.config, plan.pool, plan.pool.space
+    t_start, c_start = started
+    lab, unl = pool.labeled_positions, pool.pool_positions
+    Y = pool.Y[lab]
+    template = multilabel_template(plan.template)
+    t_fit, c_fit = time.perf_counter(), time.process_time()
+    context = build_multilabel_context(X[lab], Y, X[unl], space, classifier=template, random_state=config.seed,
+                                       label_set=config.labels)
+    t_oof, c_oof = time.perf_counter(), time.process_time()
+    oof = None
+    if context.has_model and (plan.suspects or plan.outputs is not None):
+        step(f"cross-validating the per-label classifiers on {lab.size} labeled rows (out-of-fold probabilities)")
+        proba = multilabel_out_of_fold(multilabel_template(plan.oof_template), X[lab], Y, random_state=config.seed)
+        oof = OutOfFold(proba=proba, classes=np.asarray(space.names, dtype=object), n_splits=min(5, lab.size))
+    t_select, c_select = time.perf_counter(), time.process_time()
+    selection = plan.strategy.select(context, plan.budget, random_state=config.seed)
+    t_suspects, c_suspects = time.perf_counter(), time.process_time()
+    suspect_table, note = None, ""
+    if plan.suspects:
+        if oof is None:
+            note = f"suspect list skipped: {context.cold_start_reason}"
+        else:
+            step(f"scoring {lab.size} labeled rows x {space.n_labels} labels for suspects")
+            found = find_label_suspects(X[lab], Y, oof.proba, random_state=config.seed)
+            suspect_table = label_suspects_frame(found, space, ids=pool.ids[lab], texts=pool.texts[lab])
+            note = "label suspects: " + found.summary()
+    t_done, c_done = time.perf_counter(), time.process_time()
+    stats = {
+        **embed_stats,
+        "task": "multi_label", "n_rows": pool.n, "n_labeled": int(lab.size), "n_unlabeled": int(unl.size),
+        "n_labels": space.n_labels, "label_counts": space.counts(Y), "label_cardinality": round(space.cardinality(Y), 4),
+        "n_selected": len(selection), "cold_start": not context.has_model,
+        "cold_start_reason": context.cold_start_reason, "ids_generated": pool.ids_generated,
+        "n_classifier_fits": (1 + (oof.n_splits if oof is not None else 0)) if context.has_model else 0,
+        "strategy_info": selection.info,
+        **_step_seconds(embed_stats["embed_seconds"], [(t_start, c_start), (t_fit, c_fit), (t_oof, c_oof),
+                                                       (t_select, c_select), (t_suspects, c_suspects), (t_done, c_done)]),
+    }
+    stats.pop("embed_seconds", None)
+    queue = multilabel_queue_frame(pool, context, selection, config.strategy, space)
+    if plan.chat is not None:
+        queue = with_conversation(queue, plan.df, pool)
+    return RoundResult(queue=queue, selection=selection, context=context, pool=pool, embeddings=X, stats=stats,
+                       oof=oof, suspects=suspect_table, suspects_note=note)
+
+
 def commit_round(plan: RoundPlan, result: RoundResult) -> RoundResult:
     """Build the round record and write every output together (see the module docstring).
 
@@ -445,7 +542,12 @@ def commit_round(plan: RoundPlan, result: RoundResult) -> RoundResult:
     names, counts = np.unique(y, return_counts=True)
     gold_ids = set(result.gold_ids or [])
     queue_ids = [i for i in result.queue["id"].astype(str) if i not in gold_ids]
-    cv = cv_figures(result.oof, y) if result.oof is not None else None
+    if pool.multi_label:
+        class_counts = pool.space.counts(pool.Y[lab])
+        cv = multilabel_cv_figures(result.oof, pool.Y[lab]) if result.oof is not None else None
+    else:
+        class_counts = dict(zip(map(str, names), map(int, counts)))
+        cv = cv_figures(result.oof, y) if result.oof is not None else None
     outputs = plan.outputs
 
     def build_record(round_number, records, written):
@@ -461,7 +563,7 @@ def commit_round(plan: RoundPlan, result: RoundResult) -> RoundResult:
             round_number=round_number, config=config.to_dict(), stats=stats,
             data_path=str(plan.data_path.resolve()) if plan.data_path else plan.source, data_sha256=plan.data_sha256,
             queue_ids=queue_ids,
-            queue_path=str(Path(written["queue"]).resolve()) if "queue" in written else None, class_counts=dict(zip(map(str, names), map(int, counts))),
+            queue_path=str(Path(written["queue"]).resolve()) if "queue" in written else None, class_counts=class_counts,
             cv=cv, stop_set=stop_set_predictions(pool.ids, result.embeddings, result.context.classifier, records),
             outputs=written, command=plan.command, gold=gold)
 
@@ -561,7 +663,8 @@ def select(df: pd.DataFrame, budget: int, *, strategy: str = "auto", text_col: s
            strategy_params: dict[str, Any] | None = None, embedder=None, model: str | None = None,
            embeddings: np.ndarray | None = None, classifier=None, cache_dir: str | Path | None = None,
            show_progress: bool = False, relabel: bool = False,
-           annotations: pd.DataFrame | None = None) -> pd.DataFrame:
+           annotations: pd.DataFrame | None = None, task: str = "auto", label_sep: str = ";",
+           none_label: str = "none") -> pd.DataFrame:
     """Choose the next ``budget`` unlabeled rows of ``df`` to label: :func:`run_round`'s queue.
 
     Parameters
@@ -592,17 +695,22 @@ def select(df: pd.DataFrame, budget: int, *, strategy: str = "auto", text_col: s
         (:mod:`selector.round.relabel`); adds ``kind, current_label, votes, labeled_by, gain``.
     annotations : DataFrame, optional
         Several annotators' votes (``item_id, annotator, label``); see :func:`run_round`.
+    task : {"auto", "single_label", "multi_label"}
+        ``multi_label``: each label cell is a set (``label_sep``-joined or a list; ``none_label`` =
+        none of these); ``auto`` detects it (:mod:`selector.labelsets`).
 
     Returns
     -------
     DataFrame
         ``rank, id, text, score, strategy, reason, predicted_label, predicted_proba`` (+ extras),
-        best first. :func:`run_round` returns the whole round (suspects, record, ...).
+        best first; a multi-label task has ``predicted_labels, label_probas`` instead of the
+        predicted label and its probability. :func:`run_round` returns the whole round (suspects,
+        record, ...).
     """
     if not isinstance(df, pd.DataFrame):
         raise DataError(f"select() needs a pandas DataFrame, got {type(df).__name__}")
     config = SelectConfig(budget=budget, strategy=strategy, strategy_params=dict(strategy_params or {}),
                           seed=random_state, text_col=text_col, label_col=label_col, id_col=id_col, model=model,
-                          relabel=relabel)
+                          relabel=relabel, task=task, label_sep=label_sep, none_label=none_label)
     return run_round(df, config=config, embedder=embedder, embeddings=embeddings, classifier=classifier,
                      cache_dir=cache_dir, suspects=False, show_progress=show_progress, annotations=annotations).queue
