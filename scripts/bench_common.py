@@ -44,6 +44,21 @@ def code_fingerprint() -> str:
     return digest.hexdigest()[:12]
 
 
+def parse_strategy_spec(spec: str) -> tuple[str, dict]:
+    """``name`` or ``name:key=value,key=value`` -> (name, params); values parsed as JSON where possible."""
+    import json
+
+    name, _, rest = spec.partition(":")
+    params = {}
+    for item in filter(None, rest.split(",")):
+        key, _, value = item.partition("=")
+        try:
+            params[key] = json.loads(value)
+        except json.JSONDecodeError:
+            params[key] = value
+    return name, params
+
+
 def load_dataset(name: str) -> pd.DataFrame:
     """The dataset's ``data.csv`` as text columns (no type guessing)."""
     path = DATASETS / name / "data.csv"

@@ -83,14 +83,7 @@ def micro_macro_f1(Y_true: np.ndarray, P: np.ndarray) -> tuple[float, float]:
 
 
 def _strategy(spec: str):
-    name, _, rest = spec.partition(":")
-    params = {}
-    for item in filter(None, rest.split(",")):
-        k, _, v = item.partition("=")
-        try:
-            params[k] = json.loads(v)
-        except json.JSONDecodeError:
-            params[k] = v
+    name, params = bench_common.parse_strategy_spec(spec)
     return make_strategy(name, **params)
 
 

@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import code_fingerprint, dataset_embeddings, train_test  # noqa: E402
+from bench_common import code_fingerprint, dataset_embeddings, parse_strategy_spec, train_test  # noqa: E402
 
 from selector.models.classifiers import fit_classifier, make_classifier  # noqa: E402
 from selector.strategies import SelectionContext, available_strategies, make_strategy  # noqa: E402
@@ -134,15 +134,7 @@ def parse_spec(spec: str) -> tuple[str, dict]:
     """``name`` or ``name:key=value,key=value`` (values parsed as JSON where possible)."""
     if spec in SPECS:
         return SPECS[spec]
-    name, _, rest = spec.partition(":")
-    params = {}
-    for item in filter(None, rest.split(",")):
-        key, _, value = item.partition("=")
-        try:
-            params[key] = json.loads(value)
-        except json.JSONDecodeError:
-            params[key] = value
-    return name, params
+    return parse_strategy_spec(spec)
 
 
 MODAL_CANDIDATES = 3000

@@ -340,3 +340,43 @@ def test_chat_replies_with_a_json_list_are_label_sets(tmp_path):
     assert res.stats["task"] == "multi_label" and res.pool.space.names == ("billing", "refund", "shipping")
     assert list(res.pool.labels[:4]) == ["billing", "billing;refund", "shipping", "none"]
     assert "conversation" in res.queue.columns and "predicted_labels" in res.queue.columns
+
+
+def test_data_card_counts_rows_per_label():
+    from selector import data_card
+
+    df, X, Y = _table()
+    card = data_card(df, embeddings=X, config=SelectConfig(task="multi_label"), model_agreement=False, n_clusters=8)
+    balance = card.class_balance.set_index("label")["n_rows"].to_dict()
+    assert balance == {name: int(Y[:150, j].sum()) for j, name in enumerate(LABELS)}
+    assert card.counts["task"] == "multi_label" and card.counts["label_cardinality"] == pytest.approx(Y[:150].sum(1).mean(), abs=1e-4)
+    assert card.counts["n_labels"] == 4
+
+
+def test_review_queues_label_suspects_and_uncertain_rows():
+    from selector import review
+
+    df, X, Y = _table()
+    df.loc[:9, "label"] = "fear"  # ten rows given a label set that is not theirs
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rq = review(df, embeddings=X, config=SelectConfig(task="multi_label"), budget=30)
+    q = rq.queue.set_index("id")
+    wrong = [f"r{i}" for i in range(10) if Y[i, LABELS.index("fear")] == 0 or Y[i].sum() > 1]
+    assert sum(i in q.index and "suspect" in q.loc[i, "sources"] for i in wrong) >= 0.6 * len(wrong)
+    assert rq.candidates["uncertain"] > 0 and (q["sources"] == "uncertain").any()
+    with pytest.raises(ConfigError, match="multi-label review"):
+        review(df, embeddings=X, config=SelectConfig(task="multi_label"), annotations=pd.DataFrame(
+            {"item_id": ["r1"], "annotator": ["a"], "label": ["joy"]}))
+
+
+def test_consensus_with_the_model_refuses_label_sets(tmp_path):
+    from typer.testing import CliRunner
+
+    from selector.cli import app
+
+    ann = _rated_sets()
+    path = tmp_path / "votes.csv"
+    ann.assign(label=[";".join(sorted(s)) for s in ann["labels"]]).drop(columns="labels").to_csv(path, index=False)
+    res = CliRunner().invoke(app, ["consensus", str(path), "-o", str(tmp_path / "c.csv")])
+    assert res.exit_code == 1 and "agreement --multi-label" in res.output

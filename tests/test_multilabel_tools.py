@@ -124,3 +124,46 @@ def test_single_label_merge_still_refuses_several_choices(tmp_path, ml_queue):
     with pytest.raises(Exception, match="--multi-label"):
         read_labels(path)
     assert np.array_equal(read_labels(path, label_sep=";")[0]["label"].to_numpy(), np.array(["fear;joy"], dtype=object))
+
+
+def test_serve_predicts_and_learns_label_sets(tmp_path):
+    """`selector serve` on a multi-label table: multiple-choice predictions, multi-choice webhooks."""
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from selector.loop.ledger import ledger_path, read_ledger
+    from selector.loop.serve import BackendState, make_app, served_labels_path
+    from selector.models import HashingEmbedder
+    from test_multilabel import _multilabel_data
+
+    rng = np.random.default_rng(0)
+    words = {"joy": "happy glad smile", "anger": "angry mad furious", "fear": "scared afraid panic",
+             "surprise": "wow sudden unexpected"}
+    _, Y = _multilabel_data(160, seed=5)
+    texts = [" ".join(" ".join(rng.permutation(words[LABELS[j]].split())) for j in np.flatnonzero(r)) + f" {i}"
+             for i, r in enumerate(Y)]
+    cells = [";".join(LABELS[j] for j in np.flatnonzero(r)) for r in Y]
+    data = tmp_path / "data.csv"
+    pd.DataFrame({"id": [f"r{i}" for i in range(160)], "text": texts,
+                  "label": cells[:100] + [""] * 60}).to_csv(data, index=False)
+    state = BackendState(data, SelectConfig(task="multi_label"), embedder=HashingEmbedder(64))
+    client = TestClient(make_app(state))
+    config = label_studio_config(LABELS, multi_label=True)
+    client.post("/setup", json={"schema": config})
+    body = client.post("/predict", json={"tasks": [{"id": 1, "data": {"text": "so happy and glad, wow, sudden"}}],
+                                         "label_config": config}).json()
+    (res,) = body["results"]
+    assert set(res["result"][0]["value"]["choices"]) <= set(LABELS) and 0 < res["score"] <= 1
+    payload = {"action": "ANNOTATION_CREATED", "project": {"id": 1, "label_config": config},
+               "task": {"id": 7, "data": {"selector_id": "r120", "text": texts[120]}},
+               "annotation": {"id": 1, "completed_by": 3, "result": [
+                   {"from_name": "label", "to_name": "text", "type": "choices", "value": {"choices": ["joy", "fear"]}}]}}
+    assert client.post("/webhook", json=payload).json()["status"] == "refitted"
+    got = [json.loads(x) for x in served_labels_path(data).read_text().splitlines()]
+    assert got[0]["label"] == "fear;joy"
+    record = read_ledger(ledger_path(data))[-1]
+    assert record["task"] == "multi_label" and set(record["class_counts"]) == set(LABELS)
+    assert "micro_f1" in record["cv"]
+    bad = dict(payload, annotation={"id": 2, "result": [{"from_name": "label", "to_name": "text", "type": "choices",
+                                                          "value": {"choices": ["joy", "bliss"]}}]})
+    assert client.post("/webhook", json=bad).status_code >= 400

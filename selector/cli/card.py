@@ -11,6 +11,7 @@ from selector.cli.app import app, command_line, handle_errors, info
 from selector.cli.options import (
     AnnotatorColOption,
     ItemColOption,
+    LABEL_SETS,
     MODEL_COMMAND,
     Shared,
     accepts_example,
@@ -30,7 +31,7 @@ from selector.quality.card import card_paths, data_card
 @app.command("card")
 @handle_errors
 @accepts_example()
-@shared_options(*MODEL_COMMAND)
+@shared_options(*MODEL_COMMAND, *LABEL_SETS)
 def card_command(
     data: Path = typer.Argument(..., help="Table of texts (CSV, Parquet or JSONL); empty label = unlabeled."),
     annotations: Optional[Path] = typer.Option(None, "--annotations", help="Long-format ratings (item_id, annotator, label)."),

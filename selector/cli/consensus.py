@@ -21,6 +21,7 @@ from selector.cli.options import (
 from selector.config import cache_dir_for
 from selector.errors import ConfigError
 from selector.io import read_table
+from selector.labelsets import detect_multi_label
 from selector.outputs import OutputPlan, table
 from selector.quality.consensus import METHODS, consensus
 
@@ -38,7 +39,7 @@ def machines_path_for(out: Path) -> Path:
 @app.command("consensus")
 @handle_errors
 @shared_options("seed", "config_file", "text_col", "label_col", "id_col", "model", "device", "batch_size",
-                "backend", "cache_dir", "quiet")
+                "backend", "cache_dir", "quiet", "multi_label", "label_sep")
 def consensus_command(
     annotations: Path = typer.Argument(..., help="Long-format ratings: one row per (item, annotator, label)."),
     data: Optional[Path] = typer.Option(None, "--data", help="Table with the items' texts (its id column = the item id) "
@@ -70,6 +71,11 @@ def consensus_command(
         plan.add_output("machines", machines_path_for(out), "--out (machine annotators)", table_format=True)
     plan.check()
     ann = read_table(annotations)
+    if config.label_col in ann.columns and config.task != "single_label" and \
+            detect_multi_label(ann[config.label_col].to_numpy(dtype=object), config.label_sep):
+        raise ConfigError(f"{annotations}: the votes are label sets; consensus with the model does not handle them "
+                          "yet: `selector agreement --multi-label --out FILE` gives per-label majority and Dawid-Skene "
+                          "consensus sets (or pass --single-label to treat each set as one label)")
     frame = read_table(data) if data is not None else None
     result = consensus(ann, data=frame, method=method, item_col=item_col, annotator_col=annotator_col,
                        label_col=config.label_col, text_col=config.text_col, id_col=config.id_col,

@@ -12,6 +12,7 @@ from selector.cli.options import (
     AnnotatorColOption,
     ItemColOption,
     MachineAnnotatorsOption,
+    LABEL_SETS,
     MODEL_COMMAND,
     Shared,
     accepts_example,
@@ -29,7 +30,7 @@ from selector.quality.review import review
 @app.command("review")
 @handle_errors
 @accepts_example()
-@shared_options(*MODEL_COMMAND)
+@shared_options(*MODEL_COMMAND, *LABEL_SETS)
 def review_command(
     data: Path = typer.Argument(..., help="Table of texts (labeled and unlabeled rows)."),
     annotations: Optional[Path] = typer.Option(None, "--annotations", help="Long-format ratings (item_id, annotator, label)."),

@@ -57,13 +57,25 @@ from selector.loop.merge import annotator_name
 from selector.models import CachedEmbedder, make_embedder
 from selector.models.classifiers import fit_classifier
 from selector.round.embed import embed_pool
+from selector.labelsets import LabelSpace, canonical_cell, parse_label_set
 from selector.round.model import (
+    OutOfFold,
     classifier_template,
     cv_figures,
     labels_problem,
     out_of_fold,
 )
-from selector.round.pool import prepare_pool
+from selector.round.multilabel import (
+    PREDICT_THRESHOLD,
+    fit_multilabel,
+    label_proba,
+    multilabel_classifier,
+    multilabel_cv_figures,
+    multilabel_out_of_fold,
+    multilabel_problem,
+    multilabel_template,
+)
+from selector.round.pool import pool_from_config
 from selector.round.record import round_record
 
 __all__ = ["BackendState", "make_app", "LabelTarget", "parse_label_config", "served_labels_path", "ANNOTATION_ACTIONS"]
@@ -83,7 +95,7 @@ class LabelTarget:
 
 
 def parse_label_config(config_xml: str, from_name: str | None = None) -> LabelTarget:
-    """The single-choice target of a Label Studio labeling config.
+    """The choice target of a Label Studio labeling config (single or multiple choice).
 
     Raises
     ------
@@ -98,7 +110,7 @@ def parse_label_config(config_xml: str, from_name: str | None = None) -> LabelTa
     controls = [c for c in root.iter("Choices") if from_name is None or c.get("name") == from_name]
     if not controls:
         raise ConfigError("labeling config has no <Choices> control" + (f" named {from_name!r}" if from_name else "")
-                          + "; selector serve pre-annotates single-choice classification")
+                          + "; selector serve pre-annotates choice classification")
     control = controls[0]
     to_name = control.get("toName", "").split(",")[0]
     objects = {el.get("name"): el for el in root.iter() if el.get("name") and el.get("value")}
@@ -143,8 +155,9 @@ def served_labels_path(data: str | Path) -> Path:
     return data.parent / ".selector" / f"{data.name}.serve-labels.jsonl"
 
 
-def _annotation_label(annotation: dict, target: LabelTarget | None) -> str | None:
-    """The single choice of an LS annotation (None when cancelled or without a choice)."""
+def _annotation_label(annotation: dict, target: LabelTarget | None, *, multi: bool = False) -> str | None:
+    """The single choice of an LS annotation (None when cancelled or without a choice); with ``multi``
+    every choice, as one canonical set cell (:func:`selector.labelsets.canonical_cell`)."""
     if not isinstance(annotation, dict) or annotation.get("was_cancelled"):
         return None
     result = annotation.get("result")
@@ -154,6 +167,8 @@ def _annotation_label(annotation: dict, target: LabelTarget | None) -> str | Non
                and isinstance(r.get("value"), dict) and isinstance(r["value"].get("choices"), list)
                and (target is None or r.get("from_name") == target.from_name)
                for c in r["value"]["choices"]]
+    if multi:
+        return canonical_cell(choices) if choices and all(isinstance(c, str) for c in choices) else None
     return choices[0] if len(choices) == 1 and isinstance(choices[0], str) else None
 
 
@@ -185,9 +200,11 @@ class BackendState:
         self.data = Path(data)
         self.config = config or SelectConfig()
         df, _ = read_data(self.data, self.config)
-        self.pool = prepare_pool(df, text_col=self.config.text_col, label_col=self.config.label_col,
-                                 id_col=self.config.id_col, source=str(self.data),
-                                 require_id_col=self.config.id_col != "id", unsure_labels=self.config.unsure_labels)
+        records = round_records(read_ledger(ledger_path(self.data)))
+        if self.config.task == "auto" and any(rec.get("task") == "multi_label" for rec in records):
+            self.config = self.config.replace(task="multi_label")  # the loop's rounds ran multi-label
+        self.pool, _ = pool_from_config(df, self.config, source=str(self.data))
+        self.multi_label = self.pool.multi_label
         self.cache_dir = Path(cache_dir) if cache_dir is not None else cache_dir_for(self.data, self.config)
         base = embedder or make_embedder(self.config.model, device=self.config.device,
                                          batch_size=self.config.batch_size, backend=self.config.backend)
@@ -213,7 +230,8 @@ class BackendState:
 
     # -- the model
     def training_labels(self) -> tuple[np.ndarray, np.ndarray]:
-        """Positions (n,) and labels (n,) to train on: the data's labels, overridden by Label Studio's."""
+        """Positions (n,) and labels (n,) to train on: the data's labels, overridden by Label Studio's
+        (multi-label: each label a set written as one cell)."""
         labels = self.pool.labels.copy()
         for i, lab in self.extra.items():
             if i in self.position:
@@ -221,9 +239,24 @@ class BackendState:
         rows = np.flatnonzero([v is not None for v in labels])
         return rows, labels[rows].astype(str)
 
+    def _label_sets(self, y: np.ndarray) -> tuple[LabelSpace, np.ndarray]:
+        """A multi-label loop's label space (the data's and the project's labels) and indicator matrix of ``y``."""
+        sets = [parse_label_set(v, sep=self.config.label_sep, none_label=self.config.none_label) or () for v in y]
+        declared = list(self.config.labels or ()) + list(self.target.choices if self.target else ())
+        space = LabelSpace.from_sets(sets, declared=sorted(set(declared)) or None, sep=self.config.label_sep,
+                                     none_label=self.config.none_label)
+        return space, space.indicator(sets)
+
     def _fit(self) -> None:
         rows, y = self.training_labels()
-        if labels_problem(y) is None:
+        if self.multi_label:
+            space, Y = self._label_sets(y)
+            self.model, self.classes = None, None
+            if multilabel_problem(Y) is None:
+                template = multilabel_classifier(self.config.classifier, random_state=self.config.seed,
+                                                 **self.config.classifier_params)
+                self.model, self.classes = fit_multilabel(template, self.X[rows], Y), np.asarray(space.names)
+        elif labels_problem(y) is None:
             self.model = fit_classifier(classifier_template(self.config), self.X[rows], y)
             self.classes = np.asarray(self.model.classes_).astype(str)
         else:
@@ -327,6 +360,16 @@ class BackendState:
             model, classes, version = self.model, self.classes, self.model_version
         if model is None:
             return [{"result": [], "score": 0.0, "model_version": version} for _ in tasks]
+        if self.multi_label:  # <Choices choice="multiple">: every label at 0.5 or more
+            proba = label_proba(model, self._vectors(tasks, target), classes.size)
+            out = []
+            for p in proba:
+                chosen = np.flatnonzero(p >= PREDICT_THRESHOLD)
+                result = [{"from_name": target.from_name, "to_name": target.to_name, "type": "choices",
+                           "value": {"choices": [str(classes[j]) for j in chosen]}}] if chosen.size else []
+                score = float(p[chosen].mean()) if chosen.size else float(1.0 - p.max())
+                out.append({"result": result, "score": round(score, 6), "model_version": version})
+            return out
         proba = model.predict_proba(self._vectors(tasks, target))
         best = proba.argmax(axis=1)
         out = []
@@ -362,11 +405,13 @@ class BackendState:
         allowed = set(target.choices) if target is not None and target.choices else None
         new = []
         for ann, task in zip(annotations, tasks):
-            label = _annotation_label(ann, target)
+            label = _annotation_label(ann, target, multi=self.multi_label)
             sid = normalise_label((task.get("data") or {}).get("selector_id"))
             if label is None or sid is None or sid not in self.position:
                 continue
-            if allowed is not None and label not in allowed:
+            given = (set(parse_label_set(label, sep=self.config.label_sep, none_label=self.config.none_label) or ())
+                     if self.multi_label else {label})
+            if allowed is not None and not given <= allowed:
                 raise DataError(f"webhook {action}: label {label!r} for task {task.get('id')} is not one of the "
                                 f"project's choices ({', '.join(sorted(allowed)[:10])}"
                                 f"{', ...' if len(allowed) > 10 else ''}); nothing recorded")
@@ -399,14 +444,25 @@ class BackendState:
         rows, y = self.training_labels()
         names, counts = np.unique(y, return_counts=True)
         cv = None
-        if self.model is not None:
+        if self.multi_label:
+            space, Y = self._label_sets(y)
+            label_counts = space.counts(Y)
+            names = np.array([k for k, v in label_counts.items() if v], dtype=object)
+            counts = np.array([label_counts[k] for k in names], dtype=np.int64)
+            if self.model is not None:
+                template = multilabel_template(classifier_template(self.config))
+                cv = multilabel_cv_figures(OutOfFold(
+                    proba=multilabel_out_of_fold(template, self.X[rows], Y, random_state=self.config.seed),
+                    classes=np.asarray(space.names), n_splits=min(5, rows.size)), Y)
+        elif self.model is not None:
             cv = cv_figures(out_of_fold(classifier_template(self.config), self.X[rows], y,
                                         random_state=self.config.seed), y)
         records = round_records(read_ledger(self.ledger))
         self.round = next_round_number(records)
         stats = {"n_rows": self.pool.n, "n_labeled": int(rows.size), "n_unlabeled": int(self.pool.n - rows.size),
                  "n_classes": int(names.size), "n_selected": 0, "n_new_labels": len(new),
-                 "model_fingerprint": self.embedder.fingerprint, "cold_start": self.model is None}
+                 "model_fingerprint": self.embedder.fingerprint, "cold_start": self.model is None,
+                 "task": "multi_label" if self.multi_label else "single_label"}
         record = round_record(round_number=self.round, config=self.config.to_dict(), stats=stats,
                               data_path=str(self.data.resolve()), data_sha256=file_sha256(self.data),
                               queue_ids=[], queue_path=None, class_counts=dict(zip(map(str, names), map(int, counts))),

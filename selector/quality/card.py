@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from selector.config import SelectConfig
+from selector.labelsets import resolve_task
 from selector.errors import ConfigError
 from selector.kmeans import cluster_pool
 from selector.outputs import OutputPlan, Writer, json_file, text_file
@@ -203,21 +204,32 @@ def data_card(df: pd.DataFrame, *, annotations: pd.DataFrame | None = None, name
     """
 
     config = config or SelectConfig()
+    values = df[label_col].to_numpy(dtype=object) if label_col in df.columns else []
+    multi = resolve_task(config.task, values, config.label_sep)[0] == "multi_label"
     pool = prepare_pool(df, text_col=text_col, label_col=label_col, id_col=id_col, source=source,
-                        unsure_labels=config.unsure_labels)
+                        unsure_labels=config.unsure_labels, multi_label=multi, label_sep=config.label_sep,
+                        none_label=config.none_label, declared_labels=labels if multi else None)
     X, embed_stats = embed_pool(pool, config, embedder=embedder, embeddings=embeddings, cache_dir=cache_dir)
     lab = pool.labeled_positions
     y = pool.labels[lab].astype(str)
-    classes, counts = np.unique(y, return_counts=True)
+    if multi:  # a multi-label card counts rows per label (a row with two labels counts for both)
+        label_counts = pool.space.counts(pool.Y[lab])
+        classes = np.array([k for k, v in label_counts.items() if v], dtype=object)
+        counts = np.array([label_counts[k] for k in classes], dtype=np.int64)
+    else:
+        classes, counts = np.unique(y, return_counts=True)
     order = np.argsort(-counts, kind="stable")
+    # share: of the labeled rows (multi-label shares need not sum to 1).
     balance = pd.DataFrame({"label": classes[order], "n_rows": counts[order],
-                            "share": counts[order] / max(counts.sum(), 1)})
+                            "share": counts[order] / max(lab.size if multi else counts.sum(), 1)})
     balance["ratio_to_largest"] = balance["n_rows"] / max(int(counts.max()) if counts.size else 1, 1)
 
     chat = df.attrs.get("selector_chat")
     report = validate(df, text_col=text_col, label_col=label_col, id_col=id_col, labels=labels, embeddings=X,
                       source=source, output_col="output" if chat else None, system_col="system" if chat else None,
-                      embedder=embedder, cache_dir=cache_dir, config=config, **(validate_options or {}))
+                      embedder=embedder, cache_dir=cache_dir, config=config,
+                      **({"multi_label": True, "label_sep": config.label_sep, "none_label": config.none_label}
+                         if multi else {}), **(validate_options or {}))
     cov = coverage(X, pool.labeled, n_clusters=n_clusters, random_state=random_state)
     agree = None
     versions: dict[str, Any] = {}
@@ -227,6 +239,9 @@ def data_card(df: pd.DataFrame, *, annotations: pd.DataFrame | None = None, name
                                  rating_col=annotation_label_col, criteria=criteria, level=ratings_level or "ordinal",
                                  unsure_labels=(validate_options or {}).get("unsure_labels"),
                                  source=f"{source} (annotations)")
+    elif annotations is not None and multi:
+        raise ConfigError("a multi-label card does not read --annotations yet; measure agreement on the label sets "
+                          "with `selector agreement --multi-label`")
     elif annotations is not None:
         agree = agreement(annotations, item_col=item_col, annotator_col=annotator_col,
                           label_col=annotation_label_col, random_state=random_state, source=f"{source} (annotations)",
@@ -238,12 +253,15 @@ def data_card(df: pd.DataFrame, *, annotations: pd.DataFrame | None = None, name
         gv = df["guideline_version"].astype(str).str.strip().replace("", "(none)")
         versions["data"] = {str(k): int(v) for k, v in gv.value_counts().sort_index().items()}
     model_frame = None
-    if model_agreement and labels_problem(y) is None:
+    if model_agreement and not multi and labels_problem(y) is None:
         model_frame = _model_agreement(X[lab], y, classifier=classifier_template(config, classifier),
                                        random_state=random_state)
 
     counts_d = {"n_rows": pool.n, "n_labeled": int(lab.size), "n_unlabeled": int(pool.n - lab.size),
                 "n_labels": int(classes.size), "ids_generated": pool.ids_generated}
+    if multi:
+        counts_d.update(task="multi_label", label_cardinality=round(pool.space.cardinality(pool.Y[lab]), 4),
+                        n_none_of_these=int((pool.Y[lab].sum(axis=1) == 0).sum()))
     card = DataCard(
         name=name or source, counts=counts_d, class_balance=balance, validation=report, coverage=cov,
         guideline_versions=versions, limitations=[], agreement=agree, model_agreement=model_frame, ratings=ratings,

@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from selector.config import SelectConfig
+from selector.labelsets import resolve_task
 from selector.errors import ConfigError, DataError
 from selector.labels import normalise_unsure_labels, unsure_mask
 from selector.quality.agreement import contested_items, encode_ratings, majority_vote
@@ -126,6 +127,56 @@ def _machine_disagreements(machine_votes: pd.DataFrame, human_votes: pd.DataFram
     return len(noted)
 
 
+def _multilabel_sources(pool, X: np.ndarray, w: dict, budget: int, note, suggested: dict, *, config, classifier,
+                        random_state: int | None, source: str) -> dict[str, int]:
+    """The model-based sources of a multi-label table: labeled rows with (row, label) suspects (score:
+    their most likely wrong pair's ``p_wrong``; suggestion: the corrected set) and the unlabeled rows
+    of highest mean per-label entropy (suggestion: the predicted set). Returns the candidates per source."""
+    from selector.round.multilabel import (
+        PREDICT_THRESHOLD,
+        build_multilabel_context,
+        multilabel_classifier,
+        multilabel_problem,
+    )
+    from selector.round.multilabel_suspects import label_suspects_for_pool
+    from selector.scoring import label_entropy
+
+    lab, unl = pool.labeled_positions, pool.pool_positions
+    space, found = pool.space, {"suspect": 0, "uncertain": 0}
+    problem = multilabel_problem(pool.Y[lab])
+    if problem is not None:
+        if w["suspect"] > 0 or w["uncertain"] > 0:
+            warnings.warn(f"{source}: {problem}; the model-based sources (suspect, uncertain) are skipped", stacklevel=3)
+        return found
+    if w["suspect"] > 0:
+        sus, _ = label_suspects_for_pool(pool, X, classifier=classifier_template(config, classifier),
+                                         random_state=random_state)
+        names = np.asarray(space.names, dtype=object)
+        fixed = sus.suggested
+        for n in np.flatnonzero(sus.flagged_rows):
+            cols = np.flatnonzero(sus.flagged[n])
+            why = ", ".join(f"{names[j]} {'probably wrong' if sus.Y[n, j] else 'probably missing'} "
+                            f"(p_wrong {sus.p_wrong[n, j]:.2f})" for j in cols)
+            note(str(pool.ids[lab[n]]), "suspect", float(sus.p_wrong[n, cols].max()), why)
+            suggested[str(pool.ids[lab[n]])] = space.join(names[fixed[n] == 1])
+            found["suspect"] += 1
+    if w["uncertain"] > 0 and unl.size:
+        template = classifier if classifier is not None else multilabel_classifier(
+            config.classifier, random_state=random_state, **config.classifier_params)
+        ctx = build_multilabel_context(X[lab], pool.Y[lab], X[unl], space, classifier=template,
+                                       random_state=random_state)
+        u = label_entropy(ctx.proba_pool)
+        names = np.asarray(space.names, dtype=object)
+        for t in np.argsort(-u, kind="stable")[:budget]:
+            p = ctx.proba_pool[t]
+            near = np.argsort(np.abs(p - 0.5), kind="stable")[:3]
+            note(str(pool.ids[unl[t]]), "uncertain", float(u[t]), "unlabeled; model unsure about "
+                 + ", ".join(f"{names[j]} {p[j]:.2f}" for j in near))
+            suggested.setdefault(str(pool.ids[unl[t]]), space.join(names[p >= PREDICT_THRESHOLD]))
+            found["uncertain"] += 1
+    return found
+
+
 def review(df: pd.DataFrame, *, annotations: pd.DataFrame | None = None, budget: int = 100,
            text_col: str = "text", label_col: str = "label", id_col: str = "id",
            item_col: str = "item_id", annotator_col: str = "annotator", annotation_label_col: str = "label",
@@ -173,8 +224,14 @@ def review(df: pd.DataFrame, *, annotations: pd.DataFrame | None = None, budget:
 
     unsure_set = normalise_unsure_labels(unsure_labels)
     config = config or SelectConfig()
+    values = df[label_col].to_numpy(dtype=object) if label_col in df.columns else []
+    multi = resolve_task(config.task, values, config.label_sep)[0] == "multi_label"
+    if multi and (annotations is not None or machine_annotators):
+        raise ConfigError("a multi-label review does not read --annotations yet; review the data alone, and measure "
+                          "agreement on label sets with `selector agreement --multi-label`")
     pool = prepare_pool(df, text_col=text_col, label_col=label_col, id_col=id_col, source=source,
-                        unsure_labels=tuple(unsure_set))
+                        unsure_labels=tuple(unsure_set), multi_label=multi, label_sep=config.label_sep,
+                        none_label=config.none_label)
     X, embed_stats = embed_pool(pool, config, embedder=embedder, embeddings=embeddings, cache_dir=cache_dir)
 
     # Per-row evidence, keyed by id; rows outside the data (annotation-only items) come after.
@@ -243,9 +300,12 @@ def review(df: pd.DataFrame, *, annotations: pd.DataFrame | None = None, budget:
 
     lab, unl = pool.labeled_positions, pool.pool_positions
     y = pool.labels[lab].astype(str)
-    problem = labels_problem(y)
+    if multi:
+        candidates.update(_multilabel_sources(pool, X, w, budget, note, suggested, config=config, classifier=classifier,
+                                              random_state=random_state, source=source))
+    problem = labels_problem(y) if not multi else "multi-label"
     model_ok = problem is None
-    if not model_ok and (w["suspect"] > 0 or w["uncertain"] > 0):
+    if not model_ok and not multi and (w["suspect"] > 0 or w["uncertain"] > 0):
         warnings.warn(f"{source}: {problem}; the model-based sources (suspect, uncertain) need at least "
                       f"{MIN_LABELED_ROWS} labeled rows of 2 classes and are skipped", stacklevel=2)
     classifier = classifier_template(config, classifier)
