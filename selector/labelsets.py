@@ -15,7 +15,6 @@ back as its labels in that order joined by the delimiter (:meth:`LabelSpace.join
 from __future__ import annotations
 
 import math
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -274,7 +273,3 @@ class LabelSpace:
     def cardinality(self, Y: np.ndarray) -> float:
         """Mean labels per row of ``Y`` (shape (n, L))."""
         return float(np.asarray(Y).sum(axis=1).mean()) if len(Y) else 0.0
-
-    def set_counts(self, sets: Iterable[tuple[str, ...]]) -> Counter:
-        """How many rows carry each exact set (as a joined cell)."""
-        return Counter(self.join(s) for s in sets)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["entropy", "margin", "least_confidence", "label_loss", "UNCERTAINTY_SCORES", "label_entropy",
-           "label_margin", "as_label_proba", "MULTILABEL_SCORES"]
+           "label_margin", "as_label_proba"]
 
 _EPS = 1e-12
 
@@ -171,8 +171,3 @@ def as_label_proba(raw, n_labels: int) -> np.ndarray:
                          f"got shape {out.shape}")
     return np.clip(out, 0.0, 1.0)
 
-
-MULTILABEL_SCORES = {
-    "label_entropy": label_entropy,
-    "label_margin": label_margin,
-}

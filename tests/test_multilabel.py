@@ -380,3 +380,25 @@ def test_consensus_with_the_model_refuses_label_sets(tmp_path):
     ann.assign(label=[";".join(sorted(s)) for s in ann["labels"]]).drop(columns="labels").to_csv(path, index=False)
     res = CliRunner().invoke(app, ["consensus", str(path), "-o", str(tmp_path / "c.csv")])
     assert res.exit_code == 1 and "agreement --multi-label" in res.output
+
+
+def test_per_label_cohen_kappa_is_the_mean_over_annotator_pairs():
+    from itertools import combinations
+
+    from sklearn.metrics import cohen_kappa_score
+
+    ann = _rated_sets(seed=3)
+    table = per_label_agreement(ann, LABELS, min_shared=5).set_index("label")
+    by = {a: g.set_index("item_id")["labels"] for a, g in ann.groupby("annotator")}
+    for label in LABELS:
+        kappas = []
+        for a, b in combinations(sorted(by), 2):
+            shared = sorted(set(by[a].index) & set(by[b].index))
+            if len(shared) < 5:
+                continue
+            x = [int(label in by[a][i]) for i in shared]
+            y = [int(label in by[b][i]) for i in shared]
+            if len(set(x)) == 1 and len(set(y)) == 1 and x[0] == y[0]:
+                continue  # no chance-corrected agreement
+            kappas.append(cohen_kappa_score(x, y))
+        assert table.loc[label, "cohen_kappa"] == pytest.approx(np.mean(kappas), abs=1e-9)

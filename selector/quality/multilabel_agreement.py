@@ -11,7 +11,8 @@ Input is long format with one label *set* per (item, annotator): a column of tup
   (items with fewer than two annotations are left out): ``1 - D_o / D_e``. One difference: NLTK
   drops an empty set as a missing value, while here it is the answer "none of these labels".
 * **Per label**: each label as a yes/no question per (item, annotator): Fleiss' kappa over the items
-  with at least two annotations, the share of items where annotators split on it.
+  with at least two annotations, the mean pairwise Cohen's kappa, the share of items where
+  annotators split on it.
 * **Exact-set agreement**: the share of same-item annotator pairs that gave identical sets.
 * **Consensus sets** (:func:`label_set_consensus`): per label, the majority of the item's
   annotators (a tie leaves the label out), and per-label Dawid-Skene (each label a yes/no question
@@ -136,36 +137,78 @@ def exact_set_agreement(ann: pd.DataFrame, *, item_col: str = "item_id", set_col
 
 
 def per_label_agreement(ann: pd.DataFrame, labels: Iterable[str], *, item_col: str = "item_id",
-                        set_col: str = "labels") -> pd.DataFrame:
-    """Each label as a yes/no question: Fleiss' kappa, how often it is given, and the contested items.
+                        set_col: str = "labels", annotator_col: str = "annotator",
+                        min_shared: int = 5) -> pd.DataFrame:
+    """Each label as a yes/no question: Fleiss' and Cohen's kappa, how often it is given, the contested items.
 
     Parameters
     ----------
     labels : iterable of str
         The labels to report, in order.
+    min_shared : int
+        Annotator pairs sharing fewer items are left out of the Cohen's kappa mean.
 
     Returns
     -------
     DataFrame
-        ``label, fleiss_kappa, share_given, n_items_contested, share_contested`` over the items with
-        at least two annotations (a contested item: some annotators gave the label, others did not).
+        ``label, fleiss_kappa, cohen_kappa, share_given, n_items_contested, share_contested`` over the
+        items with at least two annotations (a contested item: some annotators gave the label, others
+        did not). ``cohen_kappa`` is the mean of Cohen's kappa over the annotator pairs that share at
+        least ``min_shared`` items (nan without such a pair, or without an annotator column).
     """
     items = ann[item_col].astype(str).to_numpy()
     sets = [frozenset(s) for s in ann[set_col]]
     _, item_idx = np.unique(items, return_inverse=True)
     n_i = np.bincount(item_idx)
     keep = n_i >= 2
+    pairs = _shared_pairs(ann, item_idx, annotator_col, min_shared)
     rows = []
     for label in labels:
-        yes = np.bincount(item_idx, weights=np.array([label in s for s in sets], dtype=float), minlength=n_i.size)
+        given = np.array([label in s for s in sets], dtype=float)
+        yes = np.bincount(item_idx, weights=given, minlength=n_i.size)
         table = np.column_stack([n_i - yes, yes])[keep]
         contested = ((table[:, 0] > 0) & (table[:, 1] > 0)).sum()
         kappa = fleiss_table_kappa(table)
-        rows.append({"label": label, "fleiss_kappa": kappa,
+        rows.append({"label": label, "fleiss_kappa": kappa, "cohen_kappa": _mean_cohen(given, pairs),
                      "share_given": float(table[:, 1].sum() / max(table.sum(), 1)),
                      "n_items_contested": int(contested),
                      "share_contested": float(contested / max(table.shape[0], 1))})
-    return pd.DataFrame(rows, columns=["label", "fleiss_kappa", "share_given", "n_items_contested", "share_contested"])
+    return pd.DataFrame(rows, columns=["label", "fleiss_kappa", "cohen_kappa", "share_given", "n_items_contested",
+                                       "share_contested"])
+
+
+def _shared_pairs(ann: pd.DataFrame, item_idx: np.ndarray, annotator_col: str,
+                  min_shared: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """For each annotator pair sharing at least ``min_shared`` items: the positions (in ``ann``) of
+    their two annotations of each shared item, as two aligned arrays."""
+    if annotator_col not in ann.columns:
+        return []
+    who = ann[annotator_col].astype(str).to_numpy()
+    by = {}
+    for pos, (a, i) in enumerate(zip(who, item_idx)):
+        by.setdefault(a, {})[int(i)] = pos
+    names = sorted(by)
+    out = []
+    for x in range(len(names)):
+        for y in range(x + 1, len(names)):
+            a, b = by[names[x]], by[names[y]]
+            shared = sorted(set(a) & set(b))
+            if len(shared) >= min_shared:
+                out.append((np.array([a[i] for i in shared]), np.array([b[i] for i in shared])))
+    return out
+
+
+def _mean_cohen(given: np.ndarray, pairs: list[tuple[np.ndarray, np.ndarray]]) -> float:
+    """Mean Cohen's kappa of a yes/no label (``given``, one 0/1 per annotation) over annotator ``pairs``;
+    a pair where both always answer the same way has no chance-corrected agreement and is left out."""
+    kappas = []
+    for pa, pb in pairs:
+        x, y = given[pa], given[pb]
+        px, py = x.mean(), y.mean()
+        pe = px * py + (1 - px) * (1 - py)
+        if pe < 1.0:
+            kappas.append(((x == y).mean() - pe) / (1.0 - pe))
+    return float(np.mean(kappas)) if kappas else float("nan")
 
 
 def read_label_set_annotations(df: pd.DataFrame, *, item_col: str = "item_id", annotator_col: str = "annotator",

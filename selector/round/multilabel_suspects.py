@@ -56,8 +56,12 @@ def label_neighbour_votes(X: np.ndarray, Y: np.ndarray, n_neighbors: int = DEFAU
     """
     k = min(n_neighbors, X.shape[0] - 1)
     idx, sim = nearest_neighbors(X, k, random_state=random_state)
+    # As selector.round.suspects.knn_label_votes: cosine weights floored at a small positive value.
     w = np.maximum(sim.astype(np.float64), 1e-3)
-    votes = np.einsum("nk,nkl->nl", w, np.asarray(Y, dtype=np.float64)[idx])
+    Y = np.asarray(Y, dtype=np.float64)
+    votes = np.zeros(Y.shape)
+    for j in range(k):  # one neighbour rank at a time: memory O(n L), not O(n k L)
+        votes += w[:, j:j + 1] * Y[idx[:, j]]
     return votes / w.sum(axis=1, keepdims=True)
 
 
