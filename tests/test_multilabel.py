@@ -370,16 +370,33 @@ def test_review_queues_label_suspects_and_uncertain_rows():
             {"item_id": ["r1"], "annotator": ["a"], "label": ["joy"]}))
 
 
-def test_consensus_with_the_model_refuses_label_sets(tmp_path):
+def test_consensus_with_the_model_on_label_sets(tmp_path):
     from typer.testing import CliRunner
 
     from selector.cli import app
+    from selector.quality.multilabel_agreement import label_set_consensus, multilabel_consensus
 
     ann = _rated_sets()
+    votes = ann.assign(label=[";".join(sorted(s)) for s in ann["labels"]],
+                       text=[f"text of item {i}" for i in ann["item_id"]]).drop(columns="labels")
     path = tmp_path / "votes.csv"
-    ann.assign(label=[";".join(sorted(s)) for s in ann["labels"]]).drop(columns="labels").to_csv(path, index=False)
-    res = CliRunner().invoke(app, ["consensus", str(path), "-o", str(tmp_path / "c.csv")])
-    assert res.exit_code == 1 and "agreement --multi-label" in res.output
+    votes.to_csv(path, index=False)
+    out = tmp_path / "c.csv"
+    res = CliRunner().invoke(app, ["consensus", str(path), "--model", "hashing", "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    table = pd.read_csv(out, keep_default_na=False)
+    assert {"model_labels", "model_quality", "ds_labels", "majority_labels"} <= set(table.columns)
+    assert table["model_quality"].is_monotonic_increasing and table["model_quality"].between(0.5, 1).all()
+    # Embeddings that carry no information: where the votes are unanimous the model cannot overturn them.
+    items = np.unique(ann["item_id"].astype(str))
+    X = np.random.default_rng(0).normal(size=(items.size, 8)).astype(np.float32)
+    both = label_set_consensus(ann, LabelSpace(tuple(sorted(LABELS))), X=X).set_index("item_id")
+    n_votes = ann.groupby("item_id").size()
+    unanimous = [i for i, g in ann.groupby("item_id") if len(g) >= 3 and g["labels"].map(frozenset).nunique() == 1]
+    assert unanimous and all(both.loc[i, "model_labels"] == both.loc[i, "majority_labels"] for i in unanimous)
+    assert set(both.index) == set(items) and (both["n_annotations"] == n_votes.reindex(both.index)).all()
+    with pytest.raises(DataError, match="needs the items' texts"):
+        multilabel_consensus(ann.assign(label=votes["label"]).drop(columns="labels"), method="model")
 
 
 def test_per_label_cohen_kappa_is_the_mean_over_annotator_pairs():

@@ -22,6 +22,7 @@ from selector.config import cache_dir_for
 from selector.errors import ConfigError
 from selector.io import read_table
 from selector.labelsets import detect_multi_label
+from selector.quality.multilabel_agreement import multilabel_consensus
 from selector.outputs import OutputPlan, table
 from selector.quality.consensus import METHODS, consensus
 
@@ -71,12 +72,22 @@ def consensus_command(
         plan.add_output("machines", machines_path_for(out), "--out (machine annotators)", table_format=True)
     plan.check()
     ann = read_table(annotations)
-    if config.label_col in ann.columns and config.task != "single_label" and \
-            detect_multi_label(ann[config.label_col].to_numpy(dtype=object), config.label_sep):
-        raise ConfigError(f"{annotations}: the votes are label sets; consensus with the model does not handle them "
-                          "yet: `selector agreement --multi-label --out FILE` gives per-label majority and Dawid-Skene "
-                          "consensus sets (or pass --single-label to treat each set as one label)")
     frame = read_table(data) if data is not None else None
+    if config.label_col in ann.columns and config.task != "single_label" and (
+            config.task == "multi_label"
+            or detect_multi_label(ann[config.label_col].to_numpy(dtype=object), config.label_sep)):
+        if machines:
+            raise ConfigError("--machine-annotators does not work on label sets yet")
+        result = multilabel_consensus(ann, data=frame, method=method, item_col=item_col, annotator_col=annotator_col,
+                                      label_col=config.label_col, text_col=config.text_col, id_col=config.id_col,
+                                      unsure_labels=split_list(unsure, "--unsure-labels") or (), config=config,
+                                      cache_dir=cache, show_progress=not opts.quiet, source=str(annotations))
+        written = plan.commit({"consensus": table(result, out)})
+        col = "model" if method == "model" else "ds" if method == "dawid_skene" else "majority"
+        info(f"consensus label sets for {len(result)} items ({method}: columns {col}_labels, {col}_quality; "
+             f"mean quality {result[f'{col}_quality'].mean():.3f}) -> {', '.join(map(str, written.values()))}",
+             opts.quiet)
+        return
     result = consensus(ann, data=frame, method=method, item_col=item_col, annotator_col=annotator_col,
                        label_col=config.label_col, text_col=config.text_col, id_col=config.id_col,
                        unsure_labels=split_list(unsure, "--unsure-labels") or (), random_state=config.seed, cache_dir=cache,

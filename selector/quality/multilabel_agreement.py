@@ -33,7 +33,8 @@ from selector.labelsets import DEFAULT_LABEL_SEP, DEFAULT_NONE_LABEL, LabelSpace
 from selector.quality.agreement import fleiss_table_kappa
 
 __all__ = ["masi_distance", "masi_alpha", "exact_set_agreement", "per_label_agreement", "set_codes",
-           "label_set_consensus", "MultiLabelAgreement", "multilabel_agreement", "read_label_set_annotations"]
+           "label_set_consensus", "MultiLabelAgreement", "multilabel_agreement", "read_label_set_annotations",
+           "multilabel_consensus"]
 
 
 def masi_distance(a: Iterable[str], b: Iterable[str]) -> float:
@@ -234,20 +235,27 @@ def read_label_set_annotations(df: pd.DataFrame, *, item_col: str = "item_id", a
     return out.reset_index(drop=True)
 
 
-def label_set_consensus(ann: pd.DataFrame, space: LabelSpace, *, max_iter: int = 100) -> pd.DataFrame:
-    """Consensus label sets per item by per-label majority and per-label Dawid-Skene.
+def label_set_consensus(ann: pd.DataFrame, space: LabelSpace, *, max_iter: int = 100, X: np.ndarray | None = None,
+                        random_state: int | None = 0, classifier=None) -> pd.DataFrame:
+    """Consensus label sets per item by per-label majority, per-label Dawid-Skene and, with ``X``,
+    per-label votes x model.
 
     Parameters
     ----------
     ann : DataFrame
         ``item_id, annotator, labels`` (:func:`read_label_set_annotations`).
     space : LabelSpace
+    X : ndarray, shape (n_items, d), optional
+        Item embeddings in sorted item-id order: each label's votes are then weighed against an
+        out-of-fold model of that label (:func:`selector.quality.consensus.consensus_from_codes`,
+        method ``model``), giving ``model_labels`` and ``model_quality``.
 
     Returns
     -------
     DataFrame
         One row per item: ``item_id, n_annotations, majority_labels, majority_quality, ds_labels,
-        ds_quality`` (sets written with :meth:`LabelSpace.join`), least certain first.
+        ds_quality`` (+ ``model_labels, model_quality``; sets written with :meth:`LabelSpace.join`),
+        least certain first (by the model's quality when there is one, else Dawid-Skene's).
     """
     from selector.quality.agreement import dawid_skene
 
@@ -280,7 +288,39 @@ def label_set_consensus(ann: pd.DataFrame, space: LabelSpace, *, max_iter: int =
         "ds_labels": [space.join(names[m]) for m in ds],
         "ds_quality": ds_quality.round(4),
     })
-    return out.sort_values(["ds_quality", "item_id"], kind="stable").reset_index(drop=True)
+    key = "ds_quality"
+    if X is not None:
+        post = _model_posteriors(ann, Y, items, space, np.asarray(X, dtype=np.float32), random_state, classifier)
+        chosen = post >= 0.5
+        out["model_labels"] = [space.join(names[m]) for m in chosen]
+        out["model_quality"] = np.where(chosen, post, 1.0 - post).mean(axis=1).round(4)
+        key = "model_quality"
+    return out.sort_values([key, "item_id"], kind="stable").reset_index(drop=True)
+
+
+def _model_posteriors(ann: pd.DataFrame, Y: np.ndarray, items: np.ndarray, space: LabelSpace, X: np.ndarray,
+                      random_state: int | None, classifier) -> np.ndarray:
+    """P(label applies | votes, model) per item and label, shape (n_items, L): each label's yes/no votes
+    weighed against its out-of-fold model (``consensus_from_codes``, method ``model``)."""
+    from selector.quality.agreement import encode_ratings
+    from selector.quality.consensus import consensus_from_codes
+
+    if X.shape[0] != items.size:
+        raise DataError(f"embeddings have {X.shape[0]} rows but there are {items.size} items")
+    at = {str(i): k for k, i in enumerate(items)}
+    post = np.zeros((items.size, space.n_labels))
+    for j in range(space.n_labels):
+        frame = pd.DataFrame({"item_id": ann["item_id"].astype(str), "annotator": ann["annotator"].astype(str),
+                              "label": np.where(Y[:, j] == 1, "yes", "no")})
+        if frame["label"].nunique() < 2:
+            post[:, j] = float(frame["label"].iloc[0] == "yes") if len(frame) else 0.0
+            continue
+        codes = encode_ratings(frame)
+        rows = np.array([at[str(i)] for i in codes.items])
+        res = consensus_from_codes(codes, method="model", X=X[rows], random_state=random_state,
+                                   classifier=classifier)
+        post[rows, j] = res.posterior[:, list(res.labels).index("yes")]
+    return post
 
 
 @dataclass
@@ -336,3 +376,64 @@ def multilabel_agreement(df: pd.DataFrame, *, item_col: str = "item_id", annotat
         masi_alpha=masi_alpha(ann), exact_set_agreement=exact_set_agreement(ann),
         per_label=per_label_agreement(ann, space.names), consensus=label_set_consensus(ann, space),
         labels=space.names)
+
+
+def multilabel_consensus(annotations: pd.DataFrame, *, data: pd.DataFrame | None = None, method: str = "model",
+                         item_col: str = "item_id", annotator_col: str = "annotator", label_col: str = "label",
+                         text_col: str = "text", id_col: str = "id", unsure_labels: Iterable[str] = (),
+                         label_sep: str | None = None, none_label: str | None = None, config=None, embedder=None,
+                         cache_dir=None, classifier=None, show_progress: bool = False,
+                         source: str = "annotations") -> pd.DataFrame:
+    """Consensus label sets for label-set votes (``selector consensus`` on multi-label annotations).
+
+    Parameters
+    ----------
+    annotations : DataFrame
+        Long format, a label set per (item, annotator).
+    data : DataFrame, optional
+        The items' texts (``id_col`` = the item id); default: ``text_col`` in ``annotations``.
+    method : {"model", "dawid_skene", "majority"}
+        ``model`` weighs each label's votes against an out-of-fold model of it (needs texts); the
+        table always has the majority and Dawid-Skene columns too.
+
+    Returns
+    -------
+    DataFrame
+        :func:`label_set_consensus`'s table.
+    """
+    from selector.config import SelectConfig
+    from selector.round.embed import embed_pool
+    from selector.round.pool import prepare_pool
+
+    config = config or SelectConfig()
+    sep = label_sep or config.label_sep
+    none = none_label or config.none_label
+    ann = read_label_set_annotations(annotations, item_col=item_col, annotator_col=annotator_col, label_col=label_col,
+                                     label_sep=sep, none_label=none, unsure_labels=unsure_labels, source=source)
+    if ann.empty:
+        raise DataError(f"{source}: no annotations with a label set in column {label_col!r}")
+    space = LabelSpace.from_sets([tuple(s_) for s_ in ann["labels"]], sep=sep, none_label=none)
+    X = None
+    if method == "model":
+        items = np.unique(ann["item_id"].astype(str).to_numpy())
+        if data is not None:
+            for col in (id_col, text_col):
+                if col not in data.columns:
+                    raise DataError(f"--data has no {col!r} column (columns found: {', '.join(map(str, data.columns[:30]))})")
+            by_id = pd.Series(data[text_col].to_numpy(dtype=object), index=data[id_col].astype(str).str.strip())
+        elif text_col in annotations.columns:
+            by_id = pd.Series(annotations[text_col].to_numpy(dtype=object),
+                              index=annotations[item_col].astype(str).str.strip())
+        else:
+            raise DataError(f"{source}: --method model needs the items' texts: give --data, or a {text_col!r} column "
+                            "in the annotations (or --method dawid_skene)")
+        texts = by_id[~by_id.index.duplicated()].reindex(items).to_numpy(dtype=object)
+        missing = [i for i, t in zip(items, texts) if not isinstance(t, str) or not t.strip()]
+        if missing:
+            raise DataError(f"{source}: item {missing[0]!r} has no text ({len(missing)} items in all); give every item "
+                            "a text, or --method dawid_skene")
+        pool = prepare_pool(pd.DataFrame({"id": items, "text": texts}), source=source, require_label_col=False)
+        X, _ = embed_pool(pool, config, embedder=embedder, cache_dir=cache_dir, show_progress=show_progress)
+    elif method not in ("dawid_skene", "majority"):
+        raise DataError(f"unknown method {method!r}; choose model, dawid_skene or majority")
+    return label_set_consensus(ann, space, X=X, random_state=config.seed, classifier=classifier)
