@@ -262,6 +262,17 @@ def suspects_section(out: Path) -> tuple[list[str], dict]:
             pair_f1 = _row_f1(found.flagged.ravel(), pair_truth.ravel())[0]
             row[f"knn={a}"] = dict(zip(("f1", "precision", "recall"), _row_f1(f, truth)), flagged=int(f.sum()),
                                    pair_f1=pair_f1, cpu_s=round(cpu, 2))
+        if name != "published":
+            # Rankings: average precision of each row ranking against the changed rows. cleanlab's
+            # multilabel ranking (get_label_quality_scores: low = likely issue) vs selector's (a row's
+            # most likely wrong pair, p_wrong), on the same out-of-fold probabilities.
+            from cleanlab.multilabel_classification.rank import get_label_quality_scores
+            from sklearn.metrics import average_precision_score
+
+            found = find_label_suspects(Xs, Yn, oof, random_state=0)
+            cl_rank = 1.0 - get_label_quality_scores(labels, oof)
+            row["ranking_ap"] = {"cleanlab": float(average_precision_score(truth, cl_rank)),
+                                 "selector": float(average_precision_score(truth, found.p_wrong.max(axis=1)))}
         results[name] = row
         d = row[f"knn={DEFAULT_LABEL_KNN_WEIGHT}"]
         c = row["cleanlab"]
@@ -274,6 +285,13 @@ def suspects_section(out: Path) -> tuple[list[str], dict]:
         elif d["f1"] < c["f1"]:
             misses.append(f"suspects, {name}: selector F1 {d['f1']:.3f} < cleanlab {c['f1']:.3f}")
     noisy = [k for k in settings if k != "published"]
+    print("\nRow rankings, average precision against the changed rows (cleanlab: 1 - multilabel "
+          "get_label_quality_scores; selector: the row's largest p_wrong):\n")
+    print("| setting | cleanlab AP | selector AP |")
+    print("|---|---|---|")
+    for k in noisy:
+        ap = results[k]["ranking_ap"]
+        print(f"| {k} | {ap['cleanlab']:.3f} | {ap['selector']:.3f} |")
     print("\nLeave-one-setting-out choice of the neighbour share (best mean F1 on the other two noise settings):\n")
     for held in noisy:
         others = [k for k in noisy if k != held]
