@@ -99,7 +99,6 @@ def realistic_crowd(name: str, seed: int, n_items: int = 1200, n_annotators: int
     sub, Xs = df.iloc[pos].reset_index(drop=True), X[pos]
     gold = sub["label"].to_numpy()
     classes = np.unique(gold)
-    k = classes.size
     g_idx = np.searchsorted(classes, gold)
     clean_p, clean_cls = out_of_fold_proba(make_classifier(random_state=seed), Xs, gold, random_state=seed)
     clean_p = columns_in_order(clean_p, clean_cls, classes)

@@ -227,7 +227,7 @@ def suspects_section(out: Path) -> tuple[list[str], dict]:
     # The suspects' out-of-fold classifier: selector's unweighted default (the round uses it for suspects).
     template = make_classifier(random_state=0)
     t0 = time.process_time()
-    clean_oof = multilabel_out_of_fold(template, Xs, Y0, random_state=0)
+    clean_oof = multilabel_out_of_fold(template, Xs, Y0, random_state=0).proba
     oof_cpu = time.process_time() - t0
     settings = {"published": Y0}
     noisy_rows = rng.choice(SUSPECT_ROWS, size=int(NOISE_RATE * SUSPECT_ROWS), replace=False)
@@ -246,7 +246,7 @@ def suspects_section(out: Path) -> tuple[list[str], dict]:
           + " | selector default pair-level F1 | rows flagged: cleanlab / selector |")
     print("|---|---|" + "---|" * len(KNN_WEIGHTS) + "---|---|")
     for name, Yn in settings.items():
-        oof = clean_oof if name == "published" else multilabel_out_of_fold(template, Xs, Yn, random_state=0)
+        oof = clean_oof if name == "published" else multilabel_out_of_fold(template, Xs, Yn, random_state=0).proba
         truth = np.zeros(SUSPECT_ROWS, bool) if name == "published" else (Yn != Y0).any(axis=1)
         labels = [list(np.flatnonzero(r)) for r in Yn]
         with warnings.catch_warnings():
@@ -367,7 +367,7 @@ def speed_section() -> tuple[list[str], dict]:
         misses.append(f"auto selection on 100k rows took {figures['select_auto']:.2f} CPU s (target 3)")
     n = 50_000
     t0 = time.process_time()
-    oof = multilabel_out_of_fold(make_classifier(random_state=0), Xb[:n], Yb[:n], random_state=0)
+    oof = multilabel_out_of_fold(make_classifier(random_state=0), Xb[:n], Yb[:n], random_state=0).proba
     figures["oof_50k"] = oof_s = time.process_time() - t0
     t0 = time.process_time()
     find_label_suspects(Xb[:n], Yb[:n], oof, random_state=0)

@@ -31,7 +31,7 @@ import httpx
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ls_roundtrip import TOKEN, finish, label_studio_env, parse_from_name, selector, stop, wait_for  # noqa: E402
+from ls_roundtrip import TOKEN, finish, parse_from_name, selector, start_label_studio, stop, wait_for  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT / "tests" / "data" / "goemotions_sample.csv"
@@ -66,12 +66,7 @@ def main() -> None:
     if 'choice="multiple"' not in config:
         problems.append("the exported labeling config is not multiple-choice")
 
-    ls = subprocess.Popen([args.label_studio, "start", "--no-browser", "--port", str(args.ls_port),
-                           "--internal-host", "127.0.0.1", "--data-dir", str(work / "ls-data"),
-                           "--username", "admin@example.com", "--password", "roundtrip-pass",
-                           "--user-token", TOKEN, "--enable-legacy-api-token", "--log-level", "WARNING"],
-                          stdout=open(work / "label-studio.log", "w"), stderr=subprocess.STDOUT,
-                          env=label_studio_env(), start_new_session=True)
+    ls = start_label_studio(args.label_studio, args.ls_port, work)
     try:
         ls_url = f"http://127.0.0.1:{args.ls_port}"
         wait_for(f"{ls_url}/health", 600, "Label Studio", ls)

@@ -60,6 +60,17 @@ def label_studio_env() -> dict[str, str]:
                 SENTRY_DSN="", FRONTEND_SENTRY_DSN="")
 
 
+def start_label_studio(executable: str, port: int, work: Path) -> subprocess.Popen:
+    """Label Studio on 127.0.0.1:``port`` with a fresh data folder in ``work``, an admin user and the
+    legacy API token :data:`TOKEN`; its log goes to ``work/label-studio.log``."""
+    return subprocess.Popen([executable, "start", "--no-browser", "--port", str(port),
+                             "--internal-host", "127.0.0.1", "--data-dir", str(work / "ls-data"),
+                             "--username", "admin@example.com", "--password", "roundtrip-pass",
+                             "--user-token", TOKEN, "--enable-legacy-api-token", "--log-level", "WARNING"],
+                            stdout=open(work / "label-studio.log", "w"), stderr=subprocess.STDOUT,
+                            env=label_studio_env(), start_new_session=True)
+
+
 def selector(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     exe = Path(sys.executable).with_name("selector")
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "selector"]
@@ -113,13 +124,7 @@ def main() -> None:
     tasks = json.loads((work / "tasks.json").read_text())
     config = (work / "tasks.label_config.xml").read_text()
 
-    env = label_studio_env()
-    ls = subprocess.Popen([args.label_studio, "start", "--no-browser", "--port", str(args.ls_port),
-                           "--internal-host", "127.0.0.1", "--data-dir", str(work / "ls-data"),
-                           "--username", "admin@example.com", "--password", "roundtrip-pass",
-                           "--user-token", TOKEN, "--enable-legacy-api-token", "--log-level", "WARNING"],
-                          stdout=open(work / "label-studio.log", "w"), stderr=subprocess.STDOUT, env=env,
-                          start_new_session=True)
+    ls = start_label_studio(args.label_studio, args.ls_port, work)
     exe = Path(sys.executable).with_name("selector")
     serve = subprocess.Popen([str(exe) if exe.exists() else sys.executable, *([] if exe.exists() else ["-m", "selector"]),
                               "serve", "data.csv", "--port", str(args.backend_port), "--record", "requests"],

@@ -24,7 +24,7 @@ from selector.errors import ConfigError, DataError
 
 __all__ = ["DEFAULT_LABEL_SEP", "DEFAULT_NONE_LABEL", "TASKS", "LabelSpace", "parse_label_set", "canonical_cell",
            "differing_labels",
-           "parse_label_sets", "detect_multi_label", "check_label_sep", "resolve_task"]
+           "parse_label_sets", "detect_multi_label", "check_label_sep", "resolve_task", "table_task"]
 
 DEFAULT_LABEL_SEP = ";"
 DEFAULT_NONE_LABEL = "none"
@@ -156,24 +156,35 @@ def detect_multi_label(values: Sequence, sep: str = DEFAULT_LABEL_SEP) -> bool:
     ----------
     values : sequence of cells, shape (n,)
     """
-    joined, whole = [], set()
+    # Every round of a table reads its cells once here, so the common case (text without the
+    # delimiter) costs a membership test and a set insert; cells are stripped once per distinct text.
+    plain: set[str] = set()
+    with_sep: dict[str, int] = {}  # cell -> rows: each row's parts count
     for v in values:
-        if isinstance(v, (list, tuple, np.ndarray)):
-            return True
-        if _is_missing(v):
-            continue
-        text = str(v).strip()
-        if not text:
-            continue
+        if not isinstance(v, str):
+            if isinstance(v, (list, tuple, np.ndarray)):
+                return True
+            if _is_missing(v):
+                continue
+            v = str(v)
+        if sep in v:
+            with_sep[v] = with_sep.get(v, 0) + 1
+        else:
+            plain.add(v)
+    whole = {t.strip() for t in plain} - {""}
+    joined = []  # (parts, rows)
+    for cell, rows in with_sep.items():
+        text = cell.strip()
         parts = [p.strip() for p in text.split(sep) if p.strip()]
         if len(parts) >= 2:
-            joined.append(parts)
-        else:
+            joined.append((parts, rows))
+        elif text:
             whole.add(text)
     if not joined:
         return False
-    parts = [p for ps in joined for p in ps]
-    return sum(p in whole for p in parts) >= 0.5 * len(parts)
+    n_parts = sum(len(ps) * rows for ps, rows in joined)
+    n_known = sum(sum(p in whole for p in ps) * rows for ps, rows in joined)
+    return n_known >= 0.5 * n_parts
 
 
 def resolve_task(task: str, values: Sequence, sep: str) -> tuple[str, bool]:
@@ -189,6 +200,17 @@ def resolve_task(task: str, values: Sequence, sep: str) -> tuple[str, bool]:
     if task != "auto":
         return task, False
     return ("multi_label" if detect_multi_label(values, sep) else "single_label"), True
+
+
+def table_task(df, label_col: str, task: str = "auto", sep: str = DEFAULT_LABEL_SEP) -> tuple[str, bool]:
+    """:func:`resolve_task` on a table's label column (a table without it is single-label unless declared).
+
+    Parameters
+    ----------
+    df : DataFrame
+    """
+    values = df[label_col].to_numpy(dtype=object) if label_col in df.columns else []
+    return resolve_task(task, values, sep)
 
 
 @dataclass(frozen=True)

@@ -223,7 +223,7 @@ def test_label_suspects_find_dropped_and_added_labels():
         noisy[i, np.flatnonzero(Y[i] == 0)[0]] = 1  # a wrong label added
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        oof = multilabel_out_of_fold(None, X, noisy, random_state=0)
+        oof = multilabel_out_of_fold(None, X, noisy, random_state=0).proba
     found = find_label_suspects(X, noisy, oof, random_state=0)
     truth = noisy != Y
     hits = (found.flagged & truth).sum()

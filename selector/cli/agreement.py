@@ -31,7 +31,7 @@ from selector.cli.options import (
 )
 from selector.errors import ConfigError
 from selector.io import read_table
-from selector.labelsets import resolve_task
+from selector.labelsets import table_task
 from selector.outputs import OutputPlan, table
 from selector.quality.agreement import agreement
 from selector.quality.multilabel_agreement import multilabel_agreement
@@ -77,10 +77,16 @@ def agreement_command(
     plan.check()
     df = read_table(annotations)
     to_err = out is not None and str(out) == "-"  # --out - owns standard output; reports go to stderr
+
+    def show(as_dict, as_text) -> None:
+        """The report as JSON (--json) or as text; ``as_dict`` and ``as_text`` are called only when used."""
+        typer.echo(json.dumps(as_dict(), indent=2, ensure_ascii=False, default=str) if json_out else as_text(),
+                   err=to_err)
+
     config = opts.config(label_sep=label_sep, none_label=none_label,
                          task=None if multi_label is None else ("multi_label" if multi_label else "single_label"))
     if label_col in df.columns and not preferences and criteria is None and level == "nominal":
-        task, detected = resolve_task(config.task, df[label_col].to_numpy(dtype=object), config.label_sep)
+        task, detected = table_task(df, label_col, config.task, config.label_sep)
         if task == "multi_label":
             if machine_annotators or gold_col:
                 raise ConfigError("--machine-annotators and --gold-col do not work on label sets yet")
@@ -91,8 +97,7 @@ def agreement_command(
                                           label_sep=config.label_sep, none_label=config.none_label,
                                           unsure_labels=split_list(unsure_labels, "--unsure-labels") or (),
                                           source=str(annotations))
-            typer.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False, default=str) if json_out
-                       else report.to_text(max_rows=rows), err=to_err)
+            show(report.to_dict, lambda: report.to_text(max_rows=rows))
             if out is not None:
                 plan.commit({"consensus": table(report.consensus, out)})
                 info(f"wrote consensus label sets for {report.n_items} items -> {out}", opts.quiet)
@@ -105,8 +110,7 @@ def agreement_command(
         prefs = preference_report(df, annotator_col=annotator_col,
                                   item_col=item_col if item_col in df.columns else None, min_shared=min_shared,
                                   random_state=seed, source=str(annotations))
-        typer.echo(json.dumps(prefs.to_dict(), indent=2, ensure_ascii=False, default=str) if json_out
-                   else prefs.to_text(max_rows=rows), err=to_err)
+        show(prefs.to_dict, lambda: prefs.to_text(max_rows=rows))
         if out is not None:
             plan.commit({"consensus": table(prefs.pairs, out)})
             info(f"wrote the consensus preference of {len(prefs.pairs)} pairs -> {out}", opts.quiet)
@@ -116,11 +120,7 @@ def agreement_command(
                                  criteria=split_list(criteria, "--criteria"), level="ordinal" if level == "nominal" else level,
                                  min_shared=min_shared, unsure_labels=split_list(unsure_labels, "--unsure-labels") or (),
                                  source=str(annotations))
-        if json_out:
-            typer.echo(json.dumps({k: r.to_dict() for k, r in reports.items()}, indent=2, ensure_ascii=False,
-                                  default=str), err=to_err)
-        else:
-            typer.echo(format_ratings(reports, max_rows=rows), err=to_err)
+        show(lambda: {k: r.to_dict() for k, r in reports.items()}, lambda: format_ratings(reports, max_rows=rows))
         if out is not None:
             scores = pd.concat([r.items.assign(criterion=name) for name, r in reports.items()], ignore_index=True)
             plan.commit({"consensus": table(scores, out)})
@@ -131,10 +131,7 @@ def agreement_command(
                        min_shared=min_shared, random_state=seed, source=str(annotations),
                        unsure_labels=split_list(unsure_labels, "--unsure-labels") or (),
                        machine_annotators=split_list(machine_annotators, "--machine-annotators") or ())
-    if json_out:
-        typer.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False, default=str), err=to_err)
-    else:
-        typer.echo(report.to_text(max_rows=rows), err=to_err)
+    show(report.to_dict, lambda: report.to_text(max_rows=rows))
     if out is not None:
         plan.commit({"consensus": table(report.consensus, out)})
         info(f"wrote consensus labels for {report.n_items} items -> {out}", opts.quiet)

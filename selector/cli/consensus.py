@@ -21,7 +21,7 @@ from selector.cli.options import (
 from selector.config import cache_dir_for
 from selector.errors import ConfigError
 from selector.io import read_table
-from selector.labelsets import detect_multi_label
+from selector.labelsets import table_task
 from selector.quality.multilabel_agreement import multilabel_consensus
 from selector.outputs import OutputPlan, table
 from selector.quality.consensus import METHODS, consensus
@@ -73,9 +73,8 @@ def consensus_command(
     plan.check()
     ann = read_table(annotations)
     frame = read_table(data) if data is not None else None
-    if config.label_col in ann.columns and config.task != "single_label" and (
-            config.task == "multi_label"
-            or detect_multi_label(ann[config.label_col].to_numpy(dtype=object), config.label_sep)):
+    if config.label_col in ann.columns and \
+            table_task(ann, config.label_col, config.task, config.label_sep)[0] == "multi_label":
         if machines:
             raise ConfigError("--machine-annotators does not work on label sets yet")
         result = multilabel_consensus(ann, data=frame, method=method, item_col=item_col, annotator_col=annotator_col,

@@ -27,7 +27,7 @@ from selector.loop.merge import (
     read_votes,
     second_opinion_ids,
 )
-from selector.labelsets import resolve_task
+from selector.labelsets import table_task
 from selector.outputs import OutputPlan, table
 
 
@@ -211,9 +211,6 @@ def _commit_corrections(plan: OutputPlan, data: Path, fixes, source: Path, opts:
 def _is_multi_label(df, config, ledger_records) -> bool:
     """Whether DATA is a multi-label task: declared (--multi-label / task), detected in its label cells,
     or recorded so by an earlier round of this data's ledger."""
-    if config.task != "auto":
-        return config.task == "multi_label"
-    values = df[config.label_col].to_numpy(dtype=object) if config.label_col in df.columns else []
-    if resolve_task("auto", values, config.label_sep)[0] == "multi_label":
+    if table_task(df, config.label_col, config.task, config.label_sep)[0] == "multi_label":
         return True
-    return any(rec.get("task") == "multi_label" for rec in ledger_records)
+    return config.task == "auto" and any(rec.get("task") == "multi_label" for rec in ledger_records)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import typer
 
 from selector.chat import read_data
@@ -96,7 +95,6 @@ def status_command(
 
 def _multilabel_now(template, X, Y, seed):
     """A multi-label loop's current model and its cross-validated figures (None, None when too few labels)."""
-    from selector.round.model import OutOfFold
     from selector.round.multilabel import (
         fit_multilabel,
         multilabel_cv_figures,
@@ -108,6 +106,5 @@ def _multilabel_now(template, X, Y, seed):
     if multilabel_problem(Y) is not None:
         return None, None
     template = multilabel_template(template)
-    oof = OutOfFold(proba=multilabel_out_of_fold(template, X, Y, random_state=seed), classes=np.zeros(0),
-                    n_splits=min(5, Y.shape[0]))
+    oof = multilabel_out_of_fold(template, X, Y, random_state=seed)
     return fit_multilabel(template, X, Y), multilabel_cv_figures(oof, Y)

@@ -23,7 +23,7 @@ from selector.cli.options import (
     stdin_data,
 )
 from selector.errors import ConfigError
-from selector.labelsets import resolve_task
+from selector.labelsets import table_task
 from selector.outputs import OutputPlan, table
 from selector.quality.validate import DEFAULT_BLOCKERS, DEFAULT_NEGATIVES, validate
 
@@ -66,8 +66,7 @@ def validate_command(
     plan.check()
     df, X_given = read_table_inputs(data, opts)
     chat = df.attrs.get("selector_chat")
-    values = df[config.label_col].to_numpy(dtype=object) if config.label_col in df.columns else []
-    task, detected = resolve_task(config.task, values, config.label_sep)
+    task, detected = table_task(df, config.label_col, config.task, config.label_sep)
     if detected and task == "multi_label":
         info(f"{data}: column {config.label_col!r} holds label sets, so the table is checked as a multi-label task "
              "(--single-label reads each cell as one label)", opts.quiet)

@@ -59,7 +59,6 @@ from selector.models.classifiers import fit_classifier
 from selector.round.embed import embed_pool
 from selector.labelsets import LabelSpace, canonical_cell, parse_label_set
 from selector.round.model import (
-    OutOfFold,
     classifier_template,
     cv_figures,
     labels_problem,
@@ -451,9 +450,8 @@ class BackendState:
             counts = np.array([label_counts[k] for k in names], dtype=np.int64)
             if self.model is not None:
                 template = multilabel_template(classifier_template(self.config))
-                cv = multilabel_cv_figures(OutOfFold(
-                    proba=multilabel_out_of_fold(template, self.X[rows], Y, random_state=self.config.seed),
-                    classes=np.asarray(space.names), n_splits=min(5, rows.size)), Y)
+                cv = multilabel_cv_figures(multilabel_out_of_fold(template, self.X[rows], Y, random_state=self.config.seed,
+                                                                  classes=space.names), Y)
         elif self.model is not None:
             cv = cv_figures(out_of_fold(classifier_template(self.config), self.X[rows], y,
                                         random_state=self.config.seed), y)

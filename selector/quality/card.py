@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from selector.config import SelectConfig
-from selector.labelsets import resolve_task
+from selector.labelsets import table_task
 from selector.errors import ConfigError
 from selector.kmeans import cluster_pool
 from selector.outputs import OutputPlan, Writer, json_file, text_file
@@ -204,11 +204,11 @@ def data_card(df: pd.DataFrame, *, annotations: pd.DataFrame | None = None, name
     """
 
     config = config or SelectConfig()
-    values = df[label_col].to_numpy(dtype=object) if label_col in df.columns else []
-    multi = resolve_task(config.task, values, config.label_sep)[0] == "multi_label"
+    multi = table_task(df, label_col, config.task, config.label_sep)[0] == "multi_label"
     pool = prepare_pool(df, text_col=text_col, label_col=label_col, id_col=id_col, source=source,
                         unsure_labels=config.unsure_labels, multi_label=multi, label_sep=config.label_sep,
-                        none_label=config.none_label, declared_labels=labels if multi else None)
+                        none_label=config.none_label, declared_labels=labels if multi else None,
+                        warn_label_sets=config.task == "single_label")
     X, embed_stats = embed_pool(pool, config, embedder=embedder, embeddings=embeddings, cache_dir=cache_dir)
     lab = pool.labeled_positions
     y = pool.labels[lab].astype(str)

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from selector.config import SelectConfig
-from selector.labelsets import resolve_task
+from selector.labelsets import table_task
 from selector.errors import ConfigError, DataError
 from selector.labels import normalise_unsure_labels, unsure_mask
 from selector.quality.agreement import contested_items, encode_ratings, majority_vote
@@ -224,14 +224,13 @@ def review(df: pd.DataFrame, *, annotations: pd.DataFrame | None = None, budget:
 
     unsure_set = normalise_unsure_labels(unsure_labels)
     config = config or SelectConfig()
-    values = df[label_col].to_numpy(dtype=object) if label_col in df.columns else []
-    multi = resolve_task(config.task, values, config.label_sep)[0] == "multi_label"
+    multi = table_task(df, label_col, config.task, config.label_sep)[0] == "multi_label"
     if multi and (annotations is not None or machine_annotators):
         raise ConfigError("a multi-label review does not read --annotations yet; review the data alone, and measure "
                           "agreement on label sets with `selector agreement --multi-label`")
     pool = prepare_pool(df, text_col=text_col, label_col=label_col, id_col=id_col, source=source,
                         unsure_labels=tuple(unsure_set), multi_label=multi, label_sep=config.label_sep,
-                        none_label=config.none_label)
+                        none_label=config.none_label, warn_label_sets=config.task == "single_label")
     X, embed_stats = embed_pool(pool, config, embedder=embedder, embeddings=embeddings, cache_dir=cache_dir)
 
     # Per-row evidence, keyed by id; rows outside the data (annotation-only items) come after.

@@ -30,7 +30,7 @@ from selector.labelsets import LabelSpace
 from selector.models.classifiers import make_classifier, quiet_fit
 from selector.round.compute import queue_table
 from selector.round.embed import as_embeddings
-from selector.round.model import MIN_LABELED_ROWS
+from selector.round.model import MIN_LABELED_ROWS, OutOfFold
 from selector.round.pool import LabeledPool
 from selector.scoring import as_label_proba
 from selector.strategies import Selection, SelectionContext
@@ -54,13 +54,13 @@ def multilabel_classifier(name: str = "logistic_regression", *, random_state: in
     return make_classifier(name, random_state=random_state, **{**defaults, **params})
 
 
-def multilabel_cv_figures(oof, Y: np.ndarray) -> dict:
+def multilabel_cv_figures(oof: OutOfFold, Y: np.ndarray) -> dict:
     """Cross-validated micro- and macro-F1 and exact-set accuracy from the out-of-fold probabilities.
 
     Parameters
     ----------
     oof : OutOfFold
-        ``proba`` of shape (n, L).
+        From :func:`multilabel_out_of_fold`; ``proba`` of shape (n, L).
     Y : ndarray of 0/1, shape (n, L)
     """
     from sklearn.metrics import f1_score
@@ -128,18 +128,21 @@ def label_proba(model, X: np.ndarray, n_labels: int) -> np.ndarray:
 
 
 def multilabel_out_of_fold(template, X: np.ndarray, Y: np.ndarray, *, n_splits: int = 5,
-                           random_state: int | None = None) -> np.ndarray:
+                           random_state: int | None = None, classes: Sequence[str] | None = None) -> OutOfFold:
     """Out-of-fold per-label probabilities by seeded K-fold: each row scored by a model that never saw it.
 
     Parameters
     ----------
     X : ndarray, shape (n, d)
     Y : ndarray of 0/1, shape (n, L)
+    classes : sequence of str, optional
+        The L label names (default their column numbers).
 
     Returns
     -------
-    ndarray of float64, shape (n, L)
-        A fold whose training rows cannot train a classifier gets the training rows' label rates.
+    OutOfFold
+        ``proba`` of shape (n, L) (a fold whose training rows cannot train a classifier gets the
+        training rows' label rates), ``classes`` and the folds used.
     """
     Y = np.asarray(Y, dtype=np.int8)
     n, L = Y.shape
@@ -152,7 +155,8 @@ def multilabel_out_of_fold(template, X: np.ndarray, Y: np.ndarray, *, n_splits: 
                 continue
             model = fit_multilabel(template, X[train], Y[train])
             out[test] = label_proba(model, X[test], L)
-    return out
+    names = np.asarray(classes if classes is not None else np.arange(L).astype(str), dtype=object)
+    return OutOfFold(proba=out, classes=names, n_splits=n_splits)
 
 
 def build_multilabel_context(X_labeled: np.ndarray, Y_labeled: np.ndarray, X_pool: np.ndarray, space: LabelSpace, *,

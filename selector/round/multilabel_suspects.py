@@ -229,7 +229,7 @@ def label_suspects_for_pool(pool, X: np.ndarray, *, classifier=None, random_stat
     lab = pool.labeled_positions
     Y = pool.Y[lab]
     oof = multilabel_out_of_fold(classifier, X[lab], Y, random_state=random_state)
-    found = find_label_suspects(X[lab], Y, oof, random_state=random_state)
+    found = find_label_suspects(X[lab], Y, oof.proba, random_state=random_state)
     listed = listed_pairs(found, top=top, threshold=threshold)
     if listed is not found.flagged:
         found = LabelSuspects(Y=found.Y, evidence=found.evidence, p_wrong=found.p_wrong, flagged=listed)

@@ -130,7 +130,9 @@ def prepare_pool(df: pd.DataFrame, *, text_col: str = "text", label_col: str = "
     declared_labels : sequence of str, optional
         The task's declared labels (multi-label: the first columns of the label space).
     warn_label_sets : bool
-        Warn when a single-label read meets cells that look like label sets.
+        Warn when a single-label read meets cells that look like label sets (callers that resolved the
+        task type themselves pass whether it was declared single-label: an undeclared one was detected
+        as single-label already).
 
     Raises
     ------
@@ -172,7 +174,7 @@ def prepare_pool(df: pd.DataFrame, *, text_col: str = "text", label_col: str = "
     elif label_col in df.columns:
         if warn_label_sets and detect_multi_label(df[label_col].to_numpy(dtype=object), label_sep):
             warnings.warn(f"{source}: column {label_col!r} holds label sets ({label_sep!r}-joined); this command reads "
-                          "each cell as one label (select and suspects handle multi-label tasks)", stacklevel=2)
+                          "each cell as one label (declare the task multi-label to read them as sets)", stacklevel=2)
         labels = np.array([normalise_label(v) for v in df[label_col].to_numpy(dtype=object)], dtype=object)
         labels[unsure_mask(labels, unsure_labels)] = None
     else:
@@ -215,10 +217,9 @@ def pool_from_config(df: pd.DataFrame, config, *, source: str, require_id_col: b
     detected : bool
         True when the task was detected as multi-label rather than declared (the caller says so).
     """
-    from selector.labelsets import resolve_task
+    from selector.labelsets import table_task
 
-    values = df[config.label_col].to_numpy(dtype=object) if config.label_col in df.columns else []
-    task, detected = resolve_task(config.task, values, config.label_sep)
+    task, detected = table_task(df, config.label_col, config.task, config.label_sep)
     multi = task == "multi_label"
     pool = prepare_pool(df, text_col=config.text_col, label_col=config.label_col, id_col=config.id_col,
                         source=source, require_id_col=(config.id_col != "id") if require_id_col is None else require_id_col,

@@ -496,8 +496,8 @@ def _compute_multilabel(plan: RoundPlan, X: np.ndarray, embed_stats: dict, step,
     oof = None
     if context.has_model and (plan.suspects or plan.outputs is not None):
         step(f"cross-validating the per-label classifiers on {lab.size} labeled rows (out-of-fold probabilities)")
-        proba = multilabel_out_of_fold(multilabel_template(plan.oof_template), X[lab], Y, random_state=config.seed)
-        oof = OutOfFold(proba=proba, classes=np.asarray(space.names, dtype=object), n_splits=min(5, lab.size))
+        oof = multilabel_out_of_fold(multilabel_template(plan.oof_template), X[lab], Y, random_state=config.seed,
+                                     classes=space.names)
     t_select, c_select = time.perf_counter(), time.process_time()
     selection = plan.strategy.select(context, plan.budget, random_state=config.seed)
     t_suspects, c_suspects = time.perf_counter(), time.process_time()
