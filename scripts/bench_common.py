@@ -102,6 +102,14 @@ def dataset_embeddings(name: str, cache_dir: str | Path | None = None) -> tuple[
     return df, embed(df["text"].tolist(), cache_dir)
 
 
+def static_embeddings(name: str, cache_dir: str | Path | None = None) -> np.ndarray:
+    """The static tier's vectors (float32, shape (n, 256)) of a dataset's ``text`` column, through the cache."""
+    from selector.models import CachedEmbedder, SentenceTransformerEmbedder
+
+    static = CachedEmbedder(SentenceTransformerEmbedder(device="cpu", backend="static"), cache_dir or CACHE_DIR)
+    return static.encode(load_dataset(name)["text"].tolist())
+
+
 class SimulatedCrowd:
     """Annotators with the faults real crowds have, voting on items whose true label is known.
 

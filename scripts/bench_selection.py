@@ -172,9 +172,12 @@ def evaluate(model, X_test, y_test, labels, y_lab):
             float(f1_score(y_test, pred, labels=labels, average="macro", zero_division=0)))
 
 
-def simulate(spec, X, y, X_test, y_test, labels, batch, rounds, seed, rare=()):
+def simulate(spec, X, y, X_test, y_test, labels, batch, rounds, seed, rare=(), narrow=None):
     """One strategy, one seed: accuracy, macro-F1, selection seconds, the fewest labels of any class and the
-    labels of the ``rare`` classes, per round."""
+    labels of the ``rare`` classes, per round.
+
+    ``narrow(unlabeled, labeled, round)`` (optional) returns the unlabeled positions the strategy may pick
+    from that round (a two-stage round's candidates, ``scripts/bench_coldpool.py``); default all of them."""
     name, params = parse_spec(spec)
     strategy = None if name == "modal_ranked" else make_strategy(name, **params)
     labeled = np.zeros(X.shape[0], dtype=bool)
@@ -185,6 +188,8 @@ def simulate(spec, X, y, X_test, y_test, labels, batch, rounds, seed, rare=()):
     for r in range(rounds):
         unl = np.flatnonzero(~labeled)
         lab = np.asarray(order, dtype=np.int64)
+        if narrow is not None:
+            unl = narrow(unl, lab, r)
         X_pool, X_lab, y_lab = X[unl], X[lab], y[lab]
         t0 = time.perf_counter()
         if strategy is None:
@@ -260,7 +265,7 @@ def prepare(name, max_pool, cache_dir):
             batch = int(size)
     rounds = 30 if "long" in variants else None
     return {"X": X_all[train], "y": y_all[train], "X_test": X_all[test], "y_test": y_all[test],
-            "labels": labels, "batch": batch, "note": note, "rare": rare, "rounds": rounds}
+            "labels": labels, "batch": batch, "note": note, "rare": rare, "rounds": rounds, "train": train}
 
 
 MODAL_MAX_FLOPS = 2e12

@@ -42,6 +42,7 @@ class SelectConfig:
     ray_address: str | None = None
     cache_dir: str | None = None
     cache_dtype: str = "float32"
+    two_stage: str = "auto"
     classifier: str = "logistic_regression"
     classifier_params: dict = field(default_factory=dict)
     unsure_labels: tuple = ("unsure", "needs_review")
@@ -69,6 +70,8 @@ class SelectConfig:
             raise ConfigError(f"engine must be local or ray, got {self.engine!r}")
         if self.cache_dtype not in ("float32", "float16"):
             raise ConfigError(f"cache_dtype must be float32 or float16, got {self.cache_dtype!r}")
+        if self.two_stage not in ("auto", "on", "off"):
+            raise ConfigError(f"two_stage must be auto, on or off, got {self.two_stage!r}")
         for name in ("strategy_params", "classifier_params"):
             if not isinstance(getattr(self, name), dict):
                 raise ConfigError(f"{name} must be a mapping, got {getattr(self, name)!r}")

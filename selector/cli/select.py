@@ -37,6 +37,7 @@ def select_command(
     out: Path = typer.Option(Path("queue.csv"), "--out", "-o", help="Queue file; format by extension (.csv, .parquet, .jsonl)."),
     engine: Optional[str] = typer.Option(None, "--engine", help="local or ray: where missing embeddings are computed [default: local]."),
     address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address for --engine ray [default: local Ray]."),
+    two_stage: Optional[str] = typer.Option(None, "--two-stage", help="auto, on or off: embed a cold pool with the static tier, shortlist 10 rows per queued row, embed only those exactly [default: auto = on from 50,000 rows not yet cached]."),
     gold_file: Optional[Path] = typer.Option(None, "--gold", help="Gold file (item_id, gold_label[, text]) to mix into the queue."),
     gold_rate: Optional[float] = typer.Option(None, "--gold-rate", help="Share of the queue that is gold, with --gold [default: 0.05]."),
     bucket_priority: Optional[float] = typer.Option(None, "--bucket-priority", help="Share of the budget (0-1) reserved for unlabeled rows of the rarest failure buckets (`bucket` column, see `selector ingest`)."),
@@ -50,7 +51,7 @@ def select_command(
 ) -> None:
     """Choose the next rows to label and write them as a ranked queue (+ a mislabel-suspect list)."""
     no_stdin(data, "select")
-    config = opts.config(budget=budget, strategy=strategy, engine=engine, ray_address=address,
+    config = opts.config(budget=budget, strategy=strategy, engine=engine, ray_address=address, two_stage=two_stage,
                          labels=split_list(labels), relabel=relabel)
     t0 = time.perf_counter()
     result = run_round(data, config=config, out=out, embeddings=opts.embeddings, cache_dir=cache_dir_for(data, config),
@@ -83,6 +84,11 @@ def select_command(
     if n_unseen:
         info(f"auto: {n_unseen} of {s['n_selected']} queued rows look for declared labels that no row has yet "
              "(reason 'auto[unseen class: ...]')", opts.quiet)
+    two = s.get("two_stage") or {}
+    if two.get("used"):
+        info(f"two-stage round ({two['reason']}): static vectors for {s['n_rows']} rows, {two['shortlist']} rows "
+             f"shortlisted + {two['cached_candidates']} already cached; the queue was chosen among "
+             f"{two['candidates']} exactly embedded rows (two_stage: off embeds every row)", opts.quiet)
     info(f"round {result.record['round']}: queued {s['n_selected']} of {s['n_unlabeled']} unlabeled rows "
          f"({s['n_labeled']} labeled) with {config.strategy!r} -> {out} ; embedded {s['n_embedded']} new texts, "
          f"{s['n_cached']} from cache; {time.perf_counter() - t0:.1f}s", opts.quiet)

@@ -519,11 +519,13 @@ def inject_gold(queue: pd.DataFrame, gold_items: pd.DataFrame, rate: float, *,
     return GoldInjection(queue=blind, key=key, gold_ids=[str(i) for i in gold_rows["id"]])
 
 
-def gold_for_round(result, gold: pd.DataFrame, rate: float, *, random_state: int | None = None) -> GoldInjection:
+def gold_for_round(result, gold: pd.DataFrame, rate: float, *, random_state: int | None = None,
+                   pool=None) -> GoldInjection:
     """:func:`inject_gold` for a :class:`selector.round.compute.RoundResult`.
 
     Gold texts come from the gold table's ``text`` column when present, else from the data row
-    with the same id.
+    with the same id in ``pool`` (a :class:`~selector.round.pool.LabeledPool`; default ``result.pool``,
+    which a two-stage round narrows to the rows it embedded exactly).
 
     Raises
     ------
@@ -533,7 +535,8 @@ def gold_for_round(result, gold: pd.DataFrame, rate: float, *, random_state: int
     gold = gold.copy()
     if "text" not in gold.columns:
         gold["text"] = None
-    texts = dict(zip(result.pool.ids.astype(str), result.pool.texts))
+    pool = result.pool if pool is None else pool
+    texts = dict(zip(pool.ids.astype(str), pool.texts))
     missing_text = gold["text"].map(lambda t: normalise_label(t) is None)
     gold.loc[missing_text, "text"] = gold.loc[missing_text, "item_id"].astype(str).map(texts)
     still = gold["text"].isna()

@@ -75,6 +75,13 @@ class LabeledPool:
     def pool_positions(self) -> np.ndarray:
         return np.flatnonzero(~self.labeled)
 
+    def take(self, positions: np.ndarray) -> "LabeledPool":
+        """The pool restricted to ``positions`` (shape (m,), sorted), in that order."""
+        positions = np.asarray(positions, dtype=np.int64)
+        return LabeledPool(ids=self.ids[positions], texts=self.texts[positions], labels=self.labels[positions],
+                           labeled=self.labeled[positions], ids_generated=self.ids_generated, source=self.source,
+                           space=self.space, Y=None if self.Y is None else self.Y[positions])
+
 
 def generated_ids(texts: np.ndarray) -> np.ndarray:
     return np.array(

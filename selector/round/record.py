@@ -88,6 +88,9 @@ def round_record(*, round_number: int | None, config: dict, stats: dict, data_pa
         "stop_set": stop_set,
         "outputs": outputs,
     }
+    if stats.get("two_stage") is not None:
+        # Whether the round ran in two stages (a cold pool), why, and the shortlist it embedded exactly.
+        record["two_stage"] = stats["two_stage"]
     if stats.get("relabel") is not None:
         # Which queued ids are second opinions: `selector merge` keeps their labels as votes.
         record["relabel"] = stats["relabel"]

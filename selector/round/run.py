@@ -36,6 +36,7 @@ from selector.loop.ledger import (
     locked_ledger,
     read_ledger,
     round_records,
+    stop_set_ids,
     stop_set_predictions,
 )
 from selector.models.cache import check_cache_root
@@ -72,6 +73,7 @@ from selector.round.relabel import (
     relabel_queue,
     votes_for_pool,
 )
+from selector.round.two_stage import decide_two_stage, embed_two_stage, why_not_two_stage
 from selector.round.suspects import (
     find_suspects,
     select_suspects,
@@ -108,6 +110,8 @@ class RoundPlan:
     oof_template : estimator or None
         Multi-label: the classifier of the out-of-fold pass (the configured one, unweighted), while
         ``template`` (class-weighted by default) scores the pool.
+    two_stage_why_not : str or None
+        Why this round cannot run in two stages (:mod:`selector.round.two_stage`); None when it can.
     outputs : OutputPlan or None
         None when the round writes nothing (library use without ``out``).
     ledger : Path or None
@@ -138,6 +142,7 @@ class RoundPlan:
     queue_budget: int = 0
     votes: PoolVotes | None = None
     oof_template: Any = None
+    two_stage_why_not: str | None = None
 
 
 @dataclass
@@ -291,6 +296,11 @@ def plan_round(data: str | Path | pd.DataFrame, config: SelectConfig | None = No
 
     if cache_dir is not None:
         cache_dir = Path(cache_dir)
+    two_stage_why_not = why_not_two_stage(
+        multi_label=pool.multi_label, embeddings_given=X_given is not None, engine=config.engine, embedder=embedder,
+        votes=votes is not None, relabel=config.relabel, bucket_priority=bucket_priority is not None)
+    if config.two_stage == "on" and two_stage_why_not is not None:  # refused before anything is embedded
+        raise ConfigError(f"two_stage: on cannot run here: {two_stage_why_not}; use two_stage: auto or off")
     ledger_file = None
     if outputs is not None:
         outputs.add_input(data_path, "DATA")
@@ -340,7 +350,7 @@ def plan_round(data: str | Path | pd.DataFrame, config: SelectConfig | None = No
                      cache_dir=cache_dir if X_given is None else None, gold_table=gold_table, gold_path=gold_path,
                      gold_rate=gold_rate, bucket_priority=bucket_priority, suspects=suspects, outputs=outputs,
                      ledger=ledger_file, command=command, chat=chat, queue_budget=queue_budget, votes=votes,
-                     oof_template=oof_template)
+                     oof_template=oof_template, two_stage_why_not=two_stage_why_not)
 
 
 def with_conversation(queue: pd.DataFrame, df: pd.DataFrame, pool: LabeledPool) -> pd.DataFrame:
@@ -390,8 +400,7 @@ def compute_round(plan: RoundPlan, *, show_progress: bool = False, on_step=None)
     step = on_step or (lambda message: None)
     config, pool = plan.config, plan.pool
     t_start, c_start = time.perf_counter(), time.process_time()
-    X, embed_stats = embed_pool(pool, config, embedder=plan.embedder, embeddings=plan.embeddings,
-                                cache_dir=plan.cache_dir, show_progress=show_progress)
+    X, embed_stats, pool = _embed(plan, show_progress, step)
     if pool.multi_label:
         return _compute_multilabel(plan, X, embed_stats, step, (t_start, c_start))
     cons = None
@@ -436,7 +445,7 @@ def compute_round(plan: RoundPlan, *, show_progress: bool = False, on_step=None)
     classes = context.classes if context.classes is not None else np.unique(y)
     stats = {
         **embed_stats,
-        "n_rows": pool.n, "n_labeled": int(lab.size), "n_unlabeled": int(unl.size),
+        "n_rows": plan.pool.n, "n_labeled": int(lab.size), "n_unlabeled": int(plan.pool.n - lab.size),
         "n_classes": int(classes.size), "n_selected": len(selection), "cold_start": not context.has_model,
         "cold_start_reason": context.cold_start_reason, "ids_generated": pool.ids_generated,
         "n_classifier_fits": (1 + (oof.n_splits if oof is not None else 0)) if context.has_model else 0,
@@ -455,7 +464,7 @@ def compute_round(plan: RoundPlan, *, show_progress: bool = False, on_step=None)
     if cons is not None:
         stats["consensus"] = cons.summary()
     if plan.chat is not None:
-        queue = with_conversation(queue, plan.df, pool)
+        queue = with_conversation(queue, plan.df, plan.pool)  # plan.df is aligned with the whole pool
     result = RoundResult(queue=queue, selection=selection,
                          context=context, pool=pool, embeddings=X, stats=stats, oof=oof,
                          suspects=suspect_table, suspects_note=note, consensus=cons)
@@ -463,9 +472,35 @@ def compute_round(plan: RoundPlan, *, show_progress: bool = False, on_step=None)
         result = prioritise_buckets(result, plan.df, share=plan.bucket_priority, strategy=config.strategy,
                                     random_state=config.seed)
     if plan.gold_table is not None:
-        mixed = gold_for_round(result, plan.gold_table, plan.gold_rate, random_state=config.seed)
+        mixed = gold_for_round(result, plan.gold_table, plan.gold_rate, random_state=config.seed, pool=plan.pool)
         result = dataclasses.replace(result, queue=mixed.queue, gold_key=mixed.key, gold_ids=mixed.gold_ids)
     return result
+
+
+def _embed(plan: RoundPlan, show_progress: bool, step) -> tuple[np.ndarray, dict, LabeledPool]:
+    """The round's vectors and the pool they belong to: every row (one stage), or, for a cold pool in
+    two stages, the labeled, shortlisted, cached and stop-set rows (:mod:`selector.round.two_stage`)."""
+    config, pool = plan.config, plan.pool
+    t0 = time.perf_counter()
+    decision = None
+    if plan.embeddings is None:
+        decision = decide_two_stage(config.two_stage, pool, embedder=plan.embedder, cache_dir=plan.cache_dir,
+                                    cache_dtype=config.cache_dtype, budget=plan.budget, why_not=plan.two_stage_why_not)
+    if decision is None or not decision.use:
+        X, stats = embed_pool(pool, config, embedder=plan.embedder, embeddings=plan.embeddings,
+                              cache_dir=plan.cache_dir, show_progress=show_progress)
+        if decision is not None:
+            stats["two_stage"] = {"used": False, "reason": decision.reason}
+        return X, stats, pool
+    records = round_records(read_ledger(plan.ledger, warn_torn=False)) if plan.ledger is not None else []
+    at = {str(i): n for n, i in enumerate(pool.ids)}
+    # The stop set's predictions are compared between rounds (selector status): its rows are always read.
+    keep = np.array([at[str(i)] for i in stop_set_ids(pool.ids, records)], dtype=np.int64)
+    rows, X, stats = embed_two_stage(pool, config, decision, embedder=plan.embedder, cache_dir=plan.cache_dir,
+                                     budget=plan.budget, classifier=plan.template, keep=keep,
+                                     show_progress=show_progress, step=step)
+    stats["embed_seconds"] = time.perf_counter() - t0
+    return X, stats, pool.take(rows)
 
 
 def _step_seconds(embed_seconds: float, marks: list[tuple[float, float]]) -> dict:

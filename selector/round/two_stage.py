@@ -1,0 +1,347 @@
+"""Two-stage rounds for cold pools: the static tier shortlists, the exact model selects.
+
+The exact model costs 11-37 CPU s per 1,000 texts on a 2-core machine (``scripts/bench_embed.py``),
+so a cold 1M-row pool is hours of embedding before the first queue. A two-stage round:
+
+1. embeds every row with the static backend (:mod:`selector.models.static_backend`, ~0.3 CPU s per
+   1,000 texts), through its own cache;
+2. shortlists unlabeled rows on those vectors (:func:`shortlist`): the rows the classifier fitted
+   on the static vectors of the labeled rows is least sure of (smallest margin), the rows nearest
+   the centres of k-means clusters of the pool (coverage), the rows nearest labeled rows of rare
+   classes, and a uniform sample; at cold start, a uniform sample;
+3. embeds the shortlist, the labeled rows and the stop set exactly (the cache keeps them), and the
+   strategy selects on exact vectors among the shortlist plus every unlabeled row the exact cache
+   already holds (earlier rounds' shortlists).
+
+Every queued row is exactly embedded, as in a one-stage round. Later rounds pay only for rows not
+yet cached: each adds the rows the current model is least sure of, so the candidate set grows
+where new labels changed the model's mind. The shortlist's size follows the budget
+(:func:`shortlist_size`) and is recorded in the round record (``two_stage``).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from selector.errors import ConfigError
+from selector.kmeans import chunked_nearest, fit_kmeans
+from selector.models.cache import CachedEmbedder, text_digests
+from selector.models.embedders import make_embedder
+from selector.models.onnx_backend import exportable
+from selector.models.classifiers import aligned_proba, fit_classifier
+from selector.round.model import labels_problem
+
+__all__ = ["TWO_STAGE_MIN_ROWS", "SHORTLIST_PER_PICK", "SHORTLIST_MIN", "SHARES", "COLD_SHARES", "TWO_STAGE_MODES",
+           "shortlist_size", "shortlist", "Shortlist", "TwoStageDecision", "why_not_two_stage", "decide_two_stage",
+           "embed_two_stage", "check_two_stage_mode"]
+
+TWO_STAGE_MODES = ("auto", "on", "off")
+#: ``two_stage: auto`` turns on when at least this many unlabeled rows are not in the exact cache.
+TWO_STAGE_MIN_ROWS = 50_000
+#: Shortlisted rows per row the round queues ...
+SHORTLIST_PER_PICK = 10
+#: ... and never fewer than this many.
+SHORTLIST_MIN = 2_000
+#: How a shortlist is made up when the labeled rows can train a classifier. The rare share goes to
+#: the uncertain one when no class is rare.
+SHARES = {"coverage": 0.3, "rare": 0.2, "uncertain": 0.4, "random": 0.1}
+#: ... and at cold start (no classifier yet): a uniform sample, which keeps the pool's distribution for the
+#: diverse picks of a first round. Chosen on scripts/bench_coldpool.py over coverage-heavy mixes (a
+#: sample of rows nearest cluster centres crowds a typicality pick into the dense regions): in every
+#: leave-one-setting-out fold, mean AULC gap -0.0055 against -0.0128 for 90% coverage.
+COLD_SHARES = {"random": 1.0}
+#: A class is rare when it has fewer labeled rows than this share of the median class.
+RARE_RATIO = 0.5
+#: Rows per coverage cluster: the ``ROWS_PER_CLUSTER`` rows nearest each centre.
+ROWS_PER_CLUSTER = 4
+#: Rows the coverage k-means is fitted on (every row is then assigned, in chunks).
+KMEANS_FIT_ROWS = 50_000
+_CHUNK = 65_536
+
+
+def shortlist_size(budget: int) -> int:
+    """Rows to shortlist for a round that queues ``budget`` rows: ``max(SHORTLIST_MIN, SHORTLIST_PER_PICK * budget)``."""
+    return max(SHORTLIST_MIN, SHORTLIST_PER_PICK * int(budget))
+
+
+@dataclass
+class Shortlist:
+    """Unlabeled rows to embed exactly.
+
+    Attributes
+    ----------
+    positions : ndarray of int64, shape (m,)
+        Sorted positions in the static pool array the shortlist was drawn from.
+    sources : dict of str -> int
+        Rows per source (``coverage``, ``rare``, ``uncertain``, ``random``).
+    rare_classes : list of str
+    """
+
+    positions: np.ndarray
+    sources: dict = field(default_factory=dict)
+    rare_classes: list = field(default_factory=list)
+
+
+def _margins(model, S: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """Top-1 minus top-2 probability of each row of ``S`` (shape (n, d)), in chunks; shape (n,)."""
+    out = np.empty(S.shape[0], dtype=np.float64)
+    for a in range(0, S.shape[0], _CHUNK):
+        p = aligned_proba(model, S[a : a + _CHUNK], classes)
+        top2 = np.partition(p, p.shape[1] - 2, axis=1)[:, -2:]  # a fitted model has 2+ classes
+        out[a : a + _CHUNK] = top2[:, 1] - top2[:, 0]
+    return out
+
+
+def _coverage_order(S: np.ndarray, n_rows: int, rng: np.random.Generator) -> np.ndarray:
+    """Rows of ``S`` (shape (n, d)) in coverage order: the nearest row to each k-means centre first,
+    then the second nearest of each, and so on (``n_rows / ROWS_PER_CLUSTER`` centres)."""
+    k = max(1, min(S.shape[0], -(-n_rows // ROWS_PER_CLUSTER)))
+    centres = fit_kmeans(S, k, rng, max_fit=KMEANS_FIT_ROWS)
+    labels, d2 = chunked_nearest(S, centres)
+    by_cluster = np.lexsort((d2, labels))  # cluster, then distance to its centre
+    starts = np.searchsorted(labels[by_cluster], np.arange(centres.shape[0]))
+    rank = np.empty(S.shape[0], dtype=np.int64)
+    rank[by_cluster] = np.arange(S.shape[0]) - np.repeat(starts, np.diff(np.r_[starts, S.shape[0]]))
+    return np.lexsort((d2, rank))
+
+
+def _rare_order(S: np.ndarray, S_lab: np.ndarray, y_lab: np.ndarray, rare: list[str]) -> np.ndarray:
+    """Rows of ``S`` (shape (n, d), L2-normalised) by their best cosine to a labeled row of a rare class,
+    the classes taking turns (each class's nearest row, then each one's second nearest, ...)."""
+    per_class = []
+    for c in rare:
+        R = S_lab[y_lab == c]
+        best = np.empty(S.shape[0], dtype=np.float32)
+        for a in range(0, S.shape[0], _CHUNK):
+            best[a : a + _CHUNK] = (S[a : a + _CHUNK] @ R.T).max(axis=1)
+        per_class.append(np.argsort(-best, kind="stable"))
+    return np.stack(per_class, axis=1).ravel()
+
+
+def shortlist(S_pool: np.ndarray, S_lab: np.ndarray, y_lab: np.ndarray, size: int, *, classifier=None,
+              exclude: np.ndarray | None = None, uniform: bool = False, random_state: int | None = None,
+              shares: dict | None = None, cold_shares: dict | None = None) -> Shortlist:
+    """Choose ``size`` unlabeled rows to embed exactly, from their static vectors.
+
+    Parameters
+    ----------
+    S_pool : ndarray of float32, shape (n_pool, d_static)
+        Static vectors of the unlabeled rows (L2-normalised).
+    S_lab : ndarray of float32, shape (n_labeled, d_static)
+    y_lab : ndarray of str, shape (n_labeled,)
+    size : int
+        Rows to shortlist (all of them when ``n_pool - excluded <= size``).
+    classifier : unfitted scikit-learn estimator with predict_proba
+        Fitted on the static vectors of the labeled rows for the uncertain share.
+    exclude : ndarray of bool, shape (n_pool,), optional
+        Rows that are candidates already (in the exact cache): never shortlisted.
+    uniform : bool
+        A uniform sample only (for the ``random`` strategy, whose picks must stay uniform over the pool).
+    shares, cold_shares : dict of str -> float, optional
+        Source shares with and without a classifier; default :data:`SHARES` and :data:`COLD_SHARES`.
+
+    Returns
+    -------
+    Shortlist
+    """
+    n = S_pool.shape[0]
+    rng = np.random.default_rng(random_state)
+    free = np.ones(n, dtype=bool) if exclude is None else ~np.asarray(exclude, dtype=bool)
+    if free.sum() <= size:
+        return Shortlist(np.flatnonzero(free).astype(np.int64), {"all": int(free.sum())})
+    y_lab = np.asarray(y_lab, dtype=object).astype(str)
+    taken = np.zeros(n, dtype=bool)
+    sources: dict[str, int] = {}
+
+    def take(order: np.ndarray, k: int, name: str) -> None:
+        order = order[free[order] & ~taken[order]]
+        # An order may list a row twice (the rare classes' turns); keep its first place.
+        _, first = np.unique(order, return_index=True)
+        chosen = order[np.sort(first)][:k]
+        taken[chosen] = True
+        sources[name] = sources.get(name, 0) + int(chosen.size)
+
+    if uniform:
+        take(rng.permutation(n), size, "random")
+        return Shortlist(np.flatnonzero(taken).astype(np.int64), sources)
+    model = None
+    if labels_problem(y_lab) is None and classifier is not None:
+        model = fit_classifier(classifier, S_lab, y_lab)
+    shares = dict((shares or SHARES) if model is not None else (cold_shares or COLD_SHARES))
+    rare: list[str] = []
+    if model is not None:
+        names, counts = np.unique(y_lab, return_counts=True)
+        rare = [str(c) for c, k in zip(names, counts) if k < RARE_RATIO * np.median(counts)]
+        if not rare and "rare" in shares:
+            shares["uncertain"] = shares.get("uncertain", 0.0) + shares.pop("rare")
+    quota = {name: int(round(share * size)) for name, share in shares.items()}
+    if quota.get("coverage"):
+        take(_coverage_order(S_pool, quota["coverage"], rng), quota["coverage"], "coverage")
+    if quota.get("rare"):
+        take(_rare_order(S_pool, S_lab, y_lab, rare), quota["rare"], "rare")
+    if quota.get("uncertain"):
+        take(np.argsort(_margins(model, S_pool, np.asarray(model.classes_, dtype=object)), kind="stable"),
+             quota["uncertain"], "uncertain")
+    # The uniform share also fills what rounding (or a source short of rows) left.
+    take(rng.permutation(n), size - int(taken.sum()), "random")
+    return Shortlist(np.flatnonzero(taken).astype(np.int64), sources, rare)
+
+
+@dataclass
+class TwoStageDecision:
+    """Whether a round runs in two stages, and why.
+
+    Attributes
+    ----------
+    use : bool
+    reason : str
+        One line for the round record.
+    exact_cached : ndarray of bool, shape (pool.n,) or None
+        Rows whose exact vectors the cache holds (looked up once, when the decision needed it).
+    """
+
+    use: bool
+    reason: str
+    exact_cached: np.ndarray | None = None
+
+
+def why_not_two_stage(*, multi_label: bool, embeddings_given: bool, engine: str, embedder, votes: bool,
+                      relabel: bool, bucket_priority: bool) -> str | None:
+    """Why this round cannot run in two stages (None when it can).
+
+    The static tier is distilled from the exact model, so it needs a sentence-transformers folder the
+    ONNX backend reproduces, run on the CPU (a GPU embeds a cold pool in minutes anyway).
+    """
+    if multi_label:
+        return "multi-label rounds run in one stage"
+    if embeddings_given:
+        return "the embeddings were given (--embeddings)"
+    if engine != "local":
+        return f"engine {engine} embeds the whole pool"
+    if votes or relabel or bucket_priority:
+        what = "--annotations" if votes else "--relabel" if relabel else "--bucket-priority"
+        return f"{what} reads every row"
+    backend = getattr(embedder, "backend", None)
+    if backend is None:
+        return "the embedder is not a sentence-transformers model the static tier can be distilled from (hashing " \
+               "and custom embedders embed every row)"
+    if getattr(embedder, "approximate", False):
+        return f"backend {backend} is already the approximate tier"
+    if getattr(embedder, "device", "cpu") != "cpu":
+        return f"device {embedder.device} embeds a cold pool quickly"
+    if not embedder.model_path.is_dir() or not exportable(embedder.model_path):
+        return "the static tier is distilled through the ONNX export, which this model has not (a local folder " \
+               "with Transformer + mean pooling)"
+    return None
+
+
+def check_two_stage_mode(mode: str) -> str:
+    if mode not in TWO_STAGE_MODES:
+        raise ConfigError(f"two_stage must be auto, on or off, got {mode!r}")
+    return mode
+
+
+def decide_two_stage(mode: str, pool, *, embedder, cache_dir, cache_dtype: str, budget: int,
+                     why_not: str | None) -> TwoStageDecision:
+    """Whether a round runs in two stages (``mode`` is the config's ``two_stage``).
+
+    ``auto`` turns on when at least :data:`TWO_STAGE_MIN_ROWS` unlabeled rows are missing from the
+    exact cache and the shortlist is at most half of them; ``on`` always (an error where the round
+    cannot, ``why_not``); ``off`` never.
+
+    Parameters
+    ----------
+    pool : LabeledPool
+    why_not : str or None
+        :func:`why_not_two_stage` for this round.
+    """
+    check_two_stage_mode(mode)
+    if mode == "off":
+        return TwoStageDecision(False, "two_stage: off")
+    if why_not is not None:
+        if mode == "on":
+            raise ConfigError(f"two_stage: on cannot run here: {why_not}; use two_stage: auto or off")
+        return TwoStageDecision(False, why_not)
+    n_unlabeled = int((~pool.labeled).sum())
+    if mode == "auto" and n_unlabeled < TWO_STAGE_MIN_ROWS:  # decided without reading the cache
+        return TwoStageDecision(False, f"{n_unlabeled} unlabeled rows, under {TWO_STAGE_MIN_ROWS}")
+    cached = np.zeros(pool.n, dtype=bool)
+    if cache_dir is not None:
+        exact = CachedEmbedder(embedder, cache_dir, dtype=cache_dtype)
+        if len(exact.cache):
+            cached = exact.cache.lookup(text_digests(list(pool.texts)))[0]
+    missing = int((~pool.labeled & ~cached).sum())
+    size = shortlist_size(budget)
+    if mode == "on":
+        return TwoStageDecision(True, "two_stage: on", cached)
+    if missing < TWO_STAGE_MIN_ROWS:
+        return TwoStageDecision(False, f"{missing} unlabeled rows to embed, under {TWO_STAGE_MIN_ROWS}", cached)
+    if 2 * size > missing:
+        return TwoStageDecision(False, f"the shortlist ({size} rows) would be over half of the {missing} rows to "
+                                       "embed", cached)
+    return TwoStageDecision(True, f"{missing} unlabeled rows to embed (at least {TWO_STAGE_MIN_ROWS})", cached)
+
+
+def embed_two_stage(pool, config, decision: TwoStageDecision, *, embedder, cache_dir, budget: int, classifier,
+                    keep: np.ndarray, show_progress: bool = False, step=None) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Static vectors for every row, a shortlist, exact vectors for the rows a round reads.
+
+    Parameters
+    ----------
+    pool : LabeledPool
+    decision : TwoStageDecision
+        ``use`` True; its ``exact_cached`` rows join the candidates without being shortlisted.
+    embedder : SentenceTransformerEmbedder
+        The exact model.
+    classifier : unfitted scikit-learn estimator
+        Fitted on the static vectors of the labeled rows for the shortlist's uncertain share.
+    keep : ndarray of int64
+        Positions that must be exactly embedded whatever the shortlist (the stop set).
+
+    Returns
+    -------
+    rows : ndarray of int64, shape (m,)
+        Sorted positions of the rows embedded exactly: labeled, shortlisted, cached, ``keep``.
+    X : ndarray of float32, shape (m, d)
+        Their exact vectors.
+    stats : dict
+        ``model_fingerprint``, ``n_embedded``, ``n_cached`` (exact model) and ``two_stage``.
+    """
+    step = step or (lambda message: None)
+    texts = pool.texts
+    lab, unl = pool.labeled_positions, pool.pool_positions
+    t0, c0 = time.perf_counter(), time.process_time()
+    static = make_embedder(config.model, device="cpu", batch_size=config.batch_size, backend="static")
+    if cache_dir is not None:
+        static = CachedEmbedder(static, cache_dir, dtype=config.cache_dtype)
+    step(f"two-stage round: static vectors for {pool.n} rows")
+    S = static.encode(list(texts), show_progress=show_progress)
+    t1, c1 = time.perf_counter(), time.process_time()
+    cached = decision.exact_cached if decision.exact_cached is not None else np.zeros(pool.n, dtype=bool)
+    size = shortlist_size(budget)
+    step(f"shortlisting {min(size, unl.size)} of {unl.size} unlabeled rows on the static vectors")
+    found = shortlist(S[unl], S[lab], pool.labels[lab].astype(str), size, classifier=classifier,
+                      exclude=cached[unl], uniform=config.strategy == "random", random_state=config.seed)
+    del S
+    rows = np.unique(np.concatenate([lab, unl[found.positions], unl[cached[unl]], np.asarray(keep, dtype=np.int64)]))
+    t2, c2 = time.perf_counter(), time.process_time()
+    exact = embedder if cache_dir is None else CachedEmbedder(embedder, cache_dir, dtype=config.cache_dtype)
+    step(f"exact vectors for {rows.size} rows ({lab.size} labeled, {found.positions.size} shortlisted)")
+    X = exact.encode(list(texts[rows]), show_progress=show_progress)
+    t3, c3 = time.perf_counter(), time.process_time()
+    exact_stats = getattr(exact, "last_stats", {}) or {"n_embedded": rows.size, "n_cached": 0}
+    record = {
+        "used": True, "reason": decision.reason, "static_fingerprint": static.fingerprint,
+        "shortlist": int(found.positions.size), "shortlist_target": int(size), "sources": found.sources,
+        "rare_classes": found.rare_classes, "cached_candidates": int(cached[unl].sum()),
+        "candidates": int((~pool.labeled[rows]).sum()), "exact_rows": int(rows.size),
+        "n_static_embedded": int((getattr(static, "last_stats", {}) or {}).get("n_embedded", pool.n)),
+        "seconds": {"static": round(t1 - t0, 3), "shortlist": round(t2 - t1, 3), "exact": round(t3 - t2, 3)},
+        "cpu_seconds": {"static": round(c1 - c0, 3), "shortlist": round(c2 - c1, 3), "exact": round(c3 - c2, 3)},
+    }
+    stats = {"model_fingerprint": exact.fingerprint, "n_embedded": int(exact_stats.get("n_embedded", rows.size)),
+             "n_cached": int(exact_stats.get("n_cached", 0)), "two_stage": record}
+    return rows, X, stats
