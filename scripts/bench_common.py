@@ -84,11 +84,12 @@ def train_test(df: pd.DataFrame, seed: int = 0, test_size: float = 0.2) -> tuple
     return np.sort(train), np.sort(test)
 
 
-def embedder(cache_dir: str | Path | None = None, dtype: str = "float32"):
-    """The bundled all-MiniLM-L6-v2 behind selector's embedding cache."""
+def embedder(cache_dir: str | Path | None = None, dtype: str = "float32", backend: str | None = None):
+    """The bundled all-MiniLM-L6-v2 (``backend``: None = the default exact one) behind selector's embedding cache."""
     from selector.models import CachedEmbedder, SentenceTransformerEmbedder
 
-    return CachedEmbedder(SentenceTransformerEmbedder(), cache_dir or CACHE_DIR, dtype=dtype)
+    model = SentenceTransformerEmbedder(**({} if backend is None else {"device": "cpu", "backend": backend}))
+    return CachedEmbedder(model, cache_dir or CACHE_DIR, dtype=dtype)
 
 
 def embed(texts, cache_dir: str | Path | None = None, show_progress: bool = True) -> np.ndarray:
@@ -104,10 +105,7 @@ def dataset_embeddings(name: str, cache_dir: str | Path | None = None) -> tuple[
 
 def static_embeddings(name: str, cache_dir: str | Path | None = None) -> np.ndarray:
     """The static tier's vectors (float32, shape (n, 256)) of a dataset's ``text`` column, through the cache."""
-    from selector.models import CachedEmbedder, SentenceTransformerEmbedder
-
-    static = CachedEmbedder(SentenceTransformerEmbedder(device="cpu", backend="static"), cache_dir or CACHE_DIR)
-    return static.encode(load_dataset(name)["text"].tolist())
+    return embedder(cache_dir, backend="static").encode(load_dataset(name)["text"].tolist())
 
 
 class SimulatedCrowd:

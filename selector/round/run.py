@@ -73,7 +73,7 @@ from selector.round.relabel import (
     relabel_queue,
     votes_for_pool,
 )
-from selector.round.two_stage import decide_two_stage, embed_two_stage, why_not_two_stage
+from selector.round.two_stage import decide_two_stage, embed_two_stage, refuse_two_stage, why_not_two_stage
 from selector.round.suspects import (
     find_suspects,
     select_suspects,
@@ -299,8 +299,7 @@ def plan_round(data: str | Path | pd.DataFrame, config: SelectConfig | None = No
     two_stage_why_not = why_not_two_stage(
         multi_label=pool.multi_label, embeddings_given=X_given is not None, engine=config.engine, embedder=embedder,
         votes=votes is not None, relabel=config.relabel, bucket_priority=bucket_priority is not None)
-    if config.two_stage == "on" and two_stage_why_not is not None:  # refused before anything is embedded
-        raise ConfigError(f"two_stage: on cannot run here: {two_stage_why_not}; use two_stage: auto or off")
+    refuse_two_stage(config.two_stage, two_stage_why_not)  # before anything is read or embedded
     ledger_file = None
     if outputs is not None:
         outputs.add_input(data_path, "DATA")

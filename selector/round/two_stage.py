@@ -36,7 +36,7 @@ from selector.round.model import labels_problem
 
 __all__ = ["TWO_STAGE_MIN_ROWS", "SHORTLIST_PER_PICK", "SHORTLIST_MIN", "SHARES", "COLD_SHARES", "TWO_STAGE_MODES",
            "shortlist_size", "shortlist", "Shortlist", "TwoStageDecision", "why_not_two_stage", "decide_two_stage",
-           "embed_two_stage", "check_two_stage_mode"]
+           "embed_two_stage", "refuse_two_stage"]
 
 TWO_STAGE_MODES = ("auto", "on", "off")
 #: ``two_stage: auto`` turns on when at least this many unlabeled rows are not in the exact cache.
@@ -238,10 +238,15 @@ def why_not_two_stage(*, multi_label: bool, embeddings_given: bool, engine: str,
     return None
 
 
-def check_two_stage_mode(mode: str) -> str:
-    if mode not in TWO_STAGE_MODES:
-        raise ConfigError(f"two_stage must be auto, on or off, got {mode!r}")
-    return mode
+def refuse_two_stage(mode: str, why_not: str | None) -> None:
+    """Raise when ``two_stage: on`` is asked of a round that cannot run in two stages (``why_not``).
+
+    Raises
+    ------
+    ConfigError
+    """
+    if mode == "on" and why_not is not None:
+        raise ConfigError(f"two_stage: on cannot run here: {why_not}; use two_stage: auto or off")
 
 
 def decide_two_stage(mode: str, pool, *, embedder, cache_dir, cache_dtype: str, budget: int,
@@ -258,12 +263,12 @@ def decide_two_stage(mode: str, pool, *, embedder, cache_dir, cache_dtype: str, 
     why_not : str or None
         :func:`why_not_two_stage` for this round.
     """
-    check_two_stage_mode(mode)
+    if mode not in TWO_STAGE_MODES:
+        raise ConfigError(f"two_stage must be auto, on or off, got {mode!r}")
     if mode == "off":
         return TwoStageDecision(False, "two_stage: off")
+    refuse_two_stage(mode, why_not)
     if why_not is not None:
-        if mode == "on":
-            raise ConfigError(f"two_stage: on cannot run here: {why_not}; use two_stage: auto or off")
         return TwoStageDecision(False, why_not)
     n_unlabeled = int((~pool.labeled).sum())
     if mode == "auto" and n_unlabeled < TWO_STAGE_MIN_ROWS:  # decided without reading the cache
