@@ -151,6 +151,7 @@ def test_two_stage_on_is_refused_before_embedding_where_it_cannot_run(tmp_path):
 @pytest.mark.slow
 def test_a_two_stage_round_queues_exactly_embedded_rows_and_the_next_round_reuses_them(tmp_path, monkeypatch):
     monkeypatch.setattr(two_stage, "SHORTLIST_MIN", 200)  # a 2,000-row pool, shortlisted as a large one is
+    monkeypatch.setattr(two_stage, "STATIC_CHUNK_ROWS", 500)  # the static vectors come in 5 chunks
     df = pd.read_csv(SAMPLE, dtype=str, keep_default_na=False)
     data = tmp_path / "pool.csv"
     df.to_csv(data, index=False)
@@ -161,6 +162,7 @@ def test_a_two_stage_round_queues_exactly_embedded_rows_and_the_next_round_reuse
     assert two["used"] and two["shortlist"] == 200 and sum(two["sources"].values()) == 200
     assert rec["counts"]["n_rows"] == len(df) and rec["counts"]["n_unlabeled"] == (df["label"] == "").sum()
     assert rec["counts"]["n_embedded"] == two["exact_rows"] < len(df)
+    assert two["n_static_embedded"] == df["text"].nunique()  # every distinct text once, over all chunks
     # every queued row was embedded exactly, and nothing else was
     exact = CachedEmbedder(make_embedder(None, device="cpu"), tmp_path / "cache")
     assert exact.cache.lookup(text_digests(first.queue["text"].tolist()))[0].all() and len(first.queue) == 10
@@ -184,3 +186,16 @@ def test_a_two_stage_round_on_chat_data_keeps_each_rows_own_conversation(tmp_pat
     assert len(result.queue) == 5
     for text, conversation in zip(result.queue["text"], result.queue["conversation"]):
         assert text in [m["content"] for m in json.loads(conversation)]
+
+
+def test_unlabeled_rows_are_kept_in_place_chunk_by_chunk(monkeypatch):
+    monkeypatch.setattr(two_stage, "STATIC_CHUNK_ROWS", 7)
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        n = int(rng.integers(1, 60))
+        X = rng.standard_normal((n, 3)).astype(np.float32)
+        rows = np.sort(rng.choice(n, size=int(rng.integers(0, n + 1)), replace=False))
+        want = X[rows].copy()
+        got = two_stage._keep_rows(X, rows)
+        np.testing.assert_array_equal(got, want)
+        assert rows.size == 0 or np.shares_memory(got, X)  # a view: no second copy of the pool's vectors

@@ -31,6 +31,7 @@ from selector.kmeans import chunked_nearest, fit_kmeans
 from selector.models.cache import CachedEmbedder, text_digests
 from selector.models.embedders import make_embedder
 from selector.models.onnx_backend import exportable
+from selector.models.progress import Progress
 from selector.models.classifiers import aligned_proba, fit_classifier
 from selector.round.model import labels_problem
 
@@ -290,6 +291,40 @@ def decide_two_stage(mode: str, pool, *, embedder, cache_dir, cache_dtype: str, 
     return TwoStageDecision(True, f"{missing} unlabeled rows to embed (at least {TWO_STAGE_MIN_ROWS})", cached)
 
 
+#: Texts per call to the static embedder: its cache returns each call's vectors with two temporary
+#: copies, so a whole 1M-row pool in one call would hold three copies of 1 GB at once.
+STATIC_CHUNK_ROWS = 65_536
+
+
+def _static_vectors(static, texts: np.ndarray, show_progress: bool) -> tuple[np.ndarray, int]:
+    """Static vectors of ``texts`` (shape (n,)), embedded chunk by chunk into one array of shape (n, d),
+    and how many texts were embedded (not read from the cache)."""
+    out = np.empty((texts.shape[0], static.dimension), dtype=np.float32)
+    n_embedded = 0
+    with Progress(texts.shape[0], "static vectors", unit="text", enabled=show_progress) as bar:
+        for a in range(0, texts.shape[0], STATIC_CHUNK_ROWS):
+            chunk = list(texts[a : a + STATIC_CHUNK_ROWS])
+            out[a : a + len(chunk)] = static.encode(chunk)
+            n_embedded += (getattr(static, "last_stats", None) or {}).get("n_embedded", len(chunk))
+            bar.update(len(chunk))
+    return out, int(n_embedded)
+
+
+def _keep_rows(X: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``X[rows]`` for sorted ``rows`` (shape (m,)), moved to the front of ``X`` in place, chunk by chunk.
+
+    Safe because ``rows[j] >= j``: every chunk reads rows at or after the ones it overwrites.
+
+    Returns
+    -------
+    ndarray, shape (m, d): a view of ``X``, which is overwritten.
+    """
+    for a in range(0, rows.size, STATIC_CHUNK_ROWS):
+        part = rows[a : a + STATIC_CHUNK_ROWS]
+        X[a : a + part.size] = X[part]
+    return X[: rows.size]
+
+
 def embed_two_stage(pool, config, decision: TwoStageDecision, *, embedder, cache_dir, budget: int, classifier,
                     keep: np.ndarray, show_progress: bool = False, step=None) -> tuple[np.ndarray, np.ndarray, dict]:
     """Static vectors for every row, a shortlist, exact vectors for the rows a round reads.
@@ -323,14 +358,16 @@ def embed_two_stage(pool, config, decision: TwoStageDecision, *, embedder, cache
     if cache_dir is not None:
         static = CachedEmbedder(static, cache_dir, dtype=config.cache_dtype)
     step(f"two-stage round: static vectors for {pool.n} rows")
-    S = static.encode(list(texts), show_progress=show_progress)
+    S, n_static_embedded = _static_vectors(static, texts, show_progress)
     t1, c1 = time.perf_counter(), time.process_time()
     cached = decision.exact_cached if decision.exact_cached is not None else np.zeros(pool.n, dtype=bool)
     size = shortlist_size(budget)
     step(f"shortlisting {min(size, unl.size)} of {unl.size} unlabeled rows on the static vectors")
-    found = shortlist(S[unl], S[lab], pool.labels[lab].astype(str), size, classifier=classifier,
+    S_lab = S[lab]
+    S = _keep_rows(S, unl)  # in place: one copy of the pool's vectors, not two
+    found = shortlist(S, S_lab, pool.labels[lab].astype(str), size, classifier=classifier,
                       exclude=cached[unl], uniform=config.strategy == "random", random_state=config.seed)
-    del S
+    del S, S_lab
     rows = np.unique(np.concatenate([lab, unl[found.positions], unl[cached[unl]], np.asarray(keep, dtype=np.int64)]))
     t2, c2 = time.perf_counter(), time.process_time()
     exact = embedder if cache_dir is None else CachedEmbedder(embedder, cache_dir, dtype=config.cache_dtype)
@@ -343,7 +380,7 @@ def embed_two_stage(pool, config, decision: TwoStageDecision, *, embedder, cache
         "shortlist": int(found.positions.size), "shortlist_target": int(size), "sources": found.sources,
         "rare_classes": found.rare_classes, "cached_candidates": int(cached[unl].sum()),
         "candidates": int((~pool.labeled[rows]).sum()), "exact_rows": int(rows.size),
-        "n_static_embedded": int((getattr(static, "last_stats", {}) or {}).get("n_embedded", pool.n)),
+        "n_static_embedded": n_static_embedded,
         "seconds": {"static": round(t1 - t0, 3), "shortlist": round(t2 - t1, 3), "exact": round(t3 - t2, 3)},
         "cpu_seconds": {"static": round(c1 - c0, 3), "shortlist": round(c2 - c1, 3), "exact": round(c3 - c2, 3)},
     }
