@@ -33,7 +33,9 @@ from selector.models.embedders import make_embedder
 from selector.models.onnx_backend import exportable
 from selector.models.progress import Progress
 from selector.models.classifiers import aligned_proba, fit_classifier
+from selector.neighbors import nearest_in
 from selector.round.model import labels_problem
+from selector.scoring import margin
 
 __all__ = ["TWO_STAGE_MIN_ROWS", "SHORTLIST_PER_PICK", "SHORTLIST_MIN", "SHARES", "COLD_SHARES", "TWO_STAGE_MODES",
            "shortlist_size", "shortlist", "Shortlist", "TwoStageDecision", "why_not_two_stage", "decide_two_stage",
@@ -86,13 +88,12 @@ class Shortlist:
     rare_classes: list = field(default_factory=list)
 
 
-def _margins(model, S: np.ndarray, classes: np.ndarray) -> np.ndarray:
-    """Top-1 minus top-2 probability of each row of ``S`` (shape (n, d)), in chunks; shape (n,)."""
+def _margin_scores(model, S: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """:func:`selector.scoring.margin` of ``model`` on each row of ``S`` (shape (n, d)), in chunks so the
+    (n, k) probabilities of a 1M-row pool are never held at once; shape (n,), 1 = the top two classes tie."""
     out = np.empty(S.shape[0], dtype=np.float64)
     for a in range(0, S.shape[0], _CHUNK):
-        p = aligned_proba(model, S[a : a + _CHUNK], classes)
-        top2 = np.partition(p, p.shape[1] - 2, axis=1)[:, -2:]  # a fitted model has 2+ classes
-        out[a : a + _CHUNK] = top2[:, 1] - top2[:, 0]
+        out[a : a + _CHUNK] = margin(aligned_proba(model, S[a : a + _CHUNK], classes))
     return out
 
 
@@ -114,10 +115,7 @@ def _rare_order(S: np.ndarray, S_lab: np.ndarray, y_lab: np.ndarray, rare: list[
     the classes taking turns (each class's nearest row, then each one's second nearest, ...)."""
     per_class = []
     for c in rare:
-        R = S_lab[y_lab == c]
-        best = np.empty(S.shape[0], dtype=np.float32)
-        for a in range(0, S.shape[0], _CHUNK):
-            best[a : a + _CHUNK] = (S[a : a + _CHUNK] @ R.T).max(axis=1)
+        best = nearest_in(S_lab[y_lab == c], S, 1)[1][:, 0]
         per_class.append(np.argsort(-best, kind="stable"))
     return np.stack(per_class, axis=1).ravel()
 
@@ -184,7 +182,7 @@ def shortlist(S_pool: np.ndarray, S_lab: np.ndarray, y_lab: np.ndarray, size: in
     if quota.get("rare"):
         take(_rare_order(S_pool, S_lab, y_lab, rare), quota["rare"], "rare")
     if quota.get("uncertain"):
-        take(np.argsort(_margins(model, S_pool, np.asarray(model.classes_, dtype=object)), kind="stable"),
+        take(np.argsort(-_margin_scores(model, S_pool, np.asarray(model.classes_, dtype=object)), kind="stable"),
              quota["uncertain"], "uncertain")
     # The uniform share also fills what rounding (or a source short of rows) left.
     take(rng.permutation(n), size - int(taken.sum()), "random")
