@@ -12,7 +12,7 @@ Needs the optional extra: ``pip install 'selector[ray]'``.
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -24,6 +24,10 @@ __all__ = ["embed_with_ray", "ray_available"]
 
 # Rows per block handed to an actor; each actor batches them further by the model's batch size.
 _BLOCK_ROWS = 1024
+# Rows per cache shard the driver writes: each write merges its keys into the cache's sorted index
+# (O(cached rows)), so small shards would make a 10M-row run quadratic. A run cut off keeps every
+# vector it received: what is buffered is written before the error goes up.
+_SHARD_ROWS = 65_536
 
 
 def ray_available() -> bool:
@@ -40,10 +44,12 @@ class _EmbedActor:
     """One model per Ray actor: builds the embedder once, then embeds every batch it is given."""
 
     def __init__(self, model: str | None, backend: str | None, device: str, batch_size: int | None,
-                 onnx_cache: str | None, precision: str, fingerprint: str) -> None:
-
-        self.embedder = make_embedder(model, device=device, batch_size=batch_size, backend=backend,
-                                      onnx_cache=onnx_cache, precision=precision)
+                 onnx_cache: str | None, precision: str, fingerprint: str, factory: Callable | None = None) -> None:
+        if factory is not None:
+            self.embedder = factory()
+        else:
+            self.embedder = make_embedder(model, device=device, batch_size=batch_size, backend=backend,
+                                          onnx_cache=onnx_cache, precision=precision)
         # The vectors go into the driver's cache under the driver's fingerprint: they must be the same function.
         if self.embedder.fingerprint != fingerprint:
             raise ModelError(f"Ray actor built embedder {self.embedder.fingerprint!r}, but the cache expects "
@@ -57,7 +63,7 @@ class _EmbedActor:
 def embed_with_ray(texts: Sequence[str], embedder, cache_dir: str | os.PathLike, *, model: str | None = None,
                    backend: str | None = None, batch_size: int | None = None, cache_dtype: str = "float32",
                    address: str | None = None, num_actors: int | None = None,
-                   onnx_cache: str | os.PathLike | None = None) -> dict:
+                   onnx_cache: str | os.PathLike | None = None, embedder_factory: Callable | None = None) -> dict:
     """Embed the texts missing from the cache on Ray and store them in the cache.
 
     Parameters
@@ -77,6 +83,15 @@ def embed_with_ray(texts: Sequence[str], embedder, cache_dir: str | os.PathLike,
         Ray cluster address (``ray://host:10001`` or ``auto``); None starts or joins a local Ray.
     num_actors : int, optional
         Actor pool size; default one per GPU when the cluster has GPUs, else one per 2 CPUs.
+    embedder_factory : callable, optional
+        A zero-argument callable (a class or a function Ray can pickle) that builds each actor's
+        embedder, for custom embedders the spec cannot name; its fingerprint must be ``embedder``'s.
+
+    Notes
+    -----
+    Vectors are written to the cache as they come back, so a run that is cut off keeps what it
+    received and a rerun sends only the rest. An actor whose process dies is restarted by Ray and
+    its batch retried, so the run still completes with every row once.
 
     Returns
     -------
@@ -124,20 +139,35 @@ def embed_with_ray(texts: Sequence[str], embedder, cache_dir: str | os.PathLike,
         _EmbedActor,
         fn_constructor_kwargs={"model": model, "backend": actor_backend, "device": device,
                                "batch_size": batch_size, "precision": precision, "fingerprint": embedder.fingerprint,
-                               "onnx_cache": str(onnx_cache) if onnx_cache is not None else None},
+                               "onnx_cache": str(onnx_cache) if onnx_cache is not None else None,
+                               "factory": embedder_factory},
         batch_size=_BLOCK_ROWS,
         batch_format="numpy",
-        concurrency=num_actors,
+        compute=ray.data.ActorPoolStrategy(size=num_actors),
         num_gpus=1 if n_gpus else 0,
         num_cpus=0 if n_gpus else 1,
     )
     cache = cached.cache
-    for batch in ds.iter_batches(batch_format="numpy", batch_size=_BLOCK_ROWS * 4):
-        rows = np.asarray(batch["row"], dtype=np.int64)
-        vecs = np.asarray(np.stack(batch["vec"]) if batch["vec"].dtype == object else batch["vec"], dtype=np.float32)
-        if vecs.shape != (rows.size, cache.dimension):
-            raise ModelError(f"Ray actors returned vectors of shape {vecs.shape}, expected "
-                             f"({rows.size}, {cache.dimension}); the cluster runs a different model")
-        cache.add(digests[rows], vecs)
+    buffered: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def flush() -> None:
+        if buffered:
+            rows = np.concatenate([r for r, _ in buffered])
+            cache.add(digests[rows], np.concatenate([v for _, v in buffered]))
+            buffered.clear()
+
+    try:
+        for batch in ds.iter_batches(batch_format="numpy", batch_size=_BLOCK_ROWS):
+            rows = np.asarray(batch["row"], dtype=np.int64)
+            vecs = np.asarray(np.stack(batch["vec"]) if batch["vec"].dtype == object else batch["vec"],
+                              dtype=np.float32)
+            if vecs.shape != (rows.size, cache.dimension):
+                raise ModelError(f"Ray actors returned vectors of shape {vecs.shape}, expected "
+                                 f"({rows.size}, {cache.dimension}); the cluster runs a different model")
+            buffered.append((rows, vecs))
+            if sum(r.size for r, _ in buffered) >= _SHARD_ROWS:
+                flush()
+    finally:
+        flush()  # what came back before an error (or Ctrl-C) is kept: a rerun sends only the rest
     return {"n_sent": int(todo.size), "n_actors": num_actors, "gpu": bool(n_gpus)}
 
