@@ -2,6 +2,7 @@
 
 from selector.models.cache import (
     CachedEmbedder,
+    CacheRows,
     EmbeddingCache,
     text_digests,
     unique_digests,
@@ -28,6 +29,7 @@ from selector.models.embedders import (
 __all__ = [
     "BACKENDS",
     "CachedEmbedder",
+    "CacheRows",
     "DEFAULT_BACKEND",
     "DEFAULT_MODEL",
     "Embedder",

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import mmap
 import os
 import time
 import uuid
@@ -26,11 +27,11 @@ from typing import Sequence
 
 import numpy as np
 
-from selector.errors import DataError
+from selector.errors import DataError, ModelError
 from selector.io import atomic_write, pid_alive, remove_stale_temps
 from selector.models.progress import Progress
 
-__all__ = ["EmbeddingCache", "CachedEmbedder", "check_cache_root", "text_digests", "unique_digests"]
+__all__ = ["EmbeddingCache", "CachedEmbedder", "CacheRows", "check_cache_root", "text_digests", "unique_digests"]
 
 _FORMAT_VERSION = 1
 _CRC_CHUNK = 64 << 20
@@ -298,11 +299,9 @@ class EmbeddingCache:
         bad: list[int] = []
         for s in np.unique(shard[found]):
             info = self._shards[s]
-            if info["name"] not in self._verified:
-                if _crc(info["vecs"]) != info["meta"]["vecs_crc"]:
-                    bad.append(int(s))
-                    continue
-                self._verified.add(info["name"])
+            if not self._verify(s):
+                bad.append(int(s))
+                continue
             idx = np.flatnonzero(found & (shard == s))
             rows = row[idx]
             # Gather in row order (sequential reads of the memory map), in chunks so a 1M-row
@@ -314,6 +313,7 @@ class EmbeddingCache:
                 # A NaN/inf anywhere in a row makes its sum non-finite: one cheap pass per chunk.
                 finite[idx[a : a + _GATHER_CHUNK]] = np.isfinite(part.sum(axis=1))
                 out[idx[a : a + _GATHER_CHUNK]] = part
+            _release_pages(info["vecs"])  # ``out`` holds the copy; the mapped pages need not stay resident
         nonfinite = found & ~finite
         # By shard name: removing or rewriting shards renumbers them.
         nonfinite_rows = {self._shards[s]["name"]: row[nonfinite & (shard == s)] for s in np.unique(shard[nonfinite])}
@@ -328,6 +328,56 @@ class EmbeddingCache:
         found &= ~nonfinite
         out[nonfinite] = 0.0
         return found, out
+
+    def _verify(self, s: int) -> bool:
+        """Whether shard ``s``'s vectors match their checksum (read once per cache object)."""
+        info = self._shards[s]
+        if info["name"] not in self._verified:
+            ok = _crc(info["vecs"]) == info["meta"]["vecs_crc"]
+            _release_pages(info["vecs"])  # the whole shard was read: do not keep it resident
+            if not ok:
+                return False
+            self._verified.add(info["name"])
+        return True
+
+    def gather(self, shard: np.ndarray, row: np.ndarray) -> np.ndarray:
+        """Vectors at (shard, row) places from :meth:`lookup`, reading the memory maps and then
+        releasing the pages read, so a caller going through a large pool chunk by chunk holds only
+        its chunk (the pages stay in the OS's file cache, not in this process).
+
+        Parameters
+        ----------
+        shard, row : ndarray of int, shape (m,)
+            Places of rows that are in the cache (``found`` from :meth:`lookup`).
+
+        Returns
+        -------
+        ndarray of float32, shape (m, dimension)
+
+        Raises
+        ------
+        ModelError
+            When a shard's checksum fails or a vector is not finite; the bad rows are removed from
+            the cache, so running again embeds them anew.
+        """
+        out = np.empty((shard.shape[0], self.dimension), dtype=np.float32)
+        for s in np.unique(shard):
+            info = self._shards[s]
+            if not self._verify(s):
+                self._discard(info["name"], "vector checksum mismatch")
+                raise ModelError(f"embedding cache shard {self.path / info['name']} was corrupt and has been "
+                                 "removed; run the command again to embed its rows anew")
+            idx = np.flatnonzero(shard == s)
+            order = np.argsort(row[idx], kind="stable")
+            idx, rows = idx[order], row[idx][order]
+            out[idx] = info["vecs"][rows]
+            _release_pages(info["vecs"])  # so a pass over the pool holds one chunk, not every page it read
+            bad = ~np.isfinite(out[idx].sum(axis=1))
+            if bad.any():
+                self._drop_rows(int(s), rows[bad])
+                raise ModelError(f"{int(bad.sum())} cached vectors in {self.path / info['name']} were not finite and "
+                                 "have been removed; run the command again to embed them anew")
+        return out
 
     def _drop_rows(self, s: int, rows: np.ndarray) -> None:
         """Rewrite shard ``s`` without ``rows`` (vectors that are NaN or infinite despite a valid checksum).
@@ -387,6 +437,65 @@ class EmbeddingCache:
         at = np.searchsorted(self._sorted_prefix, new_prefix[order], side="right")
         self._sorted_prefix = np.insert(self._sorted_prefix, at, new_prefix[order])
         self._sorted_pos = np.insert(self._sorted_pos, at, new_pos, axis=0)
+
+
+def _release_pages(arr: np.ndarray) -> None:
+    """Drop a memory-mapped array's pages from this process (they stay in the OS file cache)."""
+    mm = getattr(arr, "_mmap", None)
+    if isinstance(mm, mmap.mmap) and hasattr(mmap, "MADV_DONTNEED"):
+        mm.madvise(mmap.MADV_DONTNEED)
+
+
+class CacheRows:
+    """Rows of an :class:`EmbeddingCache` as a read-only array of shape (n, dimension), read on demand.
+
+    For pools too large to hold their vectors in memory: ``rows[a:b]`` and ``rows[positions]`` gather
+    from the memory-mapped shards (:meth:`EmbeddingCache.gather`), so going through the pool in
+    chunks holds one chunk at a time. It has ``shape``, ``dtype``, ``ndim`` and ``len``, which is what
+    the chunked steps (:func:`selector.kmeans.chunked_nearest`, :func:`selector.kmeans.fit_kmeans`)
+    read; ``np.asarray`` of it would read every row and is refused.
+
+    Parameters
+    ----------
+    cache : EmbeddingCache
+    digests : ndarray of uint8, shape (n, 32)
+        The rows, in order; every one must be in the cache.
+
+    Raises
+    ------
+    ModelError
+        When some digests are not in the cache.
+    """
+
+    ndim = 2
+    dtype = np.dtype(np.float32)
+
+    def __init__(self, cache: EmbeddingCache, digests: np.ndarray) -> None:
+        found, shard, row = cache.lookup(digests)
+        if not found.all():
+            raise ModelError(f"{int((~found).sum())} of {found.size} rows are not in the embedding cache "
+                             f"{cache.path}; embed them first")
+        self._cache = cache
+        # int32 places: 8 bytes a row instead of 16 (a 10M-row pool: 80 MB).
+        self._shard, self._row = shard.astype(np.int32), row.astype(np.int32)
+        self.shape = (int(digests.shape[0]), int(cache.dimension))
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key) -> np.ndarray:
+        if isinstance(key, slice):
+            pos = np.arange(*key.indices(self.shape[0]))
+        else:
+            pos = np.asarray(key)
+            if pos.ndim != 1 or not (np.issubdtype(pos.dtype, np.integer) or pos.dtype == bool):
+                raise TypeError("CacheRows takes a slice or a 1-D array of positions or of bools")
+            if pos.dtype == bool:
+                pos = np.flatnonzero(pos)
+        return self._cache.gather(self._shard[pos], self._row[pos])
+
+    def __array__(self, dtype=None, copy=None):
+        raise TypeError("CacheRows is read chunk by chunk (rows[a:b]); converting it would load every row")
 
 
 class CachedEmbedder:

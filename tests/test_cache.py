@@ -5,7 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from selector.models import CachedEmbedder, EmbeddingCache, HashingEmbedder, text_digests
+from selector.errors import ModelError
+from selector.models import CacheRows, CachedEmbedder, EmbeddingCache, HashingEmbedder, text_digests
 
 
 class CountingEmbedder(HashingEmbedder):
@@ -216,3 +217,36 @@ def test_nan_vector_with_valid_checksum_is_dropped_once(tmp_path):
         assert again.last_stats["n_embedded"] == 0
     assert model.calls == calls
     assert len(EmbeddingCache(tmp_path, model.fingerprint, 32)) == 10
+
+
+def test_cache_rows_reads_any_rows_in_the_order_asked(tmp_path):
+    model = CountingEmbedder()
+    wrapped = CachedEmbedder(model, tmp_path, chunk_size=7)  # several shards
+    full = wrapped.encode(texts(40))
+    order = np.random.default_rng(0).permutation(40)
+    rows = CacheRows(wrapped.cache, text_digests([texts(40)[i] for i in order]))
+    assert rows.shape == (40, 32) and len(rows) == 40
+    np.testing.assert_array_equal(rows[0:40], full[order])
+    np.testing.assert_array_equal(rows[5:17], full[order[5:17]])
+    picks = np.array([39, 0, 12, 12])
+    np.testing.assert_array_equal(rows[picks], full[order[picks]])
+    mask = np.zeros(40, dtype=bool)
+    mask[[3, 30]] = True
+    np.testing.assert_array_equal(rows[mask], full[order[[3, 30]]])
+    with pytest.raises(TypeError, match="chunk by chunk"):
+        np.asarray(rows)
+    with pytest.raises(ModelError, match="1 of 41 rows are not in the embedding cache"):
+        CacheRows(wrapped.cache, text_digests(texts(41)))
+
+
+def test_cache_rows_refuses_a_corrupt_shard_and_removes_it(tmp_path):
+    model = CountingEmbedder()
+    CachedEmbedder(model, tmp_path).encode(texts(10))
+    (vecs,) = _shard_files(tmp_path)
+    arr = np.load(vecs)
+    arr[3] = 123.0  # the vectors' checksum is read when they are, not when the cache opens
+    np.save(vecs, arr)
+    rows = CacheRows(EmbeddingCache(tmp_path, model.fingerprint, 32), text_digests(texts(10)))
+    with pytest.warns(UserWarning, match="corrupt"), pytest.raises(ModelError, match="run the command again"):
+        rows[0:10]
+    assert not vecs.exists()  # the next run embeds its rows anew

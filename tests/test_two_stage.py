@@ -26,6 +26,7 @@ from selector.round.two_stage import (
     decide_two_stage,
     shortlist,
     shortlist_size,
+    why_not_shortlist,
     why_not_two_stage,
 )
 
@@ -199,3 +200,61 @@ def test_unlabeled_rows_are_kept_in_place_chunk_by_chunk(monkeypatch):
         got = two_stage._keep_rows(X, rows)
         np.testing.assert_array_equal(got, want)
         assert rows.size == 0 or np.shares_memory(got, X)  # a view: no second copy of the pool's vectors
+
+
+def test_a_large_pool_the_static_tier_cannot_shortlist_streams_its_exact_vectors(tmp_path, monkeypatch):
+    monkeypatch.setattr(two_stage, "STREAM_MIN_ROWS", 1000)  # the 2,000-row sample counts as a large pool
+    monkeypatch.setattr(two_stage, "SHORTLIST_MIN", 200)
+    monkeypatch.setattr(two_stage, "STATIC_CHUNK_ROWS", 300)  # the missing rows are embedded in chunks
+    streamed_chunks = []
+    real_getitem = two_stage.CacheRows.__getitem__
+
+    def counting_getitem(self, key):
+        out = real_getitem(self, key)
+        streamed_chunks.append(out.shape[0])
+        return out
+
+    monkeypatch.setattr(two_stage.CacheRows, "__getitem__", counting_getitem)
+    monkeypatch.setattr(two_stage, "_CHUNK", 256)
+    monkeypatch.setattr(two_stage, "KMEANS_FIT_ROWS", 256)
+    real_nearest = two_stage.chunked_nearest
+    monkeypatch.setattr(two_stage, "chunked_nearest", lambda X, C: real_nearest(X, C, chunk=256))
+    df = pd.read_csv(SAMPLE, dtype=str, keep_default_na=False)
+    n_unlabeled = int((df["label"] == "").sum())
+    # margin's picks are the rows of smallest margin, which the shortlist's uncertain share holds:
+    # the same queue as a one-stage round that holds every vector
+    config = SelectConfig(budget=10, model="hashing:64", strategy="margin", seed=0)
+    one = run_round(df, config.replace(two_stage="off"), cache_dir=tmp_path / "one")
+    got = run_round(df, config, cache_dir=tmp_path / "cache")
+    two = got.stats["two_stage"]
+    assert two["used"] and two["source"] == "exact" and "hashing" in two["reason"]
+    assert two["shortlist"] == 200 and two["n_static_embedded"] == 0
+    assert 200 <= two["candidates"] < n_unlabeled  # the shortlist and the stop set, not every cached row
+    assert got.stats["n_embedded"] == df["text"].nunique()  # the first stage embedded every row once
+    assert got.queue["id"].tolist() == one.queue["id"].tolist()
+    assert max(streamed_chunks) <= 256 and sum(streamed_chunks) >= n_unlabeled  # read in chunks, never at once
+    # the next round embeds nothing
+    later = run_round(df, config, cache_dir=tmp_path / "cache")
+    assert later.stats["n_embedded"] == 0 and later.stats["two_stage"]["source"] == "exact"
+    # without a cache there is nothing to stream from: one stage
+    plain = run_round(df, config, cache_dir=None)
+    assert "two_stage" not in plain.stats or not plain.stats["two_stage"]["used"]
+    assert plain.queue["id"].tolist() == one.queue["id"].tolist()
+
+
+def test_streaming_needs_a_cache_and_a_round_that_may_shortlist(tmp_path, monkeypatch):
+    monkeypatch.setattr(two_stage, "STREAM_MIN_ROWS", 100)
+    emb = make_embedder("hashing")
+    pool = _pool(500)
+    why = why_not_two_stage(multi_label=False, embeddings_given=False, engine="local", embedder=emb, votes=False,
+                            relabel=False, bucket_priority=False)
+    args = dict(embedder=emb, cache_dtype="float32", budget=5, why_not=why)
+    got = decide_two_stage("auto", pool, cache_dir=tmp_path, **args)
+    assert got.use and got.source == "exact"
+    assert not decide_two_stage("auto", pool, cache_dir=None, **args).use
+    assert not decide_two_stage("off", pool, cache_dir=tmp_path, **args).use
+    votes = why_not_shortlist(multi_label=False, embeddings_given=False, votes=True, relabel=False,
+                              bucket_priority=False)
+    assert "--annotations" in votes
+    refused = decide_two_stage("auto", pool, cache_dir=tmp_path, stream_why_not=votes, **args)
+    assert not refused.use and refused.reason == why

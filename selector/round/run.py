@@ -73,7 +73,8 @@ from selector.round.relabel import (
     relabel_queue,
     votes_for_pool,
 )
-from selector.round.two_stage import decide_two_stage, embed_two_stage, refuse_two_stage, why_not_two_stage
+from selector.round.two_stage import (decide_two_stage, embed_two_stage, refuse_two_stage, why_not_shortlist,
+                                      why_not_two_stage)
 from selector.round.suspects import (
     find_suspects,
     select_suspects,
@@ -111,7 +112,11 @@ class RoundPlan:
         Multi-label: the classifier of the out-of-fold pass (the configured one, unweighted), while
         ``template`` (class-weighted by default) scores the pool.
     two_stage_why_not : str or None
-        Why this round cannot run in two stages (:mod:`selector.round.two_stage`); None when it can.
+        Why this round cannot run in two stages on the static tier (:mod:`selector.round.two_stage`);
+        None when it can.
+    stream_why_not : str or None
+        Why it cannot select from a shortlist of its exact vectors either (a pool of
+        ``STREAM_MIN_ROWS`` rows or more otherwise streams them from the cache); None when it can.
     outputs : OutputPlan or None
         None when the round writes nothing (library use without ``out``).
     ledger : Path or None
@@ -143,6 +148,7 @@ class RoundPlan:
     votes: PoolVotes | None = None
     oof_template: Any = None
     two_stage_why_not: str | None = None
+    stream_why_not: str | None = None
 
 
 @dataclass
@@ -300,6 +306,9 @@ def plan_round(data: str | Path | pd.DataFrame, config: SelectConfig | None = No
         multi_label=pool.multi_label, embeddings_given=X_given is not None, engine=config.engine, embedder=embedder,
         votes=votes is not None, relabel=config.relabel, bucket_priority=bucket_priority is not None)
     refuse_two_stage(config.two_stage, two_stage_why_not)  # before anything is read or embedded
+    stream_why_not = why_not_shortlist(
+        multi_label=pool.multi_label, embeddings_given=X_given is not None, votes=votes is not None,
+        relabel=config.relabel, bucket_priority=bucket_priority is not None)
     ledger_file = None
     if outputs is not None:
         outputs.add_input(data_path, "DATA")
@@ -349,7 +358,8 @@ def plan_round(data: str | Path | pd.DataFrame, config: SelectConfig | None = No
                      cache_dir=cache_dir if X_given is None else None, gold_table=gold_table, gold_path=gold_path,
                      gold_rate=gold_rate, bucket_priority=bucket_priority, suspects=suspects, outputs=outputs,
                      ledger=ledger_file, command=command, chat=chat, queue_budget=queue_budget, votes=votes,
-                     oof_template=oof_template, two_stage_why_not=two_stage_why_not)
+                     oof_template=oof_template, two_stage_why_not=two_stage_why_not,
+                     stream_why_not=stream_why_not)
 
 
 def with_conversation(queue: pd.DataFrame, df: pd.DataFrame, pool: LabeledPool) -> pd.DataFrame:
@@ -484,7 +494,8 @@ def _embed(plan: RoundPlan, show_progress: bool, step) -> tuple[np.ndarray, dict
     decision = None
     if plan.embeddings is None:
         decision = decide_two_stage(config.two_stage, pool, embedder=plan.embedder, cache_dir=plan.cache_dir,
-                                    cache_dtype=config.cache_dtype, budget=plan.budget, why_not=plan.two_stage_why_not)
+                                    cache_dtype=config.cache_dtype, budget=plan.budget, why_not=plan.two_stage_why_not,
+                                    stream_why_not=plan.stream_why_not)
     if decision is None or not decision.use:
         X, stats = embed_pool(pool, config, embedder=plan.embedder, embeddings=plan.embeddings,
                               cache_dir=plan.cache_dir, show_progress=show_progress)

@@ -28,7 +28,7 @@ import numpy as np
 
 from selector.errors import ConfigError
 from selector.kmeans import chunked_nearest, fit_kmeans
-from selector.models.cache import CachedEmbedder, text_digests
+from selector.models.cache import CachedEmbedder, CacheRows, text_digests
 from selector.models.embedders import make_embedder
 from selector.models.onnx_backend import exportable
 from selector.models.progress import Progress
@@ -37,13 +37,19 @@ from selector.neighbors import nearest_in
 from selector.round.model import labels_problem
 from selector.scoring import margin
 
-__all__ = ["TWO_STAGE_MIN_ROWS", "SHORTLIST_PER_PICK", "SHORTLIST_MIN", "SHARES", "COLD_SHARES", "TWO_STAGE_MODES",
-           "shortlist_size", "shortlist", "Shortlist", "TwoStageDecision", "why_not_two_stage", "decide_two_stage",
-           "embed_two_stage", "refuse_two_stage"]
+__all__ = ["TWO_STAGE_MIN_ROWS", "STREAM_MIN_ROWS", "SHORTLIST_PER_PICK", "SHORTLIST_MIN", "SHARES", "COLD_SHARES",
+           "TWO_STAGE_MODES", "shortlist_size", "shortlist", "Shortlist", "TwoStageDecision", "why_not_shortlist",
+           "why_not_two_stage", "decide_two_stage", "embed_two_stage", "refuse_two_stage"]
 
 TWO_STAGE_MODES = ("auto", "on", "off")
 #: ``two_stage: auto`` turns on when at least this many unlabeled rows are not in the exact cache.
 TWO_STAGE_MIN_ROWS = 50_000
+#: ... and a pool of at least this many unlabeled rows is shortlisted on its exact vectors, read from
+#: the cache in chunks, when the static tier cannot shortlist it (the rows are cached, or the engine
+#: or the embedder embeds every row). A one-stage round holds every vector, up to three copies while
+#: the cache returns them: measured 4.19 GB peak at 1M cached rows (scripts/bench_select_scale.py),
+#: so at 1.5M it would pass 6 GB.
+STREAM_MIN_ROWS = 1_500_000
 #: Shortlisted rows per row the round queues ...
 SHORTLIST_PER_PICK = 10
 #: ... and never fewer than this many.
@@ -113,11 +119,12 @@ def _coverage_order(S: np.ndarray, n_rows: int, rng: np.random.Generator) -> np.
 def _rare_order(S: np.ndarray, S_lab: np.ndarray, y_lab: np.ndarray, rare: list[str]) -> np.ndarray:
     """Rows of ``S`` (shape (n, d), L2-normalised) by their best cosine to a labeled row of a rare class,
     the classes taking turns (each class's nearest row, then each one's second nearest, ...)."""
-    per_class = []
-    for c in rare:
-        best = nearest_in(S_lab[y_lab == c], S, 1)[1][:, 0]
-        per_class.append(np.argsort(-best, kind="stable"))
-    return np.stack(per_class, axis=1).ravel()
+    best = np.empty((len(rare), S.shape[0]), dtype=np.float32)
+    for a in range(0, S.shape[0], _CHUNK):
+        block = np.asarray(S[a : a + _CHUNK], dtype=np.float32)
+        for j, c in enumerate(rare):
+            best[j, a : a + block.shape[0]] = nearest_in(S_lab[y_lab == c], block, 1)[1][:, 0]
+    return np.stack([np.argsort(-b, kind="stable") for b in best], axis=1).ravel()
 
 
 def shortlist(S_pool: np.ndarray, S_lab: np.ndarray, y_lab: np.ndarray, size: int, *, classifier=None,
@@ -127,8 +134,9 @@ def shortlist(S_pool: np.ndarray, S_lab: np.ndarray, y_lab: np.ndarray, size: in
 
     Parameters
     ----------
-    S_pool : ndarray of float32, shape (n_pool, d_static)
-        Static vectors of the unlabeled rows (L2-normalised).
+    S_pool : ndarray or CacheRows of float32, shape (n_pool, d_static)
+        Static (or exact) vectors of the unlabeled rows (L2-normalised); read in row chunks only, so
+        a :class:`~selector.models.CacheRows` streams them from the cache.
     S_lab : ndarray of float32, shape (n_labeled, d_static)
     y_lab : ndarray of str, shape (n_labeled,)
     size : int
@@ -200,29 +208,44 @@ class TwoStageDecision:
         One line for the round record.
     exact_cached : ndarray of bool, shape (pool.n,) or None
         Rows whose exact vectors the cache holds (looked up once, when the decision needed it).
+    source : {"static", "exact"}
+        What the shortlist is drawn from: the static tier's vectors of every row (a cold pool), or
+        the exact vectors, every missing one embedded first, read from the cache in chunks (a pool of
+        at least :data:`STREAM_MIN_ROWS` rows the static tier cannot shortlist).
     """
 
     use: bool
     reason: str
     exact_cached: np.ndarray | None = None
+    source: str = "static"
 
 
-def why_not_two_stage(*, multi_label: bool, embeddings_given: bool, engine: str, embedder, votes: bool,
-                      relabel: bool, bucket_priority: bool) -> str | None:
-    """Why this round cannot run in two stages (None when it can).
-
-    The static tier is distilled from the exact model, so it needs a sentence-transformers folder the
-    ONNX backend reproduces, run on the CPU (a GPU embeds a cold pool in minutes anyway).
-    """
+def why_not_shortlist(*, multi_label: bool, embeddings_given: bool, votes: bool, relabel: bool,
+                      bucket_priority: bool) -> str | None:
+    """Why this round cannot select from a shortlist at all, static or exact (None when it can)."""
     if multi_label:
         return "multi-label rounds run in one stage"
     if embeddings_given:
         return "the embeddings were given (--embeddings)"
-    if engine != "local":
-        return f"engine {engine} embeds the whole pool"
     if votes or relabel or bucket_priority:
         what = "--annotations" if votes else "--relabel" if relabel else "--bucket-priority"
         return f"{what} reads every row"
+    return None
+
+
+def why_not_two_stage(*, multi_label: bool, embeddings_given: bool, engine: str, embedder, votes: bool,
+                      relabel: bool, bucket_priority: bool) -> str | None:
+    """Why this round cannot run in two stages on the static tier (None when it can).
+
+    The static tier is distilled from the exact model, so it needs a sentence-transformers folder the
+    ONNX backend reproduces, run on the CPU (a GPU embeds a cold pool in minutes anyway).
+    """
+    why = why_not_shortlist(multi_label=multi_label, embeddings_given=embeddings_given, votes=votes,
+                            relabel=relabel, bucket_priority=bucket_priority)
+    if why is not None:
+        return why
+    if engine != "local":
+        return f"engine {engine} embeds the whole pool"
     backend = getattr(embedder, "backend", None)
     if backend is None:
         return "the embedder is not a sentence-transformers model the static tier can be distilled from (hashing " \
@@ -249,28 +272,36 @@ def refuse_two_stage(mode: str, why_not: str | None) -> None:
 
 
 def decide_two_stage(mode: str, pool, *, embedder, cache_dir, cache_dtype: str, budget: int,
-                     why_not: str | None) -> TwoStageDecision:
+                     why_not: str | None, stream_why_not: str | None = None) -> TwoStageDecision:
     """Whether a round runs in two stages (``mode`` is the config's ``two_stage``).
 
     ``auto`` turns on when at least :data:`TWO_STAGE_MIN_ROWS` unlabeled rows are missing from the
-    exact cache and the shortlist is at most half of them; ``on`` always (an error where the round
-    cannot, ``why_not``); ``off`` never.
+    exact cache and the shortlist is at most half of them (the static tier shortlists); otherwise,
+    with a cache and at least :data:`STREAM_MIN_ROWS` unlabeled rows, the exact vectors shortlist,
+    streamed from the cache (``source="exact"``). ``on`` always runs on the static tier (an error
+    where the round cannot, ``why_not``); ``off`` never.
 
     Parameters
     ----------
     pool : LabeledPool
     why_not : str or None
         :func:`why_not_two_stage` for this round.
+    stream_why_not : str or None
+        :func:`why_not_shortlist` for this round.
     """
     if mode not in TWO_STAGE_MODES:
         raise ConfigError(f"two_stage must be auto, on or off, got {mode!r}")
     if mode == "off":
         return TwoStageDecision(False, "two_stage: off")
     refuse_two_stage(mode, why_not)
-    if why_not is not None:
-        return TwoStageDecision(False, why_not)
     n_unlabeled = int((~pool.labeled).sum())
-    if mode == "auto" and n_unlabeled < TWO_STAGE_MIN_ROWS:  # decided without reading the cache
+    stream = mode == "auto" and stream_why_not is None and cache_dir is not None and n_unlabeled >= STREAM_MIN_ROWS
+    streamed = (f"{n_unlabeled} unlabeled rows (at least {STREAM_MIN_ROWS}): shortlisted on their exact vectors, "
+                "read from the cache in chunks")
+    if why_not is not None:
+        return TwoStageDecision(True, f"{streamed} ({why_not})", None, "exact") if stream else \
+            TwoStageDecision(False, why_not)
+    if mode == "auto" and n_unlabeled < TWO_STAGE_MIN_ROWS and not stream:  # decided without reading the cache
         return TwoStageDecision(False, f"{n_unlabeled} unlabeled rows, under {TWO_STAGE_MIN_ROWS}")
     cached = np.zeros(pool.n, dtype=bool)
     if cache_dir is not None:
@@ -281,9 +312,11 @@ def decide_two_stage(mode: str, pool, *, embedder, cache_dir, cache_dtype: str, 
     size = shortlist_size(budget)
     if mode == "on":
         return TwoStageDecision(True, "two_stage: on", cached)
-    if missing < TWO_STAGE_MIN_ROWS:
-        return TwoStageDecision(False, f"{missing} unlabeled rows to embed, under {TWO_STAGE_MIN_ROWS}", cached)
-    if 2 * size > missing:
+    if missing < TWO_STAGE_MIN_ROWS or 2 * size > missing:
+        if stream:
+            return TwoStageDecision(True, streamed, cached, "exact")
+        if missing < TWO_STAGE_MIN_ROWS:
+            return TwoStageDecision(False, f"{missing} unlabeled rows to embed, under {TWO_STAGE_MIN_ROWS}", cached)
         return TwoStageDecision(False, f"the shortlist ({size} rows) would be over half of the {missing} rows to "
                                        "embed", cached)
     return TwoStageDecision(True, f"{missing} unlabeled rows to embed (at least {TWO_STAGE_MIN_ROWS})", cached)
@@ -325,13 +358,19 @@ def _keep_rows(X: np.ndarray, rows: np.ndarray) -> np.ndarray:
 
 def embed_two_stage(pool, config, decision: TwoStageDecision, *, embedder, cache_dir, budget: int, classifier,
                     keep: np.ndarray, show_progress: bool = False, step=None) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Static vectors for every row, a shortlist, exact vectors for the rows a round reads.
+    """Vectors for every row to shortlist on, a shortlist, exact vectors for the rows a round reads.
+
+    The first stage reads the static tier's vectors (``decision.source == "static"``) or, for a pool
+    the static tier cannot shortlist, the exact ones (``"exact"``: the missing rows are embedded
+    first). With a cache, the unlabeled rows' vectors are read back from it in chunks
+    (:class:`~selector.models.CacheRows`), never all at once.
 
     Parameters
     ----------
     pool : LabeledPool
     decision : TwoStageDecision
-        ``use`` True; its ``exact_cached`` rows join the candidates without being shortlisted.
+        ``use`` True; on the static tier its ``exact_cached`` rows join the candidates without being
+        shortlisted.
     embedder : SentenceTransformerEmbedder
         The exact model.
     classifier : unfitted scikit-learn estimator
@@ -352,36 +391,92 @@ def embed_two_stage(pool, config, decision: TwoStageDecision, *, embedder, cache
     texts = pool.texts
     lab, unl = pool.labeled_positions, pool.pool_positions
     t0, c0 = time.perf_counter(), time.process_time()
-    static = make_embedder(config.model, device="cpu", batch_size=config.batch_size, backend="static")
-    if cache_dir is not None:
-        static = CachedEmbedder(static, cache_dir, dtype=config.cache_dtype)
-    step(f"two-stage round: static vectors for {pool.n} rows")
-    S, n_static_embedded = _static_vectors(static, texts, show_progress)
+    exact = embedder if cache_dir is None else CachedEmbedder(embedder, cache_dir, dtype=config.cache_dtype)
+    if decision.source == "exact":
+        # Every unlabeled row is a candidate for the shortlist; its exact vectors come from the cache.
+        step(f"two-stage round: exact vectors for the {pool.n} rows, read from the cache in chunks")
+        digests = text_digests(list(texts))  # hashed once: the lookups and the streamed rows share them
+        first_fingerprint = exact.fingerprint
+        n_first_embedded = _fill_exact(exact, texts, digests, config, cache_dir, show_progress)
+        S_lab, S = _streamed(exact, texts, digests, lab, unl)
+        cached = np.zeros(pool.n, dtype=bool)
+    else:
+        static = make_embedder(config.model, device="cpu", batch_size=config.batch_size, backend="static")
+        if cache_dir is not None:
+            static = CachedEmbedder(static, cache_dir, dtype=config.cache_dtype)
+        step(f"two-stage round: static vectors for {pool.n} rows")
+        first_fingerprint = static.fingerprint
+        if cache_dir is not None:  # read back from the cache in chunks: never the whole pool's vectors at once
+            digests = text_digests(list(texts))
+            n_first_embedded = _fill_cache(static, texts, digests, "static vectors", show_progress)
+            S_lab, S = _streamed(static, texts, digests, lab, unl)
+        else:
+            S, n_first_embedded = _static_vectors(static, texts, show_progress)
+            S_lab = S[lab]
+            S = _keep_rows(S, unl)  # in place: one copy of the pool's vectors, not two
+        cached = decision.exact_cached if decision.exact_cached is not None else np.zeros(pool.n, dtype=bool)
     t1, c1 = time.perf_counter(), time.process_time()
-    cached = decision.exact_cached if decision.exact_cached is not None else np.zeros(pool.n, dtype=bool)
     size = shortlist_size(budget)
-    step(f"shortlisting {min(size, unl.size)} of {unl.size} unlabeled rows on the static vectors")
-    S_lab = S[lab]
-    S = _keep_rows(S, unl)  # in place: one copy of the pool's vectors, not two
+    step(f"shortlisting {min(size, unl.size)} of {unl.size} unlabeled rows on the {decision.source} vectors")
     found = shortlist(S, S_lab, pool.labels[lab].astype(str), size, classifier=classifier,
                       exclude=cached[unl], uniform=config.strategy == "random", random_state=config.seed)
     del S, S_lab
     rows = np.unique(np.concatenate([lab, unl[found.positions], unl[cached[unl]], np.asarray(keep, dtype=np.int64)]))
     t2, c2 = time.perf_counter(), time.process_time()
-    exact = embedder if cache_dir is None else CachedEmbedder(embedder, cache_dir, dtype=config.cache_dtype)
     step(f"exact vectors for {rows.size} rows ({lab.size} labeled, {found.positions.size} shortlisted)")
     X = exact.encode(list(texts[rows]), show_progress=show_progress)
     t3, c3 = time.perf_counter(), time.process_time()
     exact_stats = getattr(exact, "last_stats", {}) or {"n_embedded": rows.size, "n_cached": 0}
+    n_exact_embedded = int(exact_stats.get("n_embedded", rows.size))
     record = {
-        "used": True, "reason": decision.reason, "static_fingerprint": static.fingerprint,
+        "used": True, "reason": decision.reason, "source": decision.source,
+        "static_fingerprint": first_fingerprint if decision.source == "static" else None,
         "shortlist": int(found.positions.size), "shortlist_target": int(size), "sources": found.sources,
         "rare_classes": found.rare_classes, "cached_candidates": int(cached[unl].sum()),
         "candidates": int((~pool.labeled[rows]).sum()), "exact_rows": int(rows.size),
-        "n_static_embedded": n_static_embedded,
+        "n_static_embedded": n_first_embedded if decision.source == "static" else 0,
         "seconds": {"static": round(t1 - t0, 3), "shortlist": round(t2 - t1, 3), "exact": round(t3 - t2, 3)},
         "cpu_seconds": {"static": round(c1 - c0, 3), "shortlist": round(c2 - c1, 3), "exact": round(c3 - c2, 3)},
     }
-    stats = {"model_fingerprint": exact.fingerprint, "n_embedded": int(exact_stats.get("n_embedded", rows.size)),
+    if decision.source == "exact":  # the first stage embedded the missing rows exactly, then read them all back
+        record["seconds"]["first_stage"] = record["seconds"].pop("static")
+        record["cpu_seconds"]["first_stage"] = record["cpu_seconds"].pop("static")
+        n_exact_embedded += n_first_embedded
+    stats = {"model_fingerprint": exact.fingerprint, "n_embedded": n_exact_embedded,
              "n_cached": int(exact_stats.get("n_cached", 0)), "two_stage": record}
     return rows, X, stats
+
+
+def _fill_cache(cached: CachedEmbedder, texts: np.ndarray, digests: np.ndarray, what: str, show_progress: bool) -> int:
+    """Embed into ``cached``'s cache the ``texts`` (shape (n,), digests shape (n, 32)) it does not hold,
+    chunk by chunk, keeping no vectors; returns how many texts were embedded."""
+    missing = np.flatnonzero(~cached.cache.lookup(digests)[0]).astype(np.int64)
+    n_embedded = 0
+    with Progress(missing.size, what, unit="text", enabled=show_progress) as bar:
+        for a in range(0, missing.size, STATIC_CHUNK_ROWS):
+            chunk = list(texts[missing[a : a + STATIC_CHUNK_ROWS]])
+            cached.encode(chunk)
+            n_embedded += cached.last_stats.get("n_embedded", len(chunk))
+            bar.update(len(chunk))
+    return int(n_embedded)
+
+
+def _fill_exact(exact, texts: np.ndarray, digests: np.ndarray, config, cache_dir, show_progress: bool) -> int:
+    """Put every text's exact vector in the cache (on Ray with ``engine: ray``); returns how many were embedded."""
+    if not isinstance(exact, CachedEmbedder):
+        raise ConfigError("a shortlist on exact vectors reads them from the embedding cache; pass --cache-dir")
+    if config.engine == "ray":
+        from selector.ray_engine import embed_with_ray
+
+        return int(embed_with_ray(texts, exact.embedder, cache_dir, model=config.model,
+                                  backend=config.backend, batch_size=config.batch_size,
+                                  cache_dtype=config.cache_dtype, address=config.ray_address)["n_sent"])
+    return _fill_cache(exact, texts, digests, "exact vectors", show_progress)
+
+
+def _streamed(cached: CachedEmbedder, texts: np.ndarray, digests: np.ndarray, lab: np.ndarray,
+              unl: np.ndarray) -> tuple[np.ndarray, CacheRows]:
+    """The labeled rows' vectors (shape (n_labeled, d), in memory) and the unlabeled rows' (a
+    :class:`~selector.models.CacheRows` of shape (n_unlabeled, d), read from the cache on demand)."""
+    S_lab = cached.encode(list(texts[lab])) if lab.size else np.zeros((0, cached.dimension), dtype=np.float32)
+    return S_lab, CacheRows(cached.cache, digests[unl])
