@@ -68,3 +68,19 @@ def test_ray_real_model_matches_local(local_ray, texts, tmp_path):
     got = CachedEmbedder(emb, tmp_path / "ray").encode(few)
     local = SentenceTransformerEmbedder(device="cpu", backend="torch").encode(few)
     assert np.abs(got - local).max() < 1e-5
+
+
+def test_a_large_pool_on_ray_is_shortlisted_on_exact_vectors_streamed_from_the_cache(local_ray, texts, tmp_path,
+                                                                                      monkeypatch):
+    from selector.round import two_stage
+
+    monkeypatch.setattr(two_stage, "STREAM_MIN_ROWS", 10)  # these 36 rows stand for a pool of millions
+    labels = ["card_arrival" if i % 3 == 0 else ("" if i % 3 == 1 else "other") for i in range(len(texts))]
+    df = pd.DataFrame({"id": [f"r{i}" for i in range(len(texts))], "text": texts, "label": labels})
+    base = SelectConfig(budget=5, model="hashing:64", seed=0, strategy="margin")
+    local = run_round(df, base.replace(two_stage="off"), cache_dir=tmp_path / "local")
+    remote = run_round(df, base.replace(engine="ray"), cache_dir=tmp_path / "ray")
+    two = remote.stats["two_stage"]
+    assert two["used"] and two["source"] == "exact" and "engine ray" in two["reason"]
+    assert remote.stats["n_embedded"] == len(set(texts))  # sent to Ray once each, then read back from the cache
+    pd.testing.assert_frame_equal(local.queue, remote.queue)

@@ -37,7 +37,7 @@ def select_command(
     out: Path = typer.Option(Path("queue.csv"), "--out", "-o", help="Queue file; format by extension (.csv, .parquet, .jsonl)."),
     engine: Optional[str] = typer.Option(None, "--engine", help="local or ray: where missing embeddings are computed [default: local]."),
     address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address for --engine ray [default: local Ray]."),
-    two_stage: Optional[str] = typer.Option(None, "--two-stage", help="auto, on or off: embed a cold pool with the static tier, shortlist 10 rows per queued row, embed only those exactly [default: auto = on from 50,000 rows not yet cached]."),
+    two_stage: Optional[str] = typer.Option(None, "--two-stage", help="auto, on or off: embed a cold pool with the static tier, shortlist 10 rows per queued row, embed only those exactly [default: auto = on from 50,000 rows not yet cached; from 1.5M rows a shortlist on exact vectors streamed from the cache]."),
     gold_file: Optional[Path] = typer.Option(None, "--gold", help="Gold file (item_id, gold_label[, text]) to mix into the queue."),
     gold_rate: Optional[float] = typer.Option(None, "--gold-rate", help="Share of the queue that is gold, with --gold [default: 0.05]."),
     bucket_priority: Optional[float] = typer.Option(None, "--bucket-priority", help="Share of the budget (0-1) reserved for unlabeled rows of the rarest failure buckets (`bucket` column, see `selector ingest`)."),
