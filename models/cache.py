@@ -303,17 +303,8 @@ class EmbeddingCache:
                 bad.append(int(s))
                 continue
             idx = np.flatnonzero(found & (shard == s))
-            rows = row[idx]
-            # Gather in row order (sequential reads of the memory map), in chunks so a 1M-row
-            # lookup never holds a second full-size copy of the vectors.
-            order = np.argsort(rows, kind="stable")
-            idx, rows = idx[order], rows[order]
-            for a in range(0, idx.size, _GATHER_CHUNK):
-                part = np.asarray(info["vecs"][rows[a : a + _GATHER_CHUNK]], dtype=np.float32)
-                # A NaN/inf anywhere in a row makes its sum non-finite: one cheap pass per chunk.
-                finite[idx[a : a + _GATHER_CHUNK]] = np.isfinite(part.sum(axis=1))
-                out[idx[a : a + _GATHER_CHUNK]] = part
-            _release_pages(info["vecs"])  # ``out`` holds the copy; the mapped pages need not stay resident
+            idx, _, ok = self._read_into(s, idx, row[idx], out)
+            finite[idx] = ok
         nonfinite = found & ~finite
         # By shard name: removing or rewriting shards renumbers them.
         nonfinite_rows = {self._shards[s]["name"]: row[nonfinite & (shard == s)] for s in np.unique(shard[nonfinite])}
@@ -339,6 +330,27 @@ class EmbeddingCache:
                 return False
             self._verified.add(info["name"])
         return True
+
+    def _read_into(self, s: int, idx: np.ndarray, rows: np.ndarray,
+                   out: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Copy shard ``s``'s vectors at ``rows`` into ``out[idx]`` (both shape (m,)), then release the
+        pages read (``out`` holds the copy; the OS file cache keeps them).
+
+        Rows are read in order (sequential reads of the memory map) and in chunks, so a 1M-row read
+        never holds a second full-size copy. Returns ``idx`` and ``rows`` in that order, and whether
+        each vector is finite (bool, shape (m,)).
+        """
+        vecs = self._shards[s]["vecs"]
+        order = np.argsort(rows, kind="stable")
+        idx, rows = idx[order], rows[order]
+        finite = np.empty(idx.size, dtype=bool)
+        for a in range(0, idx.size, _GATHER_CHUNK):
+            part = np.asarray(vecs[rows[a : a + _GATHER_CHUNK]], dtype=np.float32)
+            # A NaN/inf anywhere in a row makes its sum non-finite: one cheap pass per chunk.
+            finite[a : a + _GATHER_CHUNK] = np.isfinite(part.sum(axis=1))
+            out[idx[a : a + _GATHER_CHUNK]] = part
+        _release_pages(vecs)
+        return idx, rows, finite
 
     def gather(self, shard: np.ndarray, row: np.ndarray) -> np.ndarray:
         """Vectors at (shard, row) places from :meth:`lookup`, reading the memory maps and then
@@ -368,11 +380,8 @@ class EmbeddingCache:
                 raise ModelError(f"embedding cache shard {self.path / info['name']} was corrupt and has been "
                                  "removed; run the command again to embed its rows anew")
             idx = np.flatnonzero(shard == s)
-            order = np.argsort(row[idx], kind="stable")
-            idx, rows = idx[order], row[idx][order]
-            out[idx] = info["vecs"][rows]
-            _release_pages(info["vecs"])  # so a pass over the pool holds one chunk, not every page it read
-            bad = ~np.isfinite(out[idx].sum(axis=1))
+            _, rows, finite = self._read_into(s, idx, row[idx], out)
+            bad = ~finite
             if bad.any():
                 self._drop_rows(int(s), rows[bad])
                 raise ModelError(f"{int(bad.sum())} cached vectors in {self.path / info['name']} were not finite and "

@@ -327,18 +327,26 @@ def decide_two_stage(mode: str, pool, *, embedder, cache_dir, cache_dtype: str, 
 STATIC_CHUNK_ROWS = 65_536
 
 
+def _embed_in_chunks(embedder, texts: np.ndarray, what: str, show_progress: bool, out: np.ndarray | None = None) -> int:
+    """Embed ``texts`` (shape (n,)) chunk by chunk, into ``out`` (shape (n, d)) when given (else the
+    vectors only go to the embedder's cache); returns how many texts were embedded, not read from a cache."""
+    n_embedded = 0
+    with Progress(texts.shape[0], what, unit="text", enabled=show_progress) as bar:
+        for a in range(0, texts.shape[0], STATIC_CHUNK_ROWS):
+            chunk = list(texts[a : a + STATIC_CHUNK_ROWS])
+            vecs = embedder.encode(chunk)
+            if out is not None:
+                out[a : a + len(chunk)] = vecs
+            n_embedded += (getattr(embedder, "last_stats", None) or {}).get("n_embedded", len(chunk))
+            bar.update(len(chunk))
+    return int(n_embedded)
+
+
 def _static_vectors(static, texts: np.ndarray, show_progress: bool) -> tuple[np.ndarray, int]:
     """Static vectors of ``texts`` (shape (n,)), embedded chunk by chunk into one array of shape (n, d),
     and how many texts were embedded (not read from the cache)."""
     out = np.empty((texts.shape[0], static.dimension), dtype=np.float32)
-    n_embedded = 0
-    with Progress(texts.shape[0], "static vectors", unit="text", enabled=show_progress) as bar:
-        for a in range(0, texts.shape[0], STATIC_CHUNK_ROWS):
-            chunk = list(texts[a : a + STATIC_CHUNK_ROWS])
-            out[a : a + len(chunk)] = static.encode(chunk)
-            n_embedded += (getattr(static, "last_stats", None) or {}).get("n_embedded", len(chunk))
-            bar.update(len(chunk))
-    return out, int(n_embedded)
+    return out, _embed_in_chunks(static, texts, "static vectors", show_progress, out)
 
 
 def _keep_rows(X: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -450,15 +458,8 @@ def embed_two_stage(pool, config, decision: TwoStageDecision, *, embedder, cache
 def _fill_cache(cached: CachedEmbedder, texts: np.ndarray, digests: np.ndarray, what: str, show_progress: bool) -> int:
     """Embed into ``cached``'s cache the ``texts`` (shape (n,), digests shape (n, 32)) it does not hold,
     chunk by chunk, keeping no vectors; returns how many texts were embedded."""
-    missing = np.flatnonzero(~cached.cache.lookup(digests)[0]).astype(np.int64)
-    n_embedded = 0
-    with Progress(missing.size, what, unit="text", enabled=show_progress) as bar:
-        for a in range(0, missing.size, STATIC_CHUNK_ROWS):
-            chunk = list(texts[missing[a : a + STATIC_CHUNK_ROWS]])
-            cached.encode(chunk)
-            n_embedded += cached.last_stats.get("n_embedded", len(chunk))
-            bar.update(len(chunk))
-    return int(n_embedded)
+    missing = np.flatnonzero(~cached.cache.lookup(digests)[0])
+    return _embed_in_chunks(cached, texts[missing], what, show_progress)
 
 
 def _fill_exact(exact, texts: np.ndarray, digests: np.ndarray, config, cache_dir, show_progress: bool) -> int:
