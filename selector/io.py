@@ -204,11 +204,25 @@ def spreadsheet_safe(df: pd.DataFrame, unchanged: pd.DataFrame | None = None) ->
 def _unescape_formulas(df: pd.DataFrame) -> pd.DataFrame:
     """Undo :func:`spreadsheet_safe` on a CSV just read (cells are str)."""
     for col in df.columns:
+        # Only a cell starting with ' can be guarded: a column without one is left as read (an
+        # Arrow string column is not turned into millions of Python strings for nothing).
+        if pd.api.types.is_string_dtype(df[col]) and not df[col].str.startswith("'").any():
+            continue
         values = df[col].to_numpy(dtype=object)
         cells = [unguard_cell(v) for v in values]
         if any(c is not v for c, v in zip(cells, values)):
             df[col] = pd.Series(cells, index=df.index, dtype=object)
     return df
+
+
+def release_arrow_memory() -> None:
+    """Return the memory of freed Arrow arrays to the OS: pyarrow's allocator keeps it for reuse, so
+    dropping a table's Arrow string column would not lower the process's memory otherwise."""
+    try:
+        import pyarrow
+    except ImportError:  # pandas without pyarrow keeps strings as Python objects: nothing to release
+        return
+    pyarrow.default_memory_pool().release_unused()
 
 
 def decode_utf8(path: str | os.PathLike, raw: bytes) -> str:
@@ -277,6 +291,7 @@ def read_table(path: str | os.PathLike, *, raw: bool = False) -> pd.DataFrame:
                 raise DataError(f"{path}: file is empty; it needs a header row and at least one data row") from None
             except pd.errors.ParserError as exc:
                 raise DataError(f"{path}: malformed CSV ({str(exc).strip()}); fix the quoting on that line") from None
+            del data  # the parsed table holds the cells now
             _refuse_duplicate_columns(header, path)
             if not raw:
                 df = _unescape_formulas(df)

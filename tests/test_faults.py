@@ -878,3 +878,14 @@ def test_device_cuda_with_the_hashing_embedder_says_it_is_ignored(work):
     res = runner.invoke(app, ["select", "base.csv", "--budget", "5", "--device", "cuda", "--model", "hashing"])
     assert res.exit_code == 0, res.output
     assert "warning: device 'cuda' is ignored: the hashing embedder" in res.stderr
+
+
+def test_reading_a_csv_undoes_our_guard_only_where_a_cell_has_it(tmp_path):
+    from selector.io import read_table
+
+    path = tmp_path / "t.csv"
+    path.write_text("id,text,label\n1,'=SUM(A1),a\n2,plain text,\n3,'just a quote,b\n", encoding="utf-8")
+    df = read_table(path)
+    assert df["text"].tolist() == ["=SUM(A1)", "plain text", "'just a quote"]  # only the guard is removed
+    assert df["label"].tolist() == ["a", "", "b"] and df["id"].tolist() == ["1", "2", "3"]
+    assert read_table(path, raw=True)["text"].tolist()[0] == "'=SUM(A1)"

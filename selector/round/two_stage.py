@@ -47,7 +47,7 @@ TWO_STAGE_MIN_ROWS = 50_000
 #: ... and a pool of at least this many unlabeled rows is shortlisted on its exact vectors, read from
 #: the cache in chunks, when the static tier cannot shortlist it (the rows are cached, or the engine
 #: or the embedder embeds every row). A one-stage round holds every vector, up to three copies while
-#: the cache returns them: measured 4.19 GB peak at 1M cached rows (scripts/bench_select_scale.py),
+#: the cache returns them: measured 3.9-4.2 GB peak at 1M cached rows (scripts/bench_select_scale.py),
 #: so at 1.5M it would pass 6 GB.
 STREAM_MIN_ROWS = 1_500_000
 #: Shortlisted rows per row the round queues ...
