@@ -228,7 +228,6 @@ def plan_round(data: str | Path | pd.DataFrame, config: SelectConfig | None = No
     else:
         raise DataError(f"a round needs a DataFrame or a data file path, got {type(data).__name__}")
 
-    # The default "id" column is optional (ids are generated); a column the user named must exist.
     if config.text_col in df.columns and df[config.text_col].dtype != object:
         # The pool holds the texts as Python strings: made here, once, they are shared with the frame,
         # whose own column (Arrow strings when read from a file) would otherwise be a second copy for
@@ -236,6 +235,7 @@ def plan_round(data: str | Path | pd.DataFrame, config: SelectConfig | None = No
         df = df.assign(**{config.text_col: pd.Series(df[config.text_col].to_numpy(dtype=object), index=df.index,
                                                       dtype=object)})
         release_arrow_memory()
+    # The default "id" column is optional (ids are generated); a column the user named must exist.
     pool, detected = pool_from_config(df, config, source=source)
     if detected:
         warnings.warn(f"{source}: column {config.label_col!r} holds label sets ({config.label_sep!r}-joined), so this "
