@@ -212,12 +212,15 @@ class TwoStageDecision:
         What the shortlist is drawn from: the static tier's vectors of every row (a cold pool), or
         the exact vectors, every missing one embedded first, read from the cache in chunks (a pool of
         at least :data:`STREAM_MIN_ROWS` rows the static tier cannot shortlist).
+    digests : ndarray of uint8, shape (pool.n, 32) or None
+        The rows' text digests, when the decision hashed them to read the cache (the round reuses them).
     """
 
     use: bool
     reason: str
     exact_cached: np.ndarray | None = None
     source: str = "static"
+    digests: np.ndarray | None = None
 
 
 def why_not_shortlist(*, multi_label: bool, embeddings_given: bool, votes: bool, relabel: bool,
@@ -303,23 +306,25 @@ def decide_two_stage(mode: str, pool, *, embedder, cache_dir, cache_dtype: str, 
             TwoStageDecision(False, why_not)
     if mode == "auto" and n_unlabeled < TWO_STAGE_MIN_ROWS and not stream:  # decided without reading the cache
         return TwoStageDecision(False, f"{n_unlabeled} unlabeled rows, under {TWO_STAGE_MIN_ROWS}")
-    cached = np.zeros(pool.n, dtype=bool)
+    cached, digests = np.zeros(pool.n, dtype=bool), None
     if cache_dir is not None:
         exact = CachedEmbedder(embedder, cache_dir, dtype=cache_dtype)
         if len(exact.cache):
-            cached = exact.cache.lookup(text_digests(list(pool.texts)))[0]
+            digests = text_digests(list(pool.texts))
+            cached = exact.cache.lookup(digests)[0]
     missing = int((~pool.labeled & ~cached).sum())
     size = shortlist_size(budget)
     if mode == "on":
-        return TwoStageDecision(True, "two_stage: on", cached)
+        return TwoStageDecision(True, "two_stage: on", cached, digests=digests)
     if missing < TWO_STAGE_MIN_ROWS or 2 * size > missing:
         if stream:
-            return TwoStageDecision(True, streamed, cached, "exact")
+            return TwoStageDecision(True, streamed, cached, "exact", digests)
         if missing < TWO_STAGE_MIN_ROWS:
             return TwoStageDecision(False, f"{missing} unlabeled rows to embed, under {TWO_STAGE_MIN_ROWS}", cached)
         return TwoStageDecision(False, f"the shortlist ({size} rows) would be over half of the {missing} rows to "
                                        "embed", cached)
-    return TwoStageDecision(True, f"{missing} unlabeled rows to embed (at least {TWO_STAGE_MIN_ROWS})", cached)
+    return TwoStageDecision(True, f"{missing} unlabeled rows to embed (at least {TWO_STAGE_MIN_ROWS})", cached,
+                            digests=digests)
 
 
 #: Texts per call to the static embedder: its cache returns each call's vectors with two temporary
@@ -400,12 +405,16 @@ def embed_two_stage(pool, config, decision: TwoStageDecision, *, embedder, cache
     lab, unl = pool.labeled_positions, pool.pool_positions
     t0, c0 = time.perf_counter(), time.process_time()
     exact = embedder if cache_dir is None else CachedEmbedder(embedder, cache_dir, dtype=config.cache_dtype)
+    # Hashed once a round: the decision's cache lookup, the fill and the streamed rows share them.
+    digests = decision.digests
+    if digests is None and cache_dir is not None:
+        digests = text_digests(list(texts))
+    static_fingerprint = None
     if decision.source == "exact":
         # Every unlabeled row is a candidate for the shortlist; its exact vectors come from the cache.
         step(f"two-stage round: exact vectors for the {pool.n} rows, read from the cache in chunks")
-        digests = text_digests(list(texts))  # hashed once: the lookups and the streamed rows share them
-        first_fingerprint = exact.fingerprint
-        n_first_embedded = _fill_exact(exact, texts, digests, config, cache_dir, show_progress)
+        n_first_embedded = _fill_exact(exact, texts, digests, config, cache_dir, show_progress,
+                                       found=decision.exact_cached)
         S_lab, S = _streamed(exact, texts, digests, lab, unl)
         cached = np.zeros(pool.n, dtype=bool)
     else:
@@ -413,9 +422,8 @@ def embed_two_stage(pool, config, decision: TwoStageDecision, *, embedder, cache
         if cache_dir is not None:
             static = CachedEmbedder(static, cache_dir, dtype=config.cache_dtype)
         step(f"two-stage round: static vectors for {pool.n} rows")
-        first_fingerprint = static.fingerprint
+        static_fingerprint = static.fingerprint
         if cache_dir is not None:  # read back from the cache in chunks: never the whole pool's vectors at once
-            digests = text_digests(list(texts))
             n_first_embedded = _fill_cache(static, texts, digests, "static vectors", show_progress)
             S_lab, S = _streamed(static, texts, digests, lab, unl)
         else:
@@ -436,33 +444,37 @@ def embed_two_stage(pool, config, decision: TwoStageDecision, *, embedder, cache
     t3, c3 = time.perf_counter(), time.process_time()
     exact_stats = getattr(exact, "last_stats", {}) or {"n_embedded": rows.size, "n_cached": 0}
     n_exact_embedded = int(exact_stats.get("n_embedded", rows.size))
+    # The exact source's first stage embedded the missing rows exactly, then read them all back.
+    first = "static" if decision.source == "static" else "first_stage"
     record = {
-        "used": True, "reason": decision.reason, "source": decision.source,
-        "static_fingerprint": first_fingerprint if decision.source == "static" else None,
+        "used": True, "reason": decision.reason, "source": decision.source, "static_fingerprint": static_fingerprint,
         "shortlist": int(found.positions.size), "shortlist_target": int(size), "sources": found.sources,
         "rare_classes": found.rare_classes, "cached_candidates": int(cached[unl].sum()),
         "candidates": int((~pool.labeled[rows]).sum()), "exact_rows": int(rows.size),
         "n_static_embedded": n_first_embedded if decision.source == "static" else 0,
-        "seconds": {"static": round(t1 - t0, 3), "shortlist": round(t2 - t1, 3), "exact": round(t3 - t2, 3)},
-        "cpu_seconds": {"static": round(c1 - c0, 3), "shortlist": round(c2 - c1, 3), "exact": round(c3 - c2, 3)},
+        "seconds": {first: round(t1 - t0, 3), "shortlist": round(t2 - t1, 3), "exact": round(t3 - t2, 3)},
+        "cpu_seconds": {first: round(c1 - c0, 3), "shortlist": round(c2 - c1, 3), "exact": round(c3 - c2, 3)},
     }
-    if decision.source == "exact":  # the first stage embedded the missing rows exactly, then read them all back
-        record["seconds"]["first_stage"] = record["seconds"].pop("static")
-        record["cpu_seconds"]["first_stage"] = record["cpu_seconds"].pop("static")
+    if decision.source == "exact":
         n_exact_embedded += n_first_embedded
     stats = {"model_fingerprint": exact.fingerprint, "n_embedded": n_exact_embedded,
              "n_cached": int(exact_stats.get("n_cached", 0)), "two_stage": record}
     return rows, X, stats
 
 
-def _fill_cache(cached: CachedEmbedder, texts: np.ndarray, digests: np.ndarray, what: str, show_progress: bool) -> int:
+def _fill_cache(cached: CachedEmbedder, texts: np.ndarray, digests: np.ndarray, what: str, show_progress: bool,
+                found: np.ndarray | None = None) -> int:
     """Embed into ``cached``'s cache the ``texts`` (shape (n,), digests shape (n, 32)) it does not hold,
-    chunk by chunk, keeping no vectors; returns how many texts were embedded."""
-    missing = np.flatnonzero(~cached.cache.lookup(digests)[0])
+    chunk by chunk, keeping no vectors; returns how many texts were embedded. ``found`` (bool, shape
+    (n,)): which texts the cache holds, when already looked up."""
+    if found is None:
+        found = cached.cache.lookup(digests)[0]
+    missing = np.flatnonzero(~found)
     return _embed_in_chunks(cached, texts[missing], what, show_progress)
 
 
-def _fill_exact(exact, texts: np.ndarray, digests: np.ndarray, config, cache_dir, show_progress: bool) -> int:
+def _fill_exact(exact, texts: np.ndarray, digests: np.ndarray, config, cache_dir, show_progress: bool,
+                found: np.ndarray | None = None) -> int:
     """Put every text's exact vector in the cache (on Ray with ``engine: ray``); returns how many were embedded."""
     if not isinstance(exact, CachedEmbedder):
         raise ConfigError("a shortlist on exact vectors reads them from the embedding cache; pass --cache-dir")
@@ -472,7 +484,7 @@ def _fill_exact(exact, texts: np.ndarray, digests: np.ndarray, config, cache_dir
         return int(embed_with_ray(texts, exact.embedder, cache_dir, model=config.model,
                                   backend=config.backend, batch_size=config.batch_size,
                                   cache_dtype=config.cache_dtype, address=config.ray_address)["n_sent"])
-    return _fill_cache(exact, texts, digests, "exact vectors", show_progress)
+    return _fill_cache(exact, texts, digests, "exact vectors", show_progress, found)
 
 
 def _streamed(cached: CachedEmbedder, texts: np.ndarray, digests: np.ndarray, lab: np.ndarray,
