@@ -524,6 +524,8 @@ def auto_targets(results):
 
 #: The baselines auto must match, within the seed spread, in every cell of the grid (issue 27).
 GRID_BASELINES = ("random", "entropy", "margin", "least_confidence", "typiclust")
+#: The grid's strategies by default: the baselines its targets name, then auto.
+GRID_STRATEGIES = (*GRID_BASELINES, "auto")
 
 
 def cell_verdict(st: dict, spec: str) -> tuple[str, float, float, float]:
@@ -668,12 +670,14 @@ def main(argv=None) -> int:
                     help="the regime grid (issue 27): every shared set at 1 and 5 labels per class a round and a fixed "
                          "batch, binary sets also at 10 and 100, an imbalanced pool and a 30-round run; targets judged "
                          "per cell within the seed spread, the default chosen leave-one-dataset-out")
-    ap.add_argument("--strategies", nargs="+", default=list(DEFAULT_STRATEGIES),
-                    help="names or name:key=value,... (auto must be included for the targets)")
+    ap.add_argument("--strategies", nargs="+", default=None,
+                    help="names or name:key=value,... (auto must be included for the targets) [default: the "
+                         "seven settings' full list; with --grid, the baselines the targets name and auto: "
+                         f"{' '.join(GRID_STRATEGIES)}]")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--max-pool", type=int, default=10_000)
-    ap.add_argument("--out", default="bench_out/selection")
+    ap.add_argument("--out", default=None, help="[default: bench_out/selection; with --grid, bench_out/grid]")
     ap.add_argument("--cache-dir", default=None)
     ap.add_argument("--jobs", type=int, default=1, help="worker processes")
     ap.add_argument("--deadline", type=float, default=None,
@@ -687,6 +691,10 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.datasets is None:
         args.datasets = grid_settings(args.cache_dir) if args.grid else list(DATASETS)
+    if args.strategies is None:
+        args.strategies = list(GRID_STRATEGIES if args.grid else DEFAULT_STRATEGIES)
+    if args.out is None:
+        args.out = "bench_out/grid" if args.grid else "bench_out/selection"
     globals()["MODAL_MAX_FLOPS"] = args.modal_max_tflop * 1e12  # read by task() in the forked workers
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
