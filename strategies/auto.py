@@ -32,23 +32,24 @@ STABILITY_HALVES = 3
 
 def prediction_stability(context: SelectionContext, *, halves: int = STABILITY_HALVES,
                          max_rows: int = STABILITY_MAX_ROWS, random_state: int | None = None) -> float:
-    """How much the classifier's pool predictions would change with half of the labels: the mean share
-    of pool rows on which a model refitted on a random half of the labeled rows predicts the same class
-    as the model on all of them.
+    """How settled the classifier is: the mean share of pool rows on which a model refitted on a random
+    half of the labeled rows predicts the same class as the model fitted on all of them.
 
-    Low while each label still moves the model (few labels for the task's difficulty: the typical,
-    diverse rows teach most); near 1 once the model has settled, where the uncertain rows teach most
-    (Hacohen, Dekel & Weinshall 2022). The comparison is on the unlabeled pool, so it needs no held-out
-    labels; a half with one class predicts that class everywhere.
+    Low while each label still moves the model (too few labels for the task: typical, diverse rows teach
+    most); near 1 once it has settled, where the uncertain rows teach most (Hacohen, Dekel & Weinshall
+    2022). It is read on the unlabeled pool, so it needs no held-out labels. A half with a single class
+    predicts that class everywhere.
 
     Parameters
     ----------
     context : SelectionContext
-        With a fitted classifier (``proba_pool`` and ``classifier`` set).
+        With a fitted classifier: ``proba_pool`` (n_pool, n_classes), ``classes`` and ``classifier``.
     halves : int
         Random halves averaged over.
     max_rows : int
-        Pool rows compared (a seeded sample above it).
+        Pool rows compared (a seeded sample when the pool is larger).
+    random_state : int or None
+        Seeds the pool sample and the halves.
 
     Returns
     -------
@@ -61,7 +62,8 @@ def prediction_stability(context: SelectionContext, *, halves: int = STABILITY_H
 
     rng = np.random.default_rng(random_state)
     rows = subsample(context.n_pool, max_rows, rng)
-    full = np.asarray(context.classes, dtype=object)[np.asarray(context.proba_pool)[rows].argmax(axis=1)].astype(str)
+    classes = np.asarray(context.classes, dtype=object).astype(str)
+    full = classes[np.asarray(context.proba_pool)[rows].argmax(axis=1)]
     y = np.asarray(context.y_labeled, dtype=object).astype(str)
     agree = []
     for _ in range(halves):
@@ -76,57 +78,6 @@ def prediction_stability(context: SelectionContext, *, halves: int = STABILITY_H
             pred = np.asarray(model.predict(context.X_pool[rows]), dtype=object).astype(str)
         agree.append(float(np.mean(pred == full)))
     return float(np.mean(agree))
-
-
-def uncertainty_rank_stability(context: SelectionContext, *, halves: int = STABILITY_HALVES,
-                               max_rows: int = STABILITY_MAX_ROWS, random_state: int | None = None) -> float:
-    """How far the uncertain rows can be trusted: the mean Spearman correlation, over a seeded pool
-    sample, between the margin (top two probabilities' gap) of the round's classifier and that of a
-    model refitted on a random half of the labeled rows.
-
-    While labels are too few for the task, which rows look uncertain changes with each label, and an
-    uncertain pick is close to a random one: the typical, diverse rows teach more (Hacohen, Dekel &
-    Weinshall 2022). Once the ranking holds under half the labels, the uncertain rows are where the
-    model is really unsure. Unlike prediction agreement, the ranking does not saturate when every
-    model predicts the majority class. A half with one class has no ranking and counts 0.
-
-    Parameters
-    ----------
-    context : SelectionContext
-        With a fitted classifier (``proba_pool`` and ``classifier`` set).
-    halves : int
-        Random halves averaged over.
-    max_rows : int
-        Pool rows compared (a seeded sample above it).
-
-    Returns
-    -------
-    float
-        In [-1, 1]; near 1 when the uncertainty ranking is settled.
-    """
-    from scipy.stats import spearmanr
-    from sklearn.base import clone
-
-    from selector.models.classifiers import quiet_fit
-    from selector.scoring import margin
-
-    rng = np.random.default_rng(random_state)
-    rows = subsample(context.n_pool, max_rows, rng)
-    full = margin(np.asarray(context.proba_pool)[rows])
-    y = np.asarray(context.y_labeled, dtype=object).astype(str)
-    X_rows = context.X_pool[rows]
-    rhos = []
-    for _ in range(halves):
-        half = rng.choice(y.size, size=max(1, y.size // 2), replace=False)
-        if np.unique(y[half]).size < 2:
-            rhos.append(0.0)
-            continue
-        model = clone(context.classifier)
-        with quiet_fit():
-            model.fit(context.X_labeled[half], y[half])
-        rho = spearmanr(margin(model.predict_proba(X_rows)), full).statistic
-        rhos.append(0.0 if not np.isfinite(rho) else float(rho))
-    return float(np.mean(rhos))
 
 
 def _number(name: str, value, ok, expected: str) -> float:
@@ -212,6 +163,14 @@ class AutoStrategy(Strategy):
     ``NEIGHBOUR_MIN_PER_CLASS`` = 3 rows; measured after the first batch: 0.52-0.86 on ag_news,
     banking77 and the imbalanced pool, 0.10-0.36 on trec, emotion and sst2).
 
+    With ``stability_mix`` (the default), a diverse batch takes at least the share of uncertain rows that
+    :func:`prediction_stability` reads from the labeled rows: a model refitted on a random half of them
+    predicts that share of the pool as the round's model does. Few labels for the task leave the model
+    unsettled (a small share: typical rows), a settled one trusts its uncertain rows (Hacohen, Dekel &
+    Weinshall 2022). This reads the budget regime from the data instead of the label count alone: one
+    label per intent on 77 intents, or 2 rows a round on a binary set, reaches the uncertain rows long
+    before 10 labels per class (issue 27's regime grid, docs/benchmarks/bench_selection_grid.md).
+
     The defaults (switch at 10 labels per class, up to half the batch for classes below half the
     median, 40% for unseen declared labels, half of a diverse batch uncertain below kappa 0.45, no
     other exploration) were chosen on ``scripts/bench_selection.py``'s seven settings, with a
@@ -219,8 +178,10 @@ class AutoStrategy(Strategy):
     imbalanced pool and leaves the other six settings as they were; the gated mix wins trec and
     emotion and leaves the other five as they were (ungated it cost ag_news and banking77); 15%
     core-set exploration throughout cost final accuracy on banking77 and sst2; the opt-in
-    ``cold_explore`` (far rows in a small first batch) costs sst2 and emotion. Every row's reason starts
-    with ``auto[<branch>]``.
+    ``cold_explore`` (far rows in a small first batch) costs sst2 and emotion. ``stability_mix`` was
+    chosen leave-one-dataset-out on the regime grid among nine rules read from the model's stability
+    (every held-out dataset chose a rule of its kind: the larger of the kappa and stability shares).
+    Every row's reason starts with ``auto[<branch>]``.
 
     Parameters
     ----------
@@ -263,6 +224,10 @@ class AutoStrategy(Strategy):
         ``cold_mix`` applies only while the labeled rows' labels agree with their nearest labeled
         neighbour's less than this (Cohen's kappa, :func:`neighbour_label_kappa`): the embedding's
         neighbourhoods do not follow the labels, so typical rows teach little; None mixes always.
+    stability_mix : bool
+        Once a classifier exists, a diverse batch takes at least the :func:`prediction_stability` share
+        from the ``hybrid`` branch (3 refits of the classifier on half the labels a round); False keeps
+        only the ``cold_mix`` gate.
     multilabel : str
         Multi-label tasks (``context.multi_label``): the registered multi-label strategy used once
         the labels suffice (default ``mmc``, Yang et al. 2009).
@@ -285,18 +250,8 @@ class AutoStrategy(Strategy):
                  explore_with: str | None = None, explore_until: float | None = None,
                  cold_explore: float = 0.0, cold_explore_batch: int = 50, unseen_share: float = 0.4,
                  unseen_after: float = 3.0, unseen_until: float = 25.0, cold_mix: float = 0.5,
-                 mix_below: float | None = 0.45, multilabel: str = "mmc",
-                 multilabel_switch: float = 5.0, switch: str = "count", stability_floor: float = 0.0,
-                 stability_full: float = 1.0, rare_alpha: float | None = None,
-                 stability: str = "agree", mix_by: str = "kappa") -> None:
-        self.stability_full = float(stability_full)
-        self.stability = stability
-        self.mix_by = mix_by
-        self.rare_alpha = None if rare_alpha is None else float(rare_alpha)
-        if switch not in ("count", "stability", "stability_mix"):
-            raise ValueError(f"switch must be 'count' or 'stability', got {switch!r}")
-        self.switch = switch
-        self.stability_floor = _number("stability_floor", stability_floor, lambda v: 0 <= v < 1, "in [0, 1)")
+                 mix_below: float | None = 0.45, stability_mix: bool = True, multilabel: str = "mmc",
+                 multilabel_switch: float = 5.0) -> None:
         self.switch_per_class = _number("switch_per_class", switch_per_class, lambda v: v >= 0, "a number >= 0")
         self.explore = _number("explore", explore, lambda v: 0 <= v < 1, "in [0, 1)")
         if isinstance(make_strategy(cold), UncertaintyStrategy) or make_strategy(cold).uses_model:
@@ -325,6 +280,9 @@ class AutoStrategy(Strategy):
         self.cold_mix = _number("cold_mix", cold_mix, lambda v: 0 <= v < 1, "in [0, 1)")
         self.mix_below = (None if mix_below is None else
                           _number("mix_below", mix_below, lambda v: -1 <= v <= 1, "in [-1, 1] or None"))
+        if not isinstance(stability_mix, bool):
+            raise ValueError(f"stability_mix must be true or false, got {stability_mix!r}")
+        self.stability_mix = stability_mix
         if "multi_label" not in make_strategy(multilabel).tasks:
             raise ValueError(f"multilabel strategy {multilabel!r} does not serve multi-label tasks")
         self.multilabel = multilabel
@@ -359,16 +317,6 @@ class AutoStrategy(Strategy):
         if context.multi_label:
             return self._select_multilabel(context, budget, random_state)
         which, why = self.branch(context)
-        uncertain_share = None
-        if self.switch == "stability_mix" and context.has_model and context.classifier is not None:
-            return self._select_mix(context, budget, random_state)
-        if self.switch == "stability" and context.has_model and context.classifier is not None:
-            measure = uncertainty_rank_stability if self.stability == "rank" else prediction_stability
-            stab = measure(context, random_state=random_state)
-            uncertain_share = float(np.clip((stab - self.stability_floor) / (1 - self.stability_floor), 0, 1))
-            why = (f"predictions {stab:.2f} stable under half the labels: {uncertain_share:.0%} of the batch "
-                   "uncertain")
-            which = "hybrid" if int(round(uncertain_share * budget)) >= budget else "cold"
         unseen = context.unseen_labels() if context.n_labeled else []
         # A declared label still without a row once there are unseen_after labels per declared label
         # is a class the picks so far missed (a class of average size is then missed with chance
@@ -391,10 +339,7 @@ class AutoStrategy(Strategy):
                        else f"auto[explore: {self.cold_explore:.0%} of a diverse batch, far from the typical rows]")
             picked = make_strategy(self.cold).select(context, budget - n_far, random_state=random_state)
             reasons = [f"auto[diverse: {why}] {r}" for r in picked.reasons]
-            if uncertain_share is None:
-                n_mix, mix_why = self._mix_size(context, budget - n_far, random_state)
-            else:
-                n_mix, mix_why = int(round(uncertain_share * (budget - n_far))), why
+            n_mix, mix_why = self._mix_size(context, budget - n_far, random_state)
             if n_mix:
                 keep_n = budget - n_far - n_mix
                 typical = picked.indices[:keep_n]
@@ -467,68 +412,25 @@ class AutoStrategy(Strategy):
                                               np.asarray(clusters, dtype=np.int64)])
         return Selection(out_idx, out_scores, np.array(out_reasons, dtype=object), info)
 
-    def _select_mix(self, context: SelectionContext, budget: int, random_state: int | None) -> Selection:
-        """With a classifier: the rare-class and unseen-label shares, then the rest split between
-        uncertain+diverse picks (the share :func:`prediction_stability` measures) and typical ones."""
-        measure = uncertainty_rank_stability if self.stability == "rank" else prediction_stability
-        stab = measure(context, random_state=random_state)
-        u = float(np.clip((stab - self.stability_floor) / (self.stability_full - self.stability_floor), 0, 1))
-        why = f"predictions {stab:.2f} stable under half the labels: {u:.0%} uncertain"
-        unseen = context.unseen_labels()
-        per_declared = context.n_labeled / len(context.label_set) if unseen else 0.0
-        if unseen and not self.unseen_after <= per_declared < self.unseen_until:
-            unseen = []
-        n_unseen = int(round(self.unseen_share * budget)) if unseen and budget > 1 else 0
-        rare_picks, counts = self._rare_picks(context, budget)
-        names = np.asarray(context.classes).astype(str)
-        indices, scores, reasons = [], [], []
-        for pos, c, sim, pr in rare_picks:
-            indices.append(pos)
-            scores.append(pr)
-            reasons.append(f"auto[rare class: {names[c]} has {counts[c]} labels] similarity {sim:.2f}, "
-                           f"P({names[c]}) {pr:.2f}")
-        if n_unseen:
-            for pos, score, why_row in self._novel_picks(context, min(n_unseen, budget - len(indices)), set(indices),
-                                                         random_state, strategy="coreset"):
-                indices.append(pos)
-                scores.append(score)
-                reasons.append(f"auto[unseen class] {why_row}")
-        n_main = budget - len(indices)
-        n_typ = n_main - int(round(u * n_main))
-        if n_typ:
-            typ = make_strategy(self.cold).select(context, min(context.n_pool, n_main + len(indices)),
-                                                  random_state=random_state)
-            keep = ~np.isin(typ.indices, np.asarray(indices, dtype=np.int64))
-            keep &= np.cumsum(keep) <= n_typ
-            indices += typ.indices[keep].tolist()
-            scores += typ.scores[keep].tolist()
-            reasons += [f"auto[typical: {why}] {r}" for r in typ.reasons[keep]]
-        n_unc = budget - len(indices)
-        if n_unc:
-            main, keep = self._hybrid_picks(context, n_unc, np.asarray(indices, dtype=np.int64), random_state)
-            indices = main.indices[keep].tolist() + indices
-            scores = main.scores[keep].tolist() + scores
-            reasons = [f"auto[uncertain+diverse: {why}] {r}" for r in main.reasons[keep]] + reasons
-        return Selection(np.asarray(indices, dtype=np.int64), np.asarray(scores, dtype=np.float64),
-                         np.array(reasons, dtype=object),
-                         {"branch": "mixed", "why": why, "uncertain_share": u, "n_rare": len(rare_picks)})
-
     def _mix_size(self, context: SelectionContext, n: int, random_state: int | None) -> tuple[int, str]:
-        """How many of a diverse batch's ``n`` rows the hybrid gives (``cold_mix``), and why in words."""
-        if not self.cold_mix or not context.has_model or n < 2:
+        """How many of a diverse batch's ``n`` rows the hybrid gives, and why in words: the larger of the
+        neighbour-kappa share (``cold_mix``) and, with ``stability_mix``, the share :func:`prediction_stability`
+        measures."""
+        if not context.has_model or n < 2:
             return 0, ""
-        if self.mix_by in ("stability", "both"):
-            measure = uncertainty_rank_stability if self.stability == "rank" else prediction_stability
-            stab = measure(context, random_state=random_state)
-            u = float(np.clip((stab - self.stability_floor) / (self.stability_full - self.stability_floor), 0, 1))
-            if self.mix_by == "both":
-                gated, gate_why = self._kappa_mix(context, n, random_state)
-                if gated > int(round(u * n)):
-                    return gated, gate_why
-            return int(round(u * n)), f"predictions {stab:.2f} stable under half the labels: {u:.0%} uncertain"
-        return self._kappa_mix(context, n, random_state)
+        n_gated, gated_why = self._kappa_mix(context, n, random_state)
+        if self.stability_mix and context.classifier is not None:
+            stable = prediction_stability(context, random_state=random_state)
+            if int(round(stable * n)) > n_gated:
+                return int(round(stable * n)), (f"{stable:.0%} uncertain: a model on half the labels predicts "
+                                                f"{stable:.0%} of the pool as this one does")
+        return n_gated, gated_why
 
     def _kappa_mix(self, context: SelectionContext, n: int, random_state: int | None) -> tuple[int, str]:
+        """``cold_mix`` of a diverse batch's ``n`` rows while the labels agree with their nearest labeled
+        neighbour's below ``mix_below`` (always with ``mix_below=None``), else 0; and why in words."""
+        if not self.cold_mix:
+            return 0, ""
         if self.mix_below is None:
             return int(round(self.cold_mix * n)), f"{self.cold_mix:.0%} uncertain"
         if np.median(labeled_class_counts(context)) < NEIGHBOUR_MIN_PER_CLASS:
@@ -573,15 +475,7 @@ class AutoStrategy(Strategy):
         counts = labeled_class_counts(context)
         n_rare = int(round(self.rare_share * budget))
         median = float(np.median(counts))
-        if self.rare_alpha is not None:
-            from scipy.stats import poisson
-
-            # Rare only where the count is implausibly low for a class at the median's rate: at 2-3 labels
-            # a class, a count of 1 is chance, not rarity.
-            low = poisson.cdf(counts, median) < self.rare_alpha
-            rare = [int(c) for c in np.lexsort((np.arange(counts.size), counts)) if low[c]]
-        else:
-            rare = [int(c) for c in np.lexsort((np.arange(counts.size), counts)) if counts[c] < self.rare_ratio * median]
+        rare = [int(c) for c in np.lexsort((np.arange(counts.size), counts)) if counts[c] < self.rare_ratio * median]
         if not n_rare or not rare:
             return [], counts
         per_class = max(1, -(-n_rare // len(rare)))

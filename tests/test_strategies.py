@@ -254,26 +254,73 @@ def test_neighbour_label_kappa_reads_whether_neighbourhoods_follow_the_labels():
 def test_auto_mixes_uncertain_rows_into_a_diverse_batch_only_when_labels_ignore_neighbourhoods():
     X, y = _blobs(600, k=4, spread=1.0)
     # 5 labels per class: the diverse branch, with a classifier.
+    # (stability_mix=False: the kappa gate alone; the stability share is tested below.)
     aligned = build_context(X[:20], y[:20].astype(str), X[20:], random_state=0)
-    sel = make_strategy("auto").select(aligned, 10, random_state=0)
+    sel = make_strategy("auto", stability_mix=False).select(aligned, 10, random_state=0)
     assert sel.info["branch"] == "diverse" and not any(r.startswith("auto[mix") for r in sel.reasons)
     # The same rows with labels unrelated to the clusters (as question types across topics): half the
     # batch comes from the uncertain+diverse branch, and each such row says why.
     y_odd = np.random.default_rng(2).permutation(np.arange(20) % 4).astype(str)
     unaligned = build_context(X[:20], y_odd, X[20:], random_state=0)
-    sel = make_strategy("auto").select(unaligned, 10, random_state=0)
+    sel = make_strategy("auto", stability_mix=False).select(unaligned, 10, random_state=0)
     mixed = [r for r in sel.reasons if r.startswith("auto[mix: 50% uncertain: labels agree with their nearest "
                                                     "labeled neighbour's at kappa ")]
     assert sel.info["branch"] == "diverse" and len(mixed) == 5 and np.unique(sel.indices).size == 10
     assert "< 0.45]" in mixed[0]
     # mix_below=None mixes whatever the labels; cold_mix=0 never does.
-    always = make_strategy("auto", mix_below=None).select(aligned, 10, random_state=0)
+    always = make_strategy("auto", mix_below=None, stability_mix=False).select(aligned, 10, random_state=0)
     assert sum(r.startswith("auto[mix: 50% uncertain]") for r in always.reasons) == 5
-    assert not any(r.startswith("auto[mix") for r in
-                   make_strategy("auto", cold_mix=0).select(unaligned, 10, random_state=0).reasons)
-    for bad in ({"mix_below": 2}, {"mix_below": True}, {"mix_below": "x"}):
+    assert not any(r.startswith("auto[mix") for r in make_strategy("auto", cold_mix=0, stability_mix=False)
+                   .select(unaligned, 10, random_state=0).reasons)
+    for bad in ({"mix_below": 2}, {"mix_below": True}, {"mix_below": "x"}, {"stability_mix": "yes"}):
         with pytest.raises(ConfigError):
             make_strategy("auto", **bad)
+
+
+def test_prediction_stability_reads_whether_half_the_labels_would_give_the_same_model():
+    from selector.strategies.auto import prediction_stability
+
+    X, y = _blobs(600, k=4, spread=1.0)
+    settled = build_context(X[:40], y[:40].astype(str), X[40:], random_state=0)  # separable: any half will do
+    assert prediction_stability(settled, random_state=0) > 0.95
+    noise = np.random.default_rng(3).permutation(np.arange(40) % 4).astype(str)  # labels unrelated to X
+    unsettled = build_context(X[:40], noise, X[40:], random_state=0)
+    assert prediction_stability(unsettled, random_state=0) < 0.7
+    # A half with one class predicts it everywhere: with 1 label per class, each half is a single row.
+    from sklearn.linear_model import LogisticRegression
+
+    model = LogisticRegression().fit(X[:2], ["a", "b"])
+    two = SelectionContext(X[2:], X[:2], np.array(["a", "b"], dtype=object), proba_pool=model.predict_proba(X[2:]),
+                           classes=model.classes_, classifier=model)
+    share_a = float(np.mean(model.predict(X[2:]) == "a"))
+    possible = [(k * share_a + (3 - k) * (1 - share_a)) / 3 for k in range(4)]  # k of the 3 halves drew "a"
+    assert prediction_stability(two, random_state=0) == pytest.approx(min(possible, key=lambda p: abs(
+        p - prediction_stability(two, random_state=0))))
+    assert min(abs(prediction_stability(two, random_state=s) - p) for s in range(3) for p in possible) < 1e-12
+    # Seeded: the same figure for the same seed.
+    assert prediction_stability(unsettled, random_state=5) == prediction_stability(unsettled, random_state=5)
+
+
+def test_auto_takes_the_stability_share_of_a_diverse_batch_from_the_uncertain_rows():
+    """5 labels per class (the diverse branch) on separable clusters: a model on half the labels predicts
+    the pool as this one does, so the batch's uncertain share follows it, and each such row says why."""
+    from selector.strategies.auto import prediction_stability
+
+    X, y = _blobs(600, k=4, spread=1.0)
+    aligned = build_context(X[:20], y[:20].astype(str), X[20:], random_state=0)
+    stable = prediction_stability(aligned, random_state=0)
+    sel = make_strategy("auto").select(aligned, 10, random_state=0)
+    mixed = [r for r in sel.reasons if r.startswith(f"auto[mix: {stable:.0%} uncertain: a model on half the "
+                                                    "labels predicts")]
+    assert sel.info["branch"] == "diverse" and len(mixed) == round(stable * 10) >= 8
+    assert np.unique(sel.indices).size == 10
+    # The larger share wins: shuffled labels leave the model unsettled (5 of 10 rows at most), and the
+    # kappa gate's half is used.
+    y_odd = np.random.default_rng(2).permutation(np.arange(20) % 4).astype(str)
+    unaligned = build_context(X[:20], y_odd, X[20:], random_state=0)
+    assert round(prediction_stability(unaligned, random_state=0) * 10) <= 5
+    sel = make_strategy("auto").select(unaligned, 10, random_state=0)
+    assert sum(r.startswith("auto[mix: 50% uncertain: labels agree") for r in sel.reasons) == 5
 
 
 def test_auto_cold_explore_takes_the_rows_farthest_from_the_typical_ones():
