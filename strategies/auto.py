@@ -179,8 +179,8 @@ class AutoStrategy(Strategy):
     emotion and leaves the other five as they were (ungated it cost ag_news and banking77); 15%
     core-set exploration throughout cost final accuracy on banking77 and sst2; the opt-in
     ``cold_explore`` (far rows in a small first batch) costs sst2 and emotion. ``stability_mix`` was
-    chosen leave-one-dataset-out on the regime grid among nine rules read from the model's stability
-    (every held-out dataset chose a rule of its kind: the larger of the kappa and stability shares).
+    chosen leave-one-dataset-out on the regime grid among the eleven rules measured there (every held-out
+    dataset chose a rule of its kind: the larger of the kappa and stability shares).
     Every row's reason starts with ``auto[<branch>]``.
 
     Parameters
