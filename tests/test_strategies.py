@@ -294,9 +294,9 @@ def test_prediction_stability_reads_whether_half_the_labels_would_give_the_same_
                            classes=model.classes_, classifier=model)
     share_a = float(np.mean(model.predict(X[2:]) == "a"))
     possible = [(k * share_a + (3 - k) * (1 - share_a)) / 3 for k in range(4)]  # k of the 3 halves drew "a"
-    assert prediction_stability(two, random_state=0) == pytest.approx(min(possible, key=lambda p: abs(
-        p - prediction_stability(two, random_state=0))))
-    assert min(abs(prediction_stability(two, random_state=s) - p) for s in range(3) for p in possible) < 1e-12
+    for seed in range(3):
+        value = prediction_stability(two, random_state=seed)
+        assert any(value == pytest.approx(p, abs=1e-12) for p in possible)
     # Seeded: the same figure for the same seed.
     assert prediction_stability(unsettled, random_state=5) == prediction_stability(unsettled, random_state=5)
 
