@@ -56,9 +56,7 @@ def prediction_stability(context: SelectionContext, *, halves: int = STABILITY_H
     float
         In [0, 1].
     """
-    from sklearn.base import clone
-
-    from selector.models.classifiers import quiet_fit
+    from selector.models.classifiers import fit_classifier
 
     rng = np.random.default_rng(random_state)
     rows = subsample(context.n_pool, max_rows, rng)
@@ -72,9 +70,7 @@ def prediction_stability(context: SelectionContext, *, halves: int = STABILITY_H
         if kinds.size < 2:
             pred = np.full(rows.size, kinds[0], dtype=object)
         else:
-            model = clone(context.classifier)
-            with quiet_fit():
-                model.fit(context.X_labeled[half], y[half])
+            model = fit_classifier(context.classifier, context.X_labeled[half], y[half])
             pred = np.asarray(model.predict(context.X_pool[rows]), dtype=object).astype(str)
         agree.append(float(np.mean(pred == full)))
     return float(np.mean(agree))
