@@ -387,6 +387,8 @@ class AutoStrategy(Strategy):
         n_explore = int(round(self.explore * budget)) if budget > 1 else 0
         if self.explore_until is not None and context.n_labeled / max(1, counts.size) >= self.explore_until:
             n_explore = 0  # enough labels per known class: the exploration phase is over
+        # The rare and unseen shares may already fill most of the batch: explore only what is left.
+        n_explore = min(n_explore, budget - len(indices))
         if n_explore:
             for pos, score, why_row in self._novel_picks(context, n_explore, set(indices), random_state):
                 indices.append(pos)

@@ -204,6 +204,12 @@ def test_auto_reserves_a_share_for_rare_classes_around_their_labels():
     even = SelectionContext(X_pool, X_lab[:160], y_lab[:160], proba_pool=context.proba_pool[:, :2] /
                             context.proba_pool[:, :2].sum(1, keepdims=True), classes=np.array(["a", "b"], dtype=object))
     assert make_strategy("auto", switch_per_class=10, rare_share=0.5).select(even, 10, random_state=0).info["n_rare"] == 0
+    # Shares that add up past the batch: the rare half is reserved first and exploration takes only what is
+    # left, so the batch is still exactly its budget (it once returned 12 rows for 10).
+    crowded = make_strategy("auto", rare_share=0.6, explore=0.6, explore_with="random").select(context, 10,
+                                                                                             random_state=0)
+    assert crowded.indices.size == 10 and np.unique(crowded.indices).size == 10
+    assert crowded.info["n_rare"] == 6 and crowded.info["n_explore"] == 4
     for bad in ({"rare_share": 1.0}, {"rare_ratio": 0}, {"explore_with": "margin"}):
         with pytest.raises(ConfigError):
             make_strategy("auto", **bad)
