@@ -359,7 +359,9 @@ def import_results(path, runs_dir, rounds):
 def run_all(datasets, strategies, seeds, rounds, max_pool, cache_dir, jobs, deadline_s, runs_dir):
     """Every (dataset, strategy, seed) in ``jobs`` worker processes; unfinished runs at the deadline are dropped.
 
-    Each finished run is stored in ``runs_dir``; a later call reuses the stored runs.
+    Each finished run is stored in ``runs_dir``; a later call reuses the stored runs. A run that raises is
+    reported and left out (its cell then counts as unfinished), so one failure does not lose the others.
+    Returns the runs by setting and strategy, and one line per failed run.
     """
     import concurrent.futures as cf
     import os
@@ -392,12 +394,18 @@ def run_all(datasets, strategies, seeds, rounds, max_pool, cache_dir, jobs, dead
     todo.sort(key=lambda t: (t[1] != "modal_ranked", strategies.index(t[1]), not t[0].startswith("banking77"),
                              t[0], t[2]))
     ex = cf.ProcessPoolExecutor(max_workers=jobs)
-    futures = [ex.submit(task, n, sp, s, rounds, max_pool, cache_dir) for n, sp, s in todo]
+    futures = {ex.submit(task, n, sp, s, rounds, max_pool, cache_dir): (n, sp, s) for n, sp, s in todo}
     pending = set(futures)
+    errors = []
     try:
         for f in cf.as_completed(futures, timeout=deadline_s):
             pending.discard(f)
-            name, spec, seed, res = f.result()
+            try:
+                name, spec, seed, res = f.result()
+            except Exception as exc:  # noqa: BLE001 - a script: report the run, keep the others
+                errors.append(f"{futures[f][0]} {futures[f][1]} seed {futures[f][2]}: {type(exc).__name__}: {exc}")
+                print(f"  FAILED {errors[-1]}", file=sys.stderr, flush=True)
+                continue
             if res is None:  # too expensive to run here (see modal_flops)
                 continue
             res["code"] = code
@@ -415,7 +423,7 @@ def run_all(datasets, strategies, seeds, rounds, max_pool, cache_dir, jobs, dead
     for name in runs:
         for spec in runs[name]:
             runs[name][spec].sort(key=lambda r: r.get("seed", 0))
-    return runs
+    return runs, errors
 
 
 def plot(result, path):
@@ -718,8 +726,8 @@ def main(argv=None) -> int:
         speed_here, n_imported = import_results(path, runs_dir, args.rounds)
         imported_speed = imported_speed or speed_here
         print(f"imported {n_imported} finished runs from {path}")
-    runs = run_all(args.datasets, args.strategies, seeds, args.rounds, args.max_pool, args.cache_dir,
-                   args.jobs, args.deadline, runs_dir)
+    runs, run_errors = run_all(args.datasets, args.strategies, seeds, args.rounds, args.max_pool, args.cache_dir,
+                               args.jobs, args.deadline, runs_dir)
     print(f"simulations: {time.perf_counter() - t0:.0f} s with {args.jobs} worker(s)")
     results = {}
     for ds in args.datasets:
@@ -744,7 +752,7 @@ def main(argv=None) -> int:
         print(f"modal_ranked = modAL uncertainty_batch_sampling on a seeded {MODAL_CANDIDATES}-row candidate "
               "subset of the pool per round (its cost is O(batch x pool x labeled)); entropy/margin start "
               "from a random first batch")
-    failures = []
+    failures = [f"run failed (left out): {e}" for e in run_errors]
     rare_table(results)
     variants = [sp for sp in args.strategies if sp == "auto" or sp.startswith("auto:")]
     if args.grid:
