@@ -348,7 +348,8 @@ def import_results(path, runs_dir, rounds):
         for spec, st in res["strategies"].items():
             for seed, (acc, f1) in enumerate(zip(st["acc_per_seed"], st["f1_per_seed"])):
                 f = _run_file(runs_dir, name, spec, res["seeds"][seed])
-                if not f.exists() and len(acc) == rounds:
+                # A cell's own run length (30 for the long run) is stored beside its runs.
+                if not f.exists() and len(acc) == res.get("rounds", rounds):
                     f.write_text(json.dumps({"acc": acc, "f1": f1, "select_s": [st["median_select_s"]] * rounds,
                                              "seed": res["seeds"][seed], "wall_s": st["wall_s"] / len(res["seeds"]),
                                              "imported_from": str(path)}))
