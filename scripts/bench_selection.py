@@ -345,12 +345,12 @@ def import_results(path, runs_dir, rounds):
     payload = json.loads(Path(path).read_text())
     n = 0
     for name, res in payload["datasets"].items():
+        n_rounds = res.get("rounds", rounds)  # a cell's own run length (30 for the long run)
         for spec, st in res["strategies"].items():
             for seed, (acc, f1) in enumerate(zip(st["acc_per_seed"], st["f1_per_seed"])):
                 f = _run_file(runs_dir, name, spec, res["seeds"][seed])
-                # A cell's own run length (30 for the long run) is stored beside its runs.
-                if not f.exists() and len(acc) == res.get("rounds", rounds):
-                    f.write_text(json.dumps({"acc": acc, "f1": f1, "select_s": [st["median_select_s"]] * rounds,
+                if not f.exists() and len(acc) == n_rounds:
+                    f.write_text(json.dumps({"acc": acc, "f1": f1, "select_s": [st["median_select_s"]] * n_rounds,
                                              "seed": res["seeds"][seed], "wall_s": st["wall_s"] / len(res["seeds"]),
                                              "imported_from": str(path)}))
                     n += 1
