@@ -404,7 +404,8 @@ def run_all(datasets, strategies, seeds, rounds, max_pool, cache_dir, jobs, dead
             try:
                 name, spec, seed, res = f.result()
             except Exception as exc:  # noqa: BLE001 - a script: report the run, keep the others
-                errors.append(f"{futures[f][0]} {futures[f][1]} seed {futures[f][2]}: {type(exc).__name__}: {exc}")
+                n, sp, s = futures[f]
+                errors.append(f"{n} {sp} seed {s}: {type(exc).__name__}: {exc}")
                 print(f"  FAILED {errors[-1]}", file=sys.stderr, flush=True)
                 continue
             if res is None:  # too expensive to run here (see modal_flops)

@@ -13,8 +13,9 @@ from selector.strategies.balanced import explore_rare_classes, labeled_class_cou
 from selector.strategies.registry import make_strategy, register
 
 from selector.kmeans import subsample
+from selector.models.classifiers import fit_classifier
 
-__all__ = ["AutoStrategy", "neighbour_label_kappa"]
+__all__ = ["AutoStrategy", "neighbour_label_kappa", "prediction_stability"]
 
 #: Labeled rows compared by :func:`neighbour_label_kappa` (a seeded sample above it: O(n^2) similarities).
 NEIGHBOUR_MAX_ROWS = 2000
@@ -56,8 +57,6 @@ def prediction_stability(context: SelectionContext, *, halves: int = STABILITY_H
     float
         In [0, 1].
     """
-    from selector.models.classifiers import fit_classifier
-
     rng = np.random.default_rng(random_state)
     rows = subsample(context.n_pool, max_rows, rng)
     classes = np.asarray(context.classes, dtype=object).astype(str)
@@ -419,9 +418,10 @@ class AutoStrategy(Strategy):
         n_gated, gated_why = self._kappa_mix(context, n, random_state)
         if self.stability_mix and context.classifier is not None:
             stable = prediction_stability(context, random_state=random_state)
-            if int(round(stable * n)) > n_gated:
-                return int(round(stable * n)), (f"{stable:.0%} uncertain: a model on half the labels predicts "
-                                                f"{stable:.0%} of the pool as this one does")
+            n_stable = int(round(stable * n))
+            if n_stable > n_gated:
+                return n_stable, (f"{stable:.0%} uncertain: a model on half the labels predicts "
+                                  f"{stable:.0%} of the pool as this one does")
         return n_gated, gated_why
 
     def _kappa_mix(self, context: SelectionContext, n: int, random_state: int | None) -> tuple[int, str]:
