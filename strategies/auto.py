@@ -32,8 +32,7 @@ STABILITY_HALVES = 3
 
 
 def prediction_stability(context: SelectionContext, *, halves: int = STABILITY_HALVES,
-                         max_rows: int = STABILITY_MAX_ROWS, random_state: int | None = None,
-                         chance_corrected: bool = False) -> float:
+                         max_rows: int = STABILITY_MAX_ROWS, random_state: int | None = None) -> float:
     """How settled the classifier is: the mean share of pool rows on which a model refitted on a random
     half of the labeled rows predicts the same class as the model fitted on all of them.
 
@@ -72,20 +71,8 @@ def prediction_stability(context: SelectionContext, *, halves: int = STABILITY_H
         else:
             model = fit_classifier(context.classifier, context.X_labeled[half], y[half])
             pred = np.asarray(model.predict(context.X_pool[rows]), dtype=object).astype(str)
-        if chance_corrected:
-            agree.append(_kappa(pred.astype(str), full))
-        else:
-            agree.append(float(np.mean(pred == full)))
+        agree.append(float(np.mean(pred == full)))
     return float(np.mean(agree))
-
-
-def _kappa(a: np.ndarray, b: np.ndarray) -> float:
-    """Cohen's kappa of two label vectors, shape (n,); 0 where agreement by chance is 1 (both constant)."""
-    kinds, inv = np.unique(np.concatenate([a, b]), return_inverse=True)
-    ia, ib = inv[:a.size], inv[a.size:]
-    p_o = float(np.mean(ia == ib))
-    p_e = float(np.sum(np.bincount(ia, minlength=kinds.size) * np.bincount(ib, minlength=kinds.size))) / a.size ** 2
-    return 0.0 if p_e >= 1 else (p_o - p_e) / (1 - p_e)
 
 
 def _number(name: str, value, ok, expected: str) -> float:
@@ -245,13 +232,6 @@ class AutoStrategy(Strategy):
         (goemotions at 28 labels and at the Ekman grouping, batches 50 and 200): leave-one-cell-out
         picked this pair for every held-out cell among nine rules (label_entropy / mmc, with
         k-means diversity or not, switches 0 / 5 / 10); see docs/benchmarks/bench_multilabel.md.
-    switch_stability : float or None
-        Opt-in, measured on the regime grid and not adopted: with a classifier, the uncertain branch runs
-        once :func:`prediction_stability` reaches this, whatever the label count (None: the count switch).
-    switch_kappa : bool
-        ``switch_stability`` reads the chance-corrected stability (Cohen's kappa of the two models' predictions).
-    switch_guard : bool
-        ``switch_stability`` is read only once the labeled classes have a median of 3 rows.
     """
 
     name = "auto"
@@ -266,8 +246,7 @@ class AutoStrategy(Strategy):
                  cold_explore: float = 0.0, cold_explore_batch: int = 50, unseen_share: float = 0.4,
                  unseen_after: float = 3.0, unseen_until: float = 25.0, cold_mix: float = 0.5,
                  mix_below: float | None = 0.45, stability_mix: bool = True, multilabel: str = "mmc",
-                 multilabel_switch: float = 5.0, switch_stability: float | None = None,
-                 switch_kappa: bool = False, switch_guard: bool = False) -> None:
+                 multilabel_switch: float = 5.0) -> None:
         self.switch_per_class = _number("switch_per_class", switch_per_class, lambda v: v >= 0, "a number >= 0")
         self.explore = _number("explore", explore, lambda v: 0 <= v < 1, "in [0, 1)")
         if isinstance(make_strategy(cold), UncertaintyStrategy) or make_strategy(cold).uses_model:
@@ -303,26 +282,11 @@ class AutoStrategy(Strategy):
             raise ValueError(f"multilabel strategy {multilabel!r} does not serve multi-label tasks")
         self.multilabel = multilabel
         self.multilabel_switch = _number("multilabel_switch", multilabel_switch, lambda v: v >= 0, "a number >= 0")
-        self.switch_stability = (None if switch_stability is None else
-                                 _number("switch_stability", switch_stability, lambda v: 0 < v <= 1,
-                                         "in (0, 1] or None"))
-        self.switch_kappa = bool(switch_kappa)
-        self.switch_guard = bool(switch_guard)
 
-    def branch(self, context: SelectionContext, stable: float | None = None) -> tuple[str, str]:
-        """Which branch a context gets, and why in words: ``("cold" | "hybrid", why)``; ``stable`` is the
-        context's :func:`prediction_stability` where already measured."""
+    def branch(self, context: SelectionContext) -> tuple[str, str]:
+        """Which branch a context gets, and why in words: ``("cold" | "hybrid", why)``."""
         if not context.has_model:
             return "cold", context.cold_start_reason or "no classifier"
-        if self.switch_stability is not None and context.classifier is not None:
-            if stable is None:
-                stable = prediction_stability(context, chance_corrected=self.switch_kappa)
-            if self.switch_guard and np.median(labeled_class_counts(context)) < NEIGHBOUR_MIN_PER_CLASS:
-                return "cold", "fewer than 3 labels per class"
-            verdict = ">=" if stable >= self.switch_stability else "<"
-            why = (f"a model on half the labels predicts {stable:.0%} of the pool as this one does, "
-                   f"{verdict} {self.switch_stability:.0%}")
-            return ("hybrid" if verdict == ">=" else "cold"), why
         n_classes = max(1, len(set(np.asarray(context.y_labeled).astype(str).tolist())))
         per_class = context.n_labeled / n_classes
         if per_class < self.switch_per_class:
@@ -347,11 +311,7 @@ class AutoStrategy(Strategy):
     def _select(self, context: SelectionContext, budget: int, *, random_state: int | None) -> Selection:
         if context.multi_label:
             return self._select_multilabel(context, budget, random_state)
-        switch_stable = (prediction_stability(context, random_state=random_state, chance_corrected=self.switch_kappa)
-                  if self.switch_stability is not None and context.has_model and context.classifier is not None
-                  else None)
-        which, why = self.branch(context, switch_stable)
-        stable = None if self.switch_kappa else switch_stable
+        which, why = self.branch(context)
         unseen = context.unseen_labels() if context.n_labeled else []
         # A declared label still without a row once there are unseen_after labels per declared label
         # is a class the picks so far missed (a class of average size is then missed with chance
@@ -374,7 +334,7 @@ class AutoStrategy(Strategy):
                        else f"auto[explore: {self.cold_explore:.0%} of a diverse batch, far from the typical rows]")
             picked = make_strategy(self.cold).select(context, budget - n_far, random_state=random_state)
             reasons = [f"auto[diverse: {why}] {r}" for r in picked.reasons]
-            n_mix, mix_why = self._mix_size(context, budget - n_far, random_state, stable)
+            n_mix, mix_why = self._mix_size(context, budget - n_far, random_state)
             if n_mix:
                 keep_n = budget - n_far - n_mix
                 typical = picked.indices[:keep_n]
@@ -449,8 +409,7 @@ class AutoStrategy(Strategy):
                                               np.asarray(clusters, dtype=np.int64)])
         return Selection(out_idx, out_scores, np.array(out_reasons, dtype=object), info)
 
-    def _mix_size(self, context: SelectionContext, n: int, random_state: int | None,
-                  stable: float | None = None) -> tuple[int, str]:
+    def _mix_size(self, context: SelectionContext, n: int, random_state: int | None) -> tuple[int, str]:
         """How many of a diverse batch's ``n`` rows the hybrid gives, and why in words: the larger of the
         neighbour-kappa share (``cold_mix``) and, with ``stability_mix``, the share :func:`prediction_stability`
         measures."""
@@ -458,8 +417,7 @@ class AutoStrategy(Strategy):
             return 0, ""
         n_gated, gated_why = self._kappa_mix(context, n, random_state)
         if self.stability_mix and context.classifier is not None:
-            if stable is None:
-                stable = prediction_stability(context, random_state=random_state)
+            stable = prediction_stability(context, random_state=random_state)
             n_stable = int(round(stable * n))
             if n_stable > n_gated:
                 return n_stable, (f"{stable:.0%} uncertain: a model on half the labels predicts "
