@@ -95,6 +95,10 @@ def dataset_of(setting: str) -> str:
     many-class one is its own dataset; batch sizes, pools and run lengths are not)."""
     base, _, variants = setting.partition("@")
     return base + ("@ovr" if "ovr" in variants.split("+") else "")
+
+
+#: Pool rows a setting keeps (a seeded sample of the train split when larger; ``--max-pool``).
+DEFAULT_MAX_POOL = 10_000
 RARE_SHARE = 0.015
 # Baselines keep the classic random cold start, whatever the registry's default fallback is.
 SPECS = {
@@ -686,7 +690,7 @@ def main(argv=None) -> int:
                          f"{' '.join(GRID_STRATEGIES)}]")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--rounds", type=int, default=10)
-    ap.add_argument("--max-pool", type=int, default=10_000)
+    ap.add_argument("--max-pool", type=int, default=DEFAULT_MAX_POOL)
     ap.add_argument("--out", default=None, help="[default: bench_out/selection; with --grid, bench_out/grid]")
     ap.add_argument("--cache-dir", default=None)
     ap.add_argument("--jobs", type=int, default=1, help="worker processes")

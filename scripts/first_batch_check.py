@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_selection import evaluate, grid_settings, prepare  # noqa: E402
+from bench_selection import DEFAULT_MAX_POOL, evaluate, grid_settings, prepare  # noqa: E402
 
 from selector.models.classifiers import fit_classifier, make_classifier  # noqa: E402
 from selector.strategies import SelectionContext, make_strategy  # noqa: E402
@@ -49,7 +49,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     means = {rule: [] for rule in args.rules}
     for cell in args.cells or grid_settings():
-        d = prepare(cell, 10_000, None)
+        d = prepare(cell, DEFAULT_MAX_POOL, None)
         line = []
         for rule in args.rules:
             accs, n_classes = [], []
