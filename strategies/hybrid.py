@@ -77,7 +77,12 @@ def uncertain_per_cluster(X_pool: np.ndarray, unc: np.ndarray, budget: int, fact
     np.maximum.at(best, labels, unc[cand])
     order = np.lexsort((np.arange(sizes.size), -best))
     order = order[sizes[order] > 0]
-    priority = unc[cand] if pick == "uncertain" else -np.asarray(sq_dist, dtype=np.float64)
+    if pick == "uncertain":
+        priority = unc[cand]
+    elif pick == "centre":
+        priority = -np.asarray(sq_dist, dtype=np.float64)
+    else:  # "both": the mean of the two ranks among the candidates (uncertain and near the centre)
+        priority = (np.argsort(np.argsort(unc[cand])) + np.argsort(np.argsort(-np.asarray(sq_dist)))).astype(np.float64)
     picks, pass_no = round_robin(labels, priority, order, budget)
     return cand[picks], labels[picks], pass_no, int(cand.size)
 
@@ -114,8 +119,8 @@ class MarginKMeansStrategy(UncertaintyStrategy):
     def __init__(self, factor: float = 10.0, cold_start: str = DEFAULT_COLD_START, pick: str = "uncertain") -> None:
         super().__init__(cold_start=cold_start)
         self.factor = _positive_float("factor", factor, minimum=1.0 - 1e-12)
-        if pick not in ("uncertain", "centre"):
-            raise ValueError(f"pick must be 'uncertain' or 'centre', got {pick!r}")
+        if pick not in ("uncertain", "centre", "both"):
+            raise ValueError(f"pick must be 'uncertain', 'centre' or 'both', got {pick!r}")
         self.pick = pick
 
     def _select(self, context: SelectionContext, budget: int, *, random_state: int | None) -> Selection:
