@@ -246,8 +246,7 @@ class AutoStrategy(Strategy):
                  cold_explore: float = 0.0, cold_explore_batch: int = 50, unseen_share: float = 0.4,
                  unseen_after: float = 3.0, unseen_until: float = 25.0, cold_mix: float = 0.5,
                  mix_below: float | None = 0.45, stability_mix: bool = True, multilabel: str = "mmc",
-                 multilabel_switch: float = 5.0, hybrid_factor: float | None = None,
-                 hybrid_pick: str | None = None, mix_pick: str | None = None) -> None:
+                 multilabel_switch: float = 5.0) -> None:
         self.switch_per_class = _number("switch_per_class", switch_per_class, lambda v: v >= 0, "a number >= 0")
         self.explore = _number("explore", explore, lambda v: 0 <= v < 1, "in [0, 1)")
         if isinstance(make_strategy(cold), UncertaintyStrategy) or make_strategy(cold).uses_model:
@@ -283,12 +282,6 @@ class AutoStrategy(Strategy):
             raise ValueError(f"multilabel strategy {multilabel!r} does not serve multi-label tasks")
         self.multilabel = multilabel
         self.multilabel_switch = _number("multilabel_switch", multilabel_switch, lambda v: v >= 0, "a number >= 0")
-        # Opt-in, for the regime grid's comparison only: parameters passed to the hybrid strategy.
-        self.hybrid_params = {k: v for k, v in (("factor", hybrid_factor), ("pick", hybrid_pick)) if v is not None}
-        make_strategy(hybrid, **self.hybrid_params)
-        # Opt-in, for the comparison only: the member each cluster gives in a diverse batch's uncertain mix.
-        self.mix_params = dict(self.hybrid_params, **({"pick": mix_pick} if mix_pick is not None else {}))
-        make_strategy(hybrid, **self.mix_params)
 
     def branch(self, context: SelectionContext) -> tuple[str, str]:
         """Which branch a context gets, and why in words: ``("cold" | "hybrid", why)``."""
@@ -345,7 +338,7 @@ class AutoStrategy(Strategy):
             if n_mix:
                 keep_n = budget - n_far - n_mix
                 typical = picked.indices[:keep_n]
-                main, ok = self._hybrid_picks(context, n_mix, typical, random_state, params=self.mix_params)
+                main, ok = self._hybrid_picks(context, n_mix, typical, random_state)
                 info = dict(picked.info)
                 if "cluster" in info:
                     info["cluster"] = np.concatenate([np.asarray(info["cluster"], dtype=np.int64)[:keep_n],
@@ -447,10 +440,10 @@ class AutoStrategy(Strategy):
                                                f"labeled neighbour's at kappa {agreement:.2f} < {self.mix_below:g}")
 
     def _hybrid_picks(self, context: SelectionContext, n: int, taken: np.ndarray,
-                      random_state: int | None, params: dict | None = None) -> tuple[Selection, np.ndarray]:
+                      random_state: int | None) -> tuple[Selection, np.ndarray]:
         """The ``hybrid`` strategy's selection and a mask of its first ``n`` picks not in ``taken``
         (pool positions already in the batch), shape (len(selection),)."""
-        main = make_strategy(self.hybrid, **(self.hybrid_params if params is None else params)).select(context, min(context.n_pool, n + taken.size), random_state=random_state)
+        main = make_strategy(self.hybrid).select(context, min(context.n_pool, n + taken.size), random_state=random_state)
         keep = ~np.isin(main.indices, taken)
         keep &= np.cumsum(keep) <= n
         return main, keep

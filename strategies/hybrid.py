@@ -46,8 +46,7 @@ def top_by_score(scores: np.ndarray, m: int) -> np.ndarray:
 
 
 def uncertain_per_cluster(X_pool: np.ndarray, unc: np.ndarray, budget: int, factor: float,
-                          rng: np.random.Generator, pick: str = "uncertain"
-                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+                          rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """Zhdanov's (2019) diverse batch: the ``factor x budget`` most uncertain rows, k-means into ``budget``
     clusters, the most uncertain row of each cluster in turn (clusters visited by their most uncertain
     member, so the batch is ranked by uncertainty).
@@ -57,9 +56,6 @@ def uncertain_per_cluster(X_pool: np.ndarray, unc: np.ndarray, budget: int, fact
     X_pool : ndarray, shape (n_pool, d)
     unc : ndarray, shape (n_pool,)
         Uncertainty, higher = pick first.
-    pick : {"uncertain", "centre"}
-        Which member of a cluster is taken first: the most uncertain, or the one nearest the centre
-        (Zhdanov's original).
 
     Returns
     -------
@@ -71,19 +67,13 @@ def uncertain_per_cluster(X_pool: np.ndarray, unc: np.ndarray, budget: int, fact
     n_candidates : int
     """
     cand = top_by_score(unc, max(budget, int(round(factor * budget))))
-    centres, labels, sq_dist = cluster_pool(X_pool[cand], budget, rng)
+    centres, labels, _ = cluster_pool(X_pool[cand], budget, rng)
     sizes = np.bincount(labels, minlength=centres.shape[0])
     best = np.full(sizes.size, -np.inf)
     np.maximum.at(best, labels, unc[cand])
     order = np.lexsort((np.arange(sizes.size), -best))
     order = order[sizes[order] > 0]
-    if pick == "uncertain":
-        priority = unc[cand]
-    elif pick == "centre":
-        priority = -np.asarray(sq_dist, dtype=np.float64)
-    else:  # "both": the mean of the two ranks among the candidates (uncertain and near the centre)
-        priority = (np.argsort(np.argsort(unc[cand])) + np.argsort(np.argsort(-np.asarray(sq_dist)))).astype(np.float64)
-    picks, pass_no = round_robin(labels, priority, order, budget)
+    picks, pass_no = round_robin(labels, unc[cand], order, budget)
     return cand[picks], labels[picks], pass_no, int(cand.size)
 
 
@@ -109,25 +99,19 @@ class MarginKMeansStrategy(UncertaintyStrategy):
         Candidates kept per batch slot (the paper's beta; 10 by default).
     cold_start : str
         Diversity strategy used while no classifier can be fitted.
-    pick : {"uncertain", "centre"}
-        Each cluster's first pick: its most uncertain member (default) or the member nearest its centre.
     """
 
     name = "margin_kmeans"
     description = "uncertainty x diversity: top factor x budget by margin, k-means, most uncertain per cluster"
 
-    def __init__(self, factor: float = 10.0, cold_start: str = DEFAULT_COLD_START, pick: str = "uncertain") -> None:
+    def __init__(self, factor: float = 10.0, cold_start: str = DEFAULT_COLD_START) -> None:
         super().__init__(cold_start=cold_start)
         self.factor = _positive_float("factor", factor, minimum=1.0 - 1e-12)
-        if pick not in ("uncertain", "centre", "both"):
-            raise ValueError(f"pick must be 'uncertain', 'centre' or 'both', got {pick!r}")
-        self.pick = pick
 
     def _select(self, context: SelectionContext, budget: int, *, random_state: int | None) -> Selection:
         rng = np.random.default_rng(random_state)
         unc = margin(context.proba_pool)
-        idx, cluster, pass_no, n_cand = uncertain_per_cluster(context.X_pool, unc, budget, self.factor, rng,
-                                                              pick=self.pick)
+        idx, cluster, pass_no, n_cand = uncertain_per_cluster(context.X_pool, unc, budget, self.factor, rng)
         reasons = np.array(
             [f"margin_kmeans: {'most' if p == 0 else 'next most'} uncertain of cluster {c} "
              f"among the {n_cand} lowest-margin rows (margin score {s:.3f})"
