@@ -157,7 +157,9 @@ def embed_with_ray(texts: Sequence[str], embedder, cache_dir: str | os.PathLike,
             buffered.clear()
 
     try:
-        for batch in ds.iter_batches(batch_format="numpy", batch_size=_BLOCK_ROWS):
+        # No prefetch: with it, Ray holds a finished block back until the next task's output
+        # arrives, so an error in that task loses vectors that had already come back.
+        for batch in ds.iter_batches(batch_format="numpy", batch_size=_BLOCK_ROWS, prefetch_batches=0):
             rows = np.asarray(batch["row"], dtype=np.int64)
             vecs = np.asarray(np.stack(batch["vec"]) if batch["vec"].dtype == object else batch["vec"],
                               dtype=np.float32)

@@ -40,6 +40,16 @@ def cluster():
     c.shutdown()
 
 
+@pytest.fixture(autouse=True)
+def cluster_idle(cluster):
+    """Wait for the last test's actors to release both worker CPUs, so each run gets its two actors."""
+    import time
+
+    deadline = time.monotonic() + 60
+    while ray.available_resources().get("CPU", 0) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+
 @pytest.fixture(scope="module")
 def texts() -> list[str]:
     rng = np.random.default_rng(0)
@@ -75,7 +85,7 @@ def _factory(folder: Path, *, kill_once: bool = False, fail_unless: Path | None 
                 import time
 
                 cache_dir = folder / "cache"
-                deadline = time.monotonic() + 120
+                deadline = time.monotonic() + 60
                 while not list(cache_dir.rglob("*.json")) and time.monotonic() < deadline:
                     time.sleep(0.1)
                 raise RuntimeError("poison batch: the run is cut off here")
