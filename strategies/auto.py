@@ -246,7 +246,7 @@ class AutoStrategy(Strategy):
                  cold_explore: float = 0.0, cold_explore_batch: int = 50, unseen_share: float = 0.4,
                  unseen_after: float = 3.0, unseen_until: float = 25.0, cold_mix: float = 0.5,
                  mix_below: float | None = 0.45, stability_mix: bool = True, multilabel: str = "mmc",
-                 multilabel_switch: float = 5.0) -> None:
+                 multilabel_switch: float = 5.0, stability_pick: bool = False) -> None:
         self.switch_per_class = _number("switch_per_class", switch_per_class, lambda v: v >= 0, "a number >= 0")
         self.explore = _number("explore", explore, lambda v: 0 <= v < 1, "in [0, 1)")
         if isinstance(make_strategy(cold), UncertaintyStrategy) or make_strategy(cold).uses_model:
@@ -278,6 +278,7 @@ class AutoStrategy(Strategy):
         if not isinstance(stability_mix, bool):
             raise ValueError(f"stability_mix must be true or false, got {stability_mix!r}")
         self.stability_mix = stability_mix
+        self.stability_pick = bool(stability_pick)
         if "multi_label" not in make_strategy(multilabel).tasks:
             raise ValueError(f"multilabel strategy {multilabel!r} does not serve multi-label tasks")
         self.multilabel = multilabel
@@ -443,7 +444,12 @@ class AutoStrategy(Strategy):
                       random_state: int | None) -> tuple[Selection, np.ndarray]:
         """The ``hybrid`` strategy's selection and a mask of its first ``n`` picks not in ``taken``
         (pool positions already in the batch), shape (len(selection),)."""
-        main = make_strategy(self.hybrid).select(context, min(context.n_pool, n + taken.size), random_state=random_state)
+        params = {}
+        if self.stability_pick and context.classifier is not None and self.hybrid == "margin_kmeans":
+            # Experiment: an unsettled model takes rows nearer each cluster's centre.
+            params["centre_weight"] = 1.0 - prediction_stability(context, random_state=random_state)
+        main = make_strategy(self.hybrid, **params).select(context, min(context.n_pool, n + taken.size),
+                                                           random_state=random_state)
         keep = ~np.isin(main.indices, taken)
         keep &= np.cumsum(keep) <= n
         return main, keep

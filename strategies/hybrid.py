@@ -46,7 +46,8 @@ def top_by_score(scores: np.ndarray, m: int) -> np.ndarray:
 
 
 def uncertain_per_cluster(X_pool: np.ndarray, unc: np.ndarray, budget: int, factor: float,
-                          rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+                          rng: np.random.Generator, centre_weight: float = 0.0
+                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """Zhdanov's (2019) diverse batch: the ``factor x budget`` most uncertain rows, k-means into ``budget``
     clusters, the most uncertain row of each cluster in turn (clusters visited by their most uncertain
     member, so the batch is ranked by uncertainty).
@@ -67,13 +68,18 @@ def uncertain_per_cluster(X_pool: np.ndarray, unc: np.ndarray, budget: int, fact
     n_candidates : int
     """
     cand = top_by_score(unc, max(budget, int(round(factor * budget))))
-    centres, labels, _ = cluster_pool(X_pool[cand], budget, rng)
+    centres, labels, sq_dist = cluster_pool(X_pool[cand], budget, rng)
     sizes = np.bincount(labels, minlength=centres.shape[0])
     best = np.full(sizes.size, -np.inf)
     np.maximum.at(best, labels, unc[cand])
     order = np.lexsort((np.arange(sizes.size), -best))
     order = order[sizes[order] > 0]
-    picks, pass_no = round_robin(labels, unc[cand], order, budget)
+    priority = unc[cand]
+    if centre_weight > 0:  # experiment: blend the uncertainty and centre-nearness ranks
+        r_unc = np.argsort(np.argsort(unc[cand], kind="stable"), kind="stable")
+        r_cen = np.argsort(np.argsort(-np.asarray(sq_dist, dtype=np.float64), kind="stable"), kind="stable")
+        priority = (1.0 - centre_weight) * r_unc + centre_weight * r_cen
+    picks, pass_no = round_robin(labels, priority, order, budget)
     return cand[picks], labels[picks], pass_no, int(cand.size)
 
 
@@ -104,14 +110,16 @@ class MarginKMeansStrategy(UncertaintyStrategy):
     name = "margin_kmeans"
     description = "uncertainty x diversity: top factor x budget by margin, k-means, most uncertain per cluster"
 
-    def __init__(self, factor: float = 10.0, cold_start: str = DEFAULT_COLD_START) -> None:
+    def __init__(self, factor: float = 10.0, cold_start: str = DEFAULT_COLD_START, centre_weight: float = 0.0) -> None:
         super().__init__(cold_start=cold_start)
         self.factor = _positive_float("factor", factor, minimum=1.0 - 1e-12)
+        self.centre_weight = float(centre_weight)
 
     def _select(self, context: SelectionContext, budget: int, *, random_state: int | None) -> Selection:
         rng = np.random.default_rng(random_state)
         unc = margin(context.proba_pool)
-        idx, cluster, pass_no, n_cand = uncertain_per_cluster(context.X_pool, unc, budget, self.factor, rng)
+        idx, cluster, pass_no, n_cand = uncertain_per_cluster(context.X_pool, unc, budget, self.factor, rng,
+                                                              self.centre_weight)
         reasons = np.array(
             [f"margin_kmeans: {'most' if p == 0 else 'next most'} uncertain of cluster {c} "
              f"among the {n_cand} lowest-margin rows (margin score {s:.3f})"
