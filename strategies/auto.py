@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
+from threadpoolctl import threadpool_limits
+
 from selector.strategies.base import (
     Selection,
     SelectionContext,
@@ -59,6 +61,13 @@ def prediction_stability(context: SelectionContext, *, halves: int = STABILITY_H
     """
     rng = np.random.default_rng(random_state)
     rows = subsample(context.n_pool, max_rows, rng)
+    # One BLAS thread: these fits are small, and threads cost them several times the CPU time
+    # (0.1 CPU s against 2.2 for 3 halves of 2,000 labels on 2 cores).
+    with threadpool_limits(1):
+        return _stability(context, rows, halves, rng)
+
+
+def _stability(context: SelectionContext, rows: np.ndarray, halves: int, rng: np.random.Generator) -> float:
     classes = np.asarray(context.classes, dtype=object).astype(str)
     full = classes[np.asarray(context.proba_pool)[rows].argmax(axis=1)]
     y = np.asarray(context.y_labeled, dtype=object).astype(str)
@@ -176,6 +185,11 @@ class AutoStrategy(Strategy):
     ``cold_explore`` (far rows in a small first batch) costs sst2 and emotion. ``stability_mix`` was
     chosen leave-one-dataset-out on the regime grid among the eleven rules measured there (every held-out
     dataset chose a rule of its kind: the larger of the kappa and stability shares).
+    With ``stability_pick`` (the default), the same stability also chooses the row each uncertain
+    cluster gives: an unsettled model's uncertainty is least trusted, so its picks lean to the
+    cluster's centre (representative rows, as Zhdanov 2019 takes); a settled model's go to the most
+    uncertain. Chosen leave-one-dataset-out on the regime grid at 8 seeds (every held-out dataset chose
+    it; docs/benchmarks/bench_selection_grid.md).
     Every row's reason starts with ``auto[<branch>]``.
 
     Parameters
@@ -223,6 +237,10 @@ class AutoStrategy(Strategy):
         Once a classifier exists, a diverse batch takes at least the :func:`prediction_stability` share
         from the ``hybrid`` branch (3 refits of the classifier on half the labels a round); False keeps
         only the ``cold_mix`` gate.
+    stability_pick : bool
+        With the ``margin_kmeans`` hybrid, each uncertain cluster gives the row that is best by a blend
+        of uncertainty and nearness to the cluster's centre, with the centre's weight
+        1 - :func:`prediction_stability`; False takes each cluster's most uncertain row.
     multilabel : str
         Multi-label tasks (``context.multi_label``): the registered multi-label strategy used once
         the labels suffice (default ``mmc``, Yang et al. 2009).
@@ -246,7 +264,7 @@ class AutoStrategy(Strategy):
                  cold_explore: float = 0.0, cold_explore_batch: int = 50, unseen_share: float = 0.4,
                  unseen_after: float = 3.0, unseen_until: float = 25.0, cold_mix: float = 0.5,
                  mix_below: float | None = 0.45, stability_mix: bool = True, multilabel: str = "mmc",
-                 multilabel_switch: float = 5.0, stability_pick: bool = False) -> None:
+                 multilabel_switch: float = 5.0, stability_pick: bool = True) -> None:
         self.switch_per_class = _number("switch_per_class", switch_per_class, lambda v: v >= 0, "a number >= 0")
         self.explore = _number("explore", explore, lambda v: 0 <= v < 1, "in [0, 1)")
         if isinstance(make_strategy(cold), UncertaintyStrategy) or make_strategy(cold).uses_model:
@@ -278,7 +296,9 @@ class AutoStrategy(Strategy):
         if not isinstance(stability_mix, bool):
             raise ValueError(f"stability_mix must be true or false, got {stability_mix!r}")
         self.stability_mix = stability_mix
-        self.stability_pick = bool(stability_pick)
+        if not isinstance(stability_pick, bool):
+            raise ValueError(f"stability_pick must be true or false, got {stability_pick!r}")
+        self.stability_pick = stability_pick
         if "multi_label" not in make_strategy(multilabel).tasks:
             raise ValueError(f"multilabel strategy {multilabel!r} does not serve multi-label tasks")
         self.multilabel = multilabel
@@ -335,11 +355,11 @@ class AutoStrategy(Strategy):
                        else f"auto[explore: {self.cold_explore:.0%} of a diverse batch, far from the typical rows]")
             picked = make_strategy(self.cold).select(context, budget - n_far, random_state=random_state)
             reasons = [f"auto[diverse: {why}] {r}" for r in picked.reasons]
-            n_mix, mix_why = self._mix_size(context, budget - n_far, random_state)
+            n_mix, mix_why, stable = self._mix_size(context, budget - n_far, random_state)
             if n_mix:
                 keep_n = budget - n_far - n_mix
                 typical = picked.indices[:keep_n]
-                main, ok = self._hybrid_picks(context, n_mix, typical, random_state)
+                main, ok = self._hybrid_picks(context, n_mix, typical, random_state, stable=stable)
                 info = dict(picked.info)
                 if "cluster" in info:
                     info["cluster"] = np.concatenate([np.asarray(info["cluster"], dtype=np.int64)[:keep_n],
@@ -410,20 +430,22 @@ class AutoStrategy(Strategy):
                                               np.asarray(clusters, dtype=np.int64)])
         return Selection(out_idx, out_scores, np.array(out_reasons, dtype=object), info)
 
-    def _mix_size(self, context: SelectionContext, n: int, random_state: int | None) -> tuple[int, str]:
-        """How many of a diverse batch's ``n`` rows the hybrid gives, and why in words: the larger of the
-        neighbour-kappa share (``cold_mix``) and, with ``stability_mix``, the share :func:`prediction_stability`
-        measures."""
+    def _mix_size(self, context: SelectionContext, n: int, random_state: int | None
+                  ) -> tuple[int, str, float | None]:
+        """How many of a diverse batch's ``n`` rows the hybrid gives, why in words, and the
+        :func:`prediction_stability` read for it (None when not read): the larger of the neighbour-kappa
+        share (``cold_mix``) and, with ``stability_mix``, the share that stability measures."""
         if not context.has_model or n < 2:
-            return 0, ""
+            return 0, "", None
         n_gated, gated_why = self._kappa_mix(context, n, random_state)
         if self.stability_mix and context.classifier is not None:
             stable = prediction_stability(context, random_state=random_state)
             n_stable = int(round(stable * n))
             if n_stable > n_gated:
                 return n_stable, (f"{stable:.0%} uncertain: a model on half the labels predicts "
-                                  f"{stable:.0%} of the pool as this one does")
-        return n_gated, gated_why
+                                  f"{stable:.0%} of the pool as this one does"), stable
+            return n_gated, gated_why, stable
+        return n_gated, gated_why, None
 
     def _kappa_mix(self, context: SelectionContext, n: int, random_state: int | None) -> tuple[int, str]:
         """``cold_mix`` of a diverse batch's ``n`` rows while the labels agree with their nearest labeled
@@ -440,14 +462,17 @@ class AutoStrategy(Strategy):
         return int(round(self.cold_mix * n)), (f"{self.cold_mix:.0%} uncertain: labels agree with their nearest "
                                                f"labeled neighbour's at kappa {agreement:.2f} < {self.mix_below:g}")
 
-    def _hybrid_picks(self, context: SelectionContext, n: int, taken: np.ndarray,
-                      random_state: int | None) -> tuple[Selection, np.ndarray]:
+    def _hybrid_picks(self, context: SelectionContext, n: int, taken: np.ndarray, random_state: int | None,
+                      stable: float | None = None) -> tuple[Selection, np.ndarray]:
         """The ``hybrid`` strategy's selection and a mask of its first ``n`` picks not in ``taken``
-        (pool positions already in the batch), shape (len(selection),)."""
+        (pool positions already in the batch), shape (len(selection),). ``stable``: the round's
+        :func:`prediction_stability` when already read."""
         params = {}
         if self.stability_pick and context.classifier is not None and self.hybrid == "margin_kmeans":
-            # Experiment: an unsettled model takes rows nearer each cluster's centre.
-            params["centre_weight"] = 1.0 - prediction_stability(context, random_state=random_state)
+            # An unsettled model's uncertainty is least trusted: its picks lean to each cluster's centre.
+            if stable is None:
+                stable = prediction_stability(context, random_state=random_state)
+            params["centre_weight"] = 1.0 - stable
         main = make_strategy(self.hybrid, **params).select(context, min(context.n_pool, n + taken.size),
                                                            random_state=random_state)
         keep = ~np.isin(main.indices, taken)

@@ -57,6 +57,10 @@ def uncertain_per_cluster(X_pool: np.ndarray, unc: np.ndarray, budget: int, fact
     X_pool : ndarray, shape (n_pool, d)
     unc : ndarray, shape (n_pool,)
         Uncertainty, higher = pick first.
+    centre_weight : float
+        In [0, 1]: which row each cluster gives. 0 (the default): its most uncertain; 1: the one
+        nearest its centre (Zhdanov's original); between: the best weighted mean of the two ranks
+        among the candidates, ``(1 - w) * uncertainty rank + w * nearness rank``.
 
     Returns
     -------
@@ -75,7 +79,7 @@ def uncertain_per_cluster(X_pool: np.ndarray, unc: np.ndarray, budget: int, fact
     order = np.lexsort((np.arange(sizes.size), -best))
     order = order[sizes[order] > 0]
     priority = unc[cand]
-    if centre_weight > 0:  # experiment: blend the uncertainty and centre-nearness ranks
+    if centre_weight > 0:
         r_unc = np.argsort(np.argsort(unc[cand], kind="stable"), kind="stable")
         r_cen = np.argsort(np.argsort(-np.asarray(sq_dist, dtype=np.float64), kind="stable"), kind="stable")
         priority = (1.0 - centre_weight) * r_unc + centre_weight * r_cen
@@ -105,6 +109,10 @@ class MarginKMeansStrategy(UncertaintyStrategy):
         Candidates kept per batch slot (the paper's beta; 10 by default).
     cold_start : str
         Diversity strategy used while no classifier can be fitted.
+    centre_weight : float
+        In [0, 1]: 0 (the default) takes each cluster's most uncertain row, 1 the row nearest its
+        centre, a value between the best weighted mean of the two ranks (see
+        :func:`uncertain_per_cluster`). ``auto`` sets it to 1 - the model's prediction stability.
     """
 
     name = "margin_kmeans"
@@ -113,6 +121,9 @@ class MarginKMeansStrategy(UncertaintyStrategy):
     def __init__(self, factor: float = 10.0, cold_start: str = DEFAULT_COLD_START, centre_weight: float = 0.0) -> None:
         super().__init__(cold_start=cold_start)
         self.factor = _positive_float("factor", factor, minimum=1.0 - 1e-12)
+        if (isinstance(centre_weight, bool) or not isinstance(centre_weight, (int, float, np.floating, np.integer))
+                or not 0 <= centre_weight <= 1):
+            raise ValueError(f"centre_weight must be a number in [0, 1], got {centre_weight!r}")
         self.centre_weight = float(centre_weight)
 
     def _select(self, context: SelectionContext, budget: int, *, random_state: int | None) -> Selection:
@@ -120,8 +131,10 @@ class MarginKMeansStrategy(UncertaintyStrategy):
         unc = margin(context.proba_pool)
         idx, cluster, pass_no, n_cand = uncertain_per_cluster(context.X_pool, unc, budget, self.factor, rng,
                                                               self.centre_weight)
+        which = ("uncertain" if not self.centre_weight else
+                 f"uncertain and central (centre weight {self.centre_weight:.2f})")
         reasons = np.array(
-            [f"margin_kmeans: {'most' if p == 0 else 'next most'} uncertain of cluster {c} "
+            [f"margin_kmeans: {'most' if p == 0 else 'next most'} {which} of cluster {c} "
              f"among the {n_cand} lowest-margin rows (margin score {s:.3f})"
              for c, p, s in zip(cluster, pass_no, unc[idx])], dtype=object)
         return Selection(idx, unc[idx], reasons, {"cluster": cluster, "n_candidates": n_cand})

@@ -106,6 +106,56 @@ def test_margin_kmeans_one_pick_per_cluster():
     assert np.unique(sel.info["cluster"]).size == 12
 
 
+def test_margin_kmeans_centre_weight_moves_each_clusters_pick_from_its_most_uncertain_row_to_its_centre():
+    """Weight 0: each cluster's most uncertain candidate; weight 1: the candidate nearest its k-means
+    centre (Zhdanov's original); the clusters are the same, and bad weights are refused."""
+    from selector.kmeans import cluster_pool
+
+    context, _ = _warm()
+    budget = 8
+    unc = margin(context.proba_pool)
+    cand = top_by_score(unc, 10 * budget)
+    _, labels, sq_dist = cluster_pool(context.X_pool[cand], budget, np.random.default_rng(0))
+    for weight, key in ((0.0, -unc[cand]), (1.0, np.asarray(sq_dist, dtype=np.float64))):
+        sel = make_strategy("margin_kmeans", centre_weight=weight).select(context, budget, random_state=0)
+        assert sorted(sel.info["cluster"].tolist()) == list(range(budget))
+        for pos, c in zip(sel.indices, sel.info["cluster"]):
+            members = np.flatnonzero(labels == c)
+            assert cand[members[np.argmin(key[members])]] == pos
+    between = make_strategy("margin_kmeans", centre_weight=0.5).select(context, budget, random_state=0)
+    assert all("uncertain and central (centre weight 0.50)" in r for r in between.reasons)
+    for bad in (-0.1, 1.5, True, "x"):
+        with pytest.raises((ValueError, ConfigError)):
+            make_strategy("margin_kmeans", centre_weight=bad)
+
+
+def test_auto_leans_its_uncertain_picks_to_the_centre_as_far_as_the_model_is_unsettled():
+    """Past the switch, auto's uncertain picks carry centre weight 1 - prediction stability: shuffled
+    labels (an unsettled model) give a large weight, separable ones almost none; stability_pick=False
+    takes each cluster's most uncertain row."""
+    from selector.strategies.auto import prediction_stability
+
+    X, y = _blobs(800, k=4, spread=1.0)
+    weights = []
+    for labels in (y[:60].astype(str), np.random.default_rng(4).permutation(y[:60]).astype(str)):
+        context = build_context(X[:60], labels, X[60:], random_state=0)
+        weight = 1.0 - prediction_stability(context, random_state=0)
+        weights.append(weight)
+        sel = make_strategy("auto", switch_per_class=5).select(context, 8, random_state=0)
+        assert sel.info["branch"] == "uncertain+diverse"
+        if weight:
+            assert all(f"uncertain and central (centre weight {weight:.2f})" in r for r in sel.reasons)
+        else:
+            assert not any("central" in r for r in sel.reasons)
+        plain = make_strategy("margin_kmeans", centre_weight=weight).select(context, 8, random_state=0)
+        assert sel.indices.tolist() == plain.indices.tolist()
+        off = make_strategy("auto", switch_per_class=5, stability_pick=False).select(context, 8, random_state=0)
+        assert not any("central" in r for r in off.reasons)
+    assert weights[0] < 0.05 < 0.3 < weights[1]  # separable: settled; shuffled: unsettled
+    with pytest.raises((ValueError, ConfigError)):
+        make_strategy("auto", stability_pick="yes")
+
+
 def test_cluster_margin_reuses_its_clustering_across_rounds():
     from selector.strategies import _geometry
 
