@@ -294,6 +294,14 @@ def task(name, spec, seed, rounds, max_pool, cache_dir):
     return name, spec, seed, res
 
 
+def curve_stats(acc: np.ndarray) -> dict:
+    """Accuracy curves over seeds, shape (seeds, rounds), reduced to what the targets read: acc_mean and
+    acc_std (per round), aulc (mean of the mean curve) and aulc_std (std over seeds of each seed's AULC)."""
+    mean_acc = acc.mean(axis=0)
+    return {"acc_mean": mean_acc.tolist(), "acc_std": acc.std(axis=0).tolist(), "aulc": float(mean_acc.mean()),
+            "aulc_std": float(acc.mean(axis=1).std())}
+
+
 def summarise(name, d, runs_by_spec, rounds, seeds):
     rounds = d["rounds"] or rounds
     full = fit_classifier(make_classifier(random_state=0), d["X"], d["y"])
@@ -314,11 +322,10 @@ def summarise(name, d, runs_by_spec, rounds, seeds):
             continue
         acc = np.array([r["acc"] for r in runs])
         f1 = np.array([r["f1"] for r in runs])
-        mean_acc = acc.mean(axis=0)
+        stats = curve_stats(acc)
+        mean_acc = np.asarray(stats["acc_mean"])
         out["strategies"][spec] = {
-            "acc_mean": mean_acc.tolist(), "acc_std": acc.std(axis=0).tolist(), "f1_mean": f1.mean(axis=0).tolist(),
-            "acc_per_seed": acc.tolist(), "f1_per_seed": f1.tolist(),
-            "aulc": float(mean_acc.mean()), "aulc_std": float(acc.mean(axis=1).std()),
+            **stats, "f1_mean": f1.mean(axis=0).tolist(), "acc_per_seed": acc.tolist(), "f1_per_seed": f1.tolist(),
             "first_round_acc": float(mean_acc[0]),
             "labels_to_90": labels_to_reach(mean_acc, 0.9 * full_acc, batch),
             "labels_to_95": labels_to_reach(mean_acc, 0.95 * full_acc, batch),

@@ -18,19 +18,13 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_selection import grid_ok  # noqa: E402
+from bench_selection import curve_stats, grid_ok  # noqa: E402
 
 
 def on_seeds(strategies: dict, idx: list[int]) -> dict:
     """Each strategy's per-seed accuracy curves reduced to the seeds at positions ``idx``: the fields
     :func:`grid_ok` reads (acc_mean, acc_std, aulc, aulc_std)."""
-    out = {}
-    for spec, v in strategies.items():
-        acc = np.asarray(v["acc_per_seed"])[idx]  # (seeds, rounds)
-        mean = acc.mean(axis=0)
-        out[spec] = {"acc_mean": mean.tolist(), "acc_std": acc.std(axis=0).tolist(), "aulc": float(mean.mean()),
-                     "aulc_std": float(acc.mean(axis=1).std())}
-    return out
+    return {spec: curve_stats(np.asarray(v["acc_per_seed"])[idx]) for spec, v in strategies.items()}
 
 
 def score(cells: dict, rule: str, idx: list[int]) -> tuple[int, float, float]:

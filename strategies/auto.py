@@ -10,6 +10,7 @@ from selector.strategies.base import (
     SelectionContext,
     Strategy,
     UncertaintyStrategy,
+    _number,
 )
 from selector.strategies.balanced import explore_rare_classes, labeled_class_counts
 from selector.strategies.registry import make_strategy, register
@@ -82,14 +83,6 @@ def _stability(context: SelectionContext, rows: np.ndarray, halves: int, rng: np
             pred = np.asarray(model.predict(context.X_pool[rows]), dtype=object).astype(str)
         agree.append(float(np.mean(pred == full)))
     return float(np.mean(agree))
-
-
-def _number(name: str, value, ok, expected: str) -> float:
-    """``value`` as a float when it is a real number (not a bool) for which ``ok(value)`` holds; else a
-    ValueError saying ``<name> must be <expected>``."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not ok(value):
-        raise ValueError(f"{name} must be {expected}, got {value!r}")
-    return float(value)
 
 
 def neighbour_label_kappa(X: np.ndarray, y, *, max_rows: int = NEIGHBOUR_MAX_ROWS,

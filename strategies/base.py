@@ -239,6 +239,14 @@ class UncertaintyStrategy(Strategy):
         return Selection(picked.indices, picked.scores, reasons, info)
 
 
+def _number(name: str, value, ok, expected: str) -> float:
+    """``value`` as a float when it is a real number (not a bool) for which ``ok(value)`` holds; else a
+    ValueError saying ``<name> must be <expected>``. Strategies' parameter checks."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not ok(value):
+        raise ValueError(f"{name} must be {expected}, got {value!r}")
+    return float(value)
+
+
 def _check_selection(selection: Selection, budget: int, n_pool: int, name: str) -> None:
     """Guard against strategy bugs: exact size, distinct, in range, aligned fields."""
     idx = selection.indices

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 from selector.strategies._geometry import cached, data_fingerprint, round_robin
-from selector.strategies.base import Selection, SelectionContext, UncertaintyStrategy
+from selector.strategies.base import Selection, SelectionContext, UncertaintyStrategy, _number
 from selector.strategies.diversity import _positive_int
 from selector.strategies.registry import register
 
@@ -121,10 +121,7 @@ class MarginKMeansStrategy(UncertaintyStrategy):
     def __init__(self, factor: float = 10.0, cold_start: str = DEFAULT_COLD_START, centre_weight: float = 0.0) -> None:
         super().__init__(cold_start=cold_start)
         self.factor = _positive_float("factor", factor, minimum=1.0 - 1e-12)
-        if (isinstance(centre_weight, bool) or not isinstance(centre_weight, (int, float, np.floating, np.integer))
-                or not 0 <= centre_weight <= 1):
-            raise ValueError(f"centre_weight must be a number in [0, 1], got {centre_weight!r}")
-        self.centre_weight = float(centre_weight)
+        self.centre_weight = _number("centre_weight", centre_weight, lambda v: 0 <= v <= 1, "a number in [0, 1]")
 
     def _select(self, context: SelectionContext, budget: int, *, random_state: int | None) -> Selection:
         rng = np.random.default_rng(random_state)
